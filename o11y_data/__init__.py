@@ -1,0 +1,28 @@
+"""The agent network's event data: sync from R2 into a local cache, query with DuckDB.
+
+Library first: the CLI (``python -m o11y_data``) and the Streamlit app are thin layers over these
+functions. This package never imports the UI.
+"""
+
+from .config import Settings, load_settings
+from .db import EventsDB
+from .errors import O11yError, SyncBusy
+from .queries import Filters
+from .sync import SyncReport, sync
+
+__all__ = [
+    "EventsDB",
+    "Filters",
+    "O11yError",
+    "Settings",
+    "SyncBusy",
+    "SyncReport",
+    "load_settings",
+    "open_db",
+    "sync",
+]
+
+
+def open_db(settings: Settings) -> EventsDB:
+    """The read side for the configured source's cache."""
+    return EventsDB(settings.store_dir)

@@ -1,0 +1,186 @@
+"""``python -m o11y_data``: sync, status, summary and demo, each a few lines over the library."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from . import demo, queries
+from .config import Settings, load_settings
+from .db import EventsDB
+from .errors import O11yError
+from .sync import sync
+
+SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    """Download new live files of the table into the local cache and normalize them."""
+    tty = sys.stderr.isatty()
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if tty:
+            print(f"\r{phase}: {done}/{total} files", end="", file=sys.stderr, flush=True)
+
+    report = sync(settings, progress=progress, wait=args.wait)
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr)
+    print(report.one_line())
+    for key, reason in report.bad_files.items():
+        print(f"set aside: {key}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _fmt_time(value: Any) -> str:
+    if value is None:
+        return "never"
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    age = datetime.now(UTC) - value
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC ({_age(age.total_seconds())} ago)"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} {seconds % size // (size // 60 or 1)}" + (
+                "h" if unit == "d" else "m" if unit == "h" else "s"
+            )
+    return f"{seconds}s"
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Show the source, table, snapshot, live files, rows, unparseable rows and freshness."""
+    db = EventsDB(settings.store_dir)
+    try:
+        f = queries.freshness(db)
+    finally:
+        db.close()
+    lines = [
+        ("source", settings.source_label),
+        ("table", f.get("table_prefix") or "(not synced yet)"),
+        ("snapshot", f.get("snapshot_id") or "-"),
+        ("live files", f"{int(f.get('files') or 0):,}"),
+        ("rows", f"{int(f.get('rows') or 0):,}"),
+        ("unparseable rows", f"{int(f.get('unparseable') or 0):,}"),
+        ("unreadable files", f"{int(f.get('bad_files') or 0):,}"),
+        ("newest event", _fmt_time(f.get("newest_ts"))),
+        ("newest landed", _fmt_time(f.get("newest_ingest_ts"))),
+        ("last sync", _fmt_time(f.get("last_sync_at"))),
+        ("cache", str(settings.store_dir)),
+    ]
+    if f.get("last_error"):
+        lines.append(("last error", f["last_error"]))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
+    """The seed's summary: agent, mode, cycles, avg_ms, tools, errors by agent and mode."""
+    try:
+        f = queries.Filters(
+            start=queries.since(args.since) if args.since else None,
+            end=queries.since(args.until) if args.until else None,
+            agents=tuple(args.agent or ()),
+            modes=tuple(args.mode or ()),
+        )
+    except ValueError as exc:
+        raise O11yError("Bad time", str(exc)) from None
+    db = EventsDB(settings.store_dir)
+    try:
+        df = queries.summary(db, f)
+        unparseable = int(queries.freshness(db).get("unparseable") or 0)
+    finally:
+        db.close()
+    rows = [
+        [
+            r.agent,
+            r.mode,
+            int(r.cycles),
+            None if r.avg_ms is None or r.avg_ms != r.avg_ms else int(r.avg_ms),
+            int(r.tools),
+            int(r.errors),
+        ]
+        for r in df.itertuples(index=False)
+    ]
+    if args.format == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(SUMMARY_COLUMNS)
+        w.writerows(["" if v is None else v for v in r] for r in rows)
+        sys.stdout.write(out.getvalue())
+    elif args.format == "json":
+        print(json.dumps([dict(zip(SUMMARY_COLUMNS, r, strict=True)) for r in rows], indent=1))
+    else:
+        table = [SUMMARY_COLUMNS] + [["-" if v is None else str(v) for v in r] for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(SUMMARY_COLUMNS))]
+        for n, row in enumerate(table):
+            print(
+                "  ".join(
+                    c.ljust(w) if i < 2 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
+            if n == 0:
+                print("  ".join("-" * w for w in widths))
+        if not rows:
+            print("No data for these filters.")
+        if unparseable:
+            print(f"({unparseable:,} unparseable rows left out)", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """(Re)build the demo source; with --out, into that folder instead of the cache."""
+    folder = args.out or demo.demo_folder(settings)
+    now = queries.since(args.now) if args.now else None
+    demo.build(folder, now=now, seed=args.seed)
+    print(f"demo table written to {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="python -m o11y_data", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sync", help=cmd_sync.__doc__, description=cmd_sync.__doc__)
+    s.add_argument("--wait", action="store_true", help="wait for a running sync instead of failing")
+    s.set_defaults(func=cmd_sync)
+    s = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("summary", help=cmd_summary.__doc__, description=cmd_summary.__doc__)
+    s.add_argument("--since", help="ISO-8601 time or 15m/1h/7d before now (on ts)")
+    s.add_argument("--until", help="ISO-8601 time or 15m/1h/7d before now (exclusive)")
+    s.add_argument("--agent", action="append", help="only this agent (repeatable)")
+    s.add_argument("--mode", action="append", help="only this mode (repeatable)")
+    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.set_defaults(func=cmd_summary)
+    s = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    s.add_argument("--out", type=Path, help="folder to write the demo table into")
+    s.add_argument("--now", help="pretend it is this time (ISO-8601), for reproducible data")
+    s.add_argument("--seed", type=int, default=7)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.func(settings, args))
+    except O11yError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

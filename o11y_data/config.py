@@ -1,0 +1,204 @@
+"""Configuration from one place: the environment, then ``.streamlit/secrets.toml`` ([r2]).
+
+The environment wins over the secrets file. Secret values are wrapped in :class:`Secret` so that a
+``repr`` of the settings, a log line or an error can never print them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import O11yError
+
+DEFAULT_BUCKET = "agent-blobs"
+
+# Environment name -> short name accepted in the [r2] section of secrets.toml.
+_KEYS = {
+    "O11Y_R2_ENDPOINT": "endpoint",
+    "O11Y_R2_ACCOUNT_ID": "account_id",
+    "O11Y_R2_ACCESS_KEY_ID": "access_key_id",
+    "O11Y_R2_SECRET_ACCESS_KEY": "secret_access_key",
+    "O11Y_BUCKET": "bucket",
+    "O11Y_TABLE_PREFIX": "table_prefix",
+    "O11Y_CATALOG_URI": "catalog_uri",
+    "O11Y_CATALOG_TOKEN": "catalog_token",
+    "O11Y_CATALOG_WAREHOUSE": "catalog_warehouse",
+    "O11Y_SOURCE_DIR": "source_dir",
+    "O11Y_CACHE_DIR": "cache_dir",
+    "O11Y_SYNC_INTERVAL": "sync_interval",
+    "O11Y_DEMO_LIVE": "demo_live",
+}
+
+
+class Secret:
+    """A string that never shows itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the events come from and where the cache lives."""
+
+    endpoint: str | None = None
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    bucket: str = DEFAULT_BUCKET
+    table_prefix: str | None = None
+    catalog_uri: str | None = None
+    catalog_token: Secret | None = None
+    catalog_warehouse: str | None = None
+    source_dir: Path | None = None
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
+    sync_interval_s: float = 60.0
+    demo_live: bool = True
+
+    @property
+    def kind(self) -> str:
+        """``local`` (a folder), ``r2`` (the bucket through the S3 API) or ``demo``."""
+        if self.source_dir is not None:
+            return "local"
+        if self.endpoint:
+            return "r2"
+        return "demo"
+
+    @property
+    def endpoint_host(self) -> str:
+        from urllib.parse import urlparse
+
+        return urlparse(self.endpoint or "").netloc or (self.endpoint or "")
+
+    @property
+    def source_label(self) -> str:
+        """A human name for the source, safe to show anywhere (no credentials)."""
+        if self.kind == "local":
+            return f"local folder {self.source_dir}"
+        if self.kind == "r2":
+            return f"R2 bucket {self.bucket} at {self.endpoint_host}"
+        return "built-in demo data"
+
+    @property
+    def source_id(self) -> str:
+        """A stable name for this source's corner of the cache, so sources never mix."""
+        if self.kind == "demo":
+            return "demo"
+        ident = (
+            str(self.source_dir.resolve())
+            if self.kind == "local" and self.source_dir
+            else f"{self.endpoint}|{self.bucket}"
+        )
+        ident += f"|{self.table_prefix or ''}|{self.catalog_uri or ''}"
+        return f"{self.kind}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.cache_dir / self.source_id
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "o11y-dashboard"
+
+
+def _read_secrets_file(paths: list[Path]) -> dict[str, object]:
+    for path in paths:
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise O11yError(
+                    "Cannot read secrets file", f"{path}: {type(exc).__name__}"
+                ) from None
+            section = data.get("r2", {})
+            return section if isinstance(section, dict) else {}
+    return {}
+
+
+def load_settings(
+    env: dict[str, str] | None = None, *, secrets_paths: list[Path] | None = None
+) -> Settings:
+    """Settings from ``env`` (default: the process environment) over the secrets file."""
+    env = dict(os.environ if env is None else env)
+    if secrets_paths is None:
+        secrets_paths = [Path.cwd() / ".streamlit" / "secrets.toml"]
+    secrets = _read_secrets_file(secrets_paths)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None or value == "":
+            short = _KEYS[name]
+            raw = secrets.get(short, secrets.get(name, secrets.get(name.lower())))
+            value = None if raw is None else str(raw)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    endpoint = get("O11Y_R2_ENDPOINT")
+    account = get("O11Y_R2_ACCOUNT_ID")
+    if not endpoint and account:
+        endpoint = f"https://{account}.r2.cloudflarestorage.com"
+    key_id, secret = get("O11Y_R2_ACCESS_KEY_ID"), get("O11Y_R2_SECRET_ACCESS_KEY")
+    if endpoint and not (key_id and secret):
+        raise O11yError(
+            "R2 credentials missing",
+            "set O11Y_R2_ACCESS_KEY_ID and O11Y_R2_SECRET_ACCESS_KEY (or [r2] in secrets.toml)",
+        )
+    interval = get("O11Y_SYNC_INTERVAL")
+    try:
+        sync_interval = float(interval) if interval else 60.0
+    except ValueError:
+        raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from None
+    prefix = get("O11Y_TABLE_PREFIX")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    source_dir = get("O11Y_SOURCE_DIR")
+    cache_dir = get("O11Y_CACHE_DIR")
+    token = get("O11Y_CATALOG_TOKEN")
+    return Settings(
+        endpoint=endpoint,
+        access_key_id=Secret(key_id) if key_id else None,
+        secret_access_key=Secret(secret) if secret else None,
+        bucket=get("O11Y_BUCKET") or DEFAULT_BUCKET,
+        table_prefix=prefix,
+        catalog_uri=get("O11Y_CATALOG_URI"),
+        catalog_token=Secret(token) if token else None,
+        catalog_warehouse=get("O11Y_CATALOG_WAREHOUSE"),
+        source_dir=Path(source_dir).expanduser() if source_dir else None,
+        cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
+        sync_interval_s=max(5.0, sync_interval),
+        demo_live=(get("O11Y_DEMO_LIVE") or "1") not in {"0", "false", "no"},
+    )
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret in the settings, for scanners that prove none leaks."""
+    return [
+        s.get()
+        for s in (settings.access_key_id, settings.secret_access_key, settings.catalog_token)
+        if s
+    ]

@@ -1,0 +1,267 @@
+"""The built-in demo: a realistic event table in the pipeline's own layout, read like the real one.
+
+``build`` writes an Iceberg table under ``<folder>/__r2_data_catalog/<catalog>/<table>/``
+with two days of a dozen agents: a mode mix, long-tailed durations, ingest lag, an error burst,
+one agent that went silent an hour ago, the awkward rows EVENTS.md lists, a compaction (old files
+left in ``data/``) and an orphan file. ``advance`` appends what happened since, so the default
+dashboard looks live.
+Everything is drawn from a seeded generator: the same ``now`` and seed give the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from .config import Settings
+from .iceberg_write import TableWriter, folder_put, parquet_bytes, unstructured_table
+from .source import LocalSource, _atomic_write_stream
+
+CATALOG_ID = "7f3c2a90d1e84b6f9a1c5e2d8b4f0a61"
+TABLE_ID = "0199a3e4-5b7c-7d21-9e4f-agentevents01"
+TABLE_PREFIX = f"__r2_data_catalog/{CATALOG_ID}/{TABLE_ID}/"
+BUCKET = "agent-blobs"
+STATE_FILE = ".demo-state.json"
+HISTORY = timedelta(hours=48)
+COMMIT_EVERY = timedelta(minutes=30)
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    did: str
+    cycle_s: float  # mean seconds between cycles
+    mix: tuple[float, float, float]  # think, reflection, housekeeping
+    error_rate: float
+    speed: float  # duration multiplier
+
+
+def agents(seed: int = 7) -> list[AgentProfile]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(12):
+        did = "did:cf:" + "".join(rng.choice(_ALPHABET) for _ in range(24))
+        think = rng.uniform(0.55, 0.8)
+        refl = rng.uniform(0.1, 1 - think - 0.05)
+        out.append(
+            AgentProfile(
+                did=did,
+                cycle_s=rng.uniform(70, 160),
+                mix=(think, refl, 1 - think - refl),
+                error_rate=0.12 if i == 4 else rng.uniform(0.005, 0.03),
+                speed=rng.uniform(0.7, 1.5),
+            )
+        )
+    return out
+
+
+SILENT_AGENT = 7  # index of the agent that stops an hour before the build time
+NEW_AGENT = 11  # index of the agent that joined six hours before the build time
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _cycles(
+    profile: AgentProfile, index: int, start: datetime, end: datetime, built: datetime, seed: int
+) -> list[tuple[datetime, datetime, str]]:
+    """(ts, ingest_ts, value) for one agent's cycles in [start, end)."""
+    rng = random.Random(f"{seed}:{index}:{int(start.timestamp())}")
+    rows = []
+    t = start + timedelta(seconds=rng.uniform(0, profile.cycle_s))
+    burst = (built - timedelta(hours=3), built - timedelta(hours=2, minutes=35))
+    while t < end:
+        gap = rng.expovariate(1 / profile.cycle_s) * 0.5 + profile.cycle_s * 0.5
+        if index == SILENT_AGENT and t >= built - timedelta(hours=1):
+            break
+        if index == NEW_AGENT and t < built - timedelta(hours=6):
+            t += timedelta(seconds=gap)
+            continue
+        mode = rng.choices(("think", "reflection", "housekeeping"), weights=profile.mix)[0]
+        median = {"think": 22000, "reflection": 48000, "housekeeping": 6000}[mode] * profile.speed
+        duration = int(median * math.exp(rng.gauss(0, 0.55)))
+        if rng.random() < 0.02:
+            duration *= rng.randint(3, 8)  # the long tail: a slow model call, a retry storm
+        tools = max(0, int(rng.gauss({"think": 4, "reflection": 1, "housekeeping": 2}[mode], 1.5)))
+        rate = profile.error_rate
+        if burst[0] <= t < burst[1] and index in (1, 2, 4, 9):
+            rate = 0.65
+        errors = 0
+        if rng.random() < rate:
+            errors = 1 + int(rng.expovariate(0.8))
+        lag = 2 + rng.lognormvariate(1.0, 0.8)
+        if rng.random() < 0.01:
+            lag += rng.uniform(60, 240)  # a slow batch
+        event = {
+            "event_type": "agent.cycle",
+            "agent": profile.did,
+            "mode": mode,
+            "durationMs": duration,
+            "toolCalls": tools,
+            "errors": errors,
+            "_ts": _iso(t),
+        }
+        rows.append((t, t + timedelta(seconds=lag), json.dumps(event, separators=(",", ":"))))
+        if rng.random() < 0.03:
+            other = {
+                "event_type": rng.choice(["agent.wake", "agent.memory.compact", "agent.message"]),
+                "agent": profile.did,
+                "_ts": _iso(t + timedelta(seconds=1)),
+                "detail": {"note": "demo"},
+            }
+            rows.append(
+                (t + timedelta(seconds=1), t + timedelta(seconds=lag + 1), json.dumps(other))
+            )
+        t += timedelta(seconds=gap)
+    return rows
+
+
+def awkward_rows(built: datetime, ids: list[str]) -> list[tuple[datetime, datetime, str]]:
+    """One of each row EVENTS.md says to handle, two hours before the build time."""
+    t = built - timedelta(hours=2)
+    base = {"event_type": "agent.cycle", "agent": ids[0], "mode": "think", "_ts": _iso(t)}
+
+    def ev(**changes: object) -> str:
+        d = {**base, "durationMs": 1000, "toolCalls": 1, "errors": 0, **changes}
+        return json.dumps({k: v for k, v in d.items() if v is not _DROP})
+
+    values = [
+        ev(durationMs="25000"),  # numeric string
+        ev(durationMs=25000.0),  # float
+        ev(toolCalls="n/a"),  # not a number -> NULL
+        ev(errors=None),  # null -> NULL
+        ev(errors=True),  # boolean -> NULL
+        ev(durationMs={"ms": 5}),  # object -> NULL
+        ev(_ts=_DROP),  # missing _ts -> __ingest_ts
+        ev(_ts="yesterday"),  # unparseable _ts -> __ingest_ts
+        ev(agent=_DROP),  # missing agent -> unknown
+        ev(mode=""),  # empty mode -> unknown
+        ev(extra={"nested": [1, 2]}, model="demo-1"),  # extra fields kept in raw
+        '{"event_type": "agent.cycle", "agent": "did:cf:trunc',  # truncated JSON
+        "[1, 2, 3]",  # an array
+        "42",  # a scalar
+        "",  # empty
+    ]
+    return [(t, t + timedelta(seconds=5 + i), v) for i, v in enumerate(values)]
+
+
+_DROP = object()
+
+
+def _rows_between(start: datetime, end: datetime, built: datetime, seed: int):
+    rows = []
+    for i, p in enumerate(agents(seed)):
+        rows += _cycles(p, i, start, end, built, seed)
+    return rows
+
+
+def _write_files(writer: TableWriter, rows, seed: int, start: datetime) -> list:
+    """Roll rows into files every 60-300 s of ingest time, as the pipeline does."""
+    rng = random.Random(f"{seed}:roll:{int(start.timestamp())}")
+    rows = sorted(rows, key=lambda r: r[1])
+    written, batch = [], []
+    roll_at = None
+    for r in rows:
+        if roll_at is None:
+            roll_at = r[1] + timedelta(seconds=rng.uniform(60, 300))
+        if r[1] >= roll_at and batch:
+            written.append(writer.write_data(unstructured_table([(b[1], b[2]) for b in batch])))
+            batch, roll_at = [], r[1] + timedelta(seconds=rng.uniform(60, 300))
+        batch.append(r)
+    if batch:
+        written.append(writer.write_data(unstructured_table([(b[1], b[2]) for b in batch])))
+    return written
+
+
+def build(folder: Path, *, now: datetime | None = None, seed: int = 7) -> TableWriter:
+    """Write the demo table into ``folder`` (replacing any earlier one)."""
+    import shutil
+
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    put = folder_put(folder)
+    writer = TableWriter(
+        put=put, bucket=BUCKET, table_prefix=TABLE_PREFIX, clock=lambda: now.timestamp()
+    )
+    ids = [p.did for p in agents(seed)]
+    start = now - HISTORY
+    t = start
+    while t < now:
+        end = min(t + COMMIT_EVERY, now)
+        rows = _rows_between(t, end, now, seed)
+        if t <= now - timedelta(hours=2) < end:
+            rows += awkward_rows(now, ids)
+        writer.commit(_write_files(writer, rows, seed, t))
+        t = end
+    # Table maintenance: the first six hours compacted into one file; the old files stay in data/.
+    first = [m for m in writer.manifests[:12]]
+    old_keys = [e[1] for m in first for e in m.entries if e[0] != 2]
+    import pyarrow.parquet as pq
+
+    merged = pq.ParquetDataset([str(folder / k) for k in old_keys]).read()
+    writer.compact(old_keys, merged.sort_by("__ingest_ts"))
+    # An orphan of a failed write: a data file no snapshot names.
+    orphan = _rows_between(now - timedelta(minutes=20), now - timedelta(minutes=15), now, seed + 1)
+    put(
+        writer.data_key(now.strftime("%Y-%m-%d"), "orphan-failed-write"),
+        parquet_bytes(unstructured_table([(r[1], r[2]) for r in orphan])),
+    )
+    _save_state(folder, writer, now, now, seed)
+    return writer
+
+
+def _save_state(folder: Path, writer: TableWriter, built: datetime, until: datetime, seed: int):
+    state = {
+        "built": built.isoformat(),
+        "until": until.isoformat(),
+        "seed": seed,
+        "writer": writer.state(),
+    }
+    _atomic_write_stream(folder / STATE_FILE, iter([json.dumps(state).encode()]))
+
+
+def advance(
+    folder: Path, *, now: datetime | None = None, min_step: timedelta = timedelta(seconds=30)
+) -> int:
+    """Append the events between the last advance and ``now`` as one commit; returns rows added."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    state = json.loads((folder / STATE_FILE).read_text())
+    until = datetime.fromisoformat(state["until"])
+    if now - until < min_step:
+        return 0
+    built = datetime.fromisoformat(state["built"])
+    seed = int(state["seed"])
+    writer = TableWriter.from_state(folder_put(folder), BUCKET, TABLE_PREFIX, state["writer"])
+    writer.clock = lambda: now.timestamp()
+    if now - until > HISTORY:  # long unused: start a fresh history rather than replay days
+        build(folder, now=now, seed=seed)
+        return -1
+    # Events whose ingest time falls after the last commit but whose ts came before it are late
+    # arrivals; keeping only ts in [until, now) keeps the demo free of duplicates.
+    rows = _rows_between(until, now, built, seed)
+    if rows:
+        writer.commit(_write_files(writer, rows, seed, until))
+    _save_state(folder, writer, built, now, seed)
+    return len(rows)
+
+
+def demo_folder(settings: Settings) -> Path:
+    return settings.cache_dir / "demo-source"
+
+
+def demo_source(settings: Settings, *, now: datetime | None = None) -> LocalSource:
+    """The demo table as a source: built on first use, advanced to now when live."""
+    folder = demo_folder(settings)
+    if not (folder / STATE_FILE).is_file():
+        build(folder, now=now)
+    elif settings.demo_live:
+        advance(folder, now=now)
+    return LocalSource(folder, bucket=BUCKET)

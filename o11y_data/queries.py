@@ -1,0 +1,421 @@
+"""One function per question the screens ask, all taking the same :class:`Filters`.
+
+Every value is bound with ``?``; nothing the user typed is formatted into SQL. Definitions follow
+EVENTS.md: cycle metrics count ``agent.cycle`` events only; ``avg_ms`` is the mean of non-null
+durations rounded to an integer; percentiles interpolate (``quantile_cont``); error rate is cycles
+with ``errors > 0`` over cycles; NULLs add nothing to sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from .db import EventsDB
+
+MODES = ("think", "reflection", "housekeeping")
+
+# Bucket widths the time axes may use, in seconds.
+_BUCKETS = [
+    1,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+    172800,
+    604800,
+]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filters every screen shares: ``start`` inclusive, ``end`` exclusive, both on ``ts``."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    agents: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    errors_only: bool = False
+
+    def previous(self) -> Filters | None:
+        """The period of the same length just before this one (for deltas)."""
+        if self.start is None or self.end is None:
+            return None
+        span = self.end - self.start
+        return Filters(
+            self.start - span,
+            self.start,
+            self.agents,
+            self.modes,
+            self.event_types,
+            self.errors_only,
+        )
+
+
+def where(f: Filters, *, cycles: bool = True) -> tuple[str, list[Any]]:
+    """A WHERE clause and its parameters for ``f``; event types apply outside cycle metrics."""
+    parts, params = ["true"], []
+    if f.start is not None:
+        parts.append("ts >= ?")
+        params.append(f.start)
+    if f.end is not None:
+        parts.append("ts < ?")
+        params.append(f.end)
+    if f.agents:
+        parts.append("list_contains(?::VARCHAR[], agent)")
+        params.append(list(f.agents))
+    if f.modes:
+        parts.append("list_contains(?::VARCHAR[], mode)")
+        params.append(list(f.modes))
+    if f.event_types and not cycles:
+        parts.append("list_contains(?::VARCHAR[], event_type)")
+        params.append(list(f.event_types))
+    if f.errors_only:
+        parts.append("errors > 0")
+    return " AND ".join(parts), params
+
+
+def pick_bucket(start: datetime, end: datetime, *, points: int = 200) -> int:
+    """A round bucket width (seconds) giving roughly 100-300 points over the range."""
+    span = max((end - start).total_seconds(), 1.0)
+    for b in _BUCKETS:
+        if span / b <= points * 1.5:
+            return b
+    return _BUCKETS[-1]
+
+
+def _bucket_for(db: EventsDB, f: Filters, bucket_s: int | None) -> int:
+    if bucket_s:
+        return int(bucket_s)
+    start, end = f.start, f.end
+    if start is None or end is None:
+        lo, hi = time_range(db, f)
+        start, end = start or lo, end or hi
+    if start is None or end is None:
+        return 60
+    return pick_bucket(start, end)
+
+
+def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | None]:
+    w, p = where(f)
+    df = db.query(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)
+    lo, hi = df.iloc[0]["lo"], df.iloc[0]["hi"]
+    return (
+        None if pd.isna(lo) else lo.to_pydatetime(),
+        None if pd.isna(hi) else hi.to_pydatetime(),
+    )
+
+
+# -- the seed's summary ----------------------------------------------------------------------
+
+
+def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
+    w, p = where(f)
+    return db.query(
+        f"""
+        SELECT agent, mode, count(*) AS cycles,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
+               CAST(coalesce(sum(tool_calls), 0) AS BIGINT) AS tools,
+               CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors
+        FROM cycles WHERE {w}
+        GROUP BY agent, mode
+        ORDER BY agent, cycles DESC, mode
+        """,
+        p,
+    )
+
+
+def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
+    """The overview tiles: agents active, cycles, error rate, p95 duration, tool calls, errors."""
+    w, p = where(f)
+    df = db.query(
+        f"""
+        SELECT count(DISTINCT agent) AS agents, count(*) AS cycles,
+               count(*) FILTER (WHERE errors > 0) / nullif(count(*), 0) AS error_rate,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               coalesce(sum(tool_calls), 0) AS tools,
+               coalesce(sum(errors), 0) AS errors
+        FROM cycles WHERE {w}
+        """,
+        p,
+    )
+    row = df.iloc[0].to_dict()
+    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+
+
+# -- over time -------------------------------------------------------------------------------
+
+
+def _by_expr(by: str | None) -> str:
+    if by is None:
+        return "'all'"
+    if by not in {"agent", "mode"}:
+        raise ValueError(f"by must be agent, mode or None, not {by!r}")
+    return by
+
+
+def cycles_over_time(
+    db: EventsDB, f: Filters = Filters(), *, by: str | None = "agent", bucket_s: int | None = None
+) -> pd.DataFrame:
+    """bucket, key, cycles, error_cycles, errors, avg_ms per time bucket and agent/mode."""
+    b = _bucket_for(db, f, bucket_s)
+    w, p = where(f)
+    return db.query(
+        f"""
+        SELECT time_bucket(to_seconds(?::BIGINT), ts) AS bucket, {_by_expr(by)} AS key,
+               count(*) AS cycles,
+               count(*) FILTER (WHERE errors > 0) AS error_cycles,
+               coalesce(sum(errors), 0) AS errors,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms
+        FROM cycles WHERE {w}
+        GROUP BY ALL ORDER BY bucket, key
+        """,
+        [b, *p],
+    )
+
+
+def error_rate_over_time(
+    db: EventsDB, f: Filters = Filters(), *, by: str | None = None, bucket_s: int | None = None
+) -> pd.DataFrame:
+    """bucket, key, cycles, error_cycles, errors, error_rate, errors_per_cycle."""
+    df = cycles_over_time(db, f, by=by, bucket_s=bucket_s)
+    df["error_rate"] = df["error_cycles"] / df["cycles"]
+    df["errors_per_cycle"] = df["errors"] / df["cycles"]
+    return df
+
+
+def ingest_lag_over_time(
+    db: EventsDB, f: Filters = Filters(), *, bucket_s: int | None = None
+) -> pd.DataFrame:
+    """bucket, events, lag_p50_s, lag_p95_s: ingest lag (``ingest_ts - ts``) per bucket."""
+    b = _bucket_for(db, f, bucket_s)
+    w, p = where(f, cycles=False)
+    return db.query(
+        f"""
+        SELECT time_bucket(to_seconds(?::BIGINT), ts) AS bucket, count(*) AS events,
+               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.5) AS lag_p50_s,
+               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.95) AS lag_p95_s
+        FROM events WHERE {w} AND ingest_ts IS NOT NULL
+        GROUP BY ALL ORDER BY bucket
+        """,
+        [b, *p],
+    )
+
+
+def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """hour, events: all event types landed per hour of ``ts``."""
+    w, p = where(f, cycles=False)
+    return db.query(
+        f"SELECT date_trunc('hour', ts) AS hour, count(*) AS events FROM events WHERE {w} "
+        "GROUP BY ALL ORDER BY hour",
+        p,
+    )
+
+
+# -- breakdowns ------------------------------------------------------------------------------
+
+
+def mode_breakdown(db: EventsDB, f: Filters = Filters(), *, by_agent: bool = False) -> pd.DataFrame:
+    """[agent,] mode, cycles, share, avg_ms, p50_ms, p95_ms, tools, avg_tools, error_rate."""
+    w, p = where(f)
+    group = "agent, mode" if by_agent else "mode"
+    part = "PARTITION BY agent" if by_agent else ""
+    return db.query(
+        f"""
+        SELECT {group}, count(*) AS cycles,
+               count(*) / sum(count(*)) OVER ({part}) AS share,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               coalesce(sum(tool_calls), 0) AS tools,
+               avg(tool_calls) AS avg_tools,
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate
+        FROM cycles WHERE {w}
+        GROUP BY {group} ORDER BY {group}
+        """,
+        p,
+    )
+
+
+def duration_percentiles(
+    db: EventsDB, f: Filters = Filters(), *, by: str | None = None
+) -> pd.DataFrame:
+    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``."""
+    w, p = where(f)
+    return db.query(
+        f"""
+        SELECT {_by_expr(by)} AS key, count(duration_ms) AS cycles,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms
+        FROM cycles WHERE {w}
+        GROUP BY ALL ORDER BY key
+        """,
+        p,
+    )
+
+
+def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """Per agent: cycles, error_rate, p50/p95, avg tool calls, mode mix, last seen."""
+    w, p = where(f)
+    shares = ", ".join(
+        f"count(*) FILTER (WHERE mode = '{m}') / count(*) AS {m}_share" for m in MODES
+    )
+    return db.query(
+        f"""
+        SELECT agent, count(*) AS cycles,
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate,
+               coalesce(sum(errors), 0) AS errors,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               avg(tool_calls) AS avg_tools, {shares},
+               max(ts) AS last_seen
+        FROM cycles WHERE {w}
+        GROUP BY agent ORDER BY cycles DESC, agent
+        """,
+        p,
+    )
+
+
+def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``)."""
+    w, p = where(Filters(end=f.end, agents=f.agents, modes=f.modes))
+    return db.query(
+        f"""
+        SELECT agent, max(ts) AS last_ts, arg_max(mode, ts) AS last_mode, count(*) AS cycles
+        FROM cycles WHERE {w} GROUP BY agent ORDER BY last_ts DESC, agent
+        """,
+        p,
+    )
+
+
+def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:
+    """agent, cycles, error_cycles, errors, error_rate — most errors first."""
+    w, p = where(f)
+    return db.query(
+        f"""
+        SELECT agent, count(*) AS cycles, count(*) FILTER (WHERE errors > 0) AS error_cycles,
+               coalesce(sum(errors), 0) AS errors,
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate
+        FROM cycles WHERE {w} GROUP BY agent
+        HAVING count(*) FILTER (WHERE errors > 0) > 0
+        ORDER BY errors DESC, error_rate DESC, agent LIMIT ?
+        """,
+        [*p, int(limit)],
+    )
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
+    """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
+    w, p = where(f)
+    return db.query(
+        f"SELECT ts, agent, mode, duration_ms, tool_calls, errors FROM cycles WHERE {w} "
+        "ORDER BY ts DESC LIMIT ?",
+        [*p, int(limit)],
+    )
+
+
+def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> pd.DataFrame:
+    """The most recent cycles with errors, each with its raw event."""
+    w, p = where(f)
+    return db.query(
+        f"SELECT ts, agent, mode, errors, duration_ms, tool_calls, raw FROM cycles "
+        f"WHERE {w} AND errors > 0 ORDER BY ts DESC LIMIT ?",
+        [*p, int(limit)],
+    )
+
+
+def events_table(
+    db: EventsDB, f: Filters = Filters(), *, search: str = "", limit: int = 5000
+) -> pd.DataFrame:
+    """The explorer: filtered events of every type, newest first, with a text search."""
+    w, p = where(f, cycles=False)
+    if search:
+        w += " AND (contains(lower(agent), lower(?)) OR contains(lower(raw), lower(?)))"
+        p += [search, search]
+    return db.query(
+        f"SELECT ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw "
+        f"FROM events WHERE {w} ORDER BY ts DESC LIMIT ?",
+        [*p, int(limit)],
+    )
+
+
+def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> int:
+    w, p = where(f, cycles=False)
+    if search:
+        w += " AND (contains(lower(agent), lower(?)) OR contains(lower(raw), lower(?)))"
+        p += [search, search]
+    return int(db.query(f"SELECT count(*) AS n FROM events WHERE {w}", p).iloc[0]["n"])
+
+
+def event_type_counts(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """event_type, events: every type, cycles included, counted on its own."""
+    w, p = where(f, cycles=False)
+    return db.query(
+        f"SELECT event_type, count(*) AS events FROM events WHERE {w} "
+        "GROUP BY ALL ORDER BY events DESC, event_type",
+        p,
+    )
+
+
+def choices(db: EventsDB) -> dict[str, list[str]]:
+    """Distinct agents, modes and event types, for filter widgets."""
+    out = {}
+    for col in ("agent", "mode", "event_type"):
+        df = db.query(f"SELECT DISTINCT {col} AS v FROM events WHERE {col} IS NOT NULL ORDER BY v")
+        out[col] = [str(v) for v in df["v"]]
+    return out
+
+
+def freshness(db: EventsDB) -> dict[str, Any]:
+    """Newest event and landing time, store counts, and the last sync attempt."""
+    row = db.query("SELECT * FROM freshness").iloc[0].to_dict()
+    out = {
+        k: (None if (not isinstance(v, list | dict) and pd.isna(v)) else v) for k, v in row.items()
+    }
+    status = db.status()
+    out["last_sync_at"] = _ts(status.get("last_success_at"))
+    out["last_attempt_at"] = _ts(status.get("finished_at"))
+    out["last_error"] = status.get("last_error")
+    out["syncing"] = bool(status.get("running")) and db.store.is_syncing()
+    out["progress"] = status.get("progress")
+    return out
+
+
+def _ts(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(float(value), UTC) if value else None
+
+
+def since(spec: str, *, now: datetime | None = None) -> datetime:
+    """``"1h"``, ``"7d"``, ``"30m"`` before now, or an ISO-8601 time (UTC unless it says)."""
+    now = now or datetime.now(UTC)
+    spec = spec.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if spec and spec[-1] in units and spec[:-1].isdigit():
+        return now - timedelta(seconds=int(spec[:-1]) * units[spec[-1]])
+    try:
+        t = datetime.fromisoformat(spec.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time: {spec!r} (use ISO-8601 or 15m, 1h, 7d)") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -1,0 +1,193 @@
+"""The local store: downloaded source files, normalized segments and the published generation.
+
+Layout under ``<cache>/<source-id>/``::
+
+    raw/<key>                 the table's live Parquet files, as downloaded (atomic renames)
+    meta/                     immutable Iceberg manifests, cached by path
+    segments/seg-*.parquet    normalized events (see normalize.py), a few large files
+    gen-NNNNNNNN.json         a generation: which segments, which source files, counts
+    CURRENT                   the published generation's number (written last, atomically)
+    status.json               the last sync attempt: running, progress, error, times
+    sync.lock                 one sync at a time across processes (flock)
+
+Readers only follow CURRENT, so a sync that dies at any point leaves the last good generation in
+place and the next sync picks up the downloads it had finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import O11yError, SyncBusy
+from .source import _atomic_write_stream
+
+KEEP_GENERATIONS = 3
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write_stream(path, iter([json.dumps(data, separators=(",", ":")).encode()]))
+
+
+@dataclass
+class Generation:
+    """One published state of the store."""
+
+    number: int = 0
+    published_at: float = 0.0
+    source_label: str = ""
+    table_prefix: str | None = None
+    mode: str = "iceberg"  # or "files": a folder without metadata, every Parquet file live
+    metadata_key: str | None = None
+    metadata_version: int | None = None
+    snapshot_id: int | None = None
+    segments: list[dict[str, Any]] = field(default_factory=list)  # name, rows, files
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> size, rows, bad_rows
+    bad_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> size, etag, reason
+
+    @property
+    def rows(self) -> int:
+        return sum(int(f.get("rows", 0)) for f in self.files.values())
+
+    @property
+    def unparseable(self) -> int:
+        return sum(int(f.get("bad_rows", 0)) for f in self.files.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Generation:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Store:
+    """Paths, generations, the sync lock and the status file of one source's cache."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.raw = self.root / "raw"
+        self.meta = self.root / "meta"
+        self.segments = self.root / "segments"
+
+    def ensure(self) -> None:
+        for d in (self.raw, self.meta, self.segments):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # -- generations ------------------------------------------------------------------------
+    def current_number(self) -> int:
+        try:
+            return int((self.root / "CURRENT").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError):
+            return 0
+
+    def gen_path(self, number: int) -> Path:
+        return self.root / f"gen-{number:08d}.json"
+
+    def load(self) -> Generation:
+        """The published generation (an empty one before the first sync)."""
+        number = self.current_number()
+        if not number:
+            return Generation()
+        try:
+            return Generation.from_json(json.loads(self.gen_path(number).read_text()))
+        except (OSError, ValueError) as exc:
+            raise O11yError("Cache is damaged", f"{self.gen_path(number).name}: {exc}") from None
+
+    def publish(self, gen: Generation) -> None:
+        """Write the generation, then point CURRENT at it: readers see all of it or none."""
+        gen.number = self.current_number() + 1
+        gen.published_at = time.time()
+        _write_json(self.gen_path(gen.number), gen.to_json())
+        _atomic_write_stream(self.root / "CURRENT", iter([str(gen.number).encode()]))
+        self.collect_garbage()
+
+    def collect_garbage(self) -> None:
+        """Drop what no recent generation uses: old generation files, segments, temp files."""
+        current = self.current_number()
+        keep_gens = set(range(max(1, current - KEEP_GENERATIONS + 1), current + 1))
+        used: set[str] = set()
+        for n in keep_gens:
+            try:
+                data = json.loads(self.gen_path(n).read_text())
+            except (OSError, ValueError):
+                continue
+            used |= {s["name"] for s in data.get("segments", [])}
+        for path in self.root.glob("gen-*.json"):
+            try:
+                n = int(path.stem.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if n not in keep_gens:
+                path.unlink(missing_ok=True)
+        if self.segments.is_dir():
+            for path in self.segments.iterdir():
+                if path.name not in used:
+                    path.unlink(missing_ok=True)
+
+    def sweep_partials(self) -> None:
+        """Remove temp files a killed process left behind (only under the sync lock)."""
+        for base in (self.raw, self.meta, self.segments, self.root):
+            if base.is_dir():
+                for path in base.rglob(".part-*.tmp"):
+                    path.unlink(missing_ok=True)
+
+    # -- sync lock and status ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, *, wait: bool = False, timeout: float = 600.0) -> Iterator[None]:
+        """Hold the cross-process sync lock; ``SyncBusy`` if another holds it and not ``wait``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not wait or time.monotonic() > deadline:
+                        raise SyncBusy(
+                            "A sync is already running", "another process holds the lock"
+                        ) from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.root / "status.json").read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def write_status(self, **changes: Any) -> dict[str, Any]:
+        status = self.read_status()
+        status.update(changes)
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(self.root / "status.json", status)
+        return status
+
+    def is_syncing(self) -> bool:
+        """True while some process holds the sync lock."""
+        path = self.root / "sync.lock"
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)

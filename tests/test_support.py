@@ -1,0 +1,143 @@
+"""Self-tests for the fixtures in tests/support/."""
+
+from __future__ import annotations
+
+import io
+import os
+import textwrap
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+from boto3.s3.transfer import TransferConfig
+from playwright.sync_api import Page
+
+from tests.support.app_server import running_streamlit, start_streamlit, stop_streamlit
+from tests.support.proxy import FaultProxy
+from tests.support.s3server import s3_client
+
+# botocore: `max_attempts` counts retries, `total_max_attempts` counts all attempts.
+NO_RETRIES = {"retries": {"total_max_attempts": 1, "mode": "standard"}}
+
+
+def test_moto_server_answers_over_http(moto_endpoint: str, s3_admin: Any, bucket: str) -> None:
+    assert moto_endpoint.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(moto_endpoint + "/", timeout=5) as resp:
+        assert resp.status == 200
+    names = [b["Name"] for b in s3_admin.list_buckets()["Buckets"]]
+    assert bucket in names
+    s3_admin.put_object(Bucket=bucket, Key="a/b.json", Body=b'{"x": 1}')
+    assert s3_admin.get_object(Bucket=bucket, Key="a/b.json")["Body"].read() == b'{"x": 1}'
+
+
+def test_proxy_forwards_and_records(proxy: FaultProxy, bucket: str) -> None:
+    client = s3_client(proxy.endpoint, **NO_RETRIES)
+    client.put_object(Bucket=bucket, Key="k1", Body=b"hello")
+    assert client.head_object(Bucket=bucket, Key="k1")["ContentLength"] == 5
+    assert client.get_object(Bucket=bucket, Key="k1")["Body"].read() == b"hello"
+    listed = client.list_objects_v2(Bucket=bucket)
+    assert [o["Key"] for o in listed["Contents"]] == ["k1"]
+
+    methods = [m for m, _ in proxy.requests]
+    assert methods == ["PUT", "HEAD", "GET", "GET"]
+    assert proxy.requests[0][1] == f"/{bucket}/k1"
+    assert proxy.requests[3][1].startswith(f"/{bucket}?list-type=2")
+    assert proxy.count("GET", f"/{bucket}/k1") == 1
+
+
+def test_proxy_streams_large_multipart_objects(proxy: FaultProxy, bucket: str) -> None:
+    client = s3_client(proxy.endpoint)
+    data = os.urandom(11 * 1024 * 1024)
+    config = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    client.upload_fileobj(io.BytesIO(data), bucket, "big.bin", Config=config)
+    out = io.BytesIO()
+    client.download_fileobj(bucket, "big.bin", out, Config=config)
+    assert out.getvalue() == data
+    ranged = client.get_object(Bucket=bucket, Key="big.bin", Range="bytes=10-19")
+    assert ranged["Body"].read() == data[10:20]
+    methods = {m for m, _ in proxy.requests}
+    assert methods == {"POST", "PUT", "HEAD", "GET"}  # create/complete multipart are POSTs
+
+
+def test_proxy_injects_errors(proxy: FaultProxy, bucket: str) -> None:
+    client = s3_client(proxy.endpoint, **NO_RETRIES)
+    proxy.fail_next(1)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        client.list_objects_v2(Bucket=bucket)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert info.value.response["Error"]["Code"] == "SlowDown"
+    # Only the next request failed; the following one is forwarded again.
+    assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+    proxy.fail_next(1, status=500, code="InternalError")
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        client.head_object(Bucket=bucket, Key="missing")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert len(proxy.requests) == 3
+
+
+def test_proxy_retries_are_visible(proxy: FaultProxy, bucket: str) -> None:
+    client = s3_client(proxy.endpoint, retries={"max_attempts": 3, "mode": "standard"})
+    proxy.fail_next(2)
+    assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    assert len(proxy.requests) == 3
+
+
+def test_proxy_down_and_delay(proxy: FaultProxy, bucket: str) -> None:
+    client = s3_client(proxy.endpoint, connect_timeout=2, read_timeout=0.5, **NO_RETRIES)
+    proxy.set_down(True)
+    with pytest.raises(botocore.exceptions.ConnectionClosedError):
+        client.list_objects_v2(Bucket=bucket)
+    proxy.set_down(False)
+    assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+    proxy.set_delay(1.5)
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        client.list_objects_v2(Bucket=bucket)
+
+    proxy.reset()
+    assert proxy.requests == []
+    assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_browser_reads_data_url(page: Page) -> None:
+    page.goto("data:text/html,<html><body><h1 id='t'>Hello o11y</h1></body></html>")
+    assert page.inner_text("#t") == "Hello o11y"
+    assert page.viewport_size == {"width": 1600, "height": 1000}
+
+
+@pytest.mark.slow
+def test_streamlit_launcher(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            import os
+            import streamlit as st
+
+            st.write("value:", os.environ["SUPPORT_TEST_VALUE"])
+            """
+        )
+    )
+    url, proc = start_streamlit(app, {"SUPPORT_TEST_VALUE": "42"})
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=5) as resp:
+            assert resp.read() == b"ok"
+    finally:
+        stop_streamlit(proc)
+    assert proc.poll() is not None
+
+    broken = tmp_path / "missing.py"
+    with pytest.raises(FileNotFoundError):
+        start_streamlit(broken, {})
+
+
+@pytest.mark.slow
+def test_streamlit_page_in_browser(tmp_path: Path, page: Page) -> None:
+    app = tmp_path / "app.py"
+    app.write_text('import os\nimport streamlit as st\nst.title(os.environ["GREETING"])\n')
+    with running_streamlit(app, {"GREETING": "Hello from streamlit"}) as url:
+        page.goto(url)
+        page.get_by_text("Hello from streamlit").wait_for(timeout=30_000)

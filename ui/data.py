@@ -1,0 +1,84 @@
+"""The app's handles on the data layer: one settings object, one DB, one background syncer.
+
+``cache_resource`` makes each of these one per server process, shared by every session; queries go
+through ``cached`` so results are cached per (function, arguments, store generation) and a new sync
+invalidates them at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from o11y_data import EventsDB, O11yError, Settings, load_settings
+from o11y_data import queries as q
+from o11y_data.background import BackgroundSyncer
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    secrets: dict[str, Any] = {}
+    try:  # Streamlit's secrets (section [r2]) under the environment, via one loader
+        if "r2" in st.secrets:
+            secrets = {k: str(v) for k, v in st.secrets["r2"].items()}
+    except Exception:  # no secrets file: fine
+        secrets = {}
+    env = dict(os.environ)
+    for k, v in secrets.items():
+        name = k if k.upper().startswith("O11Y_") else None
+        if name and not env.get(name.upper()):
+            env[name.upper()] = v
+    return load_settings(env, secrets_paths=[_secrets_path()] if not secrets else [_secrets_path()])
+
+
+def _secrets_path():
+    from pathlib import Path
+
+    return Path.cwd() / ".streamlit" / "secrets.toml"
+
+
+@st.cache_resource(show_spinner=False)
+def get_db() -> EventsDB:
+    return EventsDB(get_settings().store_dir)
+
+
+@st.cache_resource(show_spinner=False)
+def get_syncer() -> BackgroundSyncer:
+    """The process's one background syncer, started on first use (never blocks a page)."""
+    syncer = BackgroundSyncer(get_settings())
+    if os.environ.get("O11Y_BACKGROUND_SYNC", "1") not in {"0", "false", "no"}:
+        syncer.start()
+    return syncer
+
+
+def generation() -> int:
+    """The published store generation: part of every cache key, so new data shows at once."""
+    return get_db().refresh().number
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=2000)
+def _cached(name: str, gen: int, args: tuple, kwargs: tuple) -> Any:
+    fn: Callable[..., Any] = getattr(q, name)
+    return fn(get_db(), *args, **dict(kwargs))
+
+
+def cached(name: str, *args: Any, **kwargs: Any) -> Any:
+    """``queries.<name>(db, *args, **kwargs)`` through the result cache.
+
+    Arguments must be hashable primitives or ``Filters`` (a frozen dataclass of primitives).
+    """
+    return _cached(name, generation(), args, tuple(sorted(kwargs.items())))
+
+
+def safe(fn: Callable[[], T], *, what: str = "data") -> T | None:
+    """Run a data call; on a domain error show one line (no traceback) and return None."""
+    try:
+        return fn()
+    except O11yError as exc:
+        st.error(f"Could not load {what}: {exc.one_line()}")
+        return None
