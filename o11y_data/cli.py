@@ -102,14 +102,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.close()
     rows = [
-        [
-            r.agent,
-            r.mode,
-            int(r.cycles),
-            None if r.avg_ms is None or r.avg_ms != r.avg_ms else int(r.avg_ms),
-            int(r.tools),
-            int(r.errors),
-        ]
+        [r.agent, r.mode, _int(r.cycles), _int(r.avg_ms), _int(r.tools), _int(r.errors)]
         for r in df.itertuples(index=False)
     ]
     if args.format == "csv":
@@ -137,6 +130,12 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         if unparseable:
             print(f"({unparseable:,} unparseable rows left out)", file=sys.stderr)
     return 0
+
+
+def _int(value: Any) -> int | None:
+    import pandas as pd
+
+    return None if pd.isna(value) else int(value)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -184,3 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not a data problem: still one line, never a traceback
+        print(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
