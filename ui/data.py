@@ -82,3 +82,19 @@ def safe(fn: Callable[[], T], *, what: str = "data") -> T | None:
     except O11yError as exc:
         st.error(f"Could not load {what}: {exc.one_line()}")
         return None
+
+
+def sync_now() -> str:
+    """The "sync now" button: wake the background syncer, or run one sync on a thread of its own
+    when there is no background syncer (``O11Y_BACKGROUND_SYNC=0``). Returns at once."""
+    import threading
+
+    syncer = get_syncer()
+    thread = getattr(syncer, "_thread", None)
+    if thread is not None and thread.is_alive():
+        syncer.trigger()
+        return "triggered"
+    if syncer.state.running:
+        return "running"
+    threading.Thread(target=syncer.run_once, name="o11y-sync-now", daemon=True).start()
+    return "started"

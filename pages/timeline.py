@@ -1,0 +1,73 @@
+"""Activity timeline: cycles over time per agent, every cycle on a time axis, a heatmap, silence."""
+
+import streamlit as st
+
+from ui import figures as FG
+from ui import fmt, tables
+from ui import page as P
+
+POINTS = 20000
+
+c = P.ctx()
+P.title("Activity timeline", c)
+
+b = P.bucket_s(c)
+start, end = P.window(c)
+cot = P.load("cycles_over_time", c.filters, by="agent", bucket_s=b, what="activity")
+if cot is None:
+    st.stop()
+if cot.empty:
+    P.no_data()
+    st.stop()
+
+st.caption(f"Buckets of {fmt.bucket_label(b)}; times in UTC.")
+P.chart(
+    FG.cycles_over_time(
+        cot,
+        by="agent",
+        labels=c.labels,
+        bucket=fmt.bucket_label(b),
+        title="Cycles over time per agent",
+    ),
+    key="tl_lines",
+)
+
+pts = P.load("cycle_points", c.filters, limit=POINTS, what="cycles")
+if pts is not None:
+    P.chart(FG.agent_strip(pts, labels=c.labels), key="tl_strip")
+    note = "Dot color = mode, dot size = duration, red ring = cycle with errors."
+    if len(pts) >= POINTS:
+        note += f" Showing the newest {POINTS:,} cycles; narrow the range to see all."
+    st.caption(note)
+
+P.chart(
+    FG.heatmap(cot, labels=c.labels, bucket_s=b, start=start, end=end),
+    key="tl_heat",
+)
+
+st.subheader("Who went quiet", anchor=False)
+last = P.load("agent_last_seen", c.filters, what="last seen")
+if last is not None and not last.empty:
+    ref = min(c.now, end) if end is not None else c.now
+    quiet = tables.silent_agents(last, ref)
+    n_silent = int(quiet["silent"].sum())
+    if n_silent:
+        st.warning(
+            f"{n_silent} agent(s) silent for more than 15 minutes.", icon=":material/snooze:"
+        )
+    st.dataframe(
+        {
+            "Agent": [c.label(a) for a in quiet["agent"]],
+            "Last cycle (UTC)": quiet["last_ts"],
+            "Silent for": [fmt.fmt_age(s).replace(" ago", "") for s in quiet["silent_s"]],
+            "Status": ["silent" if s else "active" for s in quiet["silent"]],
+            "Last mode": quiet["last_mode"],
+            "Cycles (all time)": quiet["cycles"],
+            "DID": quiet["agent"],
+        },
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Last cycle (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
+        },
+    )

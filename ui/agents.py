@@ -1,0 +1,68 @@
+"""Agent names: DIDs are long, so show a short form or a friendly name from ``agents.toml``.
+
+The mapping file (path from ``O11Y_AGENTS_FILE``, default ``./agents.toml``) maps DID -> name::
+
+    [agents]
+    "did:cf:3zv2mwufxbv54byvsehogfqr" = "planner"
+
+A top-level ``"did" = "name"`` table works too. A missing or broken file means no names.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+
+def agents_file(env: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ if env is None else env)
+    return Path(env.get("O11Y_AGENTS_FILE") or "agents.toml").expanduser()
+
+
+def load_names(path: Path) -> dict[str, str]:
+    """DID -> friendly name; ``{}`` when the file is missing or unreadable."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+    table = data.get("agents", data)
+    if not isinstance(table, dict):
+        return {}
+    return {
+        str(k): str(v).strip()[:60]
+        for k, v in table.items()
+        if isinstance(v, str | int) and str(v).strip()
+    }
+
+
+def short_did(did: str, *, head: int = 4, tail: int = 4) -> str:
+    """``did:cf:abcd…wxyz``: the method prefix, the first and last characters of the id."""
+    if not isinstance(did, str) or not did:
+        return "unknown"
+    prefix, _, ident = did.rpartition(":")
+    if not prefix or len(ident) <= head + tail + 1:
+        return did
+    return f"{prefix}:{ident[:head]}…{ident[-tail:]}"
+
+
+def label(did: str, names: dict[str, str] | None = None) -> str:
+    """The friendly name when there is one, else the short DID."""
+    if names and did in names:
+        return names[did]
+    return short_did(did)
+
+
+def labels(dids, names: dict[str, str] | None = None) -> dict[str, str]:
+    """A DID -> label map whose labels are unique (a clash falls back to the short DID)."""
+    out: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for did in dids:
+        lab = label(did, names)
+        if lab in seen:
+            seen[lab] += 1
+            lab = f"{lab} ({short_did(did)})" if names and did in names else f"{lab}#{seen[lab]}"
+        else:
+            seen[lab] = 1
+        out[did] = lab
+    return out

@@ -1,0 +1,478 @@
+"""Figure builders: pure functions from a query's DataFrame to a plotly figure.
+
+No Streamlit and no queries here, so each is tested directly. Conventions every page shares:
+each mode has one color (:data:`MODE_COLORS`), time axes say UTC, errors are red, and agents are
+shown by label (friendly name or short DID) with the full DID in the hover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import pandas as pd
+import plotly.graph_objects as go
+
+MODE_COLORS: dict[str, str] = {
+    "think": "#4C78A8",
+    "reflection": "#B279A2",
+    "housekeeping": "#59A14F",
+    "unknown": "#9D9D9D",
+}
+MODE_ORDER = ("think", "reflection", "housekeeping", "unknown")
+ERROR_COLOR = "#D62728"
+LAG_COLORS = {"p50": "#4C78A8", "p95": "#F58518"}
+_EXTRA = ["#F58518", "#72B7B2", "#EECA3B", "#FF9DA6", "#9C755F", "#BAB0AC", "#17BECF"]
+AGENT_PALETTE = [
+    "#1F77B4",
+    "#FF7F0E",
+    "#2CA02C",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#BCBD22",
+    "#17BECF",
+    "#AEC7E8",
+    "#FFBB78",
+    "#98DF8A",
+    "#C5B0D5",
+    "#C49C94",
+    "#F7B6D2",
+    "#DBDB8D",
+    "#9EDAE5",
+]
+TIME_TITLE = "Time (UTC)"
+HEIGHT = 340
+
+
+def mode_color(mode: str) -> str:
+    """The mode's fixed color; a mode outside the contract gets a stable extra color."""
+    if mode in MODE_COLORS:
+        return MODE_COLORS[mode]
+    return _EXTRA[sum(map(ord, str(mode))) % len(_EXTRA)]
+
+
+def mode_sort(modes: Sequence[str]) -> list[str]:
+    known = [m for m in MODE_ORDER if m in set(modes)]
+    return known + sorted(set(modes) - set(MODE_ORDER))
+
+
+def agent_colors(keys: Sequence[str]) -> dict[str, str]:
+    """A color per agent, by sorted order so the same set always gets the same colors."""
+    return {k: AGENT_PALETTE[i % len(AGENT_PALETTE)] for i, k in enumerate(sorted(set(keys)))}
+
+
+def _utc(s: pd.Series) -> pd.Series:
+    """Times as naive UTC (plotly draws them as written; the axis title says UTC)."""
+    s = pd.to_datetime(s, utc=True)
+    return s.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def _label(key: str, labels: Mapping[str, str] | None) -> str:
+    return labels.get(key, key) if labels else key
+
+
+def _base(title: str, x_title: str | None = TIME_TITLE, y_title: str | None = None) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        height=HEIGHT,
+        margin={"l": 10, "r": 10, "t": 48, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        hovermode="closest",
+    )
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def _empty(fig: go.Figure) -> go.Figure:
+    fig.add_annotation(
+        text="No data",
+        showarrow=False,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        font={"size": 16, "color": "#888"},
+    )
+    return fig
+
+
+# -- over time -------------------------------------------------------------------------------
+
+
+def cycles_over_time(
+    df: pd.DataFrame,
+    *,
+    by: str = "mode",
+    labels: Mapping[str, str] | None = None,
+    bucket: str = "bucket",
+    title: str = "Cycles over time",
+) -> go.Figure:
+    """``bucket, key, cycles``: stacked bars by mode (mode colors) or one line per agent."""
+    fig = _base(title, y_title=f"Cycles per {bucket}")
+    if df is None or df.empty:
+        return _empty(fig)
+    x_all = _utc(df["bucket"])
+    if by == "mode":
+        for mode in mode_sort(df["key"].unique().tolist()):
+            m = df["key"] == mode
+            fig.add_bar(
+                x=x_all[m],
+                y=df.loc[m, "cycles"],
+                name=mode,
+                marker_color=mode_color(mode),
+                hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y}} cycles"
+                "<extra></extra>",
+            )
+        fig.update_layout(barmode="stack", bargap=0.05)
+    else:
+        colors = agent_colors(df["key"].unique().tolist())
+        for key in sorted(df["key"].unique()):
+            m = df["key"] == key
+            name = _label(key, labels)
+            fig.add_scatter(
+                x=x_all[m],
+                y=df.loc[m, "cycles"],
+                name=name,
+                mode="lines",
+                line={"width": 1.6, "color": colors[key]},
+                customdata=[key] * int(m.sum()),
+                hovertemplate=f"{name}<br>%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} UTC"
+                "<br>%{y} cycles<extra></extra>",
+            )
+    return fig
+
+
+def mode_mix_over_time(df: pd.DataFrame, *, title: str = "Mode mix over time") -> go.Figure:
+    """``bucket, key (mode), cycles``: stacked areas normalised to 100% per bucket."""
+    fig = _base(title, y_title="Share of cycles (%)")
+    if df is None or df.empty:
+        return _empty(fig)
+    x_all = _utc(df["bucket"])
+    for mode in mode_sort(df["key"].unique().tolist()):
+        m = df["key"] == mode
+        fig.add_scatter(
+            x=x_all[m],
+            y=df.loc[m, "cycles"],
+            name=mode,
+            mode="lines",
+            stackgroup="mix",
+            groupnorm="percent",
+            line={"width": 0.5, "color": mode_color(mode)},
+            fillcolor=mode_color(mode),
+            hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:.1f}}%<extra></extra>",
+        )
+    fig.update_yaxes(range=[0, 100])
+    return fig
+
+
+def rate_over_time(
+    df: pd.DataFrame,
+    *,
+    metric: str = "error_rate",
+    by: str = "mode",
+    labels: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """``bucket, key, <metric>``: one line per mode (mode colors) or per agent."""
+    is_rate = metric == "error_rate"
+    y_title = "Error rate (%)" if is_rate else "Errors per cycle"
+    fig = _base(title or ("Error rate" if is_rate else "Errors per cycle"), y_title=y_title)
+    if df is None or df.empty:
+        return _empty(fig)
+    x_all = _utc(df["bucket"])
+    keys = mode_sort(df["key"].unique().tolist()) if by == "mode" else sorted(df["key"].unique())
+    colors = (
+        {k: mode_color(k) for k in keys} if by == "mode" else agent_colors(keys)  # type: ignore[arg-type]
+    )
+    for key in keys:
+        m = df["key"] == key
+        y = df.loc[m, metric] * (100 if is_rate else 1)
+        name = key if by == "mode" else _label(key, labels)
+        fmt = "%{y:.1f}%" if is_rate else "%{y:.2f} errors/cycle"
+        fig.add_scatter(
+            x=x_all[m],
+            y=y,
+            name=name,
+            mode="lines+markers",
+            marker={"size": 4},
+            line={"width": 1.5, "color": colors[key]},
+            customdata=df.loc[m, "cycles"],
+            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>{fmt}"
+            "<br>of %{customdata} cycles<extra></extra>",
+        )
+    return fig
+
+
+def agent_strip(
+    points: pd.DataFrame,
+    *,
+    labels: Mapping[str, str] | None = None,
+    title: str = "Every cycle, per agent",
+) -> go.Figure:
+    """``ts, agent, mode, duration_ms, tool_calls, errors``: one row per agent, a dot per cycle.
+
+    Dots are colored by mode and sized by duration; cycles with errors get a red ring.
+    """
+    fig = _base(title, y_title=None)
+    if points is None or points.empty:
+        return _empty(fig)
+    df = points.copy()
+    df["x"] = _utc(df["ts"])
+    df["label"] = [_label(a, labels) for a in df["agent"]]
+    dur = pd.to_numeric(df["duration_ms"], errors="coerce")
+    df["size"] = (4 + (dur.fillna(0) / 1000).clip(0, 240) ** 0.5 * 1.4).round(1)
+    df["dur_s"] = (dur / 1000).round(1)
+    order = sorted(df["label"].unique(), reverse=True)
+    for mode in mode_sort(df["mode"].unique().tolist()):
+        m = df[df["mode"] == mode]
+        fig.add_scattergl(
+            x=m["x"],
+            y=m["label"],
+            name=mode,
+            mode="markers",
+            marker={
+                "color": mode_color(mode),
+                "size": m["size"],
+                "opacity": 0.75,
+                "line": {"width": 0},
+            },
+            customdata=m[["agent", "dur_s", "tool_calls", "errors"]].to_numpy(),
+            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} UTC<br>{mode}, "
+            "%{customdata[1]} s, %{customdata[2]} tool calls, %{customdata[3]} errors"
+            "<extra></extra>",
+        )
+    err = df[pd.to_numeric(df["errors"], errors="coerce").fillna(0) > 0]
+    if not err.empty:
+        fig.add_scattergl(
+            x=err["x"],
+            y=err["label"],
+            name="errors",
+            mode="markers",
+            marker={
+                "symbol": "circle-open",
+                "color": ERROR_COLOR,
+                "size": err["size"] + 5,
+                "line": {"width": 2, "color": ERROR_COLOR},
+            },
+            customdata=err[["agent", "errors"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>%{x|%Y-%m-%d %H:%M:%S} UTC"
+            "<br>%{customdata[1]} errors<extra></extra>",
+        )
+    fig.update_yaxes(categoryorder="array", categoryarray=order, title_text=None)
+    fig.update_layout(height=max(HEIGHT, 60 + 30 * len(order)))
+    return fig
+
+
+def heatmap(
+    df: pd.DataFrame,
+    *,
+    labels: Mapping[str, str] | None = None,
+    bucket_s: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    title: str = "Cycles per agent over time",
+) -> go.Figure:
+    """``bucket, key (agent), cycles`` as agent × time; empty buckets are 0 so gaps show."""
+    fig = _base(title, y_title=None)
+    if df is None or df.empty:
+        return _empty(fig)
+    d = df.copy()
+    d["x"] = _utc(d["bucket"])
+    grid = d.pivot_table(index="key", columns="x", values="cycles", aggfunc="sum", fill_value=0)
+    if bucket_s:
+        lo = grid.columns.min()
+        hi = grid.columns.max()
+        if start is not None:
+            s = pd.Timestamp(start).tz_convert("UTC").tz_localize(None).floor(f"{bucket_s}s")
+            lo = min(lo, s)
+        if end is not None:
+            e = pd.Timestamp(end).tz_convert("UTC").tz_localize(None) - pd.Timedelta(seconds=1)
+            hi = max(hi, e.floor(f"{bucket_s}s"))
+        full = pd.date_range(lo, hi, freq=f"{bucket_s}s")
+        if len(full) <= 2000:
+            grid = grid.reindex(columns=grid.columns.union(full), fill_value=0)
+    grid = grid.sort_index(ascending=False)
+    ylab = [_label(k, labels) for k in grid.index]
+    fig.add_heatmap(
+        x=list(grid.columns),
+        y=ylab,
+        z=grid.to_numpy(),
+        colorscale="Blues",
+        colorbar={"title": {"text": "cycles"}, "thickness": 12},
+        customdata=[[k] * grid.shape[1] for k in grid.index],
+        hovertemplate="%{customdata}<br>%{x|%Y-%m-%d %H:%M} UTC<br>%{z} cycles<extra></extra>",
+        xgap=0,
+        ygap=1,
+    )
+    fig.update_layout(height=max(HEIGHT, 60 + 26 * len(ylab)))
+    return fig
+
+
+# -- breakdowns ------------------------------------------------------------------------------
+
+
+def mode_share(df: pd.DataFrame, *, title: str = "Share of cycles by mode") -> go.Figure:
+    """``mode, cycles``: a donut in mode colors."""
+    fig = _base(title, x_title=None)
+    if df is None or df.empty:
+        return _empty(fig)
+    modes = mode_sort(df["mode"].tolist())
+    d = df.set_index("mode").loc[modes].reset_index()
+    fig.add_pie(
+        labels=d["mode"],
+        values=d["cycles"],
+        hole=0.5,
+        sort=False,
+        marker={"colors": [mode_color(m) for m in d["mode"]]},
+        textinfo="label+percent",
+        hovertemplate="%{label}<br>%{value} cycles (%{percent})<extra></extra>",
+    )
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def mode_share_by_agent(
+    df: pd.DataFrame,
+    *,
+    labels: Mapping[str, str] | None = None,
+    title: str = "Mode share per agent",
+) -> go.Figure:
+    """``agent, mode, cycles, share``: 100% stacked horizontal bars, one per agent."""
+    fig = _base(title, x_title="Share of the agent's cycles (%)")
+    if df is None or df.empty:
+        return _empty(fig)
+    d = df.copy()
+    d["label"] = [_label(a, labels) for a in d["agent"]]
+    order = sorted(d["label"].unique(), reverse=True)
+    for mode in mode_sort(d["mode"].unique().tolist()):
+        m = d[d["mode"] == mode]
+        fig.add_bar(
+            x=m["share"] * 100,
+            y=m["label"],
+            orientation="h",
+            name=mode,
+            marker_color=mode_color(mode),
+            customdata=m[["agent", "cycles"]].to_numpy(),
+            hovertemplate=f"%{{customdata[0]}}<br>{mode}: %{{x:.1f}}% "
+            "(%{customdata[1]} cycles)<extra></extra>",
+        )
+    fig.update_layout(barmode="stack", height=max(HEIGHT, 80 + 24 * len(order)))
+    fig.update_yaxes(categoryorder="array", categoryarray=order)
+    fig.update_xaxes(range=[0, 100])
+    return fig
+
+
+def duration_by_mode(points: pd.DataFrame, *, title: str = "Cycle duration by mode") -> go.Figure:
+    """``mode, duration_ms``: a box per mode (seconds, log scale for the long tail)."""
+    fig = _base(title, x_title=None, y_title="Duration (s, log scale)")
+    d = points.dropna(subset=["duration_ms"]) if points is not None else points
+    if d is None or d.empty:
+        return _empty(fig)
+    for mode in mode_sort(d["mode"].unique().tolist()):
+        m = d[d["mode"] == mode]
+        fig.add_box(
+            y=m["duration_ms"] / 1000,
+            name=mode,
+            marker_color=mode_color(mode),
+            boxpoints="outliers",
+            hovertemplate=f"{mode}<br>%{{y:.1f}} s<extra></extra>",
+        )
+    fig.update_yaxes(type="log")
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def tools_by_mode(df: pd.DataFrame, *, title: str = "Tool calls per cycle by mode") -> go.Figure:
+    """``mode, avg_tools, tools``: average tool calls per cycle, total in the hover."""
+    fig = _base(title, x_title=None, y_title="Avg tool calls per cycle")
+    if df is None or df.empty:
+        return _empty(fig)
+    modes = mode_sort(df["mode"].tolist())
+    d = df.set_index("mode").loc[modes].reset_index()
+    fig.add_bar(
+        x=d["mode"],
+        y=d["avg_tools"],
+        marker_color=[mode_color(m) for m in d["mode"]],
+        text=[f"{v:.2f}" if pd.notna(v) else "" for v in d["avg_tools"]],
+        textposition="outside",
+        customdata=d["tools"],
+        hovertemplate="%{x}<br>%{y:.2f} per cycle<br>%{customdata} in total<extra></extra>",
+    )
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def top_error_agents(
+    df: pd.DataFrame, *, labels: Mapping[str, str] | None = None, title: str = "Top erroring agents"
+) -> go.Figure:
+    """``agent, errors, error_rate, cycles``: horizontal bars of errors, most at the top."""
+    fig = _base(title, x_title="Errors", y_title=None)
+    if df is None or df.empty:
+        return _empty(fig)
+    d = df.iloc[::-1]
+    fig.add_bar(
+        x=d["errors"],
+        y=[_label(a, labels) for a in d["agent"]],
+        orientation="h",
+        marker_color=ERROR_COLOR,
+        text=[f"{r * 100:.1f}% of cycles" for r in d["error_rate"]],
+        textposition="auto",
+        customdata=d[["agent", "cycles"]].to_numpy(),
+        hovertemplate="%{customdata[0]}<br>%{x} errors in %{customdata[1]} cycles<extra></extra>",
+    )
+    fig.update_layout(showlegend=False, height=max(HEIGHT, 80 + 28 * len(d)))
+    return fig
+
+
+# -- pipeline --------------------------------------------------------------------------------
+
+
+def events_per_hour(
+    df: pd.DataFrame, *, usual: float | None = None, title: str = "Events per hour"
+) -> go.Figure:
+    """``hour, events`` as bars, with the usual rate as a dashed line."""
+    fig = _base(title, y_title="Events per hour")
+    if df is None or df.empty:
+        return _empty(fig)
+    x = _utc(df["hour"])
+    fig.add_bar(
+        x=x,
+        y=df["events"],
+        name="events",
+        marker_color="#4C78A8",
+        hovertemplate="%{x|%Y-%m-%d %H:00} UTC<br>%{y} events<extra></extra>",
+    )
+    if usual is not None and pd.notna(usual):
+        fig.add_scatter(
+            x=[x.min(), x.max()],
+            y=[usual, usual],
+            mode="lines",
+            name=f"usual ({usual:,.0f}/h)",
+            line={"dash": "dash", "color": "#F58518", "width": 2},
+            hoverinfo="skip",
+        )
+    return fig
+
+
+def ingest_lag(df: pd.DataFrame, *, title: str = "Ingest lag (ingest_ts − ts)") -> go.Figure:
+    """``bucket, lag_p50_s, lag_p95_s``: two lines, in seconds."""
+    fig = _base(title, y_title="Lag (s)")
+    if df is None or df.empty:
+        return _empty(fig)
+    x = _utc(df["bucket"])
+    for col, name in (("lag_p50_s", "p50"), ("lag_p95_s", "p95")):
+        fig.add_scatter(
+            x=x,
+            y=df[col],
+            name=name,
+            mode="lines",
+            line={"width": 1.8, "color": LAG_COLORS[name]},
+            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:.1f}} s<extra></extra>",
+        )
+    return fig

@@ -1,0 +1,250 @@
+"""The shared filters and their URL form, as pure functions (no Streamlit here).
+
+The URL is the source of truth. Query parameters:
+
+``range``   one of :data:`PRESETS` (default ``24h``) or ``custom``
+``start``, ``end``  ISO-8601 times, UTC unless they say otherwise (``range=custom``)
+``agent``, ``mode``, ``type``   repeated: ``?agent=did:cf:a&agent=did:cf:b``
+``errors``  ``1`` for cycles with errors only
+
+:func:`parse_params` never raises: a value it cannot use is dropped and described in a notice, so
+the page can say what it ignored and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from o11y_data.queries import Filters
+
+PRESETS: dict[str, timedelta | None] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "all": None,
+}
+PRESET_LABELS = {
+    "15m": "Last 15 min",
+    "1h": "Last hour",
+    "6h": "Last 6 hours",
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "all": "All time",
+    "custom": "Custom (UTC)",
+}
+DEFAULT_RANGE = "24h"
+RANGES = (*PRESETS, "custom")
+KEYS = ("range", "start", "end", "agent", "mode", "type", "errors")
+MAX_VALUE_LEN = 200
+MAX_VALUES = 200
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_SAFE_VALUE = re.compile(r"^[\w.:\-@/+]+$")
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """What the sidebar shows; :meth:`to_filters` turns it into query :class:`Filters`."""
+
+    range: str = DEFAULT_RANGE
+    start: datetime | None = None  # custom range only, UTC
+    end: datetime | None = None
+    agents: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    errors_only: bool = False
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_filters(self, now: datetime | None = None) -> Filters:
+        """The query filters; relative presets end at ``now`` rounded up to the minute."""
+        start, end = self.window(now)
+        return Filters(
+            start=start,
+            end=end,
+            agents=self.agents,
+            modes=self.modes,
+            event_types=self.event_types,
+            errors_only=self.errors_only,
+        )
+
+    def window(self, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+        if self.range == "custom":
+            return self.start, self.end
+        span = PRESETS.get(self.range)
+        if span is None:
+            return None, None
+        end = ceil_minute(now or datetime.now(UTC))
+        return end - span, end
+
+    def is_default(self) -> bool:
+        return self == FilterState()
+
+    def with_(self, **changes: object) -> FilterState:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def ceil_minute(t: datetime) -> datetime:
+    """``t`` rounded up to a whole minute (so cached results are reused within a minute)."""
+    t = t.astimezone(UTC)
+    floor = t.replace(second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(minutes=1)
+
+
+def parse_time(text: str) -> datetime | None:
+    """An ISO-8601 time (``Z`` allowed; naive means UTC) or None when it is not one."""
+    text = (text or "").strip()
+    if not text or len(text) > 40:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        return None
+    if t.year < 2000 or t.year > 2100:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def format_time(t: datetime) -> str:
+    """The URL form of a time: ``2026-02-10T01:48:20Z`` (seconds precision, UTC)."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _values(params: Mapping[str, object], key: str) -> list[str]:
+    raw = params.get(key)
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, Iterable):
+        return [str(v) for v in raw]
+    return [str(raw)]
+
+
+def _short(value: str, n: int = 40) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= n else value[: n - 1] + "…"
+
+
+def _pick(
+    values: Sequence[str], known: Sequence[str] | None, what: str, notices: list[str]
+) -> tuple[str, ...]:
+    out: list[str] = []
+    bad: list[str] = []
+    for v in values[:MAX_VALUES]:
+        v = v.strip()
+        if not v:
+            continue
+        if len(v) > MAX_VALUE_LEN or not _SAFE_VALUE.match(v) or (known and v not in known):
+            bad.append(v)
+        elif v not in out:
+            out.append(v)
+    if len(values) > MAX_VALUES:
+        notices.append(f"Only the first {MAX_VALUES} {what} values in the link were used.")
+    if bad:
+        shown = ", ".join(f"'{_short(b)}'" for b in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        notices.append(f"Ignored unknown {what} {shown}{more} from the link.")
+    return tuple(out)
+
+
+def parse_params(
+    params: Mapping[str, object],
+    *,
+    agents: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
+    event_types: Sequence[str] | None = None,
+) -> FilterState:
+    """The filters a URL asks for; unusable values are dropped and listed in ``notices``.
+
+    ``agents``/``modes``/``event_types`` are the known values; when given (non-empty), a value
+    outside them is dropped with a notice. Values are also checked for shape and length.
+    """
+    notices: list[str] = []
+    rng_values = _values(params, "range")
+    rng = rng_values[-1].strip().lower() if rng_values else ""
+    start_s = (_values(params, "start") or [""])[-1]
+    end_s = (_values(params, "end") or [""])[-1]
+    start = end = None
+    if rng and rng not in RANGES:
+        notices.append(f"Ignored unknown time range '{_short(rng)}'; showing the last 24 hours.")
+        rng = ""
+    if rng == "custom" or (not rng and (start_s or end_s)):
+        start, end = parse_time(start_s), parse_time(end_s)
+        problem = None
+        if start_s and start is None:
+            problem = f"start '{_short(start_s)}' is not a time"
+        elif end_s and end is None:
+            problem = f"end '{_short(end_s)}' is not a time"
+        elif start is None or end is None:
+            problem = "a custom range needs both start and end"
+        elif start >= end:
+            problem = "start is not before end"
+        if problem:
+            notices.append(f"Ignored the custom time range ({problem}); showing the last 24 hours.")
+            rng, start, end = DEFAULT_RANGE, None, None
+        else:
+            rng = "custom"
+    elif start_s or end_s:
+        notices.append("Ignored start/end in the link: they apply only to range=custom.")
+    rng = rng or DEFAULT_RANGE
+
+    errs = (_values(params, "errors") or [""])[-1].strip().lower()
+    if errs not in _TRUE and errs not in _FALSE:
+        notices.append(f"Ignored errors='{_short(errs)}' (use errors=1).")
+    return FilterState(
+        range=rng,
+        start=start,
+        end=end,
+        agents=_pick(_values(params, "agent"), agents, "agent", notices),
+        modes=_pick(_values(params, "mode"), modes, "mode", notices),
+        event_types=_pick(_values(params, "type"), event_types, "event type", notices),
+        errors_only=errs in _TRUE,
+        notices=tuple(notices),
+    )
+
+
+def to_params(state: FilterState) -> dict[str, str | list[str]]:
+    """The canonical URL form of ``state`` (defaults left out, so a clean view has a clean URL)."""
+    out: dict[str, str | list[str]] = {}
+    if state.range != DEFAULT_RANGE:
+        out["range"] = state.range
+    if state.range == "custom" and state.start and state.end:
+        out["start"] = format_time(state.start)
+        out["end"] = format_time(state.end)
+    if state.agents:
+        out["agent"] = list(state.agents)
+    if state.modes:
+        out["mode"] = list(state.modes)
+    if state.event_types:
+        out["type"] = list(state.event_types)
+    if state.errors_only:
+        out["errors"] = "1"
+    return out
+
+
+def has_filter_params(params: Mapping[str, object]) -> bool:
+    return any(k in params for k in KEYS)
+
+
+def describe(state: FilterState) -> str:
+    """A one-line summary of the filters, for captions."""
+    if state.range == "custom" and state.start and state.end:
+        parts = [f"{state.start:%Y-%m-%d %H:%M} → {state.end:%Y-%m-%d %H:%M} UTC"]
+    else:
+        parts = [PRESET_LABELS.get(state.range, state.range)]
+    if state.agents:
+        parts.append(f"{len(state.agents)} agent{'s' if len(state.agents) > 1 else ''}")
+    if state.modes:
+        parts.append("modes: " + ", ".join(state.modes))
+    if state.event_types:
+        parts.append("types: " + ", ".join(state.event_types))
+    if state.errors_only:
+        parts.append("errors only")
+    return " · ".join(parts)

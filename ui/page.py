@@ -1,0 +1,221 @@
+"""What every page shares: the filter context, the freshness bar, data loading and small helpers.
+
+``app.py`` calls :func:`setup` before ``pg.run()``; pages read :func:`ctx` and load data through
+:func:`load`, which goes through the per-generation result cache and turns any failure into one
+line on screen (never a traceback).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from o11y_data import O11yError, Settings
+from o11y_data import queries as q
+from o11y_data.background import BackgroundSyncer
+from o11y_data.queries import Filters
+from ui import data as D
+from ui import filters as F
+from ui import fmt, sidebar
+from ui.agents import agents_file, labels, load_names
+
+CTX_KEY = "_ctx"
+LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
+
+
+@dataclass(frozen=True)
+class Ctx:
+    state: F.FilterState
+    filters: Filters
+    now: datetime
+    names: dict[str, str]
+    labels: dict[str, str]
+    settings: Settings
+
+    @property
+    def params(self) -> dict[str, str | list[str]]:
+        """The filters' URL form, for links that keep them."""
+        return F.to_params(self.state)
+
+    def label(self, did: str) -> str:
+        return self.labels.get(did) or self.names.get(did) or did
+
+
+def md_escape(text: str) -> str:
+    """Text safe to put inside Streamlit markdown (paths, error messages, DIDs)."""
+    out = str(text)
+    for ch in "\\`*_[]{}<>#|:~$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def agent_names() -> dict[str, str]:
+    return load_names(agents_file())
+
+
+def load(name: str, *args: Any, what: str = "data", **kwargs: Any) -> Any:
+    """``queries.<name>`` through the cache; a failure shows one line and returns None."""
+    try:
+        return D.cached(name, *args, **kwargs)
+    except O11yError as exc:
+        st.error(f"Could not load {what}: {md_escape(exc.one_line())}", icon=":material/error:")
+    except Exception as exc:  # never a traceback on screen
+        st.error(
+            f"Could not load {what}: unexpected {type(exc).__name__}: {md_escape(str(exc))[:200]}",
+            icon=":material/error:",
+        )
+    return None
+
+
+def ensure_first_sync(syncer: BackgroundSyncer, *, quiet: bool = False, timeout: float = 45.0):
+    """When the store has never been synced, wait (bounded) for the first sync so there is data."""
+    if D.generation() > 0:
+        return
+
+    def wait() -> None:
+        thread = getattr(syncer, "_thread", None)
+        if thread is None or not thread.is_alive():
+            syncer.run_once()
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and D.generation() == 0:
+            if syncer.state.last_error and not syncer.state.running:
+                return
+            time.sleep(0.25)
+
+    if quiet:
+        wait()
+    else:
+        with st.spinner("First sync running: fetching events from the source…"):
+            wait()
+
+
+def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
+    """The sidebar filters, URL notices and the freshness bar; stores the page context."""
+    choices = load("choices", what="filter choices") or {}
+    names = agent_names()
+    state = sidebar.read_state(choices)
+    sidebar.draw(state, choices, names)
+    c = Ctx(
+        state=state,
+        filters=state.to_filters(),
+        now=datetime.now(UTC),
+        names=names,
+        labels=labels(choices.get("agent", []), names),
+        settings=settings,
+    )
+    st.session_state[CTX_KEY] = c
+    with st.sidebar:
+        st.caption(f"Source: {md_escape(settings.source_label)}")
+    for notice in state.notices:
+        st.warning(notice, icon=":material/link_off:")
+    freshness_bar(settings, syncer)
+    return c
+
+
+def ctx() -> Ctx:
+    c = st.session_state.get(CTX_KEY)
+    if c is None:  # a page run on its own (not through app.py): default filters
+        state = F.FilterState()
+        c = Ctx(state, state.to_filters(), datetime.now(UTC), {}, {}, D.get_settings())
+    return c
+
+
+def freshness(syncer: BackgroundSyncer | None = None) -> dict[str, Any] | None:
+    try:
+        return q.freshness(D.get_db())
+    except O11yError as exc:
+        st.error(f"Could not read freshness: {md_escape(exc.one_line())}")
+    return None
+
+
+def sync_error(fr: dict[str, Any] | None, syncer: BackgroundSyncer) -> str | None:
+    if syncer.state.last_error:
+        return syncer.state.last_error
+    return (fr or {}).get("last_error")
+
+
+def last_sync_time(fr: dict[str, Any] | None, syncer: BackgroundSyncer) -> datetime | None:
+    t = (fr or {}).get("last_sync_at")
+    if t is None and syncer.state.last_success:
+        t = datetime.fromtimestamp(syncer.state.last_success, UTC)
+    return t
+
+
+def freshness_bar(settings: Settings, syncer: BackgroundSyncer) -> None:
+    """Newest event and last sync, amber/red past thresholds; the last sync error if any."""
+    fr = freshness(syncer)
+    now = datetime.now(UTC)
+    newest = (fr or {}).get("newest_ts")
+    a1 = fmt.age_s(newest, now)
+    t_sync = last_sync_time(fr, syncer)
+    a2 = fmt.age_s(t_sync, now)
+    c1 = LEVEL_COLOR[fmt.newest_event_level(a1)]
+    c2 = LEVEL_COLOR[fmt.last_sync_level(a2, settings.sync_interval_s)]
+    newest_txt = (
+        f"Newest event {fmt.fmt_age(a1)} ({newest:%H:%M:%S} UTC)" if a1 is not None else "No events"
+    )
+    parts = [
+        f":{c1}-badge[:material/schedule: {newest_txt}]",
+        f":{c2}-badge[:material/sync: Last sync {fmt.fmt_age(a2)}]",
+    ]
+    if syncer.state.running or (fr or {}).get("syncing"):
+        prog = syncer.state.progress
+        extra = f" {prog[0]} {prog[1]}/{prog[2]}" if prog else ""
+        parts.append(f":blue-badge[:material/progress_activity: Syncing{extra}]")
+    parts.append(f":gray-badge[:material/database: {md_escape(settings.source_label)}]")
+    st.markdown(" ".join(parts))
+    if fr is not None and fr.get("generation") in (0, None) and newest is None:
+        st.info(
+            "First sync running: the data appears here as soon as it finishes.",
+            icon=":material/hourglass_top:",
+        )
+    err = sync_error(fr, syncer)
+    if err:
+        st.error(
+            f"Last sync failed; showing cached data. {md_escape(err)}",
+            icon=":material/sync_problem:",
+        )
+
+
+def title(text: str, c: Ctx) -> None:
+    st.header(text, anchor=False)
+    st.caption(md_escape(F.describe(c.state)))
+
+
+def no_data(what: str = "these filters") -> None:
+    st.info(
+        f"No data for {what}. Try a wider time range or fewer filters.",
+        icon=":material/search_off:",
+    )
+
+
+def chart(fig: go.Figure, *, key: str | None = None) -> None:
+    st.plotly_chart(
+        fig, width="stretch", key=key, config={"displaylogo": False, "displayModeBar": False}
+    )
+
+
+def bucket_s(c: Ctx) -> int:
+    """The time bucket for the filters' range (about 100-300 points)."""
+    start, end = c.filters.start, c.filters.end
+    if start is None or end is None:
+        rng = load("time_range", c.filters, what="time range") or (None, None)
+        start, end = start or rng[0], end or rng[1]
+    if start is None or end is None:
+        return 60
+    return q.pick_bucket(start, end)
+
+
+def window(c: Ctx) -> tuple[datetime | None, datetime | None]:
+    start, end = c.filters.start, c.filters.end
+    if start is None or end is None:
+        rng = load("time_range", c.filters, what="time range") or (None, None)
+        start, end = start or rng[0], end or rng[1]
+    return start, end

@@ -1,0 +1,161 @@
+"""The shared filters in the sidebar, kept in the URL (``st.query_params``).
+
+Every run: the URL is parsed (:func:`ui.filters.parse_params`), unusable values are dropped with a
+notice and the URL is rewritten to its canonical form; the widgets are set from the parsed state;
+a widget change writes the URL in its callback, so the next run reads the new state from the URL.
+Sidebar navigation between pages drops query parameters, so the session remembers the last URL
+form and puts it back when a page opens with no filter parameters at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from ui import filters as F
+from ui.agents import label
+
+K_RANGE, K_START, K_END = "f_range", "f_start", "f_end"
+K_AGENTS, K_MODES, K_TYPES, K_ERRORS = "f_agents", "f_modes", "f_types", "f_errors"
+SAVED = "_filter_params"
+
+
+def _url() -> dict[str, list[str]]:
+    qp = st.query_params
+    return {k: qp.get_all(k) for k in qp}
+
+
+def _norm(params: dict[str, object]) -> dict[str, list[str]]:
+    return {
+        k: ([v] if isinstance(v, str) else list(v))  # type: ignore[arg-type]
+        for k, v in params.items()
+        if k in F.KEYS
+    }
+
+
+def write_url(state: F.FilterState) -> None:
+    """Put ``state`` into the URL (filter keys only; other parameters stay) and remember it."""
+    new = F.to_params(state)
+    for k in F.KEYS:
+        if k in st.query_params and k not in new:
+            del st.query_params[k]
+    for k, v in new.items():
+        if _norm({k: v}).get(k) != st.query_params.get_all(k):
+            st.query_params[k] = v
+    st.session_state[SAVED] = new
+
+
+def _naive(t: datetime | None) -> datetime | None:
+    return None if t is None else t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(t: object) -> datetime | None:
+    if not isinstance(t, datetime):
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _from_widgets() -> F.FilterState:
+    ss = st.session_state
+    rng = ss.get(K_RANGE) or F.DEFAULT_RANGE
+    start = end = None
+    if rng == "custom":
+        start, end = _aware(ss.get(K_START)), _aware(ss.get(K_END))
+        if start is None or end is None:
+            end = F.ceil_minute(datetime.now(UTC))
+            start = end - timedelta(hours=24)
+    return F.FilterState(
+        range=rng,
+        start=start,
+        end=end,
+        agents=tuple(ss.get(K_AGENTS) or ()),
+        modes=tuple(ss.get(K_MODES) or ()),
+        event_types=tuple(ss.get(K_TYPES) or ()),
+        errors_only=bool(ss.get(K_ERRORS)),
+    )
+
+
+def _changed() -> None:
+    write_url(_from_widgets())
+
+
+def _reset() -> None:
+    write_url(F.FilterState())
+
+
+def read_state(choices: dict[str, list[str]]) -> F.FilterState:
+    """The filters from the URL (restored from this session after sidebar navigation)."""
+    params = _norm(_url())
+    saved = st.session_state.get(SAVED)
+    if not params and saved:
+        params = _norm(saved)
+    state = F.parse_params(
+        params,
+        agents=choices.get("agent") or None,
+        modes=choices.get("mode") or None,
+        event_types=choices.get("event_type") or None,
+    )
+    if _norm(F.to_params(state)) != params or (not _url() and saved):
+        write_url(state)
+    else:
+        st.session_state[SAVED] = F.to_params(state)
+    return state
+
+
+def draw(state: F.FilterState, choices: dict[str, list[str]], names: dict[str, str]) -> None:
+    """The filter widgets, set from ``state``; changes go to the URL through callbacks."""
+    ss = st.session_state
+    ss[K_RANGE] = state.range
+    ss[K_AGENTS] = list(state.agents)
+    ss[K_MODES] = list(state.modes)
+    ss[K_TYPES] = list(state.event_types)
+    ss[K_ERRORS] = state.errors_only
+    sb = st.sidebar
+    sb.markdown("**Filters**")
+    sb.selectbox(
+        "Time range (UTC)",
+        F.RANGES,
+        key=K_RANGE,
+        format_func=lambda r: F.PRESET_LABELS.get(r, r),
+        on_change=_changed,
+    )
+    if state.range == "custom":
+        ss[K_START] = _naive(state.start)
+        ss[K_END] = _naive(state.end)
+        sb.datetime_input(
+            "From (UTC)", key=K_START, on_change=_changed, format="YYYY-MM-DD", step=300
+        )
+        sb.datetime_input(
+            "To (UTC, exclusive)", key=K_END, on_change=_changed, format="YYYY-MM-DD", step=300
+        )
+    agents = sorted(set(choices.get("agent", [])) | set(state.agents))
+    sb.multiselect(
+        "Agents",
+        agents,
+        key=K_AGENTS,
+        format_func=lambda d: label(d, names),
+        on_change=_changed,
+        placeholder="All agents",
+        help="Short DIDs (or names from agents.toml); tables show the full DID.",
+    )
+    modes = sorted(set(choices.get("mode", [])) | set(state.modes))
+    sb.multiselect("Modes", modes, key=K_MODES, on_change=_changed, placeholder="All modes")
+    types = sorted(set(choices.get("event_type", [])) | set(state.event_types))
+    sb.multiselect(
+        "Event types",
+        types,
+        key=K_TYPES,
+        on_change=_changed,
+        placeholder="All event types",
+        help="Applies to the explorer and event counts; cycle metrics always count "
+        "agent.cycle events only.",
+    )
+    sb.toggle("Errors only", key=K_ERRORS, on_change=_changed, help="Cycles with errors > 0.")
+    sb.button(
+        "Reset filters",
+        on_click=_reset,
+        icon=":material/restart_alt:",
+        disabled=state.is_default(),
+        width="stretch",
+    )

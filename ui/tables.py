@@ -1,0 +1,64 @@
+"""Table shaping for the pages: pure DataFrame -> DataFrame functions (tested without Streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from urllib.parse import urlencode
+
+import pandas as pd
+
+from ui.agents import short_did
+
+
+def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | list[str]) -> str:
+    """A relative link to another page that keeps the filters (``timeline?range=1h&agent=…``)."""
+    merged = {**params, **extra}
+    qs = urlencode(merged, doseq=True)
+    return f"{path}?{qs}" if qs else path
+
+
+def agent_table(
+    df: pd.DataFrame, labels: Mapping[str, str], params: Mapping[str, str | list[str]]
+) -> pd.DataFrame:
+    """``queries.agent_overview`` rows as shown on the overview (percentages 0-100, seconds)."""
+    out = pd.DataFrame(
+        {
+            "Agent": [labels.get(a) or short_did(a) for a in df["agent"]],
+            "Timeline": [page_url("timeline", params, agent=a) for a in df["agent"]],
+            "Cycles": df["cycles"].astype("int64"),
+            "Error rate %": df["error_rate"] * 100,
+            "p50 s": df["p50_ms"] / 1000,
+            "p95 s": df["p95_ms"] / 1000,
+            "Avg tools": df["avg_tools"],
+            "think %": df["think_share"] * 100,
+            "reflection %": df["reflection_share"] * 100,
+            "housekeeping %": df["housekeeping_share"] * 100,
+            "Last seen (UTC)": pd.to_datetime(df["last_seen"], utc=True),
+            "DID": df["agent"],
+        }
+    )
+    return out
+
+
+def usual_hourly(hourly: pd.DataFrame, now: datetime) -> float | None:
+    """The usual events per hour: the median over full hours (the current hour left out)."""
+    if hourly is None or hourly.empty:
+        return None
+    hours = pd.to_datetime(hourly["hour"], utc=True)
+    current = pd.Timestamp(now).tz_convert("UTC").floor("h")
+    full = hourly.loc[hours < current, "events"]
+    if full.empty:
+        return None
+    return float(full.median())
+
+
+def silent_agents(last: pd.DataFrame, now: datetime, *, after_s: float = 15 * 60) -> pd.DataFrame:
+    """``agent_last_seen`` rows with their silence in seconds, flagged past ``after_s``."""
+    if last is None or last.empty:
+        return pd.DataFrame(columns=["agent", "last_ts", "last_mode", "silent_s", "silent"])
+    d = last.copy()
+    ts = pd.to_datetime(d["last_ts"], utc=True)
+    d["silent_s"] = (pd.Timestamp(now).tz_convert("UTC") - ts).dt.total_seconds()
+    d["silent"] = d["silent_s"] > after_s
+    return d.sort_values(["silent_s"], ascending=False)
