@@ -25,9 +25,12 @@ _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, 
 
 
 class EventsDB:
-    def __init__(self, store_dir: Path, *, threads: int = 2) -> None:
+    def __init__(self, store_dir: Path, *, threads: int = 2, memory_limit: str = "1GB") -> None:
         self.store = Store(store_dir)
-        self.conn = duckdb.connect(":memory:", config={"threads": str(threads)})
+        # A memory cap keeps a long-running app flat; DuckDB spills or streams beyond it.
+        self.conn = duckdb.connect(
+            ":memory:", config={"threads": str(threads), "memory_limit": memory_limit}
+        )
         prepare(self.conn)
         self._lock = threading.Lock()
         self._number: int | None = None

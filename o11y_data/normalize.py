@@ -39,6 +39,8 @@ CREATE OR REPLACE MACRO o11y_str(j) AS coalesce(nullif(trim(CASE json_type(j)
     WHEN 'VARCHAR' THEN j->>'$'
     WHEN 'BIGINT' THEN j::VARCHAR WHEN 'UBIGINT' THEN j::VARCHAR WHEN 'DOUBLE' THEN j::VARCHAR
     ELSE NULL END), ''), 'unknown');
+CREATE OR REPLACE MACRO o11y_bucket(t, seconds) AS
+    to_timestamp(floor(epoch(t) / seconds) * seconds);
 CREATE OR REPLACE MACRO o11y_ts(j) AS
     CASE WHEN json_type(j) = 'VARCHAR' THEN try_cast(j->>'$' AS TIMESTAMPTZ) END;
 """

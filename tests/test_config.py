@@ -1,0 +1,61 @@
+"""Configuration: environment over secrets.toml, R2 defaults, and secrets that never show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from o11y_data import O11yError, load_settings
+from o11y_data.config import secret_values
+
+
+def write_secrets(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "secrets.toml"
+    p.write_text(body)
+    return p
+
+
+def test_environment_wins_over_secrets_file(tmp_path):
+    secrets = write_secrets(
+        tmp_path,
+        '[r2]\naccount_id = "acct123"\naccess_key_id = "FROMFILE"\n'
+        'secret_access_key = "file-secret"\nbucket = "from-file"\n',
+    )
+    s = load_settings(
+        {"O11Y_BUCKET": "from-env", "O11Y_CACHE_DIR": str(tmp_path)}, secrets_paths=[secrets]
+    )
+    assert s.endpoint == "https://acct123.r2.cloudflarestorage.com"
+    assert s.bucket == "from-env" and s.kind == "r2"
+    assert s.access_key_id.get() == "FROMFILE"
+
+
+def test_no_configuration_means_demo(tmp_path):
+    s = load_settings({"O11Y_CACHE_DIR": str(tmp_path)}, secrets_paths=[])
+    assert s.kind == "demo" and s.bucket == "agent-blobs" and "demo" in s.source_label
+
+
+def test_secrets_never_show_in_repr_labels_or_errors(tmp_path):
+    s = load_settings(
+        {
+            "O11Y_R2_ENDPOINT": "https://x.r2.cloudflarestorage.com",
+            "O11Y_R2_ACCESS_KEY_ID": "AKIDSECRET",
+            "O11Y_R2_SECRET_ACCESS_KEY": "shh-42",
+            "O11Y_CATALOG_TOKEN": "tok-99",
+        },
+        secrets_paths=[],
+    )
+    shown = repr(s) + s.source_label + str(s.source_id)
+    for value in secret_values(s):
+        assert value not in shown
+    assert sorted(secret_values(s)) == ["AKIDSECRET", "shh-42", "tok-99"]
+
+
+def test_endpoint_without_keys_is_a_one_line_error():
+    with pytest.raises(O11yError, match="credentials missing"):
+        load_settings({"O11Y_R2_ENDPOINT": "https://x.example"}, secrets_paths=[])
+
+
+def test_table_prefix_gets_its_slash():
+    s = load_settings({"O11Y_TABLE_PREFIX": "__r2_data_catalog/a/b"}, secrets_paths=[])
+    assert s.table_prefix == "__r2_data_catalog/a/b/"
