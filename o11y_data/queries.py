@@ -503,3 +503,79 @@ def wall_agents(
     out["spark_n"] = spark_n
     out["spark_err"] = spark_err
     return out
+
+
+# -- wall ------------------------------------------------------------------------------------
+# Added for the wall status screen (issue 4, pages/wall.py).
+
+
+def wall_agents(
+    db: EventsDB,
+    f: Filters,
+    *,
+    seen_since: datetime,
+    buckets: int = 30,
+) -> pd.DataFrame:
+    """Per agent, in one pass: last cycle, window stats and an activity series for a sparkline.
+
+    ``f.start`` and ``f.end`` (both required) bound the window; agents are those with a cycle at
+    or after ``seen_since`` (and before ``f.end``), each with ``last_ts`` (newest cycle before
+    ``f.end``), ``cycles``, ``error_cycles`` (cycles with ``errors > 0``), ``errors`` and
+    ``p95_ms`` over the window, and ``spark_n`` / ``spark_err``: cycles and error cycles in each of
+    ``buckets`` equal slices of the window, oldest first (zeros included). ``f.agents`` and
+    ``f.modes`` narrow it like everywhere else.
+    """
+    if f.start is None or f.end is None:
+        raise ValueError("wall_agents needs a window with a start and an end")
+    n = max(1, int(buckets))
+    width = (f.end - f.start).total_seconds() / n
+    w, p = where(f)
+    seen_w, seen_p = where(Filters(seen_since, f.end, f.agents, f.modes))
+    df = db.query(
+        f"""
+        WITH seen AS (
+            SELECT agent, max(ts) AS last_ts FROM cycles WHERE {seen_w} GROUP BY agent
+        ),
+        win AS (
+            SELECT agent, errors, duration_ms,
+                   least(CAST(floor((epoch(ts) - epoch(?::TIMESTAMPTZ)) / ?) AS BIGINT), ?) AS b
+            FROM cycles WHERE {w}
+        ),
+        per_bucket AS (
+            SELECT agent, b, count(*) AS n, count(*) FILTER (WHERE errors > 0) AS e
+            FROM win GROUP BY agent, b
+        ),
+        stats AS (
+            SELECT agent, count(*) AS cycles,
+                   count(*) FILTER (WHERE errors > 0) AS error_cycles,
+                   CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors,
+                   quantile_cont(duration_ms, 0.95) AS p95_ms
+            FROM win GROUP BY agent
+        ),
+        spark AS (
+            SELECT agent, list(b ORDER BY b) AS spark_b, list(n ORDER BY b) AS spark_bn,
+                   list(e ORDER BY b) AS spark_be
+            FROM per_bucket GROUP BY agent
+        )
+        SELECT seen.agent, seen.last_ts,
+               coalesce(stats.cycles, 0) AS cycles,
+               coalesce(stats.error_cycles, 0) AS error_cycles,
+               coalesce(stats.errors, 0) AS errors,
+               stats.p95_ms, spark.spark_b, spark.spark_bn, spark.spark_be
+        FROM seen LEFT JOIN stats USING (agent) LEFT JOIN spark USING (agent)
+        ORDER BY seen.agent
+        """,
+        [*seen_p, f.start, width, n - 1, *p],
+    )
+    spark_n, spark_err = [], []
+    for bs, ns, es in zip(df["spark_b"], df["spark_bn"], df["spark_be"], strict=True):
+        counts, errs = [0] * n, [0] * n
+        if not pd.api.types.is_scalar(bs):  # NULL (None, NaN, NA): no cycles in the window
+            for b, c, e in zip(bs, ns, es, strict=True):
+                counts[int(b)], errs[int(b)] = int(c), int(e)
+        spark_n.append(counts)
+        spark_err.append(errs)
+    out = df.drop(columns=["spark_b", "spark_bn", "spark_be"])
+    out["spark_n"] = spark_n
+    out["spark_err"] = spark_err
+    return out

@@ -1,0 +1,408 @@
+"""The wall screen's rendering: kiosk CSS, the tile grid as one HTML block, and the live fragment.
+
+The numbers come from :mod:`ui.wall_logic` (pure); this module only turns them into HTML and wires
+Streamlit: ``page()`` draws the kiosk CSS once and a fragment that re-renders the wall every
+``refresh`` seconds. ``render()`` is the fragment's body and can be called directly (tests).
+
+Honesty when the server itself is gone: every render carries a CSS animation that, unless the next
+render replaces it in time, greys the tiles and shows "no update since HH:MM:SS" — the browser
+needs no server to tell the room the screen has stopped.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from string import Template
+
+from ui.wall_logic import (
+    AgentStats,
+    Health,
+    Tile,
+    Totals,
+    WallConfig,
+    assess,
+    build_tiles,
+    config_from_env,
+    format_clock,
+    format_ms,
+    format_rate,
+    format_span,
+    network_totals,
+    parse_config,
+    select,
+    window_bounds,
+)
+
+log = logging.getLogger(__name__)
+
+SPARK_BUCKETS = 30
+HEADER_VH = 13  # the header band (title, totals, banner) in viewport heights
+FOOTER_VH = 3
+
+COLORS = {
+    "healthy": "#2ecc71",
+    "degraded": "#ffb020",
+    "stale": "#ff7a1a",
+    "down": "#ff3b3b",
+}
+
+KIOSK_CSS = """
+<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stSidebarNav"], [data-testid="stToolbar"], [data-testid="stHeader"],
+[data-testid="stDecoration"], [data-testid="stStatusWidget"], [data-testid="stMainMenu"],
+#MainMenu, header, footer { display: none !important; }
+html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"] {
+  background: #05070a !important; overflow: hidden !important;
+}
+[data-testid="stMainBlockContainer"], .block-container {
+  padding: 0 !important; max-width: 100% !important;
+}
+[data-testid="stElementContainer"][data-stale="true"], .stElementContainer[data-stale="true"],
+[data-stale="true"] { opacity: 1 !important; transition: none !important; }
+</style>
+"""
+
+WALL_CSS = Template(
+    """
+.wall { position: fixed; inset: 0; z-index: 999990; background: #05070a; color: #f2f5f8;
+  font-family: "DejaVu Sans", "Inter", "Segoe UI", sans-serif; display: flex;
+  flex-direction: column; overflow: hidden; padding: 1.2vh 1.2vw; box-sizing: border-box;
+  line-height: 1.15; }
+.wall * { box-sizing: border-box; }
+.wall-head { max-height: ${head}vh; display: flex; flex-direction: column; gap: 0.8vh;
+  flex: 0 0 auto; margin-bottom: 1vh; overflow: hidden; }
+.wall-top { display: flex; align-items: baseline; gap: 1.6vw; white-space: nowrap; }
+.wall-title { font-size: 3.2vh; font-weight: 800; letter-spacing: 0.05em; color: #fff; }
+.wall-totals { display: flex; gap: 1.5vw; font-size: 3vh; align-items: baseline;
+  flex: 1 1 auto; overflow: hidden; }
+.wall-totals b { font-weight: 800; color: #fff; }
+.wall-totals .k { color: #9fb0c0; font-size: 2.1vh; margin-right: 0.4vw; }
+.wall-count { font-weight: 800; }
+.wall-clock { font-size: 2.1vh; color: #c7d2dd; text-align: right; }
+.wall-clock b { font-size: 3vh; color: #fff; }
+.wall-banner { font-size: 2.6vh; font-weight: 700; padding: 0.6vh 1vw; border-radius: 0.6vh;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.wall-banner.error { background: #b00020; color: #fff; }
+.wall-banner.warn { background: #ffb020; color: #111; }
+.wall-grid { flex: 1 1 auto; min-height: 0; display: grid; gap: 1vh 0.8vw;
+  grid-template-columns: repeat(var(--cols), minmax(0, 1fr));
+  grid-template-rows: repeat(var(--rows), minmax(0, 1fr)); }
+.tile { --u: min(calc((100vw - 3vw) / var(--cols) / 17),
+  calc((100vh - ${rest}vh) / var(--rows) / 9.6));
+  background: #10161d; border: 0.25vh solid #26313d; border-left: calc(var(--u) * 0.55) solid;
+  border-radius: 0.8vh; padding: calc(var(--u) * 0.45) calc(var(--u) * 0.7);
+  display: flex; flex-direction: column; justify-content: space-between; min-height: 0;
+  overflow: hidden; }
+.tile.healthy { border-left-color: ${healthy}; }
+.tile.degraded { border-left-color: ${degraded}; background: #221a08; }
+.tile.stale { border-left-color: ${stale}; background: #24140a; }
+.tile.down { border-left-color: ${down}; background: #2a0b0d; }
+.t-row { display: flex; justify-content: space-between; align-items: baseline; gap: 0.5vw;
+  white-space: nowrap; }
+.t-status { font-size: calc(var(--u) * 1.25); font-weight: 800; letter-spacing: 0.04em;
+  text-transform: uppercase; }
+.healthy .t-status { color: ${healthy}; } .degraded .t-status { color: ${degraded}; }
+.stale .t-status { color: ${stale}; } .down .t-status { color: ${down}; }
+.t-age { font-size: calc(var(--u) * 1.25); font-weight: 700; color: #fff; }
+.t-age small { font-size: 0.6em; color: #9fb0c0; font-weight: 400; }
+.t-name { font-size: calc(var(--u) * 1.05); font-weight: 600; color: #e6edf3;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.t-nums { display: flex; justify-content: space-between; white-space: nowrap; }
+.t-num { display: flex; flex-direction: column; }
+.t-num b { font-size: calc(var(--u) * 1.45); font-weight: 800; color: #fff; }
+.t-num span { font-size: calc(var(--u) * 0.68); color: #9fb0c0; text-transform: uppercase;
+  letter-spacing: 0.05em; }
+.t-num.bad b { color: ${degraded}; }
+.t-spark { height: calc(var(--u) * 1.7); width: 100%; display: block; }
+.t-asof { font-size: calc(var(--u) * 0.75); color: #ffb020; font-weight: 700; }
+.wall-grid.asof .tile { filter: grayscale(1); opacity: 0.55; }
+.wall-empty { font-size: 4vh; color: #c7d2dd; margin: auto; text-align: center; }
+.wall-foot { height: ${foot}vh; font-size: 1.5vh; color: #7d8b99; display: flex;
+  justify-content: space-between; align-items: flex-end; white-space: nowrap; overflow: hidden;
+  flex: 0 0 auto; }
+.wall-foot .notice { color: #ffb020; overflow: hidden; text-overflow: ellipsis; }
+.wall-dead { position: absolute; left: 20vw; right: 20vw; top: 40vh; padding: 3vh 2vw;
+  background: #b00020; color: #fff; font-size: 4vh; font-weight: 800; text-align: center;
+  border-radius: 1vh; visibility: hidden; z-index: 5; }
+"""
+).substitute(
+    head=HEADER_VH,
+    foot=FOOTER_VH,
+    rest=HEADER_VH + FOOTER_VH + 4,
+    **COLORS,
+)
+
+
+def grid_shape(n: int, *, aspect: float = 16 / 9 * (100 - HEADER_VH - FOOTER_VH) / 100) -> tuple:
+    """(cols, rows) for ``n`` tiles on a screen of ``aspect`` (grid width / height) that makes the
+    tiles biggest, tiles being about 1.75 times as wide as high."""
+    n = max(1, n)
+    best, best_size = (1, n), -1.0
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        size = min(aspect / cols / 1.75, 1 / rows)
+        if size > best_size + 1e-9:
+            best, best_size = (cols, rows), size
+    return best
+
+
+def sparkline_svg(counts: Sequence[int], errors: Sequence[int]) -> str:
+    """Bars of cycles per slice of the window (error cycles in red on top), as inline SVG."""
+    n = len(counts)
+    if n == 0:
+        return ""
+    top = max(max(counts), 1)
+    bars = []
+    for i, (c, e) in enumerate(zip(counts, errors, strict=False)):
+        if c <= 0:
+            bars.append(f'<rect x="{i * 10 + 1}" y="97" width="8" height="3" fill="#2b3846"/>')
+            continue
+        h = max(8.0, 100 * c / top)
+        eh = h * min(e, c) / c
+        bars.append(
+            f'<rect x="{i * 10 + 1}" y="{100 - h:.1f}" width="8" height="{h - eh:.1f}" '
+            'fill="#5aa9ff"/>'
+        )
+        if eh > 0:
+            bars.append(
+                f'<rect x="{i * 10 + 1}" y="{100 - eh:.1f}" width="8" height="{eh:.1f}" '
+                'fill="#ff3b3b"/>'
+            )
+    return (
+        f'<svg class="t-spark" viewBox="0 0 {n * 10} 100" preserveAspectRatio="none" '
+        f'role="img" aria-label="cycles over the window">{"".join(bars)}</svg>'
+    )
+
+
+def tile_html(t: Tile, cfg: WallConfig, health: Health) -> str:
+    e = html.escape
+    age = format_span(t.age_s) if t.age_s is not None else "never"
+    err_cls = " bad" if t.error_rate is not None and t.error_rate >= cfg.err else ""
+    asof = (
+        f'<span class="t-asof">as of {format_clock(health.at, cfg.zone)}</span>'
+        if not health.current
+        else ""
+    )
+    win = format_span(cfg.window_s)
+    return (
+        f'<div class="tile {t.status}" data-agent="{e(t.agent)}" data-status="{t.status}" '
+        f'title="{e(t.agent)}">'
+        f'<div class="t-row"><span class="t-status">{t.status}</span>{asof}'
+        f'<span class="t-age" data-age="{"" if t.age_s is None else int(t.age_s)}">{age}'
+        "<small> ago</small></span></div>"
+        f'<div class="t-name">{e(t.name)}</div>'
+        '<div class="t-nums">'
+        f'<div class="t-num" data-k="cycles"><b>{t.cycles}</b><span>cycles/{win}</span></div>'
+        f'<div class="t-num{err_cls}" data-k="error_rate"><b>{format_rate(t.error_rate)}</b>'
+        "<span>error rate</span></div>"
+        f'<div class="t-num" data-k="p95"><b>{format_ms(t.p95_ms)}</b><span>p95</span></div>'
+        "</div>"
+        f"{sparkline_svg(t.spark_n, t.spark_err)}"
+        "</div>"
+    )
+
+
+def totals_html(tot: Totals, cfg: WallConfig) -> str:
+    chips = "".join(
+        f'<span class="wall-count" data-status="{s}" style="color:{COLORS[s]}">'
+        f"{tot.by_status[s]} {s}</span>"
+        for s in ("healthy", "degraded", "stale", "down")
+        if tot.by_status[s] or s == "healthy"
+    )
+    win = format_span(cfg.window_s)
+    return (
+        '<div class="wall-totals">'
+        f'<span data-k="agents"><b>{tot.agents}</b> agents</span>{chips}'
+        f'<span data-k="cycles"><span class="k">cycles/{win}</span><b>{tot.cycles:,}</b></span>'
+        f'<span data-k="error_rate"><span class="k">error rate</span>'
+        f"<b>{format_rate(tot.error_rate)}</b></span>"
+        f'<span data-k="p95"><span class="k">p95</span><b>{format_ms(tot.p95_ms)}</b></span>'
+        "</div>"
+    )
+
+
+def dead_after(cfg: WallConfig) -> int:
+    """Seconds without a re-render after which the browser itself marks the screen stopped."""
+    return max(3 * cfg.refresh_s, cfg.refresh_s + 60)
+
+
+def wall_html(
+    tiles: Sequence[Tile],
+    totals: Totals | None,
+    health: Health,
+    cfg: WallConfig,
+    *,
+    now: datetime,
+    notices: Sequence[str] = (),
+    source: str = "",
+) -> str:
+    """The whole wall as one HTML block (with its own CSS)."""
+    e = html.escape
+    cols, rows = grid_shape(len(tiles))
+    token = f"w{int(now.timestamp() * 1000) % 10**10}"  # a new animation on every render
+    dead = dead_after(cfg)
+    updated = format_clock(now, cfg.zone, seconds=True)
+    css = (
+        f"<style>{WALL_CSS}"
+        f"@keyframes {token}-v {{ from {{ visibility: hidden; }} to {{ visibility: visible; }} }}"
+        f"@keyframes {token}-g {{ from {{ filter: none; }} to {{ filter: grayscale(1) "
+        f"brightness(0.45); }} }}"
+        f".wall-dead {{ animation: {token}-v 0.1s linear {dead}s forwards; }}"
+        f".wall-grid:not(.asof) {{ animation: {token}-g 0.1s linear {dead}s forwards; }}"
+        "</style>"
+    )
+    tz = "UTC" if cfg.tz == "UTC" else cfg.tz
+    clock = (
+        f'<div class="wall-clock" data-updated="{now.isoformat()}">updated <b>{updated}</b> {e(tz)}'
+        "</div>"
+    )
+    head = [
+        '<div class="wall-top"><div class="wall-title">AGENTS</div>',
+        totals_html(totals, cfg) if totals else '<div class="wall-totals"></div>',
+        clock,
+        "</div>",
+    ]
+    if health.banner:
+        head.append(
+            f'<div class="wall-banner {health.level}" role="alert">{e(health.banner)}</div>'
+        )
+    if tiles:
+        grid_cls = "wall-grid" if health.current else "wall-grid asof"
+        body = f'<div class="{grid_cls}">{"".join(tile_html(t, cfg, health) for t in tiles)}</div>'
+    else:
+        msg = "No agents to show yet." if health.at else "No data yet."
+        if cfg.agents:
+            msg = "None of the listed agents has been seen."
+        body = f'<div class="wall-grid"><div class="wall-empty">{e(msg)}</div></div>'
+    settings = (
+        f"window {format_span(cfg.window_s)} · degraded ≥ {cfg.err:.0%} errors · stale "
+        f"{format_span(cfg.stale_s)} · down {format_span(cfg.down_s)}"
+    )
+    notice = f'<span class="notice" role="note">{e(" · ".join(notices))}</span>' if notices else ""
+    foot = f'<div class="wall-foot"><span>{e(settings)} · {e(source)}</span>{notice}</div>'
+    dead_msg = (
+        f'<div class="wall-dead" role="alert">No update since {updated} — '
+        "this screen has lost its server. Reconnecting…</div>"
+    )
+    return (
+        f'{css}<div class="wall" style="--cols:{cols};--rows:{rows}" data-tiles="{len(tiles)}">'
+        f'<div class="wall-head">{"".join(head)}</div>{body}{foot}{dead_msg}</div>'
+    )
+
+
+# -- Streamlit -------------------------------------------------------------------------------
+
+
+def _stats_from_frame(df) -> list[AgentStats]:
+    out = []
+    for r in df.itertuples(index=False):
+        last = r.last_ts
+        out.append(
+            AgentStats(
+                agent=str(r.agent),
+                last_ts=None if last is None or last != last else last.to_pydatetime(),
+                cycles=int(r.cycles),
+                error_cycles=int(r.error_cycles),
+                errors=int(r.errors),
+                p95_ms=None if r.p95_ms is None or r.p95_ms != r.p95_ms else float(r.p95_ms),
+                spark_n=tuple(int(x) for x in r.spark_n),
+                spark_err=tuple(int(x) for x in r.spark_err),
+            )
+        )
+    return out
+
+
+def _names(dids: Sequence[str]) -> dict[str, str]:
+    """Friendly names from agents.toml when the shared helper is there; else none."""
+    try:
+        from ui import agents as agent_names
+
+        return agent_names.labels(dids, agent_names.load_names(agent_names.agents_file()))
+    except Exception:  # the names are a nicety: never let them break the wall
+        return {}
+
+
+def load(cfg: WallConfig, at: datetime) -> tuple[list[Tile], Totals, list[str], dict[str, str]]:
+    """Tiles and totals judged at ``at`` (through the per-generation query cache)."""
+    from o11y_data.queries import Filters
+    from ui.data import cached
+
+    start, end = window_bounds(at, cfg)
+    seen_since = end - timedelta(seconds=max(cfg.horizon_s, cfg.window_s))
+    df = cached("wall_agents", Filters(start, end), seen_since=seen_since, buckets=SPARK_BUCKETS)
+    stats = _stats_from_frame(df)
+    names = _names([s.agent for s in stats])
+    chosen, missing = select(stats, cfg.agents, names)
+    tiles = build_tiles(chosen, at, cfg, names)
+    dids = tuple(sorted(t.agent for t in tiles))
+    p95 = None
+    if dids and any(t.cycles for t in tiles):
+        p95 = cached("totals", Filters(start, end, agents=dids)).get("p95_ms")
+    return tiles, network_totals(tiles, p95), missing, names
+
+
+def current_config(
+    params: Mapping[str, object], env: Mapping[str, str] | None = None
+) -> tuple[WallConfig, list[str]]:
+    """Config defaults (``O11Y_WALL_*``), then the URL on top."""
+    base, notices = config_from_env(dict(os.environ if env is None else env))
+    cfg, more = parse_config(params, base)
+    return cfg, notices + more
+
+
+def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None = None) -> None:
+    """One refresh of the wall: read freshness, judge, load, draw. Never raises."""
+    import streamlit as st
+
+    from o11y_data import O11yError
+    from o11y_data.queries import freshness
+    from ui.data import get_db, get_settings
+
+    now = now or datetime.now(UTC)
+    tiles: list[Tile] = []
+    totals: Totals | None = None
+    notes = list(notices)
+    source = ""
+    try:
+        source = get_settings().source_label
+        health = assess(freshness(get_db()), now, cfg)
+        if health.at is not None:
+            tiles, totals, missing, _ = load(cfg, health.at)
+            if missing:
+                notes.append("no agent matches " + ", ".join(m[:24] for m in missing[:3]))
+    except O11yError as exc:
+        health = Health(False, None, "error", f"Cannot read the data: {exc.one_line()}")
+    except Exception as exc:  # a wall must keep running: say so, log it, try again next refresh
+        log.exception("wall render failed")
+        health = Health(False, None, "error", f"The wall hit an error: {type(exc).__name__}")
+    st.markdown(
+        wall_html(tiles, totals, health, cfg, now=now, notices=notes, source=source),
+        unsafe_allow_html=True,
+    )
+
+
+def page() -> None:
+    """The /wall page: kiosk CSS, the background syncer, and the self-refreshing wall."""
+    import streamlit as st
+
+    from ui.data import get_syncer
+
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    cfg, notices = current_config(params)
+    st.markdown(KIOSK_CSS, unsafe_allow_html=True)
+    try:
+        get_syncer()  # keeps the cache current while the wall is open
+    except Exception as exc:  # e.g. bad settings: the wall says so through freshness
+        notices = [*notices, f"sync not started: {type(exc).__name__}"]
+
+    @st.fragment(run_every=timedelta(seconds=cfg.refresh_s))
+    def live() -> None:
+        render(cfg, notices)
+
+    live()

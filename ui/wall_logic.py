@@ -1,0 +1,494 @@
+"""The wall screen's logic, free of Streamlit: URL settings, agent status, tiles, freshness.
+
+Everything here is a pure function of its arguments (``now`` is always passed in), so the numbers
+the wall shows can be checked by hand in tests.
+
+Status of an agent, judged at a moment ``at`` (now, or the time of the last good sync when the data
+is not current), first match wins:
+
+- ``down``: no cycle for ``down`` seconds (default 60 min), or never seen;
+- ``stale``: no cycle for ``stale`` seconds (default 10 min);
+- ``degraded``: error rate (cycles with ``errors > 0`` / cycles, EVENTS.md) in the window is at
+  least ``err`` (default 10 %);
+- ``healthy`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+STATUSES = ("down", "stale", "degraded", "healthy")  # most severe first
+UNKNOWN_AGENT = "unknown"  # EVENTS.md: a missing or empty agent reads as "unknown"
+
+# URL parameter -> environment variable giving its default (config without a link).
+ENV_NAMES = {
+    "agents": "O11Y_WALL_AGENTS",
+    "window": "O11Y_WALL_WINDOW",
+    "err": "O11Y_WALL_ERR",
+    "stale": "O11Y_WALL_STALE",
+    "down": "O11Y_WALL_DOWN",
+    "refresh": "O11Y_WALL_REFRESH",
+    "fresh": "O11Y_WALL_FRESH",
+    "horizon": "O11Y_WALL_HORIZON",
+    "sort": "O11Y_WALL_SORT",
+    "tz": "O11Y_WALL_TZ",
+}
+
+
+@dataclass(frozen=True)
+class WallConfig:
+    """What the wall shows; every field can be set in the URL (see :data:`ENV_NAMES` for keys)."""
+
+    agents: tuple[str, ...] = ()  # DIDs or distinctive parts of them; empty: every agent seen
+    window_s: int = 3600  # the window for cycles, error rate, p95 and the sparkline
+    err: float = 0.10  # degraded at or above this error rate
+    stale_s: int = 600  # stale after this long without a cycle
+    down_s: int = 3600  # down after this long without a cycle
+    refresh_s: int = 30  # how often the tiles refresh
+    fresh_s: int = 600  # data counts as current while the last good sync is younger than this
+    horizon_s: int = 86400  # agents silent for longer drop off the wall (unless listed)
+    sort: str = "name"  # "name" (tiles keep their place) or "status" (worst first)
+    tz: str = "UTC"
+
+    @property
+    def zone(self) -> tzinfo:
+        return UTC if self.tz == "UTC" else ZoneInfo(self.tz)
+
+
+DEFAULT = WallConfig()
+
+# -- parsing ---------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|sec|min)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``"90"``, ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"``; else ValueError."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ValueError("not a duration (use e.g. 30s, 10m, 1h)")
+    unit = (m.group(2) or "s").lower()
+    unit = {"sec": "s", "min": "m"}.get(unit, unit)
+    value = float(m.group(1)) * _UNITS[unit]
+    if not math.isfinite(value):
+        raise ValueError("not a duration")
+    return int(round(value))
+
+
+def parse_rate(text: str) -> float:
+    """A fraction from ``"0.1"``, ``"10%"`` or ``"10"`` (a number above 1 is a percentage)."""
+    t = (text or "").strip()
+    pct = t.endswith("%")
+    try:
+        value = float(t.rstrip("%").strip())
+    except ValueError:
+        raise ValueError("not a rate (use e.g. 0.1 or 10%)") from None
+    if not math.isfinite(value):
+        raise ValueError("not a rate")
+    if pct or value > 1:
+        value /= 100
+    if not 0 < value <= 1:
+        raise ValueError("must be between 0 and 100%")
+    return value
+
+
+_LIMITS = {  # field: (min, max) seconds
+    "window_s": (60, 7 * 86400),
+    "stale_s": (10, 30 * 86400),
+    "down_s": (10, 30 * 86400),
+    "refresh_s": (1, 3600),
+    "fresh_s": (10, 30 * 86400),
+    "horizon_s": (60, 365 * 86400),
+}
+_FIELD = {
+    "window": "window_s",
+    "stale": "stale_s",
+    "down": "down_s",
+    "refresh": "refresh_s",
+    "fresh": "fresh_s",
+    "horizon": "horizon_s",
+}
+_AGENT_TOKEN = re.compile(r"^[\w:.\-]{1,200}$")
+
+
+def _clip(text: object, n: int = 24) -> str:
+    s = str(text)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _first(value: object) -> str:
+    if isinstance(value, list | tuple):
+        value = value[-1] if value else ""
+    return str(value)
+
+
+def parse_config(
+    params: Mapping[str, object], base: WallConfig = DEFAULT, *, source: str = "URL"
+) -> tuple[WallConfig, list[str]]:
+    """Apply URL (or config) ``params`` over ``base``; bad values are ignored with a notice each.
+
+    Never raises: a notice names the parameter, what was wrong and the value kept.
+    """
+    changes: dict[str, Any] = {}
+    notices: list[str] = []
+
+    def bad(key: str, value: object, why: str, kept: str) -> None:
+        notices.append(f"{source}: ignored {key}={_clip(value)!s} ({why}); using {kept}")
+
+    for key, name in _FIELD.items():
+        if key not in params:
+            continue
+        raw = _first(params[key])
+        lo, hi = _LIMITS[name]
+        try:
+            value = parse_duration(raw)
+            if not lo <= value <= hi:
+                raise ValueError(f"must be {format_span(lo)}–{format_span(hi)}")
+        except ValueError as exc:
+            bad(key, raw, str(exc), format_span(getattr(base, name)))
+            continue
+        changes[name] = value
+    if "err" in params:
+        raw = _first(params["err"])
+        try:
+            changes["err"] = parse_rate(raw)
+        except ValueError as exc:
+            bad("err", raw, str(exc), f"{base.err:.0%}")
+    if "agents" in params:
+        raw_value = params["agents"]
+        items = raw_value if isinstance(raw_value, list | tuple) else [raw_value]
+        tokens = [t.strip() for item in items for t in str(item).split(",") if t.strip()]
+        good = tuple(dict.fromkeys(t for t in tokens if _AGENT_TOKEN.match(t)))
+        wrong = [t for t in tokens if not _AGENT_TOKEN.match(t)]
+        if wrong:
+            notices.append(f"{source}: ignored agents {', '.join(_clip(w) for w in wrong[:3])}")
+        changes["agents"] = good
+    if "sort" in params:
+        raw = _first(params["sort"]).strip().lower()
+        if raw in {"name", "status"}:
+            changes["sort"] = raw
+        else:
+            bad("sort", raw, "use name or status", base.sort)
+    if "tz" in params:
+        raw = _first(params["tz"]).strip()
+        try:
+            if raw.upper() != "UTC":
+                ZoneInfo(raw)
+            changes["tz"] = "UTC" if raw.upper() == "UTC" else raw
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            bad("tz", raw, "unknown time zone", base.tz)
+
+    cfg = replace(base, **changes)
+    if cfg.stale_s >= cfg.down_s:
+        kept = base if base.stale_s < base.down_s else DEFAULT
+        notices.append(
+            f"{source}: stale ({format_span(cfg.stale_s)}) must be shorter than down "
+            f"({format_span(cfg.down_s)}); using {format_span(kept.stale_s)} and "
+            f"{format_span(kept.down_s)}"
+        )
+        cfg = replace(cfg, stale_s=kept.stale_s, down_s=kept.down_s)
+    return cfg, notices
+
+
+def config_from_env(env: Mapping[str, str]) -> tuple[WallConfig, list[str]]:
+    """Defaults from ``O11Y_WALL_*`` environment variables (the wall's config file-free config)."""
+    params = {k: env[v] for k, v in ENV_NAMES.items() if env.get(v, "").strip()}
+    return parse_config(params, DEFAULT, source="config")
+
+
+def config_to_params(cfg: WallConfig) -> dict[str, str]:
+    """The URL parameters that differ from the defaults (to build a link for a TV)."""
+    out: dict[str, str] = {}
+    for f in fields(cfg):
+        value, default = getattr(cfg, f.name), getattr(DEFAULT, f.name)
+        if value == default:
+            continue
+        key = f.name.removesuffix("_s")
+        if f.name == "agents":
+            out[key] = ",".join(value)
+        elif f.name == "err":
+            out[key] = f"{value:g}"
+        else:
+            out[key] = str(value)
+    return out
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def short_did(did: str, *, head: int = 4, tail: int = 4) -> str:
+    """``did:cf:abcdefgh…`` -> ``did:cf:abcd…wxyz``; anything short or not a DID is kept."""
+    if not did.startswith("did:"):
+        return did if len(did) <= 24 else did[:12] + "…" + did[-8:]
+    prefix, _, ident = did.rpartition(":")
+    if len(ident) <= head + tail + 1:
+        return did
+    return f"{prefix}:{ident[:head]}…{ident[-tail:]}"
+
+
+def format_span(seconds: float | None) -> str:
+    """A compact duration: ``45s``, ``7m``, ``1h 05m``, ``3d 4h``; ``—`` for None."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h}h" if m == 0 else f"{h}h {m:02d}m"
+    d, h = divmod(s // 3600, 24)
+    return f"{d}d" if h == 0 else f"{d}d {h}h"
+
+
+def format_ms(ms: float | None) -> str:
+    """A duration in ms shown for people: ``850 ms``, ``12.3 s``, ``2.1 min``; ``—`` for None."""
+    if ms is None or (isinstance(ms, float) and math.isnan(ms)):
+        return "—"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+def format_rate(rate: float | None) -> str:
+    """``0.0%``, ``3.4%``, ``12%``, ``100%``; ``—`` when there is nothing to divide."""
+    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
+        return "—"
+    pct = rate * 100
+    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
+
+
+def format_clock(t: datetime | None, zone: tzinfo = UTC, *, seconds: bool = False) -> str:
+    if t is None:
+        return "—"
+    return t.astimezone(zone).strftime("%H:%M:%S" if seconds else "%H:%M")
+
+
+# -- status and tiles ------------------------------------------------------------------------
+
+
+def agent_status(
+    age_s: float | None, cycles: int, error_cycles: int, cfg: WallConfig = DEFAULT
+) -> str:
+    """healthy / degraded / stale / down (see the module docstring)."""
+    if age_s is None or age_s >= cfg.down_s:
+        return "down"
+    if age_s >= cfg.stale_s:
+        return "stale"
+    if cycles > 0 and error_cycles / cycles >= cfg.err:
+        return "degraded"
+    return "healthy"
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    """One agent as the data layer reports it (``queries.wall_agents``)."""
+
+    agent: str
+    last_ts: datetime | None
+    cycles: int = 0
+    error_cycles: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    spark_n: tuple[int, ...] = ()
+    spark_err: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tile:
+    agent: str
+    name: str
+    status: str
+    age_s: float | None
+    last_ts: datetime | None
+    cycles: int
+    error_cycles: int
+    error_rate: float | None
+    p95_ms: float | None
+    spark_n: tuple[int, ...] = ()
+    spark_err: tuple[int, ...] = ()
+
+
+def matches(agent: str, token: str, name: str | None = None) -> bool:
+    """A listed token names an agent: its full DID or friendly name, or a distinctive part of the
+    DID (4 characters or more)."""
+    if token in (agent, name):
+        return True
+    return len(token) >= 4 and token.lower() in agent.lower()
+
+
+def select(
+    stats: Sequence[AgentStats],
+    wanted: Sequence[str],
+    names: Mapping[str, str] | None = None,
+) -> tuple[list[AgentStats], list[str]]:
+    """The agents to show and the listed tokens that matched none.
+
+    With no list: every agent seen (the ``unknown`` bucket of events without an agent left out: it
+    is not an agent that can be up or down). A listed full DID never seen gets a row of its own
+    (it shows as down): a TV set up for twelve agents must notice the one that never reported.
+    """
+    if not wanted:
+        return [s for s in stats if s.agent != UNKNOWN_AGENT], []
+    chosen: dict[str, AgentStats] = {}
+    missing: list[str] = []
+    for token in wanted:
+        hits = [s for s in stats if matches(s.agent, token, (names or {}).get(s.agent))]
+        if hits:
+            for s in hits:
+                chosen.setdefault(s.agent, s)
+        elif token.startswith("did:"):
+            chosen.setdefault(token, AgentStats(token, None))
+        else:
+            missing.append(token)
+    return list(chosen.values()), missing
+
+
+def build_tiles(
+    stats: Iterable[AgentStats],
+    at: datetime,
+    cfg: WallConfig = DEFAULT,
+    names: Mapping[str, str] | None = None,
+) -> list[Tile]:
+    """One tile per agent, judged at ``at``; ordered by name, or by status then name."""
+    names = names or {}
+    tiles = []
+    for s in stats:
+        age = None if s.last_ts is None else max(0.0, (at - s.last_ts).total_seconds())
+        tiles.append(
+            Tile(
+                agent=s.agent,
+                name=names.get(s.agent) or short_did(s.agent),
+                status=agent_status(age, s.cycles, s.error_cycles, cfg),
+                age_s=age,
+                last_ts=s.last_ts,
+                cycles=s.cycles,
+                error_cycles=s.error_cycles,
+                error_rate=(s.error_cycles / s.cycles) if s.cycles else None,
+                p95_ms=s.p95_ms,
+                spark_n=tuple(s.spark_n),
+                spark_err=tuple(s.spark_err),
+            )
+        )
+    if cfg.sort == "status":
+        tiles.sort(key=lambda t: (STATUSES.index(t.status), t.name, t.agent))
+    else:
+        tiles.sort(key=lambda t: (t.name.lower(), t.agent))
+    return tiles
+
+
+@dataclass(frozen=True)
+class Totals:
+    agents: int
+    by_status: dict[str, int]
+    cycles: int
+    error_cycles: int
+    error_rate: float | None
+    p95_ms: float | None
+
+
+def network_totals(tiles: Sequence[Tile], p95_ms: float | None = None) -> Totals:
+    """Sums over the tiles shown; ``p95_ms`` comes from the data layer (p95s do not add up)."""
+    by_status = {s: sum(t.status == s for t in tiles) for s in STATUSES}
+    cycles = sum(t.cycles for t in tiles)
+    errs = sum(t.error_cycles for t in tiles)
+    return Totals(
+        agents=len(tiles),
+        by_status=by_status,
+        cycles=cycles,
+        error_cycles=errs,
+        error_rate=(errs / cycles) if cycles else None,
+        p95_ms=p95_ms,
+    )
+
+
+# -- freshness -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """Is what the wall shows current? ``at`` is the moment the tiles are judged at."""
+
+    current: bool
+    at: datetime | None  # None: nothing synced yet, no tiles
+    level: str = "ok"  # ok | warn | error
+    banner: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def assess(fresh: Mapping[str, Any], now: datetime, cfg: WallConfig = DEFAULT) -> Health:
+    """Judge ``queries.freshness`` output: current, or as of the last good sync, and why.
+
+    - nothing synced yet: no tiles, a banner (with the sync error if there is one);
+    - the last sync failed: banner with the error; tiles as of the last good sync, marked so;
+    - the last good sync is older than ``fresh``: banner; tiles as of that sync, marked so;
+    - synced, but no event has landed for ``fresh``: the numbers are current (nothing is
+      missing from the cache) but the pipeline may be stalled: a warning banner.
+    """
+    zone = cfg.zone
+    last_sync = _dt(fresh.get("last_sync_at"))
+    error = fresh.get("last_error")
+    newest_ingest = _dt(fresh.get("newest_ingest_ts")) or _dt(fresh.get("newest_ts"))
+    if last_sync is None:
+        if error:
+            return Health(False, None, "error", f"Cannot sync the data: {error}")
+        return Health(False, None, "warn", "Waiting for the first sync…")
+    since = (now - last_sync).total_seconds()
+    when = f"{format_clock(last_sync, zone)} ({format_span(since)} ago)"
+    if error:
+        return Health(
+            False,
+            last_sync,
+            "error",
+            f"Sync failing: {error}. Showing data as of the last good sync at {when}.",
+        )
+    if since >= cfg.fresh_s:
+        return Health(
+            False,
+            last_sync,
+            "error",
+            f"Data is out of date: last sync at {when}. Showing data as of then.",
+        )
+    if newest_ingest is None:
+        return Health(True, now, "warn", "The source holds no events yet.")
+    quiet = (now - newest_ingest).total_seconds()
+    if quiet >= cfg.fresh_s:
+        return Health(
+            True,
+            now,
+            "warn",
+            f"No new events have landed for {format_span(quiet)} (newest at "
+            f"{format_clock(newest_ingest, zone)}): the pipeline may be stalled.",
+        )
+    return Health(True, now)
+
+
+def window_bounds(at: datetime, cfg: WallConfig, *, step_s: int = 10) -> tuple[datetime, datetime]:
+    """The window ``[start, end)`` ending at ``at`` rounded UP to ``step_s``.
+
+    Rounding makes sessions refreshing within the same step share one cached query; rounding up
+    (not down) keeps the newest cycles in.
+    """
+    ts = math.ceil(at.timestamp() / step_s) * step_s
+    end = datetime.fromtimestamp(ts, UTC)
+    return end - timedelta(seconds=cfg.window_s), end
