@@ -356,12 +356,29 @@ def current_config(
     return cfg, notices + more
 
 
+def _freshness(db) -> dict:
+    """``queries.freshness`` plus this process's syncer: a sync that failed before it could record
+    its status (e.g. the source vanished before the first sync) still shows up."""
+    from o11y_data.queries import freshness
+    from ui.data import get_syncer
+
+    fresh = dict(freshness(db))
+    try:
+        state = get_syncer().state
+    except Exception:  # no syncer (bad settings): the store's status is all there is
+        return fresh
+    last_ok = fresh.get("last_sync_at")
+    newer = last_ok is None or state.last_attempt > last_ok.timestamp()
+    if state.last_error and not fresh.get("last_error") and newer:
+        fresh["last_error"] = state.last_error
+    return fresh
+
+
 def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None = None) -> None:
     """One refresh of the wall: read freshness, judge, load, draw. Never raises."""
     import streamlit as st
 
     from o11y_data import O11yError
-    from o11y_data.queries import freshness
     from ui.data import get_db, get_settings
 
     now = now or datetime.now(UTC)
@@ -371,7 +388,7 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
     source = ""
     try:
         source = get_settings().source_label
-        health = assess(freshness(get_db()), now, cfg)
+        health = assess(_freshness(get_db()), now, cfg)
         if health.at is not None:
             tiles, totals, missing, _ = load(cfg, health.at)
             if missing:
