@@ -34,6 +34,7 @@ class EventsDB:
         prepare(self.conn)
         self._lock = threading.Lock()
         self._number: int | None = None
+        self.damaged: list[str] = []
         self.generation = Generation()
         self.refresh()
 
@@ -49,12 +50,14 @@ class EventsDB:
             if number == self._number:
                 return self.generation
             gen = self.store.load()
+            # A damaged segment is left out (and reported) rather than failing every query;
+            # the next sync rebuilds it from the downloaded files.
+            self.damaged = self.store.damaged_segments(gen)
+            readable = [s for s in gen.segments if s["name"] not in self.damaged]
             cur = self.conn.cursor()
             try:
-                if gen.segments:
-                    files = ", ".join(
-                        _lit(str(self.store.segments / s["name"])) for s in gen.segments
-                    )
+                if readable:
+                    files = ", ".join(_lit(str(self.store.segments / s["name"])) for s in readable)
                     base = f"SELECT * FROM read_parquet([{files}])"
                 else:
                     cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)

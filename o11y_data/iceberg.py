@@ -230,7 +230,7 @@ def find_event_tables(source: Source) -> list[tuple[str, list[tuple[str, str]]]]
             try:
                 cols = schema_columns(load_json(source, meta.key))
             except O11yError:
-                cols = []
+                cols = [("unreadable metadata", "")]
             out.append((table, cols))
     return out
 

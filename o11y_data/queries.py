@@ -408,6 +408,7 @@ def freshness(db: EventsDB) -> dict[str, Any]:
     out["last_error"] = status.get("last_error")
     out["syncing"] = bool(status.get("running")) and db.store.is_syncing()
     out["progress"] = status.get("progress")
+    out["damaged_segments"] = len(db.damaged)
     return out
 
 

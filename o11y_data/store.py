@@ -142,6 +142,18 @@ class Store:
                 for path in base.rglob(".part-*.tmp"):
                     path.unlink(missing_ok=True)
 
+    def damaged_segments(self, gen: Generation) -> list[str]:
+        """Segments of ``gen`` whose Parquet footer cannot be read (truncated, replaced, gone)."""
+        import pyarrow.parquet as pq
+
+        bad = []
+        for seg in gen.segments:
+            try:
+                pq.read_metadata(self.segments / seg["name"])
+            except Exception:
+                bad.append(seg["name"])
+        return bad
+
     # -- sync lock and status ---------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, *, wait: bool = False, timeout: float = 600.0) -> Iterator[None]:

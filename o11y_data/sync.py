@@ -283,6 +283,21 @@ def _sync_locked(
     else:
         source = open_source(settings, client=client)
     gen = store.load()
+    damaged = set(store.damaged_segments(gen))
+    if damaged:
+        # A damaged cache segment: forget it and its files, so they are normalized again from
+        # the downloaded copies (or downloaded again) in this sync.
+        lost = {k for seg in gen.segments if seg["name"] in damaged for k in seg["files"]}
+        gen.segments = [seg for seg in gen.segments if seg["name"] not in damaged]
+        gen.files = {k: v for k, v in gen.files.items() if k not in lost}
+        gen.metadata_key = None  # force the full diff below
+        for k in lost:
+            raw = store.raw / k
+            if raw.is_file():
+                try:
+                    _read_columns(raw)
+                except Exception:
+                    raw.unlink()
     label = settings.source_label
 
     def report_progress(phase: str, done: int, total: int) -> None:
