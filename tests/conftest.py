@@ -8,6 +8,10 @@ browser, page                     -> tests.support.browser
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +40,41 @@ def pytest_runtest_makereport(
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# -- dashboard fixtures (the screens' tests) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """A synced demo table: its source folder, cache, build time and the app's environment."""
+
+    src: Path
+    cache: Path
+    now: datetime
+    settings: Any
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "O11Y_SOURCE_DIR": str(self.src),
+            "O11Y_CACHE_DIR": str(self.cache),
+            "O11Y_BACKGROUND_SYNC": "0",
+            "O11Y_AGENTS_FILE": str(self.src.parent / "no-agents.toml"),
+        }
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
+    """The demo table (seed 7) built at the real clock's now, synced once into a cache."""
+    from o11y_data import demo, load_settings, sync
+
+    root = tmp_path_factory.mktemp("demo-store")
+    now = datetime.now(UTC)
+    src, cache = root / "src", root / "cache"
+    demo.build(src, now=now, seed=7)
+    settings = load_settings(
+        {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(cache)}, secrets_paths=[]
+    )
+    sync(settings)
+    return DemoStore(src, cache, now, settings)

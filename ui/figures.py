@@ -302,7 +302,7 @@ def heatmap(
     fig.add_heatmap(
         x=list(grid.columns),
         y=ylab,
-        z=grid.to_numpy(),
+        z=grid.to_numpy().tolist(),
         colorscale="Blues",
         colorbar={"title": {"text": "cycles"}, "thickness": 12},
         customdata=[[k] * grid.shape[1] for k in grid.index],

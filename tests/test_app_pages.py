@@ -1,0 +1,389 @@
+"""Every page through AppTest against a small hand-made dataset, numbers checked independently.
+
+The dataset is a plain folder of Parquet files (``__ingest_ts``, ``value``) written here with
+pyarrow, times relative to the real clock so the relative presets apply. The expected numbers are
+computed in this file from the Python rows (pandas/numpy), never by the queries the pages call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+A = "did:cf:alphaalphaalphaalpha01"
+B = "did:cf:bravobravobravobravo02"
+C = "did:cf:charliecharliecharlie3"
+PAGES = ["overview", "timeline", "modes", "errors", "health", "explorer"]
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _make_rows(now: datetime) -> tuple[list[tuple[datetime, str]], pd.DataFrame]:
+    """(ingest_ts, value) rows and the parsed cycles/events as a DataFrame (by hand)."""
+    rng = random.Random(3)
+    events: list[dict] = []
+
+    def cycle(ts: datetime, agent: str, i: int) -> None:
+        mode = ["think", "think", "reflection", "housekeeping"][i % 4]
+        dur = rng.randint(500, 90_000)
+        tools = rng.randint(0, 6)
+        errs = rng.choice([0, 0, 0, 0, 1, 2])
+        raw: dict = {
+            "event_type": "agent.cycle",
+            "agent": agent,
+            "mode": mode,
+            "durationMs": dur,
+            "toolCalls": tools,
+            "errors": errs,
+            "_ts": _iso(ts),
+        }
+        if i % 17 == 0:
+            raw["durationMs"] = str(dur)  # numeric string: parses
+        if i % 23 == 0:
+            raw["toolCalls"] = "n/a"  # not a number: NULL
+            tools = None
+        events.append(
+            {
+                "ts": ts,
+                "event_type": "agent.cycle",
+                "agent": agent,
+                "mode": mode,
+                "duration_ms": dur,
+                "tool_calls": tools,
+                "errors": errs,
+                "raw": json.dumps(raw),
+            }
+        )
+
+    # current 24 h: 120 cycles of A and B between 23 h and 1.1 h ago, and 6 in the last hour
+    for i in range(120):
+        ts = now - timedelta(hours=23) + timedelta(seconds=i * 21.9 * 3600 / 120)
+        cycle(ts, A if i % 3 else B, i)
+    for i in range(6):
+        cycle(now - timedelta(minutes=50) + timedelta(minutes=7 * i), B, 200 + i)
+    # the previous 24 h: 60 cycles of A, B and C
+    for i in range(60):
+        ts = now - timedelta(hours=47) + timedelta(seconds=i * 21 * 3600 / 60)
+        cycle(ts, [A, B, C][i % 3], 300 + i)
+    # other event types (counted on their own)
+    for i in range(5):
+        ts = now - timedelta(hours=5, minutes=i)
+        raw = {"event_type": "agent.wake", "agent": A, "_ts": _iso(ts)}
+        events.append(
+            {"ts": ts, "event_type": "agent.wake", "agent": A, "mode": "unknown",
+             "duration_ms": None, "tool_calls": None, "errors": None, "raw": json.dumps(raw)}
+        )  # fmt: skip
+    rows = [(e["ts"] + timedelta(seconds=3), e["raw"]) for e in events]
+    rows += [(now - timedelta(hours=3), '{"truncated'), (now - timedelta(hours=3), "[1, 2]")]
+    df = pd.DataFrame(events)
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    return rows, df
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory):
+    from o11y_data import load_settings, sync
+
+    root = tmp_path_factory.mktemp("pages")
+    now = datetime.now(UTC)
+    rows, df = _make_rows(now)
+    src = root / "src" / "data"
+    src.mkdir(parents=True)
+    rows.sort(key=lambda r: r[0])
+    for n, part in enumerate((rows[:100], rows[100:170], rows[170:])):
+        table = pa.table(
+            {
+                "__ingest_ts": pa.array([r[0] for r in part], pa.timestamp("us", tz="UTC")),
+                "value": pa.array([r[1] for r in part], pa.string()),
+            }
+        )
+        pq.write_table(table, src / f"part-{n:03d}.parquet")
+    env = {
+        "O11Y_SOURCE_DIR": str(root / "src"),
+        "O11Y_CACHE_DIR": str(root / "cache"),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_AGENTS_FILE": str(root / "agents.toml"),
+    }
+    (root / "agents.toml").write_text(f'[agents]\n"{A}" = "alpha-agent"\n')
+    sync(load_settings(env, secrets_paths=[]))
+    # AppTest re-detects a `pages/` folder before every run and would then run a page script on
+    # its own (the pre-st.navigation layout) instead of app.py; the real server runs app.py's
+    # st.navigation, so make AppTest do the same.
+    mp = pytest.MonkeyPatch()
+    init = PagesManager.__init__
+
+    def v2_only(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    mp.setattr(PagesManager, "__init__", v2_only)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield now, df
+    mp.undo()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run(page: str, params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def window(now: datetime, hours: float = 24) -> tuple[pd.Timestamp, pd.Timestamp]:
+    end = pd.Timestamp(now).ceil("min")
+    return end - pd.Timedelta(hours=hours), end
+
+
+def cycles_in(df: pd.DataFrame, start, end) -> pd.DataFrame:
+    c = df[df["event_type"] == "agent.cycle"]
+    return c[(c["ts"] >= start) & (c["ts"] < end)]
+
+
+def errors_shown(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+# -- every page ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_clean(dataset, page):
+    at = run(page)
+    assert not errors_shown(at)
+    assert not at.warning or page == "timeline"  # the timeline may flag silent agents
+    assert any("Last sync" in m.value for m in at.markdown)  # the freshness bar
+    assert any("local folder" in m.value for m in at.markdown)  # the source in use
+
+
+def test_overview_tiles_match_independent_numbers(dataset):
+    now, df = dataset
+    at = run("overview")
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    prev = cycles_in(df, start - pd.Timedelta(hours=24), start)
+    m = metrics(at)
+    assert m["Agents active"] == str(cur["agent"].nunique()) == "2"
+    assert m["Cycles"] == f"{len(cur):,}"
+    assert m["Error rate"] == pct((cur["errors"] > 0).mean())
+    p95 = np.percentile(cur["duration_ms"].astype(float), 95)
+    assert m["p95 duration"] == (f"{p95 / 1000:.1f} s" if p95 < 60_000 else f"{p95 / 60000:.1f} min")
+    assert m["Tool calls"] == f"{int(cur['tool_calls'].fillna(0).sum()):,}"
+    deltas = {x.label: x.proto.delta for x in at.metric}
+    assert deltas["Cycles"] == f"{(len(cur) - len(prev)) / len(prev) * 100:+.1f}%"
+    assert deltas["Agents active"] == f"{(2 - 3) / 3 * 100:+.1f}%"
+
+    table = at.dataframe[1].value  # [0] is events by type
+    assert list(table["DID"]) == list(cur["agent"].value_counts().index)
+    by_agent = cur.groupby("agent").size()
+    for _, row in table.iterrows():
+        assert row["Cycles"] == by_agent[row["DID"]]
+        assert f"agent={row['DID']}" in row["Timeline"].replace("%3A", ":")
+    assert "alpha-agent" in set(table["Agent"])  # the friendly name from agents.toml
+
+    types = at.dataframe[0].value
+    assert dict(zip(types["Event type"], types["Events"], strict=True)) == {
+        "agent.cycle": len(cur),
+        "agent.wake": 5,
+    }
+
+
+def test_timeline_heatmap_counts_every_cycle(dataset):
+    now, df = dataset
+    at = run("timeline")
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    figs = [pio.from_json(c.proto.spec) for c in charts]
+    heat = next(t for f in figs for t in f.data if t.type == "heatmap")
+    assert int(np.nansum(np.asarray(heat.z, dtype=float))) == len(cur)
+    strip = figs[1]
+    dots = sum(len(t.x) for t in strip.data if t.name != "errors")
+    rings = sum(len(t.x) for t in strip.data if t.name == "errors")
+    assert dots == len(cur)
+    assert rings == int((cur["errors"] > 0).sum())
+
+
+def test_modes_table_matches(dataset):
+    now, df = dataset
+    at = run("modes")
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    table = at.dataframe[0].value
+    expected = cur.groupby("mode").size()
+    assert dict(zip(table["Mode"], table["Cycles"], strict=True)) == expected.to_dict()
+    for _, row in table.iterrows():
+        assert row["Share %"] == pytest.approx(expected[row["Mode"]] / len(cur) * 100)
+        sub = cur[cur["mode"] == row["Mode"]]
+        assert row["Avg tools"] == pytest.approx(sub["tool_calls"].astype(float).mean())
+
+
+def test_errors_page_matches(dataset):
+    now, df = dataset
+    at = run("errors")
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    m = metrics(at)
+    assert m["Error rate"] == pct((cur["errors"] > 0).mean())
+    assert m["Cycles with errors"] == str(int((cur["errors"] > 0).sum()))
+    assert m["Errors"] == str(int(cur["errors"].sum()))
+    assert m["Errors per cycle"] == f"{cur['errors'].sum() / len(cur):.3f}"
+    recent = at.dataframe[0].value
+    err = cur[cur["errors"] > 0].sort_values("ts", ascending=False)
+    assert len(recent) == min(50, len(err))
+    assert list(recent["DID"])[:5] == list(err["agent"])[:5]
+    assert at.json[0].value == json.dumps(json.loads(err.iloc[0]["raw"]))
+
+
+def test_errors_split_by_agent(dataset):
+    at = run("errors")
+    at.segmented_control(key="err_split").set_value("agent").run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["name"] for t in spec["data"]} == {"alpha-agent", "did:cf:brav…vo02"}
+
+
+def test_health_page_matches(dataset):
+    now, df = dataset
+    at = run("health")
+    m = metrics(at)
+    assert m["Unparseable rows"] == "2"
+    end = pd.Timestamp(now).ceil("min")
+    last_hour = df[(df["ts"] >= end - pd.Timedelta(hours=1)) & (df["ts"] < end)]
+    assert m["Events, last hour"] == str(len(last_hour)) == "6"
+    assert m["Live files"] == "3"
+    assert m["Newest event"].endswith("ago")
+
+
+def test_explorer_counts_search_and_downloads(dataset):
+    now, df = dataset
+    at = run("explorer")
+    start, end = window(now)
+    cur = df[(df["ts"] >= start) & (df["ts"] < end)]
+    assert any(f"{len(cur):,} matching events" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == len(cur)
+
+    at = run("explorer", {"q": "BRAVO"})
+    n_b = int((cur["agent"] == B).sum())
+    assert any(f"{n_b:,} matching events" in c.value for c in at.caption)
+
+    # the downloads hold exactly the filtered view
+    from o11y_data import load_settings, open_db
+    from o11y_data.queries import Filters
+    from ui import export
+
+    db = open_db(load_settings(secrets_paths=[]))
+    view = export.filtered_view(db, Filters(start.to_pydatetime(), end.to_pydatetime()), "bravo")
+    assert len(pd.read_parquet(__import__("io").BytesIO(export.to_parquet(view)))) == n_b
+    assert export.to_csv(view).decode().count("\n") == n_b + 1
+
+
+def test_filters_from_the_url_apply(dataset):
+    now, df = dataset
+    at = run("overview", {"agent": B, "mode": "think", "range": "24h"})
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    sel = cur[(cur["agent"] == B) & (cur["mode"] == "think")]
+    assert metrics(at)["Cycles"] == f"{len(sel):,}"
+    assert at.multiselect(key="f_agents").value == [B]
+    assert at.multiselect(key="f_modes").value == ["think"]
+
+
+def test_custom_range_and_errors_only(dataset):
+    now, df = dataset
+    s, e = now - timedelta(hours=10), now - timedelta(hours=2)
+    params = {"range": "custom", "start": s.strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "end": e.strftime("%Y-%m-%dT%H:%M:%SZ"), "errors": "1"}  # fmt: skip
+    at = run("errors", params)
+    c = df[df["event_type"] == "agent.cycle"]
+    lo, hi = pd.Timestamp(s).floor("s"), pd.Timestamp(e).floor("s")
+    sel = c[(c["ts"] >= lo) & (c["ts"] < hi) & (c["errors"] > 0)]
+    assert metrics(at)["Cycles with errors"] == str(len(sel))
+    assert metrics(at)["Error rate"] == "100.0%"
+
+
+def test_no_data_reads_no_data(dataset):
+    at = run("overview", {"range": "15m", "agent": C})
+    assert any("No data" in i.value for i in at.info)
+    assert not at.metric
+    for page in PAGES:
+        at = run(page, {"range": "15m", "agent": C})
+        assert not errors_shown(at), page
+        if page != "health":
+            assert any("No data" in i.value for i in at.info), page
+
+
+@pytest.mark.parametrize(
+    "params, notice",
+    [
+        ({"range": "99y"}, "unknown time range"),
+        ({"range": "custom", "start": "not-a-date", "end": "2026-01-01"}, "not a time"),
+        ({"range": "custom", "start": "2026-02-01", "end": "2026-01-01"}, "not before end"),
+        ({"agent": "'; DROP TABLE events; --"}, "unknown agent"),
+        ({"agent": "did:cf:" + "x" * 5000}, "unknown agent"),
+        ({"mode": "thinking"}, "unknown mode"),
+        ({"errors": "maybe"}, "errors="),
+    ],
+)
+def test_bad_url_value_gives_a_notice(dataset, params, notice):
+    for page in ("overview", "explorer"):
+        at = run(page, params)
+        assert any(notice in w.value for w in at.warning), [w.value for w in at.warning]
+        assert not errors_shown(at)
+        assert at.metric or page == "explorer"  # the page still shows its data
+
+
+def test_reset_clears_the_url(dataset):
+    at = run("modes", {"range": "6h", "mode": "think"})
+    assert at.query_params.get("range") == "6h"
+    at.button[0].click().run()
+    assert not at.exception
+    assert "range" not in at.query_params and "mode" not in at.query_params
+    assert at.selectbox(key="f_range").value == "24h"
+
+
+def test_changing_a_widget_writes_the_url(dataset):
+    at = run("overview")
+    at.selectbox(key="f_range").set_value("7d").run()
+    assert at.query_params.get("range") == "7d"
+    at.toggle(key="f_errors").set_value(True).run()
+    assert at.query_params.get("errors") == "1"
+    assert not at.exception

@@ -1,0 +1,99 @@
+"""The running app in headless Chromium: every page draws, no errors, filters survive a reload.
+
+One app server for the module (against the synced demo fixture, no background sync). Each page's
+screenshot goes to tests/screenshots/ (gitignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.app_server import running_streamlit
+from tests.support.browser import SCREENSHOT_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+
+# url path, heading, charts the page draws at least
+PAGES = [
+    ("", "Overview", 1),
+    ("timeline", "Activity timeline", 3),
+    ("modes", "Modes", 5),
+    ("errors", "Errors", 3),
+    ("health", "Pipeline health", 2),
+    ("explorer", "Explorer", 0),
+]
+EXCEPTION_TEXT = re.compile(r"Traceback|\b[A-Z]\w*(Error|Exception):|StreamlitAPIException")
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_store) -> Iterator[str]:
+    with running_streamlit(REPO / "app.py", demo_store.env) as url:
+        yield url
+
+
+def _settle(page: Page, heading: str, charts: int) -> None:
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=30_000)
+    if charts:
+        expect(page.locator(".js-plotly-plot .main-svg").nth(charts - 1)).to_be_attached(
+            timeout=30_000
+        )
+    # the script has finished when the status widget stops saying "Running"
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+
+
+def _range_box(page: Page):
+    return page.get_by_role("combobox", name="Time range (UTC)")
+
+
+def _assert_clean(page: Page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    text = page.locator("body").inner_text()
+    assert not EXCEPTION_TEXT.search(text), EXCEPTION_TEXT.search(text)
+
+
+def test_every_page_draws_without_errors(page: Page, app_url: str) -> None:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    for path, heading, charts in PAGES:
+        page.goto(f"{app_url}/{path}")
+        _settle(page, heading, charts)
+        assert page.locator(".js-plotly-plot").count() >= charts, heading
+        _assert_clean(page)
+        page.screenshot(path=str(SCREENSHOT_DIR / f"page_{path or 'overview'}.png"), full_page=True)
+
+
+def test_filter_lives_in_the_url(page: Page, app_url: str) -> None:
+    page.goto(f"{app_url}/modes")
+    _settle(page, "Modes", 5)
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Time range (UTC)")
+    box.click()
+    page.get_by_role("option", name="Last 6 hours").click()
+    page.wait_for_url(re.compile(r"range=6h"), timeout=15_000)
+    _settle(page, "Modes", 5)
+    expect(page.get_by_text("Last 6 hours").first).to_be_visible()
+
+    page.reload()
+    _settle(page, "Modes", 5)
+    assert "range=6h" in page.url
+    expect(_range_box(page)).to_have_value("Last 6 hours")
+    _assert_clean(page)
+
+    # moving to another page through the sidebar keeps the filter
+    page.get_by_test_id("stSidebarNav").get_by_text("Errors", exact=True).click()
+    _settle(page, "Errors", 3)
+    page.wait_for_url(re.compile(r"/errors\?.*range=6h"), timeout=15_000)
+    expect(_range_box(page)).to_have_value("Last 6 hours")
+    page.screenshot(path=str(SCREENSHOT_DIR / "filter_6h_errors.png"), full_page=True)
+
+
+def test_bad_url_value_gives_a_notice(page: Page, app_url: str) -> None:
+    page.goto(f"{app_url}/overview?range=99y&agent=%27%3B%20DROP%20TABLE%20events%3B--")
+    _settle(page, "Overview", 1)
+    expect(page.get_by_text("Ignored unknown time range").first).to_be_visible()
+    expect(page.get_by_text("Ignored unknown agent").first).to_be_visible()
+    _assert_clean(page)
