@@ -1,0 +1,74 @@
+"""The demo: realistic, deterministic, and read through the same sync path as R2."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pyarrow.parquet as pq
+
+from o11y_data import demo, load_settings, open_db, sync
+from o11y_data import queries as q
+from tests.support.tables import T0
+
+
+def build_and_sync(tmp_path, name: str):
+    src = tmp_path / name
+    demo.build(src, now=T0, seed=7)
+    s = load_settings(
+        {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(tmp_path / f"c-{name}")},
+        secrets_paths=[],
+    )
+    sync(s)
+    return src, open_db(s)
+
+
+def test_same_now_and_seed_give_the_same_numbers(tmp_path):
+    _, a = build_and_sync(tmp_path, "a")
+    _, b = build_and_sync(tmp_path, "b")
+    assert q.summary(a).equals(q.summary(b))
+
+
+def test_demo_has_the_stories_a_dashboard_should_show(tmp_path):
+    src, db = build_and_sync(tmp_path, "a")
+    seen = q.agent_last_seen(db).set_index("agent")
+    ids = [p.did for p in demo.agents(7)]
+    assert len(ids) == 12
+    silent = seen.loc[ids[demo.SILENT_AGENT], "last_ts"].to_pydatetime()
+    assert timedelta(minutes=59) < T0 - silent < timedelta(minutes=75)
+    others = [
+        T0 - seen.loc[i, "last_ts"].to_pydatetime() for i in ids if i != ids[demo.SILENT_AGENT]
+    ]
+    assert max(others) < timedelta(minutes=15)
+    burst = q.Filters(start=T0 - timedelta(hours=3), end=T0 - timedelta(hours=2, minutes=35))
+    calm = q.Filters(start=T0 - timedelta(hours=12), end=T0 - timedelta(hours=4))
+    assert q.totals(db, burst)["error_rate"] > 3 * q.totals(db, calm)["error_rate"]
+    modes = q.mode_breakdown(db).set_index("mode")
+    assert {"think", "reflection", "housekeeping"} <= set(modes.index)
+    p = q.duration_percentiles(db).iloc[0]
+    assert p.p99_ms > 3 * p.p50_ms  # long-tailed
+    fresh = q.freshness(db)
+    assert fresh["unparseable"] == 4  # truncated, array, scalar, empty
+    # Leftovers of compaction and an orphan sit in data/ but are not live.
+    live = fresh["files"]
+    on_disk = len(list(src.rglob("*.parquet")))
+    assert on_disk > live + 1
+    assert any("compacted-" in p.name for p in src.rglob("*.parquet"))
+
+
+def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path):
+    src = tmp_path / "src"
+    demo.build(src, now=T0, seed=7)
+    state = json.loads((src / demo.STATE_FILE).read_text())
+    added = demo.advance(src, now=T0 + timedelta(minutes=10))
+    assert added > 0
+    s = load_settings(
+        {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(tmp_path / "c")}, secrets_paths=[]
+    )
+    sync(s)
+    newest = q.freshness(open_db(s))["newest_ts"].to_pydatetime()
+    assert T0 < newest <= T0 + timedelta(minutes=10)
+    after = json.loads((src / demo.STATE_FILE).read_text())
+    assert after["writer"]["version"] == state["writer"]["version"] + 1
+    files = [f for f in src.rglob("*.parquet")]
+    assert all(pq.read_metadata(f).row_group(0).column(0).compression == "ZSTD" for f in files)
