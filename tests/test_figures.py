@@ -1,0 +1,217 @@
+"""Figure builders tested directly: traces, colors, axis titles and values come from the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ui import figures as FG
+
+T0 = pd.Timestamp("2026-02-10 00:00", tz="UTC")
+A, B = "did:cf:aaaaaaaaaaaaaaaaaaaaaaaa", "did:cf:bbbbbbbbbbbbbbbbbbbbbbbb"
+LABELS = {A: "alpha", B: "did:cf:bbbb…bbbb"}
+
+
+def buckets(rows):
+    return pd.DataFrame(
+        [{"bucket": T0 + pd.Timedelta(minutes=5 * i), "key": k, **v} for i, k, v in rows]
+    )
+
+
+def x_of(trace):
+    return [pd.Timestamp(x) for x in trace.x]
+
+
+def test_modes_have_fixed_distinct_colors():
+    colors = [FG.mode_color(m) for m in FG.MODE_ORDER]
+    assert len(set(colors)) == 4
+    assert FG.mode_color("think") == FG.MODE_COLORS["think"]
+    assert FG.mode_color("surprise") == FG.mode_color("surprise")  # stable for unknown modes
+    assert FG.mode_sort(["unknown", "zeta", "think", "housekeeping"]) == [
+        "think",
+        "housekeeping",
+        "unknown",
+        "zeta",
+    ]
+
+
+def test_cycles_over_time_by_mode_stacks_bars_in_mode_colors():
+    df = buckets(
+        [
+            (0, "think", {"cycles": 3}),
+            (0, "reflection", {"cycles": 1}),
+            (1, "think", {"cycles": 4}),
+        ]
+    )
+    fig = FG.cycles_over_time(df, by="mode", bucket="5 min")
+    assert [t.name for t in fig.data] == ["think", "reflection"]
+    assert all(t.type == "bar" for t in fig.data)
+    assert fig.data[0].marker.color == FG.MODE_COLORS["think"]
+    assert list(fig.data[0].y) == [3, 4]
+    assert x_of(fig.data[0]) == [pd.Timestamp("2026-02-10 00:00"), pd.Timestamp("2026-02-10 00:05")]
+    assert fig.layout.barmode == "stack"
+    assert fig.layout.xaxis.title.text == "Time (UTC)"
+    assert fig.layout.yaxis.title.text == "Cycles per 5 min"
+
+
+def test_cycles_over_time_by_agent_draws_a_line_per_agent_with_labels():
+    df = buckets([(0, A, {"cycles": 2}), (0, B, {"cycles": 5}), (1, A, {"cycles": 1})])
+    fig = FG.cycles_over_time(df, by="agent", labels=LABELS)
+    assert [t.name for t in fig.data] == ["alpha", "did:cf:bbbb…bbbb"]
+    assert list(fig.data[0].y) == [2, 1] and list(fig.data[1].y) == [5]
+    assert list(fig.data[0].customdata) == [A, A]  # the full DID on hover
+    assert fig.data[0].line.color != fig.data[1].line.color
+
+
+def test_mode_mix_is_normalised_to_percent():
+    df = buckets([(0, "think", {"cycles": 3}), (0, "housekeeping", {"cycles": 1})])
+    fig = FG.mode_mix_over_time(df)
+    assert {t.groupnorm for t in fig.data} == {"percent"}
+    assert fig.data[1].fillcolor == FG.MODE_COLORS["housekeeping"]
+    assert fig.layout.yaxis.title.text == "Share of cycles (%)"
+
+
+def test_rate_over_time_as_percent_and_per_cycle():
+    df = buckets(
+        [
+            (0, "think", {"cycles": 4, "error_rate": 0.25, "errors_per_cycle": 0.5}),
+            (1, "think", {"cycles": 2, "error_rate": 0.0, "errors_per_cycle": 0.0}),
+        ]
+    )
+    fig = FG.rate_over_time(df, metric="error_rate", by="mode")
+    assert list(fig.data[0].y) == [25.0, 0.0]
+    assert fig.data[0].line.color == FG.MODE_COLORS["think"]
+    assert fig.layout.yaxis.title.text == "Error rate (%)"
+    fig = FG.rate_over_time(df, metric="errors_per_cycle", by="mode")
+    assert list(fig.data[0].y) == [0.5, 0.0]
+    assert fig.layout.yaxis.title.text == "Errors per cycle"
+
+
+def test_agent_strip_colors_by_mode_and_rings_errors():
+    pts = pd.DataFrame(
+        {
+            "ts": [T0, T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(minutes=2)],
+            "agent": [A, A, B],
+            "mode": ["think", "reflection", "think"],
+            "duration_ms": [1000, 50000, None],
+            "tool_calls": [1, 2, None],
+            "errors": [0, 2, None],
+        }
+    )
+    fig = FG.agent_strip(pts, labels=LABELS)
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"think", "reflection", "errors"}
+    assert by_name["think"].marker.color == FG.MODE_COLORS["think"]
+    assert list(by_name["think"].y) == ["alpha", "did:cf:bbbb…bbbb"]
+    assert list(by_name["errors"].y) == ["alpha"]
+    assert by_name["errors"].marker.line.color == FG.ERROR_COLOR
+    # longer cycles are bigger dots
+    assert by_name["reflection"].marker.size[0] > by_name["think"].marker.size[0]
+    assert fig.layout.xaxis.title.text == "Time (UTC)"
+
+
+def test_heatmap_fills_empty_buckets_with_zero():
+    df = buckets([(0, A, {"cycles": 2}), (3, A, {"cycles": 1}), (3, B, {"cycles": 4})])
+    fig = FG.heatmap(df, labels=LABELS, bucket_s=300)
+    h = fig.data[0]
+    assert h.type == "heatmap"
+    z = np.asarray(h.z, dtype=float)
+    assert z.shape == (2, 4)  # two agents, four 5-minute buckets (two of them empty)
+    assert z.sum() == 7
+    assert list(h.y) == ["did:cf:bbbb…bbbb", "alpha"]
+    assert list(z[1]) == [2, 0, 0, 1]
+
+
+def test_mode_share_donut():
+    df = pd.DataFrame({"mode": ["reflection", "think"], "cycles": [1, 3], "share": [0.25, 0.75]})
+    fig = FG.mode_share(df)
+    pie = fig.data[0]
+    assert list(pie.labels) == ["think", "reflection"]
+    assert list(pie.values) == [3, 1]
+    assert list(pie.marker.colors) == [FG.MODE_COLORS["think"], FG.MODE_COLORS["reflection"]]
+
+
+def test_mode_share_by_agent():
+    df = pd.DataFrame(
+        {
+            "agent": [A, A, B],
+            "mode": ["think", "reflection", "think"],
+            "cycles": [3, 1, 2],
+            "share": [0.75, 0.25, 1.0],
+        }
+    )
+    fig = FG.mode_share_by_agent(df, labels=LABELS)
+    think = next(t for t in fig.data if t.name == "think")
+    assert list(think.x) == [75.0, 100.0]
+    assert think.orientation == "h" and think.marker.color == FG.MODE_COLORS["think"]
+    assert fig.layout.barmode == "stack"
+
+
+def test_duration_by_mode_in_seconds_on_a_log_axis():
+    pts = pd.DataFrame(
+        {"mode": ["think", "think", "housekeeping"], "duration_ms": [1000, 3000, None]}
+    )
+    fig = FG.duration_by_mode(pts)
+    assert [t.name for t in fig.data] == ["think"]
+    assert list(fig.data[0].y) == [1.0, 3.0]
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_tools_by_mode():
+    df = pd.DataFrame({"mode": ["think", "reflection"], "avg_tools": [3.5, 0.9], "tools": [7, 1]})
+    fig = FG.tools_by_mode(df)
+    assert list(fig.data[0].y) == [3.5, 0.9]
+    assert list(fig.data[0].marker.color) == [FG.MODE_COLORS["think"], FG.MODE_COLORS["reflection"]]
+
+
+def test_top_error_agents_most_at_the_top():
+    df = pd.DataFrame(
+        {"agent": [A, B], "cycles": [10, 20], "errors": [5, 2], "error_rate": [0.3, 0.1]}
+    )
+    fig = FG.top_error_agents(df, labels=LABELS)
+    bar = fig.data[0]
+    assert list(bar.x) == [2, 5]  # plotly draws bottom-up, so the worst is last
+    assert list(bar.y) == ["did:cf:bbbb…bbbb", "alpha"]
+    assert bar.marker.color == FG.ERROR_COLOR
+
+
+def test_events_per_hour_with_usual_rate():
+    df = pd.DataFrame(
+        {"hour": [T0, T0 + pd.Timedelta(hours=1)], "events": [100, 40]},
+    )
+    fig = FG.events_per_hour(df, usual=90.0)
+    assert list(fig.data[0].y) == [100, 40]
+    assert list(fig.data[1].y) == [90.0, 90.0] and fig.data[1].line.dash == "dash"
+    assert fig.layout.xaxis.title.text == "Time (UTC)"
+
+
+def test_ingest_lag_lines():
+    df = pd.DataFrame({"bucket": [T0], "events": [5], "lag_p50_s": [2.5], "lag_p95_s": [9.0]})
+    fig = FG.ingest_lag(df)
+    assert [t.name for t in fig.data] == ["p50", "p95"]
+    assert list(fig.data[1].y) == [9.0]
+    assert fig.layout.yaxis.title.text == "Lag (s)"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: FG.cycles_over_time(pd.DataFrame()),
+        lambda: FG.mode_mix_over_time(pd.DataFrame()),
+        lambda: FG.rate_over_time(pd.DataFrame()),
+        lambda: FG.agent_strip(pd.DataFrame()),
+        lambda: FG.heatmap(pd.DataFrame()),
+        lambda: FG.mode_share(pd.DataFrame()),
+        lambda: FG.mode_share_by_agent(pd.DataFrame()),
+        lambda: FG.duration_by_mode(pd.DataFrame({"mode": [], "duration_ms": []})),
+        lambda: FG.tools_by_mode(pd.DataFrame()),
+        lambda: FG.top_error_agents(pd.DataFrame()),
+        lambda: FG.events_per_hour(pd.DataFrame()),
+        lambda: FG.ingest_lag(pd.DataFrame()),
+    ],
+)
+def test_empty_input_says_no_data(build):
+    fig = build()
+    assert not fig.data
+    assert fig.layout.annotations[0].text == "No data"

@@ -1,0 +1,267 @@
+"""The URL <-> filters parsing and the other pure UI helpers, without Streamlit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from o11y_data.queries import Filters
+from ui import agents, fmt, tables
+from ui import filters as F
+
+AGENTS = ["did:cf:3zv2mwufxbv54byvsehogfqr", "did:cf:ajlj6hdu6gdpmrcg4be4umr4"]
+MODES = ["housekeeping", "reflection", "think", "unknown"]
+TYPES = ["agent.cycle", "agent.wake"]
+NOW = datetime(2026, 2, 10, 12, 30, 15, tzinfo=UTC)
+
+
+def parse(params):
+    return F.parse_params(params, agents=AGENTS, modes=MODES, event_types=TYPES)
+
+
+def test_no_params_is_the_default_view():
+    s = parse({})
+    assert s == F.FilterState() and not s.notices
+    assert s.range == "24h" and F.to_params(s) == {}
+
+
+@pytest.mark.parametrize("preset", list(F.PRESETS))
+def test_every_preset(preset):
+    s = parse({"range": preset})
+    assert s.range == preset and not s.notices
+    f = s.to_filters(NOW)
+    if preset == "all":
+        assert f.start is None and f.end is None
+    else:
+        assert f.end == datetime(2026, 2, 10, 12, 31, tzinfo=UTC)  # now, rounded up
+        assert f.end - f.start == F.PRESETS[preset]
+
+
+def test_unknown_preset_is_ignored_with_a_notice():
+    s = parse({"range": "99y"})
+    assert s.range == "24h"
+    assert "unknown time range '99y'" in s.notices[0]
+
+
+def test_custom_range():
+    s = parse({"range": "custom", "start": "2026-02-01T00:00:00Z", "end": "2026-02-02"})
+    assert not s.notices
+    assert s.start == datetime(2026, 2, 1, tzinfo=UTC)
+    assert s.end == datetime(2026, 2, 2, tzinfo=UTC)
+    f = s.to_filters(NOW)
+    assert (f.start, f.end) == (s.start, s.end)
+    assert F.to_params(s) == {
+        "range": "custom",
+        "start": "2026-02-01T00:00:00Z",
+        "end": "2026-02-02T00:00:00Z",
+    }
+
+
+def test_start_and_end_without_range_mean_custom():
+    s = parse({"start": "2026-02-01T10:00:00+02:00", "end": "2026-02-01T12:00:00+02:00"})
+    assert s.range == "custom" and s.start == datetime(2026, 2, 1, 8, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"range": "custom", "start": "yesterday", "end": "2026-02-02"}, "not a time"),
+        ({"range": "custom", "start": "2026-02-01", "end": "2026-13-45"}, "not a time"),
+        ({"range": "custom", "start": "2026-02-03", "end": "2026-02-02"}, "not before end"),
+        ({"range": "custom", "start": "2026-02-02", "end": "2026-02-02"}, "not before end"),
+        ({"range": "custom", "start": "2026-02-02"}, "needs both"),
+        ({"range": "custom"}, "needs both"),
+        ({"range": "custom", "start": "1" * 5000, "end": "2026-02-02"}, "not a time"),
+        ({"range": "custom", "start": "0001-01-01", "end": "2026-02-02"}, "not a time"),
+    ],
+)
+def test_bad_custom_ranges_fall_back_with_a_notice(params, words):
+    s = parse(params)
+    assert s.range == "24h" and s.start is None and s.end is None
+    assert len(s.notices) == 1 and words in s.notices[0]
+    assert len(s.notices[0]) < 200  # a long value is shortened in the notice
+
+
+def test_start_end_with_a_preset_are_ignored():
+    s = parse({"range": "1h", "start": "2026-02-01"})
+    assert s.range == "1h" and s.start is None
+    assert "only to range=custom" in s.notices[0]
+
+
+def test_agents_modes_types_are_checked_against_known_values():
+    s = parse(
+        {
+            "agent": [AGENTS[1], AGENTS[1], "did:cf:nobody", ""],
+            "mode": ["think", "THINK"],
+            "type": ["agent.wake"],
+        }
+    )
+    assert s.agents == (AGENTS[1],)  # deduplicated, unknown dropped, blank skipped
+    assert s.modes == ("think",)
+    assert s.event_types == ("agent.wake",)
+    assert any("agent 'did:cf:nobody'" in n for n in s.notices)
+    assert any("mode 'THINK'" in n for n in s.notices)
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "'; DROP TABLE events; --",
+        "did:cf:x' OR '1'='1",
+        "think) OR (1=1",
+        "<script>alert(1)</script>",
+        "x" * 10_000,
+        "did:cf:" + "a" * 300,
+    ],
+)
+def test_sql_fragments_and_long_strings_are_refused(evil):
+    # even with no known list (the data could not be read), the shape check refuses these
+    s = F.parse_params({"agent": evil, "mode": evil, "type": evil})
+    assert s.agents == s.modes == s.event_types == ()
+    assert len(s.notices) == 3
+    assert all(len(n) < 200 for n in s.notices)
+
+
+def test_too_many_values_are_capped():
+    s = F.parse_params({"agent": [f"did:cf:a{i}" for i in range(500)]})
+    assert len(s.agents) == F.MAX_VALUES
+    assert any("first" in n for n in s.notices)
+
+
+def test_errors_flag():
+    assert parse({"errors": "1"}).errors_only
+    assert parse({"errors": "true"}).errors_only
+    assert not parse({"errors": "0"}).errors_only
+    s = parse({"errors": "maybe"})
+    assert not s.errors_only and "errors='maybe'" in s.notices[0]
+
+
+def test_round_trip_through_the_url():
+    s = F.FilterState(
+        range="7d",
+        agents=tuple(AGENTS),
+        modes=("think",),
+        event_types=(TYPES[0],),
+        errors_only=True,
+    )
+    params = F.to_params(s)
+    assert params == {
+        "range": "7d",
+        "agent": AGENTS,
+        "mode": ["think"],
+        "type": ["agent.cycle"],
+        "errors": "1",
+    }
+    assert parse(params) == s
+    assert F.has_filter_params(params) and not F.has_filter_params({"q": "x"})
+
+
+def test_to_filters_carries_everything():
+    s = parse({"range": "1h", "agent": AGENTS[0], "mode": "think", "type": "agent.wake"})
+    f = s.to_filters(NOW)
+    assert f == Filters(
+        datetime(2026, 2, 10, 11, 31, tzinfo=UTC),
+        datetime(2026, 2, 10, 12, 31, tzinfo=UTC),
+        (AGENTS[0],),
+        ("think",),
+        ("agent.wake",),
+        False,
+    )
+    assert f.previous().end == f.start
+
+
+def test_describe():
+    assert F.describe(F.FilterState()) == "Last 24 hours"
+    s = parse({"range": "custom", "start": "2026-02-01", "end": "2026-02-02", "agent": AGENTS})
+    assert F.describe(s).startswith("2026-02-01 00:00 → 2026-02-02 00:00 UTC · 2 agents")
+
+
+def test_ceil_minute():
+    assert F.ceil_minute(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert F.ceil_minute(NOW) == datetime(2026, 2, 10, 12, 31, tzinfo=UTC)
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+def test_short_did_and_names(tmp_path):
+    assert agents.short_did("did:cf:3zv2mwufxbv54byvsehogfqr") == "did:cf:3zv2…gfqr"
+    assert agents.short_did("did:cf:short") == "did:cf:short"
+    assert agents.short_did("unknown") == "unknown"
+    path = tmp_path / "agents.toml"
+    path.write_text(f'[agents]\n"{AGENTS[0]}" = "planner"\n')
+    names = agents.load_names(path)
+    assert names == {AGENTS[0]: "planner"}
+    assert agents.label(AGENTS[0], names) == "planner"
+    assert agents.label(AGENTS[1], names) == "did:cf:ajlj…umr4"
+    assert agents.load_names(tmp_path / "missing.toml") == {}
+    (tmp_path / "bad.toml").write_text("[agents\n")
+    assert agents.load_names(tmp_path / "bad.toml") == {}
+    assert agents.agents_file({"O11Y_AGENTS_FILE": str(path)}) == path
+
+
+def test_labels_are_unique():
+    names = {AGENTS[0]: "twin", AGENTS[1]: "twin"}
+    labs = agents.labels(AGENTS, names)
+    assert len(set(labs.values())) == 2
+
+
+# -- formatting and freshness ----------------------------------------------------------------
+
+
+def test_formatting_says_no_data_not_zero():
+    assert fmt.fmt_int(None) == fmt.fmt_pct(float("nan")) == fmt.fmt_ms(pd.NA) == "No data"
+    assert fmt.fmt_int(0) == "0"
+    assert fmt.fmt_pct(0.0321) == "3.2%"
+    assert fmt.fmt_ms(850) == "850 ms" and fmt.fmt_ms(12_340) == "12.3 s"
+    assert fmt.fmt_ms(84_000) == "1.4 min"
+    assert fmt.fmt_ts(pd.NaT) == "No data"
+    assert fmt.fmt_ts(NOW) == "2026-02-10 12:30:15 UTC"
+
+
+def test_change_against_previous_period():
+    assert fmt.change(110, 100) == "+10.0%"
+    assert fmt.change(0.05, 0.03, kind="points") == "+2.0 pp"
+    assert fmt.change(5, 0) == "new"
+    assert fmt.change(5, None) is None and fmt.change(None, 5) is None
+
+
+def test_freshness_levels():
+    assert fmt.newest_event_level(60) == "ok"
+    assert fmt.newest_event_level(20 * 60) == "amber"
+    assert fmt.newest_event_level(2 * 3600) == "red"
+    assert fmt.newest_event_level(None) == "red"
+    assert fmt.last_sync_level(30, 60) == "ok"
+    assert fmt.last_sync_level(5 * 60, 60) == "amber"
+    assert fmt.last_sync_level(3600, 60) == "red"
+    assert fmt.fmt_age(None) == "never" and fmt.fmt_age(90) == "2 min ago"
+    assert fmt.age_s(NOW - timedelta(seconds=30), NOW) == 30
+
+
+def test_tables():
+    hourly = pd.DataFrame(
+        {
+            "hour": pd.to_datetime(
+                ["2026-02-10 09:00", "2026-02-10 10:00", "2026-02-10 11:00", "2026-02-10 12:00"],
+                utc=True,
+            ),
+            "events": [100, 300, 200, 5],
+        }
+    )
+    assert tables.usual_hourly(hourly, NOW) == 200.0  # the current (partial) hour left out
+    assert tables.usual_hourly(hourly.iloc[3:], NOW) is None
+    url = tables.page_url("timeline", {"range": "1h", "mode": ["think"]}, agent=AGENTS[0])
+    assert url == "timeline?range=1h&mode=think&agent=did%3Acf%3A3zv2mwufxbv54byvsehogfqr"
+    last = pd.DataFrame(
+        {
+            "agent": AGENTS,
+            "last_ts": [NOW - timedelta(minutes=1), NOW - timedelta(hours=2)],
+            "last_mode": ["think", "think"],
+            "cycles": [3, 4],
+        }
+    )
+    quiet = tables.silent_agents(last, NOW)
+    assert list(quiet["agent"]) == [AGENTS[1], AGENTS[0]]
+    assert list(quiet["silent"]) == [True, False]
