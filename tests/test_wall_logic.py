@@ -308,10 +308,10 @@ def test_assess_failing_sync_shows_data_as_of_last_good_sync() -> None:
 
 
 def test_assess_old_sync() -> None:
-    h = assess(_fresh(last_sync_at=ago(600)), NOW)  # fresh_s = 600: exactly too old
-    assert (h.current, h.at, h.level) == (False, ago(600), "error")
-    assert "out of date" in h.banner and "10m ago" in h.banner
-    assert assess(_fresh(last_sync_at=ago(599)), NOW).current
+    h = assess(_fresh(last_sync_at=ago(300)), NOW)  # fresh_s = 300: exactly too old
+    assert (h.current, h.at, h.level) == (False, ago(300), "error")
+    assert "out of date" in h.banner and "5m ago" in h.banner
+    assert assess(_fresh(last_sync_at=ago(299)), NOW).current
 
 
 def test_assess_pipeline_quiet_is_current_but_warned() -> None:
@@ -380,4 +380,4 @@ def test_dead_man_animation_changes_every_render() -> None:
     name = re.compile(r"@keyframes (w\d+)-v")
     assert name.search(a).group(1) != name.search(b).group(1)
     assert "linear 90s forwards" in a  # 3 x 30 s refresh
-    assert W.dead_after(WallConfig(refresh_s=2)) == 62
+    assert W.dead_after(WallConfig(refresh_s=2)) == 22

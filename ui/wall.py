@@ -16,6 +16,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from string import Template
 
@@ -41,7 +42,7 @@ from ui.wall_logic import (
 log = logging.getLogger(__name__)
 
 SPARK_BUCKETS = 30
-HEADER_VH = 13  # the header band (title, totals, banner) in viewport heights
+HEADER_VH = 14  # the header band (title, totals, banner) in viewport heights
 FOOTER_VH = 3
 
 COLORS = {
@@ -78,11 +79,13 @@ WALL_CSS = Template(
 .wall-head { max-height: ${head}vh; display: flex; flex-direction: column; gap: 0.8vh;
   flex: 0 0 auto; margin-bottom: 1vh; overflow: hidden; }
 .wall-top { display: flex; align-items: baseline; gap: 1.6vw; white-space: nowrap; }
-.wall-title { font-size: 3.2vh; font-weight: 800; letter-spacing: 0.05em; color: #fff; }
-.wall-totals { display: flex; gap: 1.5vw; font-size: 3vh; align-items: baseline;
+.wall-title { font-size: 3.4vh; font-weight: 800; letter-spacing: 0.05em; color: #fff; }
+.wall-totals { display: flex; gap: 1.8vw; font-size: 3.4vh; align-items: baseline;
   flex: 1 1 auto; overflow: hidden; }
-.wall-totals b { font-weight: 800; color: #fff; }
-.wall-totals .k { color: #9fb0c0; font-size: 2.1vh; margin-right: 0.4vw; }
+.wall-totals b, .wall-net b { font-weight: 800; color: #fff; }
+.wall-net { display: flex; gap: 2.2vw; font-size: 3vh; align-items: baseline;
+  white-space: nowrap; overflow: hidden; }
+.wall-net .k { color: #9fb0c0; font-size: 2.2vh; margin-right: 0.5vw; }
 .wall-count { font-weight: 800; }
 .wall-clock { font-size: 2.1vh; color: #c7d2dd; text-align: right; }
 .wall-clock b { font-size: 3vh; color: #fff; }
@@ -93,8 +96,8 @@ WALL_CSS = Template(
 .wall-grid { flex: 1 1 auto; min-height: 0; display: grid; gap: 1vh 0.8vw;
   grid-template-columns: repeat(var(--cols), minmax(0, 1fr));
   grid-template-rows: repeat(var(--rows), minmax(0, 1fr)); }
-.tile { --u: min(calc((100vw - 3vw) / var(--cols) / 17),
-  calc((100vh - ${rest}vh) / var(--rows) / 9.6));
+.tile { --u: min(calc((100vw - 3vw) / var(--cols) / 16),
+  calc((100vh - ${rest}vh) / var(--rows) / 8.6));
   background: #10161d; border: 0.25vh solid #26313d; border-left: calc(var(--u) * 0.55) solid;
   border-radius: 0.8vh; padding: calc(var(--u) * 0.45) calc(var(--u) * 0.7);
   display: flex; flex-direction: column; justify-content: space-between; min-height: 0;
@@ -134,7 +137,7 @@ WALL_CSS = Template(
 ).substitute(
     head=HEADER_VH,
     foot=FOOTER_VH,
-    rest=HEADER_VH + FOOTER_VH + 4,
+    rest=HEADER_VH + FOOTER_VH + 3,
     **COLORS,
 )
 
@@ -208,7 +211,8 @@ def tile_html(t: Tile, cfg: WallConfig, health: Health) -> str:
     )
 
 
-def totals_html(tot: Totals, cfg: WallConfig) -> str:
+def totals_html(tot: Totals, cfg: WallConfig) -> tuple[str, str]:
+    """(agent counts by status, network numbers over the window) for the header's two rows."""
     chips = "".join(
         f'<span class="wall-count" data-status="{s}" style="color:{COLORS[s]}">'
         f"{tot.by_status[s]} {s}</span>"
@@ -216,20 +220,21 @@ def totals_html(tot: Totals, cfg: WallConfig) -> str:
         if tot.by_status[s] or s == "healthy"
     )
     win = format_span(cfg.window_s)
-    return (
-        '<div class="wall-totals">'
-        f'<span data-k="agents"><b>{tot.agents}</b> agents</span>{chips}'
+    counts = f'<div class="wall-totals"><span data-k="agents"><b>{tot.agents}</b> agents</span>'
+    net = (
+        f'<div class="wall-net"><span class="k">all agents, last {win}:</span>'
         f'<span data-k="cycles"><span class="k">cycles/{win}</span><b>{tot.cycles:,}</b></span>'
         f'<span data-k="error_rate"><span class="k">error rate</span>'
         f"<b>{format_rate(tot.error_rate)}</b></span>"
         f'<span data-k="p95"><span class="k">p95</span><b>{format_ms(tot.p95_ms)}</b></span>'
         "</div>"
     )
+    return f"{counts}{chips}</div>", net
 
 
 def dead_after(cfg: WallConfig) -> int:
     """Seconds without a re-render after which the browser itself marks the screen stopped."""
-    return max(3 * cfg.refresh_s, cfg.refresh_s + 60)
+    return max(3 * cfg.refresh_s, cfg.refresh_s + 20)
 
 
 def wall_html(
@@ -262,12 +267,10 @@ def wall_html(
         f'<div class="wall-clock" data-updated="{now.isoformat()}">updated <b>{updated}</b> {e(tz)}'
         "</div>"
     )
-    head = [
-        '<div class="wall-top"><div class="wall-title">AGENTS</div>',
-        totals_html(totals, cfg) if totals else '<div class="wall-totals"></div>',
-        clock,
-        "</div>",
-    ]
+    counts, net = totals_html(totals, cfg) if totals else ('<div class="wall-totals"></div>', "")
+    head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts, clock, "</div>"]
+    if net:
+        head.append(net)
     if health.banner:
         head.append(
             f'<div class="wall-banner {health.level}" role="alert">{e(health.banner)}</div>'
@@ -387,8 +390,12 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
     notes = list(notices)
     source = ""
     try:
-        source = get_settings().source_label
-        health = assess(_freshness(get_db()), now, cfg)
+        settings = get_settings()
+        source = settings.source_label
+        # Never call data stale just because syncs are slow by design: allow two intervals.
+        floor = int(2 * settings.sync_interval_s + 30)
+        judged = replace(cfg, fresh_s=max(cfg.fresh_s, floor))
+        health = assess(_freshness(get_db()), now, judged)
         if health.at is not None:
             tiles, totals, missing, _ = load(cfg, health.at)
             if missing:

@@ -51,7 +51,7 @@ class WallConfig:
     stale_s: int = 600  # stale after this long without a cycle
     down_s: int = 3600  # down after this long without a cycle
     refresh_s: int = 30  # how often the tiles refresh
-    fresh_s: int = 600  # data counts as current while the last good sync is younger than this
+    fresh_s: int = 300  # data counts as current while the last good sync is younger than this
     horizon_s: int = 86400  # agents silent for longer drop off the wall (unless listed)
     sort: str = "name"  # "name" (tiles keep their place) or "status" (worst first)
     tz: str = "UTC"
