@@ -39,7 +39,7 @@ split = (
     )
     or "mode"
 )
-b = P.bucket_s(c)
+b = P.bucket_s(c, points=80)  # rates need a few cycles per bucket to mean something
 ert = P.load("error_rate_over_time", c.filters, by=split, bucket_s=b, what="error rate")
 if ert is not None:
     left, right = st.columns(2)

@@ -91,7 +91,7 @@ with left:
         P.chart(FG.events_per_hour(hourly, usual=usual), key="hl_hourly")
         st.caption(f"From {h_start:%Y-%m-%d %H:%M} UTC; all event types matching the filters.")
 with right:
-    b = P.bucket_s(c)
+    b = P.bucket_s(c, points=80)
     lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
     if lag is not None:
         P.chart(FG.ingest_lag(lag), key="hl_lag")

@@ -22,8 +22,7 @@ if not cur.get("cycles"):
     st.stop()
 
 prev = prev or {}
-span = F.PRESET_LABELS.get(c.state.range, "").replace("Last ", "").lower()
-vs = f"vs previous {span}" if prev_f and c.state.range != "custom" else "vs previous period"
+vs = f"vs prev. {c.state.range}" if c.state.range in F.PRESETS else "vs prev. period"
 cycles = cur["cycles"]
 tiles = [
     (

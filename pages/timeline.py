@@ -12,21 +12,23 @@ c = P.ctx()
 P.title("Activity timeline", c)
 
 b = P.bucket_s(c)
+lb = P.bucket_s(c, points=80)  # one line per agent: coarser, so the lines stay readable
 start, end = P.window(c)
 cot = P.load("cycles_over_time", c.filters, by="agent", bucket_s=b, what="activity")
+lines = P.load("cycles_over_time", c.filters, by="agent", bucket_s=lb, what="activity")
 if cot is None:
     st.stop()
 if cot.empty:
     P.no_data()
     st.stop()
 
-st.caption(f"Buckets of {fmt.bucket_label(b)}; times in UTC.")
+st.caption(f"Lines in buckets of {fmt.bucket_label(lb)}, heatmap in {fmt.bucket_label(b)}; UTC.")
 P.chart(
     FG.cycles_over_time(
-        cot,
+        lines if lines is not None else cot,
         by="agent",
         labels=c.labels,
-        bucket=fmt.bucket_label(b),
+        bucket=fmt.bucket_label(lb if lines is not None else b),
         title="Cycles over time per agent",
     ),
     key="tl_lines",

@@ -204,7 +204,8 @@ def test_overview_tiles_match_independent_numbers(dataset):
     assert m["Cycles"] == f"{len(cur):,}"
     assert m["Error rate"] == pct((cur["errors"] > 0).mean())
     p95 = np.percentile(cur["duration_ms"].astype(float), 95)
-    assert m["p95 duration"] == (f"{p95 / 1000:.1f} s" if p95 < 60_000 else f"{p95 / 60000:.1f} min")
+    p95_text = f"{p95 / 1000:.1f} s" if p95 < 60_000 else f"{p95 / 60000:.1f} min"
+    assert m["p95 duration"] == p95_text
     assert m["Tool calls"] == f"{int(cur['tool_calls'].fillna(0).sum()):,}"
     deltas = {x.label: x.proto.delta for x in at.metric}
     assert deltas["Cycles"] == f"{(len(cur) - len(prev)) / len(prev) * 100:+.1f}%"

@@ -38,12 +38,17 @@ def app_url(demo_store) -> Iterator[str]:
 
 def _settle(page: Page, heading: str, charts: int) -> None:
     expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=30_000)
-    if charts:
-        expect(page.locator(".js-plotly-plot .main-svg").nth(charts - 1)).to_be_attached(
-            timeout=30_000
-        )
     # the script has finished when the status widget stops saying "Running"
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    if charts:
+        page.mouse.wheel(0, 10_000)  # charts below the fold are drawn when scrolled to
+        page.wait_for_function(
+            "n => [...document.querySelectorAll('.js-plotly-plot')]"
+            ".filter(p => p.querySelector('.main-svg')).length >= n",
+            arg=charts,
+            timeout=30_000,
+        )
+        page.mouse.wheel(0, -10_000)
 
 
 def _range_box(page: Page):

@@ -89,6 +89,13 @@ def _base(title: str, x_title: str | None = TIME_TITLE, y_title: str | None = No
     return fig
 
 
+def _side_legend(fig: go.Figure) -> None:
+    """A vertical legend on the right, for charts with one trace per agent."""
+    fig.update_layout(
+        legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.01}
+    )
+
+
 def _empty(fig: go.Figure) -> go.Figure:
     fig.add_annotation(
         text="No data",
@@ -129,7 +136,7 @@ def cycles_over_time(
                 hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y}} cycles"
                 "<extra></extra>",
             )
-        fig.update_layout(barmode="stack", bargap=0.05)
+        fig.update_layout(barmode="stack", bargap=0, legend_traceorder="normal")
     else:
         colors = agent_colors(df["key"].unique().tolist())
         for key in sorted(df["key"].unique()):
@@ -145,6 +152,7 @@ def cycles_over_time(
                 hovertemplate=f"{name}<br>%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} UTC"
                 "<br>%{y} cycles<extra></extra>",
             )
+        _side_legend(fig)
     return fig
 
 
@@ -206,6 +214,8 @@ def rate_over_time(
             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>{fmt}"
             "<br>of %{customdata} cycles<extra></extra>",
         )
+    if by != "mode":
+        _side_legend(fig)
     return fig
 
 
