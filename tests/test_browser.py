@@ -40,6 +40,11 @@ def _settle(page: Page, heading: str, charts: int) -> None:
     expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=30_000)
     # the script has finished when the status widget stops saying "Running"
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    if heading == "Explorer":
+        expect(page.get_by_text("matching events")).to_be_visible(timeout=30_000)
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name=re.compile(r"CSV \("))).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile(r"Parquet \("))).to_be_visible()
     if charts:
         page.mouse.wheel(0, 10_000)  # charts below the fold are drawn when scrolled to
         page.wait_for_function(
