@@ -107,3 +107,15 @@ def test_bad_url_value_gives_a_notice(page: Page, app_url: str) -> None:
     expect(page.get_by_text("Ignored unknown time range").first).to_be_visible()
     expect(page.get_by_text("Ignored unknown agent").first).to_be_visible()
     _assert_clean(page)
+
+
+def test_a_deep_link_as_the_first_visit_goes_through_app_py(page: Page, demo_store) -> None:
+    # A fresh server whose first request is a deep link (a TV or a shared link after a restart):
+    # the page must still get app.py's navigation, filters and freshness bar.
+    with running_streamlit(REPO / "app.py", demo_store.env) as url:
+        page.goto(f"{url}/errors?range=6h")
+        _settle(page, "Errors", 3)
+        expect(_range_box(page)).to_have_value("Last 6 hours")
+        expect(page.get_by_test_id("stSidebarNav").get_by_text("Pipeline health")).to_be_visible()
+        expect(page.get_by_text("Last sync").first).to_be_visible()
+        _assert_clean(page)
