@@ -34,9 +34,11 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Placeholder until the `bench` module exists.
+# The performance benchmark (bench/__main__.py, results in bench/RESULTS.md); the 10m size takes
+# tens of minutes. Override with e.g. `make bench SIZES=tiny`.
+SIZES ?= 1m,10m
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --sizes $(SIZES)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis tests/screenshots

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,31 @@ def _refuse_writes(model: Any, **_: Any) -> None:
         raise O11yError("Refused", f"the dashboard only reads the bucket, not {model.name}")
 
 
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def make_s3_client(settings: Settings, *, max_pool: int = 32) -> Any:
-    """A boto3 S3 client for R2: region ``auto``, checksums when required, retries with backoff."""
+    """A boto3 S3 client for R2: region ``auto``, checksums when required, retries with backoff.
+
+    Building a client costs ~0.25 s of CPU (botocore loads its service models), more than a whole
+    sync with nothing new, so one client per endpoint and credentials is kept for the process
+    (boto3 clients are thread-safe) and reused by every sync, e.g. the app's background syncer.
+    """
+    key = (
+        settings.endpoint,
+        settings.access_key_id.get() if settings.access_key_id else None,
+        settings.secret_access_key.get() if settings.secret_access_key else None,
+        max_pool,
+    )
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _CLIENTS[key] = _new_s3_client(settings, max_pool=max_pool)
+        return client
+
+
+def _new_s3_client(settings: Settings, *, max_pool: int) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -82,18 +106,27 @@ def make_s3_client(settings: Settings, *, max_pool: int = 32) -> Any:
     return client
 
 
-def _atomic_write_stream(dest: Path, chunks: Iterator[bytes]) -> int:
-    """Write to a temporary file beside ``dest`` and rename: no partial file is ever visible."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-", suffix=".tmp")
+def _atomic_write_stream(dest: Path, chunks: Iterator[bytes], *, durable: bool = True) -> int:
+    """Write to a temporary file beside ``dest`` and rename: no partial file is ever visible.
+
+    ``durable`` fsyncs the file before the rename. Downloads skip it (one fsync per small file
+    was a quarter of a full sync's time): the sync makes them durable in one go before it
+    publishes (``sync.flush_to_disk``), and a file lost to a power cut is simply fetched again.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-", suffix=".tmp")
+    except FileNotFoundError:  # the folder is new: create it (only then, it is one syscall less)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-", suffix=".tmp")
     size = 0
     try:
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
                 size += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -183,7 +216,9 @@ class S3Source:
         try:
             r = self.client.get_object(Bucket=self.bucket, Key=key)
             expected = int(r.get("ContentLength", -1))
-            size = _atomic_write_stream(dest, r["Body"].iter_chunks(chunk_size=1 << 20))
+            size = _atomic_write_stream(
+                dest, r["Body"].iter_chunks(chunk_size=1 << 20), durable=False
+            )
         except O11yError:
             raise
         except Exception as exc:
@@ -263,7 +298,7 @@ class LocalSource:
                     yield chunk
 
         try:
-            return _atomic_write_stream(dest, chunks())
+            return _atomic_write_stream(dest, chunks(), durable=False)
         except FileNotFoundError:
             raise O11yError("Object missing", f"{key} is not in {self.root}") from None
         except OSError as exc:

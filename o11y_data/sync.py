@@ -9,6 +9,7 @@ missing file aborts the sync and the previous generation stays in use.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,9 +29,13 @@ from .store import Generation, Store
 
 Progress = Callable[[str, int, int], None]
 
-BATCH_FILES = 512
+# Files are normalized in batches of about SMALL_SEGMENT_ROWS rows (by the manifests' record
+# counts; at most BATCH_FILES files), so a first sync writes segments that are never "small" and
+# never merged again: 10M rows make 5 segments instead of ~200 that a 10M-row merge then rewrites.
+BATCH_FILES = 25_000
 MAX_SEGMENTS = 12
 SMALL_SEGMENT_ROWS = 2_000_000
+STATUS_EVERY_S = 0.5  # progress reaches status.json at most this often (each write is an fsync)
 
 
 @dataclass
@@ -125,13 +130,50 @@ def _download_all(
     return fetched, nbytes
 
 
+def _batches(members: list[str], rows: dict[str, int]) -> list[list[str]]:
+    """Consecutive batches of about SMALL_SEGMENT_ROWS rows (unknown counts read as 1,000)."""
+    out: list[list[str]] = []
+    batch: list[str] = []
+    n = 0
+    for k in members:
+        batch.append(k)
+        n += rows.get(k, 0) if rows.get(k, 0) > 0 else 1_000
+        if n >= SMALL_SEGMENT_ROWS or len(batch) >= BATCH_FILES:
+            out.append(batch)
+            batch, n = [], 0
+    if batch:
+        out.append(batch)
+    return out
+
+
+def flush_to_disk(path: Path) -> None:
+    """Make everything written under ``path``'s filesystem durable (one syncfs, not a fsync per
+    downloaded file); falls back to a global sync where syncfs is not available."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
 def _normalize(
     conn: duckdb.DuckDBPyConnection,
     store: Store,
     keys: Sequence[str],
     progress: Progress | None,
+    rows: dict[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, str]]:
-    """New segments for ``keys``; per-file counts; files that could not be read (key -> reason)."""
+    """New segments for ``keys``; per-file counts; files that could not be read (key -> reason).
+
+    ``rows`` (key -> record count from the manifest) sizes the batches."""
     groups: dict[tuple[str, ...], list[str]] = {}
     bad: dict[str, str] = {}
     for key in keys:
@@ -170,8 +212,7 @@ def _normalize(
             for k in members:
                 bad[k] = "no value column and no event fields"
             continue
-        for i in range(0, len(members), BATCH_FILES):
-            batch = members[i : i + BATCH_FILES]
+        for batch in _batches(members, rows or {}):
             attempt(batch, columns)
             done += len(batch)
             if progress:
@@ -300,8 +341,13 @@ def _sync_locked(
                     raw.unlink()
     label = settings.source_label
 
+    last_status = [0.0]
+
     def report_progress(phase: str, done: int, total: int) -> None:
-        store.write_status(progress={"phase": phase, "done": done, "total": total})
+        now = time.monotonic()
+        if done >= total or done <= 1 or now - last_status[0] >= STATUS_EVERY_S:
+            last_status[0] = now
+            store.write_status(progress={"phase": phase, "done": done, "total": total})
         if progress:
             progress(phase, done, total)
 
@@ -396,7 +442,13 @@ def _sync_locked(
 
     conn = _connect()
     try:
-        segments, counts, bad = _normalize(conn, store, [f.key for f in new], report_progress)
+        segments, counts, bad = _normalize(
+            conn,
+            store,
+            [f.key for f in new],
+            report_progress,
+            {f.key: f.record_count for f in new},
+        )
         kept_segments = [s for s in gen.segments if not set(s["files"]) & gone]
         touched = [s for s in gen.segments if set(s["files"]) & gone]
         if touched:
@@ -431,6 +483,8 @@ def _sync_locked(
         if (store.raw / k).exists():
             (store.raw / k).replace(quarantine)
 
+    if fetched:
+        flush_to_disk(store.root)  # the downloads and segments, before the generation names them
     new_gen = Generation(
         source_label=label,
         table_prefix=prefix,
