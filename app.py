@@ -8,6 +8,7 @@ page hides all chrome, so nothing is drawn around it.
 import streamlit as st
 
 from o11y_data import O11yError
+from ui import access
 from ui import data as D
 from ui import page as P
 
@@ -46,6 +47,8 @@ PAGES = [
 ]
 
 pg = st.navigation(PAGES)
+# Sign-in (when configured) before anything touches data; the wall may use its own token.
+access.gate(pg.url_path)
 
 try:
     settings = D.get_settings()

@@ -1,0 +1,125 @@
+"""Access: with sign-in configured no page shows data to a visitor who has not signed in; the wall
+opens with its own read-only token, compared in constant time, and nothing else does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from ui.access import decide, expected_wall_token, token_matches
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "wall-token-5f2c9a"
+AUTH = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "cookie-secret-for-tests",
+    "client_id": "o11y-dashboard",
+    "client_secret": "oidc-client-secret-xyz",
+    "server_metadata_url": "https://id.example.invalid/.well-known/openid-configuration",
+}
+
+
+def test_decisions():
+    kw = {"auth_required": True, "logged_in": False, "token": TOKEN}
+    assert (
+        decide(page="overview", auth_required=False, logged_in=False, token_given=None, token="")
+        == "allow"
+    )
+    assert decide(page="overview", token_given=None, **kw) == "login"
+    assert (
+        decide(page="overview", token_given=TOKEN, **kw) == "login"
+    )  # the token opens the wall only
+    assert decide(page="wall", token_given=TOKEN, **kw) == "allow"
+    assert decide(page="wall", token_given="guess", **kw) == "deny"
+    assert decide(page="wall", token_given=None, **kw) == "login"
+    assert decide(page="explorer", token_given=None, **{**kw, "logged_in": True}) == "allow"
+
+
+def test_token_matching_is_exact_and_never_matches_an_unset_token():
+    assert token_matches(TOKEN, TOKEN)
+    assert not token_matches(TOKEN[:-1], TOKEN) and not token_matches(TOKEN + "x", TOKEN)
+    assert not token_matches("", "") and not token_matches(None, "") and not token_matches("x", "")
+    assert expected_wall_token({"wall": {"token": "abc"}}, env={}) == "abc"
+    assert expected_wall_token({"wall": {"token": "abc"}}, env={"O11Y_WALL_TOKEN": "env"}) == "env"
+
+
+@pytest.fixture(scope="module")
+def app_env(demo_store):
+    env = {
+        "O11Y_SOURCE_DIR": str(demo_store.src),
+        "O11Y_CACHE_DIR": str(demo_store.cache),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_DEMO_LIVE": "0",
+    }
+    mp = pytest.MonkeyPatch()
+    init = PagesManager.__init__
+
+    def v2_only(self, *args, **kwargs):  # as the real server after app.py's first run
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    mp.setattr(PagesManager, "__init__", v2_only)
+    for k, v in env.items():
+        mp.setenv(k, v)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield env
+    mp.undo()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run(page: str, *, params: dict | None = None, auth: bool = True) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    if auth:
+        at.secrets["auth"] = AUTH
+        at.secrets["wall"] = {"token": TOKEN}
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shows_data(at: AppTest) -> bool:
+    return bool(at.metric or at.dataframe or at.get("plotly_chart") or at.table)
+
+
+@pytest.mark.parametrize(
+    "page", ["overview", "timeline", "modes", "errors", "health", "explorer", "wall"]
+)
+def test_no_page_shows_data_before_sign_in(app_env, page):
+    at = run(page)
+    assert not shows_data(at)
+    assert [b.label for b in at.button] == ["Sign in"]
+    text = " ".join(m.value for m in at.markdown)
+    assert "did:cf:" not in text
+
+
+def test_the_wall_token_opens_the_wall_and_only_the_wall(app_env):
+    at = run("wall", params={"token": TOKEN})
+    html = " ".join(m.value for m in at.markdown)
+    assert "did:cf:" in html or "tile" in html  # the wall drew its tiles
+    assert TOKEN not in html
+    other = run("overview", params={"token": TOKEN})
+    assert not shows_data(other) and [b.label for b in other.button] == ["Sign in"]
+
+
+def test_a_wrong_wall_token_is_refused_in_one_line(app_env):
+    at = run("wall", params={"token": "not-the-token"})
+    assert [e.value for e in at.error] == [
+        "This wall link's token is not valid. Ask for a new wall link."
+    ]
+    assert not shows_data(at)
+
+
+def test_without_sign_in_configured_pages_are_open(app_env):
+    at = run("overview", auth=False)
+    assert at.metric  # tiles drawn
+    assert os.environ["O11Y_BACKGROUND_SYNC"] == "0"

@@ -1,0 +1,61 @@
+"""Secrets never show: every page rendered against R2 (moto) with known secret values, the server's
+logs and a failing sync's error, all scanned for those values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.support.app_server import start_streamlit, stop_streamlit
+from tests.support.browser import SCREENSHOT_DIR
+from tests.support.tables import append, event, new_table, rows, s3_put
+
+REPO = Path(__file__).resolve().parent.parent
+KEY_ID = "AKIDLEAKCANARY7731"
+SECRET = "s3cr3t-leak-canary-9911"
+WALL = "wall-leak-canary-4242"
+PAGES = ["", "timeline", "modes", "errors", "health", "explorer", "wall"]
+
+
+def scan(text: str) -> list[str]:
+    return [s for s in (KEY_ID, SECRET, WALL) if s in text]
+
+
+def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy, tmp_path):
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    append(writer, rows([event(ms=5, agent="did:cf:canaryagentcanaryagent01")]))
+    env = {
+        "O11Y_R2_ENDPOINT": proxy.endpoint,
+        "O11Y_R2_ACCESS_KEY_ID": KEY_ID,
+        "O11Y_R2_SECRET_ACCESS_KEY": SECRET,
+        "O11Y_WALL_TOKEN": WALL,
+        "O11Y_BUCKET": bucket,
+        "O11Y_CACHE_DIR": str(tmp_path / "cache"),
+        "O11Y_SYNC_INTERVAL": "5",
+    }
+    url, proc = start_streamlit(REPO / "app.py", env)
+    try:
+        seen = []
+        for path in PAGES:
+            page.goto(f"{url}/{path}?range=all")
+            marker = "updated" if path == "wall" else "Last sync"
+            expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+            page.wait_for_timeout(500)
+            seen.append(page.content())
+            page.screenshot(path=str(SCREENSHOT_DIR / f"secrets_{path or 'overview'}.png"))
+        # Now R2 rejects the key: the error shown and logged must not carry it.
+        proxy.fail_next(10_000, status=403, code="InvalidAccessKeyId")
+        page.goto(f"{url}/health?range=all")
+        expect(page.get_by_text(re.compile("R2 rejected the credentials")).first).to_be_visible(
+            timeout=45_000
+        )
+        seen.append(page.content())
+        logs = [p.read_text(errors="replace") for p in getattr(proc, "o11y_logs", ())]
+    finally:
+        stop_streamlit(proc)
+    assert all(not scan(html) for html in seen), [scan(h) for h in seen]
+    assert logs and not scan("\n".join(logs))
+    assert any("did:cf:" in html for html in seen)  # the pages did show data
