@@ -47,6 +47,10 @@ class BackgroundSyncer:
                 self._thread.start()
         return self
 
+    def is_alive(self) -> bool:
+        """Whether the background thread is running (it is not when background sync is off)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

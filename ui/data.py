@@ -61,7 +61,9 @@ def generation() -> int:
     return get_db().refresh().number
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=2000)
+# Bounded on purpose: the app runs for weeks and every new generation makes older entries dead
+# weight; a short TTL drops them and max_entries caps what a burst of distinct filters can hold.
+@st.cache_data(ttl=120, show_spinner=False, max_entries=300)
 def _cached(name: str, gen: int, args: tuple, kwargs: tuple) -> Any:
     fn: Callable[..., Any] = getattr(q, name)
     return fn(get_db(), *args, **dict(kwargs))
@@ -90,8 +92,7 @@ def sync_now() -> str:
     import threading
 
     syncer = get_syncer()
-    thread = getattr(syncer, "_thread", None)
-    if thread is not None and thread.is_alive():
+    if syncer.is_alive():
         syncer.trigger()
         return "triggered"
     if syncer.state.running:

@@ -79,8 +79,7 @@ def ensure_first_sync(syncer: BackgroundSyncer, *, quiet: bool = False, timeout:
         return
 
     def wait() -> None:
-        thread = getattr(syncer, "_thread", None)
-        if thread is None or not thread.is_alive():
+        if not syncer.is_alive():
             syncer.run_once()
             return
         deadline = time.monotonic() + timeout
