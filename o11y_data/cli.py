@@ -127,8 +127,10 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
                 print("  ".join("-" * w for w in widths))
         if not rows:
             print("No data for these filters.")
+        note = f"source: {settings.source_label}"
         if unparseable:
-            print(f"({unparseable:,} unparseable rows left out)", file=sys.stderr)
+            note += f"; {unparseable:,} unparseable rows left out"
+        print(f"({note})", file=sys.stderr)
     return 0
 
 

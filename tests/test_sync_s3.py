@@ -213,7 +213,7 @@ def test_cli_outputs_match_numbers_computed_by_hand(s3_admin, bucket, tmp_path, 
     ]
     r = cli(env, "summary", "--mode", "reflection")
     assert "did:cf:alpha" in r.stdout and "did:cf:beta" not in r.stdout
-    assert "1 unparseable" in r.stderr
+    assert "1 unparseable" in r.stderr and "source: R2 bucket" in r.stderr
     r = cli(env, "summary", "--since", "2026-11-03")
     assert "No data" in r.stdout
     r = cli(env, "status")
