@@ -34,6 +34,18 @@ async def wave(url: str):
     return await asyncio.gather(*(open_page(url, p, q) for p, q in pages))
 
 
+def run_async(coro):
+    """Run a coroutine on a thread of its own: the browser tests' sync Playwright may already
+    hold an event loop in this thread."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(asyncio.run(coro)))
+    t.start()
+    t.join()
+    if not out:
+        raise RuntimeError("the load run failed; see the thread's traceback above")
+    return out[0]
+
+
 def test_twenty_sessions_render_while_syncs_land_new_data(tmp_path):
     src, cache = tmp_path / "src", tmp_path / "cache"
     now = datetime.now(UTC)
@@ -54,19 +66,20 @@ def test_twenty_sessions_render_while_syncs_land_new_data(tmp_path):
     grower = threading.Thread(target=grow, daemon=True)
     runs = []
     try:
-        asyncio.run(open_page(url, "", "range=24h"))  # the server's first run (caches, imports)
+        run_async(open_page(url, "", "range=24h"))  # the server's first run (caches, imports)
         rss_before = rss_mb(proc.pid)
         gen_before = store.current_number()
         grower.start()
         started = time.monotonic()
         for _ in range(ROUNDS):
-            runs += asyncio.run(wave(url))
+            runs += run_async(wave(url))
         elapsed = time.monotonic() - started
         rss_after, peak = rss_mb(proc.pid), rss_mb(proc.pid, "VmHWM")
         gen_after = store.current_number()
     finally:
         stop.set()
-        grower.join(timeout=30)
+        if grower.is_alive():
+            grower.join(timeout=30)
         stop_streamlit(proc)
     times = sorted(r.seconds for r in runs)
     p50 = statistics.median(times)
