@@ -45,14 +45,15 @@ if ert is not None:
     left, right = st.columns(2)
     with left:
         P.chart(
-            FG.rate_over_time(ert, metric="error_rate", by=split, labels=c.labels), key="er_rate"
+            FG.rate_over_time(ert, metric="error_rate", by=split, labels=c.labels, tz=c.tz),
+            key="er_rate",
         )
     with right:
         P.chart(
-            FG.rate_over_time(ert, metric="errors_per_cycle", by=split, labels=c.labels),
+            FG.rate_over_time(ert, metric="errors_per_cycle", by=split, labels=c.labels, tz=c.tz),
             key="er_per_cycle",
         )
-    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in UTC.")
+    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}.")
 
 top = P.load("top_error_agents", c.filters, limit=10, what="top erroring agents")
 if top is not None:
@@ -67,7 +68,7 @@ if recent is not None and not recent.empty:
     st.caption("Select a row to see its raw event.")
     sel = st.dataframe(
         {
-            "Time (UTC)": recent["ts"],
+            f"Time ({c.tz})": c.local(recent["ts"]),
             "Agent": [c.label(a) for a in recent["agent"]],
             "Mode": recent["mode"],
             "Errors": recent["errors"],
@@ -81,14 +82,14 @@ if recent is not None and not recent.empty:
         on_select="rerun",
         selection_mode="single-row",
         column_config={
-            "Time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            f"Time ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
             "Duration s": st.column_config.NumberColumn(format="%.1f"),
         },
     )
     rows = list(getattr(getattr(sel, "selection", None), "rows", []) or [])
     i = rows[0] if rows else 0
     row = recent.iloc[i]
-    st.markdown(f"**Raw event** — {fmt.fmt_ts(row['ts'])}, `{row['agent']}`")
+    st.markdown(f"**Raw event** — {c.ts(row['ts'])}, `{row['agent']}`")
     try:
         st.json(json.loads(row["raw"]), expanded=True)
     except (TypeError, ValueError):

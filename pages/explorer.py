@@ -10,6 +10,10 @@ from ui import page as P
 
 SHOWN = 5000
 K_SEARCH = "x_search"
+EXPORT_HELP = (
+    "Every matching event. Timestamps (ts, ingest_ts) are in UTC (ISO 8601), whatever time zone "
+    "the page shows."
+)
 
 c = P.ctx()
 P.title("Explorer", c)
@@ -62,6 +66,7 @@ left.download_button(
     mime="text/csv",
     icon=":material/download:",
     on_click="ignore",
+    help=EXPORT_HELP,
 )
 right.download_button(
     f"Parquet ({n:,} rows)",
@@ -70,11 +75,12 @@ right.download_button(
     mime="application/vnd.apache.parquet",
     icon=":material/download:",
     on_click="ignore",
+    help=EXPORT_HELP,
 )
 
 table = {
-    "Time (UTC)": df["ts"],
-    "Ingested (UTC)": df["ingest_ts"],
+    f"Time ({c.tz})": c.local(df["ts"]),
+    f"Ingested ({c.tz})": c.local(df["ingest_ts"]),
     "Type": df["event_type"],
     "Agent": [c.label(a) for a in df["agent"]],
     "Mode": df["mode"],
@@ -93,15 +99,15 @@ sel = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     column_config={
-        "Time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-        "Ingested (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        f"Time ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+        f"Ingested ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         "Raw": st.column_config.TextColumn(width="large"),
     },
 )
 rows = list(getattr(getattr(sel, "selection", None), "rows", []) or [])
 if rows and rows[0] < shown:
     row = df.iloc[rows[0]]
-    st.markdown(f"**Event** — {fmt.fmt_ts(row['ts'])}, {P.md_escape(row['event_type'])}")
+    st.markdown(f"**Event** — {P.md_escape(c.ts(row['ts']))}, {P.md_escape(row['event_type'])}")
     try:
         st.json(json.loads(row["raw"]), expanded=True)
     except (TypeError, ValueError):

@@ -47,7 +47,7 @@ with cols[0]:
         help="Newest event time (ts) in the cache.",
         border=True,
     )
-    st.markdown(f"{LEVEL_TEXT[fmt.newest_event_level(a_new)]} {fmt.fmt_ts(newest)}")
+    st.markdown(f"{LEVEL_TEXT[fmt.newest_event_level(a_new)]} {P.md_escape(c.ts(newest))}")
 with cols[1]:
     st.metric(
         "Last file landed",
@@ -55,7 +55,7 @@ with cols[1]:
         help="Newest __ingest_ts: when the pipeline last wrote rows.",
         border=True,
     )
-    st.markdown(f"{LEVEL_TEXT[fmt.newest_event_level(a_land)]} {fmt.fmt_ts(landed)}")
+    st.markdown(f"{LEVEL_TEXT[fmt.newest_event_level(a_land)]} {P.md_escape(c.ts(landed))}")
 with cols[2]:
     delta = fmt.change(n_hour, usual) if n_hour is not None and usual else None
     st.metric(
@@ -88,13 +88,17 @@ with cols[4]:
 left, right = st.columns(2)
 with left:
     if hourly is not None:
-        P.chart(FG.events_per_hour(hourly, usual=usual), key="hl_hourly")
-        st.caption(f"From {h_start:%Y-%m-%d %H:%M} UTC; all event types matching the filters.")
+        P.chart(FG.events_per_hour(hourly, usual=usual, tz=c.tz), key="hl_hourly")
+        h_local = h_start.astimezone(c.state.zone)
+        st.caption(
+            f"From {h_local:%Y-%m-%d %H:%M} {P.md_escape(c.tz)}; "
+            "all event types matching the filters."
+        )
 with right:
     b = P.bucket_s(c, points=80)
     lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
     if lag is not None:
-        P.chart(FG.ingest_lag(lag), key="hl_lag")
+        P.chart(FG.ingest_lag(lag, tz=c.tz), key="hl_lag")
         st.caption(f"p50 and p95 of ingest_ts − ts per {fmt.bucket_label(b)}.")
 
 st.subheader("Sync", anchor=False)
@@ -105,8 +109,8 @@ status = "syncing" if state.running or fr.get("syncing") else ("failing" if err 
 rows = {
     "Source": c.settings.source_label,
     "Status": status,
-    "Last successful sync": f"{fmt.fmt_ts(t_sync)} ({fmt.fmt_age(fmt.age_s(t_sync, now))})",
-    "Last attempt": fmt.fmt_ts(fr.get("last_attempt_at")),
+    "Last successful sync": f"{c.ts(t_sync)} ({fmt.fmt_age(fmt.age_s(t_sync, now))})",
+    "Last attempt": c.ts(fr.get("last_attempt_at")),
     "Sync interval": f"{c.settings.sync_interval_s:.0f} s",
     "Snapshot": str(fr.get("snapshot_id") or "none (plain folder of Parquet files)"),
     "Unreadable files set aside": fmt.fmt_int(fr.get("bad_files") or 0),

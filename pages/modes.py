@@ -39,8 +39,8 @@ with right:
 b = P.bucket_s(c)
 mix = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="mode mix")
 if mix is not None:
-    P.chart(FG.mode_mix_over_time(mix), key="md_mix")
-    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in UTC.")
+    P.chart(FG.mode_mix_over_time(mix, tz=c.tz), key="md_mix")
+    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}.")
 
 st.subheader("By mode", anchor=False)
 st.dataframe(

@@ -79,7 +79,11 @@ with left:
     if cot is not None:
         P.chart(
             FG.cycles_over_time(
-                cot, by="mode", bucket=fmt.bucket_label(b), title="Cycles over time by mode"
+                cot,
+                by="mode",
+                bucket=fmt.bucket_label(b),
+                title="Cycles over time by mode",
+                tz=c.tz,
             ),
             key="ov_activity",
         )
@@ -97,7 +101,7 @@ st.subheader("Agents", anchor=False)
 st.caption("Select a row (or its timeline link) to open that agent's timeline with these filters.")
 agents = P.load("agent_overview", c.filters, what="agents")
 if agents is not None and not agents.empty:
-    table = tables.agent_table(agents, c.labels, c.params)
+    table = tables.agent_table(agents, c.labels, c.params, tz=c.tz)
     nonce = st.session_state.setdefault("_ov_nonce", 0)
     key = f"ov_agents_{nonce}"
 
@@ -129,7 +133,9 @@ if agents is not None and not agents.empty:
             "housekeeping %": st.column_config.ProgressColumn(
                 format="%.0f%%", min_value=0, max_value=100
             ),
-            "Last seen (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(
+                format="YYYY-MM-DD HH:mm:ss"
+            ),
             "DID": st.column_config.TextColumn(width="large"),
         },
     )

@@ -22,7 +22,10 @@ if cot.empty:
     P.no_data()
     st.stop()
 
-st.caption(f"Lines in buckets of {fmt.bucket_label(lb)}, heatmap in {fmt.bucket_label(b)}; UTC.")
+st.caption(
+    f"Lines in buckets of {fmt.bucket_label(lb)}, heatmap in {fmt.bucket_label(b)}; "
+    f"times in {P.md_escape(c.tz)}."
+)
 P.chart(
     FG.cycles_over_time(
         lines if lines is not None else cot,
@@ -30,20 +33,21 @@ P.chart(
         labels=c.labels,
         bucket=fmt.bucket_label(lb if lines is not None else b),
         title="Cycles over time per agent",
+        tz=c.tz,
     ),
     key="tl_lines",
 )
 
 pts = P.load("cycle_points", c.filters, limit=POINTS, what="cycles")
 if pts is not None:
-    P.chart(FG.agent_strip(pts, labels=c.labels), key="tl_strip")
+    P.chart(FG.agent_strip(pts, labels=c.labels, tz=c.tz), key="tl_strip")
     note = "Dot color = mode, dot size = duration, red ring = cycle with errors."
     if len(pts) >= POINTS:
         note += f" Showing the newest {POINTS:,} cycles; narrow the range to see all."
     st.caption(note)
 
 P.chart(
-    FG.heatmap(cot, labels=c.labels, bucket_s=b, start=start, end=end),
+    FG.heatmap(cot, labels=c.labels, bucket_s=b, start=start, end=end, tz=c.tz),
     key="tl_heat",
 )
 
@@ -60,7 +64,7 @@ if last is not None and not last.empty:
     st.dataframe(
         {
             "Agent": [c.label(a) for a in quiet["agent"]],
-            "Last cycle (UTC)": quiet["last_ts"],
+            f"Last cycle ({c.tz})": c.local(quiet["last_ts"]),
             "Silent for": [fmt.fmt_age(s).replace(" ago", "") for s in quiet["silent_s"]],
             "Status": ["silent" if s else "active" for s in quiet["silent"]],
             "Last mode": quiet["last_mode"],
@@ -70,6 +74,6 @@ if last is not None and not last.empty:
         hide_index=True,
         width="stretch",
         column_config={
-            "Last cycle (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
+            f"Last cycle ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
         },
     )

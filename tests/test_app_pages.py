@@ -362,6 +362,7 @@ def test_no_data_reads_no_data(dataset):
         ({"agent": "did:cf:" + "x" * 5000}, "unknown agent"),
         ({"mode": "thinking"}, "unknown mode"),
         ({"errors": "maybe"}, "errors="),
+        ({"tz": "Mars/Olympus"}, "unknown time zone"),
     ],
 )
 def test_bad_url_value_gives_a_notice(dataset, params, notice):
@@ -388,3 +389,71 @@ def test_changing_a_widget_writes_the_url(dataset):
     at.toggle(key="f_errors").set_value(True).run()
     assert at.query_params.get("errors") == "1"
     assert not at.exception
+
+
+def test_time_zone_from_the_url_moves_every_shown_time(dataset):
+    now, df = dataset
+    tokyo = pd.Timedelta(hours=9)  # Asia/Tokyo is UTC+9 all year (no DST): by hand, no zoneinfo
+    at = run("overview", {"tz": "Asia/Tokyo"})
+    assert not at.warning and not errors_shown(at)
+    assert at.selectbox(key="f_tz").value == "Asia/Tokyo"
+    assert at.query_params.get("tz") == "Asia/Tokyo"
+    assert at.selectbox(key="f_range").label == "Time range (Asia/Tokyo)"
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    table = at.dataframe[1].value
+    assert "Last seen (UTC)" not in table.columns
+    last_utc = cur.groupby("agent")["ts"].max().dt.floor("ms")  # the events carry milliseconds
+    for _, row in table.iterrows():
+        expected = last_utc[row["DID"]].tz_convert(None) + tokyo  # naive UTC + 9 h
+        assert pd.Timestamp(row["Last seen (Asia/Tokyo)"]) == expected
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "Time (Asia/Tokyo)"
+    newest = df["ts"].max().floor("ms").tz_convert(None) + tokyo
+    bar = next(m.value for m in at.markdown if "Newest event" in m.value)
+    assert f"{newest:%H:%M:%S} Asia/Tokyo" in bar
+
+    at = run("explorer", {"tz": "Asia/Tokyo"})
+    shown = at.dataframe[0].value
+    first = pd.Timestamp(shown["Time (Asia/Tokyo)"].iloc[0])
+    newest_in_view = df[(df["ts"] >= start) & (df["ts"] < end)]["ts"].max().floor("ms")
+    assert first == newest_in_view.tz_convert(None) + tokyo
+
+
+def test_time_zone_widget_writes_the_url_and_reset_returns_to_utc(dataset):
+    at = run("overview")
+    assert at.selectbox(key="f_tz").value == "UTC"
+    assert at.selectbox(key="f_tz").options[0] == "UTC"
+    at.selectbox(key="f_tz").set_value("Europe/Berlin").run()
+    assert not at.exception
+    assert at.query_params.get("tz") == "Europe/Berlin"
+    assert any("times in Europe/Berlin" in c.value for c in at.caption)
+    at.button[0].click().run()
+    assert not at.exception
+    assert "tz" not in at.query_params
+    assert at.selectbox(key="f_tz").value == "UTC"
+
+
+def test_changing_the_zone_keeps_a_custom_range(dataset):
+    now, _ = dataset
+    # whole minutes: the datetime inputs (like every widget change in a custom range) keep minutes
+    s = now.replace(second=0, microsecond=0) - timedelta(hours=10)
+    e = s + timedelta(hours=8)
+    params = {"range": "custom", "start": s.strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "end": e.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+    at = run("overview", params)
+    assert at.datetime_input(key="f_start").label == "From (UTC)"
+    at.selectbox(key="f_tz").set_value("Asia/Tokyo").run()
+    assert not at.exception
+    assert at.query_params.get("start") == params["start"]
+    assert at.query_params.get("end") == params["end"]
+    # the inputs now show Tokyo wall-clock times
+    shown = at.datetime_input(key="f_start").value
+    assert pd.Timestamp(shown) == pd.Timestamp(s).tz_convert(None) + pd.Timedelta(hours=9)
+    assert at.datetime_input(key="f_start").label == "From (Asia/Tokyo)"
+    # a time typed into the input is read in Tokyo and goes to the URL (and the queries) as UTC
+    typed = (pd.Timestamp(s).tz_convert(None) + pd.Timedelta(hours=9 + 1)).to_pydatetime()
+    at.datetime_input(key="f_start").set_value(typed).run()
+    assert not at.exception
+    assert at.query_params.get("start") == (s + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert at.query_params.get("tz") == "Asia/Tokyo"

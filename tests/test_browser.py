@@ -119,3 +119,19 @@ def test_a_deep_link_as_the_first_visit_goes_through_app_py(page: Page, demo_sto
         expect(page.get_by_test_id("stSidebarNav").get_by_text("Pipeline health")).to_be_visible()
         expect(page.get_by_text("Last sync").first).to_be_visible()
         _assert_clean(page)
+
+
+def test_time_zone_from_the_link_shows_and_survives_navigation(page: Page, app_url: str) -> None:
+    page.goto(f"{app_url}/?tz=Asia/Tokyo")
+    _settle(page, "Overview", 1)
+    expect(page.get_by_role("combobox", name="Time zone")).to_have_value("Asia/Tokyo")
+    expect(page.get_by_role("combobox", name="Time range (Asia/Tokyo)")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Newest event .*Asia/Tokyo")).first).to_be_visible()
+    _assert_clean(page)
+    page.screenshot(path=str(SCREENSHOT_DIR / "tz_tokyo_overview.png"), full_page=True)
+
+    page.get_by_test_id("stSidebarNav").get_by_text("Modes", exact=True).click()
+    _settle(page, "Modes", 5)
+    page.wait_for_url(re.compile(r"/modes\?.*tz=Asia(%2F|/)Tokyo"), timeout=15_000)
+    expect(page.get_by_role("combobox", name="Time zone")).to_have_value("Asia/Tokyo")
+    _assert_clean(page)

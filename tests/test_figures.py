@@ -215,3 +215,80 @@ def test_empty_input_says_no_data(build):
     fig = build()
     assert not fig.data
     assert fig.layout.annotations[0].text == "No data"
+
+
+# -- time zones ------------------------------------------------------------------------------
+
+# Expected local times by hand (no zoneinfo): T0 is 2026-02-10 00:00 UTC. Kolkata is UTC+05:30 all
+# year; New York is on standard time (UTC-5) in February.
+KOLKATA = pd.Timedelta(hours=5, minutes=30)
+NEW_YORK = pd.Timedelta(hours=-5)
+
+
+def _naive(t: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(t.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+@pytest.mark.parametrize("tz, offset", [("Asia/Kolkata", KOLKATA), ("America/New_York", NEW_YORK)])
+def test_cycles_over_time_in_a_zone_shows_local_times_and_names_the_zone(tz, offset):
+    df = buckets([(0, "think", {"cycles": 3}), (1, "think", {"cycles": 4})])
+    fig = FG.cycles_over_time(df, by="mode", bucket="5 min", tz=tz)
+    expected = [_naive(T0) + offset, _naive(T0) + offset + pd.Timedelta(minutes=5)]
+    assert x_of(fig.data[0]) == expected
+    assert fig.layout.xaxis.title.text == f"Time ({tz})"
+    assert f"%{{x|%Y-%m-%d %H:%M}} {tz}" in fig.data[0].hovertemplate
+    assert "UTC" not in fig.data[0].hovertemplate
+    # the default is unchanged: naive UTC, "Time (UTC)"
+    default = FG.cycles_over_time(df, by="mode")
+    assert x_of(default.data[0])[0] == _naive(T0)
+    assert default.layout.xaxis.title.text == "Time (UTC)"
+
+
+TZ = "Asia/Kolkata"
+
+
+@pytest.mark.parametrize(
+    "build, column",
+    [
+        (lambda d, tz: FG.cycles_over_time(d, by="agent", tz=tz), "bucket"),
+        (lambda d, tz: FG.mode_mix_over_time(d, tz=tz), "bucket"),
+        (lambda d, tz: FG.rate_over_time(d, by="mode", tz=tz), "bucket"),
+        (lambda d, tz: FG.agent_strip(d, tz=tz), "ts"),
+        (lambda d, tz: FG.heatmap(d, tz=tz), "bucket"),
+        (lambda d, tz: FG.events_per_hour(d, tz=tz), "hour"),
+        (lambda d, tz: FG.ingest_lag(d, tz=tz), "bucket"),
+    ],
+)
+def test_every_time_chart_follows_the_zone(build, column):
+    t = [T0, T0 + pd.Timedelta(hours=1)]
+    df = pd.DataFrame(
+        {
+            column: t,
+            "key": ["think", "think"],
+            "agent": [A, A],
+            "mode": ["think", "think"],
+            "cycles": [2, 3],
+            "error_rate": [0.5, 0.0],
+            "events": [10, 20],
+            "lag_p50_s": [1.0, 2.0],
+            "lag_p95_s": [3.0, 4.0],
+            "duration_ms": [1000, 2000],
+            "tool_calls": [1, 1],
+            "errors": [0, 0],
+        }
+    )
+    fig = build(df, TZ)
+    assert fig.layout.xaxis.title.text == f"Time ({TZ})"
+    xs = sorted({pd.Timestamp(x) for trace in fig.data for x in trace.x})
+    assert xs == [_naive(T0) + KOLKATA, _naive(T0) + KOLKATA + pd.Timedelta(hours=1)]
+    assert all(TZ in trace.hovertemplate for trace in fig.data if trace.hovertemplate)
+
+
+def test_heatmap_in_a_zone_keeps_utc_buckets_and_fills_gaps():
+    df = buckets([(0, A, {"cycles": 2}), (3, A, {"cycles": 1})])
+    fig = FG.heatmap(df, bucket_s=300, start=T0.to_pydatetime(), tz=TZ)
+    h = fig.data[0]
+    assert [pd.Timestamp(x) for x in h.x] == [
+        _naive(T0) + KOLKATA + pd.Timedelta(minutes=5 * i) for i in range(4)
+    ]
+    assert list(np.asarray(h.z, dtype=float)[0]) == [2, 0, 0, 1]

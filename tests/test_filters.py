@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, available_timezones
 
 import pandas as pd
 import pytest
@@ -265,3 +266,101 @@ def test_tables():
     quiet = tables.silent_agents(last, NOW)
     assert list(quiet["agent"]) == [AGENTS[1], AGENTS[0]]
     assert list(quiet["silent"]) == [True, False]
+
+
+# -- time zone -------------------------------------------------------------------------------
+
+
+def test_tz_defaults_to_utc_and_stays_out_of_the_url():
+    s = parse({})
+    assert s.tz == "UTC" and s.zone is UTC
+    assert "tz" not in F.to_params(s)
+    assert parse({"tz": "utc"}).tz == "UTC" and not parse({"tz": "utc"}).notices
+
+
+@pytest.mark.parametrize(
+    "raw, name",
+    [("Europe/Berlin", "Europe/Berlin"), ("asia/tokyo", "Asia/Tokyo"), (" UTC ", "UTC")],
+)
+def test_valid_tz_is_kept_in_its_canonical_name(raw, name):
+    s = parse({"tz": raw})
+    assert s.tz == name and not s.notices
+    assert s.zone.utcoffset(datetime(2026, 7, 1)) == ZoneInfo(name).utcoffset(datetime(2026, 7, 1))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["Mars/Olympus", "../../etc/passwd", "Europe/Berlin; DROP", "x" * 500, "/etc/localtime"],
+)
+def test_unknown_tz_is_ignored_with_a_notice(raw):
+    s = parse({"tz": raw, "range": "1h"})
+    assert s.tz == "UTC" and s.range == "1h"
+    assert len(s.notices) == 1 and "unknown time zone" in s.notices[0]
+    assert "tz" not in F.to_params(s)
+
+
+def test_tz_round_trips_through_the_url_and_reset_drops_it():
+    s = F.FilterState(range="6h", tz="Asia/Tokyo", errors_only=True)
+    params = F.to_params(s)
+    assert params == {"range": "6h", "errors": "1", "tz": "Asia/Tokyo"}
+    assert parse(params) == s
+    assert F.has_filter_params({"tz": "Asia/Tokyo"})
+    assert not s.is_default() and F.FilterState().tz == "UTC"
+    assert s.with_(tz="UTC") != s  # a zone is part of the view
+
+
+def test_custom_range_without_offset_is_read_in_the_zone_and_kept_utc():
+    s = parse({"tz": "Asia/Tokyo", "range": "custom", "start": "2026-02-10T09:00",
+               "end": "2026-02-10T21:00"})  # fmt: skip
+    assert not s.notices
+    # 09:00 in Tokyo (UTC+9, no DST) is 00:00 UTC; computed by hand, not with zoneinfo
+    assert s.start == datetime(2026, 2, 10, 0, 0, tzinfo=UTC)
+    assert s.end == datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
+    f = s.to_filters(NOW)
+    assert f.start.tzinfo is not None and f.start.utcoffset() == timedelta(0)
+    # the URL keeps UTC with a Z, so the link is unambiguous whatever its tz says
+    assert F.to_params(s)["start"] == "2026-02-10T00:00:00Z"
+    assert parse(F.to_params(s)) == s
+    # an explicit offset wins over tz
+    s2 = parse({"tz": "Asia/Tokyo", "range": "custom", "start": "2026-02-10T09:00Z",
+                "end": "2026-02-10T10:00Z"})  # fmt: skip
+    assert s2.start == datetime(2026, 2, 10, 9, tzinfo=UTC)
+    assert F.describe(s).startswith("2026-02-10 09:00 → 2026-02-10 21:00 Asia/Tokyo")
+    assert F.describe(parse({"tz": "Asia/Tokyo"})) == "Last 24 hours · times in Asia/Tokyo"
+
+
+def test_timezone_choices():
+    z = F.timezone_choices()
+    assert z[0] == "UTC" and z.count("UTC") == 1
+    assert z[1 : 1 + len(F.COMMON_TZ)] == [c for c in F.COMMON_TZ if c in z]
+    assert len(z) == len(set(z))
+    rest = z[1 + len(F.COMMON_TZ) :]
+    assert rest == sorted(rest)
+    assert set(z) == available_timezones() | {"UTC"}
+
+
+def test_times_for_people_follow_the_zone():
+    assert fmt.fmt_ts(NOW, "Asia/Tokyo") == "2026-02-10 21:30:15 Asia/Tokyo"
+    assert fmt.fmt_ts(NOW, "America/New_York") == "2026-02-10 07:30:15 America/New_York"
+    assert fmt.fmt_clock(NOW, "Asia/Kolkata") == "18:00:15"
+    s = fmt.local(pd.Series([NOW, NOW + timedelta(hours=1)]), "Asia/Tokyo")
+    assert list(s) == [pd.Timestamp("2026-02-10 21:30:15"), pd.Timestamp("2026-02-10 22:30:15")]
+    assert s.dt.tz is None
+    overview = pd.DataFrame(
+        {
+            "agent": [AGENTS[0]],
+            "cycles": [3],
+            "error_rate": [0.0],
+            "p50_ms": [1000.0],
+            "p95_ms": [2000.0],
+            "avg_tools": [1.0],
+            "think_share": [1.0],
+            "reflection_share": [0.0],
+            "housekeeping_share": [0.0],
+            "last_seen": [NOW],
+        },
+        index=[7],  # not a RangeIndex: the converted column must not be realigned
+    )
+    t = tables.agent_table(overview, {}, {}, tz="Asia/Tokyo")
+    assert list(t["Last seen (Asia/Tokyo)"]) == [pd.Timestamp("2026-02-10 21:30:15")]
+    assert "Last seen (UTC)" in tables.agent_table(overview, {}, {}).columns

@@ -1,8 +1,10 @@
 """Figure builders: pure functions from a query's DataFrame to a plotly figure.
 
 No Streamlit and no queries here, so each is tested directly. Conventions every page shares:
-each mode has one color (:data:`MODE_COLORS`), time axes say UTC, errors are red, and agents are
-shown by label (friendly name or short DID) with the full DID in the hover.
+each mode has one color (:data:`MODE_COLORS`), time axes are drawn in the zone ``tz`` (an IANA name,
+default UTC) and their title and hovers name it, errors are red, and agents are shown by label
+(friendly name or short DID) with the full DID in the hover. Buckets stay as the queries made them
+(aligned in UTC); only their labels move to the zone.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ AGENT_PALETTE = [
     "#9EDAE5",
 ]
 TIME_TITLE = "Time (UTC)"
+UTC_NAME = "UTC"
 HEIGHT = 340
 
 
@@ -63,10 +66,15 @@ def agent_colors(keys: Sequence[str]) -> dict[str, str]:
     return {k: AGENT_PALETTE[i % len(AGENT_PALETTE)] for i, k in enumerate(sorted(set(keys)))}
 
 
-def _utc(s: pd.Series) -> pd.Series:
-    """Times as naive UTC (plotly draws them as written; the axis title says UTC)."""
+def time_title(tz: str = UTC_NAME) -> str:
+    return f"Time ({tz})"
+
+
+def _local(s: pd.Series, tz: str = UTC_NAME) -> pd.Series:
+    """Times as naive wall-clock times in ``tz`` (plotly draws them as written; the axis title
+    names the zone)."""
     s = pd.to_datetime(s, utc=True)
-    return s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.dt.tz_convert(tz).dt.tz_localize(None)
 
 
 def _label(key: str, labels: Mapping[str, str] | None) -> str:
@@ -119,12 +127,13 @@ def cycles_over_time(
     labels: Mapping[str, str] | None = None,
     bucket: str = "bucket",
     title: str = "Cycles over time",
+    tz: str = UTC_NAME,
 ) -> go.Figure:
     """``bucket, key, cycles``: stacked bars by mode (mode colors) or one line per agent."""
-    fig = _base(title, y_title=f"Cycles per {bucket}")
+    fig = _base(title, x_title=time_title(tz), y_title=f"Cycles per {bucket}")
     if df is None or df.empty:
         return _empty(fig)
-    x_all = _utc(df["bucket"])
+    x_all = _local(df["bucket"], tz)
     if by == "mode":
         for mode in mode_sort(df["key"].unique().tolist()):
             m = df["key"] == mode
@@ -133,7 +142,7 @@ def cycles_over_time(
                 y=df.loc[m, "cycles"],
                 name=mode,
                 marker_color=mode_color(mode),
-                hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y}} cycles"
+                hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y}} cycles"
                 "<extra></extra>",
             )
         fig.update_layout(barmode="stack", bargap=0, legend_traceorder="normal")
@@ -149,19 +158,21 @@ def cycles_over_time(
                 mode="lines",
                 line={"width": 1.6, "color": colors[key]},
                 customdata=[key] * int(m.sum()),
-                hovertemplate=f"{name}<br>%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} UTC"
+                hovertemplate=f"{name}<br>%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} {tz}"
                 "<br>%{y} cycles<extra></extra>",
             )
         _side_legend(fig)
     return fig
 
 
-def mode_mix_over_time(df: pd.DataFrame, *, title: str = "Mode mix over time") -> go.Figure:
+def mode_mix_over_time(
+    df: pd.DataFrame, *, title: str = "Mode mix over time", tz: str = UTC_NAME
+) -> go.Figure:
     """``bucket, key (mode), cycles``: stacked areas normalised to 100% per bucket."""
-    fig = _base(title, y_title="Share of cycles (%)")
+    fig = _base(title, x_title=time_title(tz), y_title="Share of cycles (%)")
     if df is None or df.empty:
         return _empty(fig)
-    x_all = _utc(df["bucket"])
+    x_all = _local(df["bucket"], tz)
     for mode in mode_sort(df["key"].unique().tolist()):
         m = df["key"] == mode
         fig.add_scatter(
@@ -173,7 +184,7 @@ def mode_mix_over_time(df: pd.DataFrame, *, title: str = "Mode mix over time") -
             groupnorm="percent",
             line={"width": 0.5, "color": mode_color(mode)},
             fillcolor=mode_color(mode),
-            hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:.1f}}%<extra></extra>",
+            hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}}%<extra></extra>",
         )
     fig.update_yaxes(range=[0, 100])
     return fig
@@ -186,14 +197,19 @@ def rate_over_time(
     by: str = "mode",
     labels: Mapping[str, str] | None = None,
     title: str | None = None,
+    tz: str = UTC_NAME,
 ) -> go.Figure:
     """``bucket, key, <metric>``: one line per mode (mode colors) or per agent."""
     is_rate = metric == "error_rate"
     y_title = "Error rate (%)" if is_rate else "Errors per cycle"
-    fig = _base(title or ("Error rate" if is_rate else "Errors per cycle"), y_title=y_title)
+    fig = _base(
+        title or ("Error rate" if is_rate else "Errors per cycle"),
+        x_title=time_title(tz),
+        y_title=y_title,
+    )
     if df is None or df.empty:
         return _empty(fig)
-    x_all = _utc(df["bucket"])
+    x_all = _local(df["bucket"], tz)
     keys = mode_sort(df["key"].unique().tolist()) if by == "mode" else sorted(df["key"].unique())
     colors = (
         {k: mode_color(k) for k in keys} if by == "mode" else agent_colors(keys)  # type: ignore[arg-type]
@@ -211,7 +227,7 @@ def rate_over_time(
             marker={"size": 4},
             line={"width": 1.5, "color": colors[key]},
             customdata=df.loc[m, "cycles"],
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>{fmt}"
+            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>{fmt}"
             "<br>of %{customdata} cycles<extra></extra>",
         )
     if by != "mode":
@@ -224,16 +240,17 @@ def agent_strip(
     *,
     labels: Mapping[str, str] | None = None,
     title: str = "Every cycle, per agent",
+    tz: str = UTC_NAME,
 ) -> go.Figure:
     """``ts, agent, mode, duration_ms, tool_calls, errors``: one row per agent, a dot per cycle.
 
     Dots are colored by mode and sized by duration; cycles with errors get a red ring.
     """
-    fig = _base(title, y_title=None)
+    fig = _base(title, x_title=time_title(tz), y_title=None)
     if points is None or points.empty:
         return _empty(fig)
     df = points.copy()
-    df["x"] = _utc(df["ts"])
+    df["x"] = _local(df["ts"], tz)
     df["label"] = [_label(a, labels) for a in df["agent"]]
     dur = pd.to_numeric(df["duration_ms"], errors="coerce")
     df["size"] = (4 + (dur.fillna(0) / 1000).clip(0, 240) ** 0.5 * 1.4).round(1)
@@ -253,7 +270,7 @@ def agent_strip(
                 "line": {"width": 0},
             },
             customdata=m[["agent", "dur_s", "tool_calls", "errors"]].to_numpy(),
-            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} UTC<br>{mode}, "
+            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}<br>{mode}, "
             "%{customdata[1]} s, %{customdata[2]} tool calls, %{customdata[3]} errors"
             "<extra></extra>",
         )
@@ -271,7 +288,7 @@ def agent_strip(
                 "line": {"width": 2, "color": ERROR_COLOR},
             },
             customdata=err[["agent", "errors"]].to_numpy(),
-            hovertemplate="%{customdata[0]}<br>%{x|%Y-%m-%d %H:%M:%S} UTC"
+            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}"
             "<br>%{customdata[1]} errors<extra></extra>",
         )
     fig.update_yaxes(categoryorder="array", categoryarray=order, title_text=None)
@@ -287,13 +304,14 @@ def heatmap(
     start: datetime | None = None,
     end: datetime | None = None,
     title: str = "Cycles per agent over time",
+    tz: str = UTC_NAME,
 ) -> go.Figure:
     """``bucket, key (agent), cycles`` as agent × time; empty buckets are 0 so gaps show."""
-    fig = _base(title, y_title=None)
+    fig = _base(title, x_title=time_title(tz), y_title=None)
     if df is None or df.empty:
         return _empty(fig)
     d = df.copy()
-    d["x"] = _utc(d["bucket"])
+    d["x"] = _local(d["bucket"])  # the grid is filled in UTC (as bucketed), then moved to tz
     grid = d.pivot_table(index="key", columns="x", values="cycles", aggfunc="sum", fill_value=0)
     if bucket_s:
         lo = grid.columns.min()
@@ -310,13 +328,14 @@ def heatmap(
     grid = grid.sort_index(ascending=False)
     ylab = [_label(k, labels) for k in grid.index]
     fig.add_heatmap(
-        x=list(grid.columns),
+        x=list(_local(pd.Series(grid.columns).dt.tz_localize("UTC"), tz)),
         y=ylab,
         z=grid.to_numpy().tolist(),
         colorscale="Blues",
         colorbar={"title": {"text": "cycles"}, "thickness": 12},
         customdata=[[k] * grid.shape[1] for k in grid.index],
-        hovertemplate="%{customdata}<br>%{x|%Y-%m-%d %H:%M} UTC<br>%{z} cycles<extra></extra>",
+        hovertemplate=f"%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{z}} cycles"
+        "<extra></extra>",
         xgap=0,
         ygap=1,
     )
@@ -444,19 +463,23 @@ def top_error_agents(
 
 
 def events_per_hour(
-    df: pd.DataFrame, *, usual: float | None = None, title: str = "Events per hour"
+    df: pd.DataFrame,
+    *,
+    usual: float | None = None,
+    title: str = "Events per hour",
+    tz: str = UTC_NAME,
 ) -> go.Figure:
     """``hour, events`` as bars, with the usual rate as a dashed line."""
-    fig = _base(title, y_title="Events per hour")
+    fig = _base(title, x_title=time_title(tz), y_title="Events per hour")
     if df is None or df.empty:
         return _empty(fig)
-    x = _utc(df["hour"])
+    x = _local(df["hour"], tz)
     fig.add_bar(
         x=x,
         y=df["events"],
         name="events",
         marker_color="#4C78A8",
-        hovertemplate="%{x|%Y-%m-%d %H:00} UTC<br>%{y} events<extra></extra>",
+        hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y}} events<extra></extra>",
     )
     if usual is not None and pd.notna(usual):
         fig.add_scatter(
@@ -470,12 +493,14 @@ def events_per_hour(
     return fig
 
 
-def ingest_lag(df: pd.DataFrame, *, title: str = "Ingest lag (ingest_ts − ts)") -> go.Figure:
+def ingest_lag(
+    df: pd.DataFrame, *, title: str = "Ingest lag (ingest_ts − ts)", tz: str = UTC_NAME
+) -> go.Figure:
     """``bucket, lag_p50_s, lag_p95_s``: two lines, in seconds."""
-    fig = _base(title, y_title="Lag (s)")
+    fig = _base(title, x_title=time_title(tz), y_title="Lag (s)")
     if df is None or df.empty:
         return _empty(fig)
-    x = _utc(df["bucket"])
+    x = _local(df["bucket"], tz)
     for col, name in (("lag_p50_s", "p50"), ("lag_p95_s", "p95")):
         fig.add_scatter(
             x=x,
@@ -483,6 +508,6 @@ def ingest_lag(df: pd.DataFrame, *, title: str = "Ingest lag (ingest_ts − ts)"
             name=name,
             mode="lines",
             line={"width": 1.8, "color": LAG_COLORS[name]},
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y:.1f}} s<extra></extra>",
+            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}} s<extra></extra>",
         )
     return fig

@@ -3,9 +3,11 @@
 The URL is the source of truth. Query parameters:
 
 ``range``   one of :data:`PRESETS` (default ``24h``) or ``custom``
-``start``, ``end``  ISO-8601 times, UTC unless they say otherwise (``range=custom``)
+``start``, ``end``  ISO-8601 times (``range=custom``); without an offset they are in ``tz``
 ``agent``, ``mode``, ``type``   repeated: ``?agent=did:cf:a&agent=did:cf:b``
 ``errors``  ``1`` for cycles with errors only
+``tz``      the IANA time zone times are shown in (default ``UTC``); also the zone of a custom
+            ``start``/``end`` written without an offset. Queries always run on UTC ``ts``.
 
 :func:`parse_params` never raises: a value it cannot use is dropped and described in a notice, so
 the page can say what it ignored and carry on with the rest.
@@ -16,7 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from o11y_data.queries import Filters
 
@@ -41,7 +45,31 @@ PRESET_LABELS = {
 }
 DEFAULT_RANGE = "24h"
 RANGES = (*PRESETS, "custom")
-KEYS = ("range", "start", "end", "agent", "mode", "type", "errors")
+DEFAULT_TZ = "UTC"
+# Offered first in the time zone picker (after UTC); every other IANA zone follows, sorted.
+COMMON_TZ = (
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Amsterdam",
+    "Europe/Madrid",
+    "Europe/Stockholm",
+    "Europe/Helsinki",
+    "Europe/Moscow",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Asia/Dubai",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+KEYS = ("range", "start", "end", "agent", "mode", "type", "errors", "tz")
 MAX_VALUE_LEN = 200
 MAX_VALUES = 200
 _TRUE = {"1", "true", "yes", "on"}
@@ -60,7 +88,12 @@ class FilterState:
     modes: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
     errors_only: bool = False
+    tz: str = DEFAULT_TZ  # display only: the filters stay UTC
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def zone(self) -> tzinfo:
+        return zone(self.tz)
 
     def to_filters(self, now: datetime | None = None) -> Filters:
         """The query filters; relative presets end at ``now`` rounded up to the minute."""
@@ -97,8 +130,48 @@ def ceil_minute(t: datetime) -> datetime:
     return floor if floor == t else floor + timedelta(minutes=1)
 
 
-def parse_time(text: str) -> datetime | None:
-    """An ISO-8601 time (``Z`` allowed; naive means UTC) or None when it is not one."""
+@lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    """Every IANA zone this system knows, by lower-case name."""
+    return {z.lower(): z for z in available_timezones()}
+
+
+def parse_zone(text: str) -> str | None:
+    """The canonical IANA name for ``text`` (``europe/berlin`` -> ``Europe/Berlin``), or None.
+
+    Like the wall's ``tz``, a name must load with :class:`zoneinfo.ZoneInfo`; it is also checked
+    for shape and length first, so no path or odd text reaches the zone loader.
+    """
+    text = (text or "").strip()
+    if not text or len(text) > 64 or not re.fullmatch(r"[A-Za-z0-9_+\-/]+", text):
+        return None
+    if text.upper() == "UTC":
+        return DEFAULT_TZ
+    name = _zones().get(text.lower())
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+    return name
+
+
+def zone(name: str) -> tzinfo:
+    """The tzinfo for a name :func:`parse_zone` accepted (``UTC`` -> :data:`datetime.UTC`)."""
+    return UTC if name == DEFAULT_TZ else ZoneInfo(name)
+
+
+def timezone_choices() -> list[str]:
+    """UTC, the common zones, then every other zone this system knows, sorted."""
+    known = set(_zones().values())
+    first = [DEFAULT_TZ, *(z for z in COMMON_TZ if z in known)]
+    rest = sorted(known - set(first) - {"UTC"})
+    return first + rest
+
+
+def parse_time(text: str, tz: tzinfo = UTC) -> datetime | None:
+    """An ISO-8601 time as UTC (``Z`` allowed; naive means in ``tz``) or None when not one."""
     text = (text or "").strip()
     if not text or len(text) > 40:
         return None
@@ -108,7 +181,7 @@ def parse_time(text: str) -> datetime | None:
         return None
     if t.year < 2000 or t.year > 2100:
         return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return (t.replace(tzinfo=tz) if t.tzinfo is None else t).astimezone(UTC)
 
 
 def format_time(t: datetime) -> str:
@@ -167,6 +240,12 @@ def parse_params(
     outside them is dropped with a notice. Values are also checked for shape and length.
     """
     notices: list[str] = []
+    tz = DEFAULT_TZ
+    tz_s = (_values(params, "tz") or [""])[-1].strip()
+    if tz_s:
+        tz = parse_zone(tz_s) or DEFAULT_TZ
+        if tz_s.upper() != "UTC" and tz == DEFAULT_TZ:
+            notices.append(f"Ignored unknown time zone '{_short(tz_s)}'; showing times in UTC.")
     rng_values = _values(params, "range")
     rng = rng_values[-1].strip().lower() if rng_values else ""
     start_s = (_values(params, "start") or [""])[-1]
@@ -176,7 +255,7 @@ def parse_params(
         notices.append(f"Ignored unknown time range '{_short(rng)}'; showing the last 24 hours.")
         rng = ""
     if rng == "custom" or (not rng and (start_s or end_s)):
-        start, end = parse_time(start_s), parse_time(end_s)
+        start, end = parse_time(start_s, zone(tz)), parse_time(end_s, zone(tz))
         problem = None
         if start_s and start is None:
             problem = f"start '{_short(start_s)}' is not a time"
@@ -206,6 +285,7 @@ def parse_params(
         modes=_pick(_values(params, "mode"), modes, "mode", notices),
         event_types=_pick(_values(params, "type"), event_types, "event type", notices),
         errors_only=errs in _TRUE,
+        tz=tz,
         notices=tuple(notices),
     )
 
@@ -226,6 +306,8 @@ def to_params(state: FilterState) -> dict[str, str | list[str]]:
         out["type"] = list(state.event_types)
     if state.errors_only:
         out["errors"] = "1"
+    if state.tz != DEFAULT_TZ:
+        out["tz"] = state.tz
     return out
 
 
@@ -235,10 +317,14 @@ def has_filter_params(params: Mapping[str, object]) -> bool:
 
 def describe(state: FilterState) -> str:
     """A one-line summary of the filters, for captions."""
+    z = state.zone
     if state.range == "custom" and state.start and state.end:
-        parts = [f"{state.start:%Y-%m-%d %H:%M} → {state.end:%Y-%m-%d %H:%M} UTC"]
+        s, e = state.start.astimezone(z), state.end.astimezone(z)
+        parts = [f"{s:%Y-%m-%d %H:%M} → {e:%Y-%m-%d %H:%M} {state.tz}"]
     else:
         parts = [PRESET_LABELS.get(state.range, state.range)]
+        if state.tz != DEFAULT_TZ:
+            parts.append(f"times in {state.tz}")
     if state.agents:
         parts.append(f"{len(state.agents)} agent{'s' if len(state.agents) > 1 else ''}")
     if state.modes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -59,7 +60,12 @@ def fmt_age(seconds: float | None) -> str:
     return f"{s / 86400:.1f} days ago"
 
 
-def fmt_ts(t: Any) -> str:
+def _zone(tz: str) -> Any:
+    return UTC if tz == "UTC" else ZoneInfo(tz)
+
+
+def fmt_ts(t: Any, tz: str = "UTC") -> str:
+    """A time for people, in the zone ``tz`` (an IANA name), which it names."""
     if missing(t):
         return NO_DATA
     if not isinstance(t, datetime):
@@ -67,7 +73,25 @@ def fmt_ts(t: Any) -> str:
             t = t.to_pydatetime()
         except AttributeError:
             return str(t)
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M:%S ") + tz
+
+
+def fmt_clock(t: datetime, tz: str = "UTC") -> str:
+    """``HH:MM:SS`` in the zone ``tz`` (naive means UTC)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(_zone(tz)).strftime("%H:%M:%S")
+
+
+def local(s: Any, tz: str = "UTC") -> pd.Series:
+    """Times (a column; naive means UTC) as naive wall-clock times in ``tz``, for display.
+
+    Tables and charts draw naive times as written, so their headings/axes name the zone.
+    """
+    s = pd.to_datetime(pd.Series(s), utc=True)
+    return s.dt.tz_convert(tz).dt.tz_localize(None)
 
 
 def age_s(t: Any, now: datetime | None = None) -> float | None:

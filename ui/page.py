@@ -42,8 +42,21 @@ class Ctx:
         """The filters' URL form, for links that keep them."""
         return F.to_params(self.state)
 
+    @property
+    def tz(self) -> str:
+        """The IANA zone times are shown in (``UTC`` unless the user picked one)."""
+        return self.state.tz
+
     def label(self, did: str) -> str:
         return self.labels.get(did) or self.names.get(did) or did
+
+    def local(self, times: Any) -> Any:
+        """Times (a column) as naive wall-clock times in :attr:`tz`, for tables."""
+        return fmt.local(times, self.tz).to_numpy()
+
+    def ts(self, t: Any) -> str:
+        """One time for people, in :attr:`tz`, naming the zone."""
+        return fmt.fmt_ts(t, self.tz)
 
 
 def md_escape(text: str) -> str:
@@ -114,7 +127,7 @@ def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
         st.caption(f"Source: {md_escape(settings.source_label)}")
     for notice in state.notices:
         st.warning(notice, icon=":material/link_off:")
-    freshness_bar(settings, syncer)
+    freshness_bar(settings, syncer, tz=state.tz)
     return c
 
 
@@ -147,8 +160,10 @@ def last_sync_time(fr: dict[str, Any] | None, syncer: BackgroundSyncer) -> datet
     return t
 
 
-def freshness_bar(settings: Settings, syncer: BackgroundSyncer) -> None:
-    """Newest event and last sync, amber/red past thresholds; the last sync error if any."""
+def freshness_bar(settings: Settings, syncer: BackgroundSyncer, *, tz: str = "UTC") -> None:
+    """Newest event and last sync, amber/red past thresholds; the last sync error if any.
+
+    The newest event's clock time is shown in the zone ``tz``."""
     fr = freshness(syncer)
     now = datetime.now(UTC)
     newest = (fr or {}).get("newest_ts")
@@ -158,7 +173,9 @@ def freshness_bar(settings: Settings, syncer: BackgroundSyncer) -> None:
     c1 = LEVEL_COLOR[fmt.newest_event_level(a1)]
     c2 = LEVEL_COLOR[fmt.last_sync_level(a2, settings.sync_interval_s)]
     newest_txt = (
-        f"Newest event {fmt.fmt_age(a1)} ({newest:%H:%M:%S} UTC)" if a1 is not None else "No events"
+        f"Newest event {fmt.fmt_age(a1)} ({fmt.fmt_clock(newest, tz)} {md_escape(tz)})"
+        if a1 is not None
+        else "No events"
     )
     parts = [
         f":{c1}-badge[:material/schedule: {newest_txt}]",

@@ -5,11 +5,14 @@ notice and the URL is rewritten to its canonical form; the widgets are set from 
 a widget change writes the URL in its callback, so the next run reads the new state from the URL.
 Sidebar navigation between pages drops query parameters, so the session remembers the last URL
 form and puts it back when a page opens with no filter parameters at all.
+
+The time zone (``tz``) only changes how times are shown and how the custom range inputs are read:
+the inputs hold wall-clock times in the zone, and the state keeps UTC-aware datetimes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import streamlit as st
 
@@ -18,6 +21,8 @@ from ui.agents import label
 
 K_RANGE, K_START, K_END = "f_range", "f_start", "f_end"
 K_AGENTS, K_MODES, K_TYPES, K_ERRORS = "f_agents", "f_modes", "f_types", "f_errors"
+K_TZ = "f_tz"
+INPUT_TZ = "_f_input_tz"  # the zone the custom range inputs were last drawn in
 SAVED = "_filter_params"
 
 
@@ -46,22 +51,27 @@ def write_url(state: F.FilterState) -> None:
     st.session_state[SAVED] = new
 
 
-def _naive(t: datetime | None) -> datetime | None:
-    return None if t is None else t.astimezone(UTC).replace(tzinfo=None)
+def _naive(t: datetime | None, zone: tzinfo = UTC) -> datetime | None:
+    """A UTC-aware time as the wall-clock time in ``zone``, for a datetime input."""
+    return None if t is None else t.astimezone(zone).replace(tzinfo=None)
 
 
-def _aware(t: object) -> datetime | None:
+def _aware(t: object, zone: tzinfo = UTC) -> datetime | None:
+    """A datetime input's wall-clock time in ``zone`` as a UTC-aware time."""
     if not isinstance(t, datetime):
         return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return (t.replace(tzinfo=zone) if t.tzinfo is None else t).astimezone(UTC)
 
 
 def _from_widgets() -> F.FilterState:
     ss = st.session_state
     rng = ss.get(K_RANGE) or F.DEFAULT_RANGE
+    tz = F.parse_zone(ss.get(K_TZ) or "") or F.DEFAULT_TZ
+    # The inputs show times in the zone they were drawn in (changing the zone keeps the range).
+    input_zone = F.zone(F.parse_zone(ss.get(INPUT_TZ) or "") or F.DEFAULT_TZ)
     start = end = None
     if rng == "custom":
-        start, end = _aware(ss.get(K_START)), _aware(ss.get(K_END))
+        start, end = _aware(ss.get(K_START), input_zone), _aware(ss.get(K_END), input_zone)
         if start is None or end is None:
             end = F.ceil_minute(datetime.now(UTC))
             start = end - timedelta(hours=24)
@@ -73,6 +83,7 @@ def _from_widgets() -> F.FilterState:
         modes=tuple(ss.get(K_MODES) or ()),
         event_types=tuple(ss.get(K_TYPES) or ()),
         errors_only=bool(ss.get(K_ERRORS)),
+        tz=tz,
     )
 
 
@@ -111,24 +122,38 @@ def draw(state: F.FilterState, choices: dict[str, list[str]], names: dict[str, s
     ss[K_MODES] = list(state.modes)
     ss[K_TYPES] = list(state.event_types)
     ss[K_ERRORS] = state.errors_only
+    ss[K_TZ] = state.tz
+    ss[INPUT_TZ] = state.tz
+    tz = state.tz
     sb = st.sidebar
     sb.markdown("**Filters**")
     sb.selectbox(
-        "Time range (UTC)",
+        f"Time range ({tz})",
         F.RANGES,
         key=K_RANGE,
-        format_func=lambda r: F.PRESET_LABELS.get(r, r),
+        format_func=lambda r: f"Custom ({tz})" if r == "custom" else F.PRESET_LABELS.get(r, r),
         on_change=_changed,
     )
     if state.range == "custom":
-        ss[K_START] = _naive(state.start)
-        ss[K_END] = _naive(state.end)
+        ss[K_START] = _naive(state.start, state.zone)
+        ss[K_END] = _naive(state.end, state.zone)
         sb.datetime_input(
-            "From (UTC)", key=K_START, on_change=_changed, format="YYYY-MM-DD", step=300
+            f"From ({tz})", key=K_START, on_change=_changed, format="YYYY-MM-DD", step=300
         )
         sb.datetime_input(
-            "To (UTC, exclusive)", key=K_END, on_change=_changed, format="YYYY-MM-DD", step=300
+            f"To ({tz}, exclusive)", key=K_END, on_change=_changed, format="YYYY-MM-DD", step=300
         )
+    zones = F.timezone_choices()
+    if tz not in zones:
+        zones.insert(1, tz)
+    sb.selectbox(
+        "Time zone",
+        zones,
+        key=K_TZ,
+        on_change=_changed,
+        help="Times on every page (charts, tables, freshness) are shown in this zone; type to "
+        "search. Filters and buckets are computed in UTC; downloads keep UTC timestamps.",
+    )
     agents = sorted(set(choices.get("agent", [])) | set(state.agents))
     sb.multiselect(
         "Agents",

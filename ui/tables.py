@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from ui.agents import short_did
+from ui.fmt import local
 
 
 def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | list[str]) -> str:
@@ -18,10 +19,20 @@ def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | li
     return f"{path}?{qs}" if qs else path
 
 
+def last_seen_column(tz: str = "UTC") -> str:
+    return f"Last seen ({tz})"
+
+
 def agent_table(
-    df: pd.DataFrame, labels: Mapping[str, str], params: Mapping[str, str | list[str]]
+    df: pd.DataFrame,
+    labels: Mapping[str, str],
+    params: Mapping[str, str | list[str]],
+    tz: str = "UTC",
 ) -> pd.DataFrame:
-    """``queries.agent_overview`` rows as shown on the overview (percentages 0-100, seconds)."""
+    """``queries.agent_overview`` rows as shown on the overview (percentages 0-100, seconds).
+
+    Last seen is a wall-clock time in ``tz`` (naive; the column heading names the zone).
+    """
     out = pd.DataFrame(
         {
             "Agent": [labels.get(a) or short_did(a) for a in df["agent"]],
@@ -34,7 +45,7 @@ def agent_table(
             "think %": df["think_share"] * 100,
             "reflection %": df["reflection_share"] * 100,
             "housekeeping %": df["housekeeping_share"] * 100,
-            "Last seen (UTC)": pd.to_datetime(df["last_seen"], utc=True),
+            last_seen_column(tz): local(df["last_seen"], tz).to_numpy(),
             "DID": df["agent"],
         }
     )
