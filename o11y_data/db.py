@@ -29,7 +29,13 @@ class EventsDB:
         self.store = Store(store_dir)
         # A memory cap keeps a long-running app flat; DuckDB spills or streams beyond it.
         self.conn = duckdb.connect(
-            ":memory:", config={"threads": str(threads), "memory_limit": memory_limit}
+            ":memory:",
+            config={
+                "threads": str(threads),
+                "memory_limit": memory_limit,
+                # Spill inside the cache, not into whatever folder the app was started from.
+                "temp_directory": str(Path(store_dir) / "tmp"),
+            },
         )
         prepare(self.conn)
         self._lock = threading.Lock()
