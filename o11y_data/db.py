@@ -41,6 +41,9 @@ class EventsDB:
         self._lock = threading.Lock()
         self._number: int | None = None
         self.damaged: list[str] = []
+        # Answers that cannot change within a generation (newest times, distinct values): kept
+        # until the next generation is published, so every page run does not rescan the store.
+        self._memo: dict[str, Any] = {}
         self.generation = Generation()
         self.refresh()
 
@@ -109,6 +112,7 @@ class EventsDB:
             finally:
                 cur.close()
             self.generation, self._number = gen, number
+            self._memo = {}
             return gen
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -130,6 +134,15 @@ class EventsDB:
             finally:
                 cur.close()
         raise AssertionError("unreachable")
+
+    def per_generation(self, key: str, compute: Any) -> Any:
+        """``compute()`` once per published generation (thread-safe enough: a race computes
+        twice, both right)."""
+        self.refresh()
+        memo = self._memo
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
 
     def status(self) -> dict[str, Any]:
         """The last sync attempt as the sync process recorded it."""

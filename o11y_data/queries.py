@@ -329,6 +329,13 @@ def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -
 def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
     """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
     w, p = where(f)
+    # As in events_table: find the limit-th newest ts on the narrow column, then read from there.
+    edge = db.query(
+        f"SELECT ts FROM cycles WHERE {w} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*p, int(limit) - 1]
+    )
+    if len(edge):
+        w += " AND ts >= ?"
+        p.append(edge.iloc[0]["ts"].to_pydatetime())
     return db.query(
         f"SELECT ts, agent, mode, duration_ms, tool_calls, errors FROM cycles WHERE {w} "
         "ORDER BY ts DESC LIMIT ?",
@@ -388,17 +395,28 @@ def event_type_counts(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 
 def choices(db: EventsDB) -> dict[str, list[str]]:
-    """Distinct agents, modes and event types, for filter widgets."""
-    out = {}
-    for col in ("agent", "mode", "event_type"):
-        df = db.query(f"SELECT DISTINCT {col} AS v FROM events WHERE {col} IS NOT NULL ORDER BY v")
-        out[col] = [str(v) for v in df["v"]]
-    return out
+    """Distinct agents, modes and event types, for filter widgets (once per generation)."""
+
+    def compute() -> dict[str, list[str]]:
+        out = {}
+        for col in ("agent", "mode", "event_type"):
+            df = db.query(
+                f"SELECT DISTINCT {col} AS v FROM events WHERE {col} IS NOT NULL ORDER BY v"
+            )
+            out[col] = [str(v) for v in df["v"]]
+        return out
+
+    return {k: list(v) for k, v in db.per_generation("choices", compute).items()}
 
 
 def freshness(db: EventsDB) -> dict[str, Any]:
     """Newest event and landing time, store counts, and the last sync attempt."""
-    row = db.query("SELECT * FROM freshness").iloc[0].to_dict()
+    # The newest times only change with a new generation: scan for them once per generation.
+    row = dict(
+        db.per_generation(
+            "freshness", lambda: db.query("SELECT * FROM freshness").iloc[0].to_dict()
+        )
+    )
     out = {
         k: (None if (not isinstance(v, list | dict) and pd.isna(v)) else v) for k, v in row.items()
     }

@@ -316,7 +316,6 @@ def sync(
 def _sync_locked(
     settings: Settings, store: Store, client: Any, progress: Progress | None, workers: int
 ) -> SyncReport:
-    store.sweep_partials()
     if settings.kind == "demo":
         from . import demo
 
@@ -381,19 +380,7 @@ def _sync_locked(
         and gen.table_prefix == prefix
         and not retry_bad
     ):
-        return SyncReport(
-            label,
-            prefix,
-            gen.snapshot_id,
-            len(gen.files),
-            0,
-            0,
-            0,
-            gen.rows,
-            gen.unparseable,
-            {k: v["reason"] for k, v in gen.bad_files.items()},
-            changed=False,
-        )
+        return _unchanged(label, prefix, gen)
 
     if mode == "iceberg":
         assert meta_key is not None
@@ -422,20 +409,11 @@ def _sync_locked(
         and gen.number
         and meta_key == gen.metadata_key
     ):
-        return SyncReport(
-            label,
-            prefix,
-            gen.snapshot_id,
-            len(gen.files),
-            0,
-            0,
-            0,
-            gen.rows,
-            gen.unparseable,
-            {k: v["reason"] for k, v in gen.bad_files.items()},
-            changed=False,
-        )
+        return _unchanged(label, prefix, gen)
 
+    # Temp files a killed sync left behind: swept only when there is work, since the walk over
+    # every downloaded file would dominate a sync with nothing new.
+    store.sweep_partials()
     for k in retry_bad:  # a later copy replaces the bad one
         (store.raw / k).unlink(missing_ok=True)
     fetched, nbytes = _download_all(source, store, new, report_progress, workers)
@@ -508,6 +486,24 @@ def _sync_locked(
         new_gen.rows,
         new_gen.unparseable,
         {k: v["reason"] for k, v in bad_files.items()},
+    )
+
+
+def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
+    """The report of a sync that found nothing to do."""
+    bad = {k: v["reason"] for k, v in gen.bad_files.items()}
+    return SyncReport(
+        label,
+        prefix,
+        gen.snapshot_id,
+        len(gen.files),
+        0,
+        0,
+        0,
+        gen.rows,
+        gen.unparseable,
+        bad,
+        changed=False,
     )
 
 
