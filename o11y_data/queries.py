@@ -113,13 +113,18 @@ def _bucket_for(db: EventsDB, f: Filters, bucket_s: int | None) -> int:
 
 
 def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | None]:
-    w, p = where(f)
-    df = db.query(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)
-    lo, hi = df.iloc[0]["lo"], df.iloc[0]["hi"]
-    return (
-        None if pd.isna(lo) else lo.to_pydatetime(),
-        None if pd.isna(hi) else hi.to_pydatetime(),
-    )
+    """First and last cycle ``ts`` under the filters (unfiltered: once per generation)."""
+
+    def compute() -> tuple[datetime | None, datetime | None]:
+        w, p = where(f)
+        df = db.query(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)
+        lo, hi = df.iloc[0]["lo"], df.iloc[0]["hi"]
+        return (
+            None if pd.isna(lo) else lo.to_pydatetime(),
+            None if pd.isna(hi) else hi.to_pydatetime(),
+        )
+
+    return db.per_generation("time_range", compute) if f == Filters() else compute()
 
 
 # -- the seed's summary ----------------------------------------------------------------------
@@ -297,14 +302,25 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``)."""
-    w, p = where(Filters(end=f.end, agents=f.agents, modes=f.modes))
-    return db.query(
-        f"""
-        SELECT agent, max(ts) AS last_ts, arg_max(mode, ts) AS last_mode, count(*) AS cycles
-        FROM cycles WHERE {w} GROUP BY agent ORDER BY last_ts DESC, agent
-        """,
-        p,
-    )
+
+    def compute(g: Filters) -> pd.DataFrame:
+        w, p = where(g)
+        return db.query(
+            f"""
+            SELECT agent, max(ts) AS last_ts, arg_max(mode, ts) AS last_mode, count(*) AS cycles
+            FROM cycles WHERE {w} GROUP BY agent ORDER BY last_ts DESC, agent
+            """,
+            p,
+        )
+
+    newest = freshness(db).get("newest_ts")
+    if f.modes or (f.end is not None and (newest is None or f.end <= newest)):
+        return compute(Filters(end=f.end, agents=f.agents, modes=f.modes))
+    # Up to now with no mode filter: the all-time answer, computed once per generation.
+    df = db.per_generation("agent_last_seen", lambda: compute(Filters()))
+    if f.agents:
+        df = df[df["agent"].isin(f.agents)]
+    return df.reset_index(drop=True).copy()
 
 
 def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:

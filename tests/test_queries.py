@@ -173,3 +173,12 @@ def test_pick_bucket_gives_100_to_300_points():
     ]:
         b = q.pick_bucket(T, T + span)
         assert 50 <= span.total_seconds() / b <= 300, (span, b)
+
+
+def test_agent_last_seen_respects_an_end_before_the_newest_event_and_agent_filters(db):
+    early = q.agent_last_seen(db, q.Filters(end=T + timedelta(minutes=62))).set_index("agent")
+    assert early.loc["A", "last_ts"] == pd.Timestamp(T + timedelta(minutes=2))
+    assert early.loc["B", "cycles"] == 2  # minutes 3 and 61
+    late = q.agent_last_seen(db, q.Filters(end=T + timedelta(days=1), agents=("B",)))
+    assert list(late.agent) == ["B"] and late.iloc[0].cycles == 3
+    assert q.time_range(db, q.Filters()) == (T, T + timedelta(minutes=125))
