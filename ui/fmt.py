@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from ui.wall_logic import format_ms  # one rule for durations on every screen, wall included
+
 NO_DATA = "No data"
 
 # Freshness thresholds (seconds): amber past the first, red past the second.
@@ -37,14 +39,7 @@ def fmt_pct(v: Any, digits: int = 1) -> str:
 
 def fmt_ms(v: Any) -> str:
     """A duration in ms, readable: ``850 ms``, ``12.3 s``, ``4.2 min``."""
-    if missing(v):
-        return NO_DATA
-    v = float(v)
-    if v < 1000:
-        return f"{v:.0f} ms"
-    if v < 60_000:
-        return f"{v / 1000:.1f} s"
-    return f"{v / 60_000:.1f} min"
+    return NO_DATA if missing(v) else format_ms(float(v))
 
 
 def fmt_age(seconds: float | None) -> str:
