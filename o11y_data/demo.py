@@ -194,16 +194,18 @@ def build(folder: Path, *, now: datetime | None = None, seed: int = 7) -> TableW
     ids = [p.did for p in agents(seed)]
     start = now - HISTORY
     t = start
+    old_keys: list[str] = []
     while t < now:
         end = min(t + COMMIT_EVERY, now)
         rows = _rows_between(t, end, now, seed)
         if t <= now - timedelta(hours=2) < end:
             rows += awkward_rows(now, ids)
-        writer.commit(_write_files(writer, rows, seed, t))
+        written = _write_files(writer, rows, seed, t)
+        writer.commit(written)
+        if t < start + timedelta(hours=6):
+            old_keys += [w[0] for w in written]
         t = end
     # Table maintenance: the first six hours compacted into one file; the old files stay in data/.
-    first = [m for m in writer.manifests[:12]]
-    old_keys = [e[1] for m in first for e in m.entries if e[0] != 2]
     import pyarrow.parquet as pq
 
     merged = pq.ParquetDataset([str(folder / k) for k in old_keys]).read()
@@ -218,12 +220,21 @@ def build(folder: Path, *, now: datetime | None = None, seed: int = 7) -> TableW
     return writer
 
 
-def _save_state(folder: Path, writer: TableWriter, built: datetime, until: datetime, seed: int):
+def _save_state(
+    folder: Path,
+    writer: TableWriter,
+    built: datetime,
+    until: datetime,
+    seed: int,
+    *,
+    leftovers: list[str] | None = None,
+):
     state = {
         "built": built.isoformat(),
         "until": until.isoformat(),
         "seed": seed,
         "writer": writer.state(),
+        "leftovers": leftovers or [],
     }
     _atomic_write_stream(folder / STATE_FILE, iter([json.dumps(state).encode()]))
 
@@ -249,8 +260,36 @@ def advance(
     rows = _rows_between(until, now, built, seed)
     if rows:
         writer.commit(_write_files(writer, rows, seed, until))
-    _save_state(folder, writer, built, now, seed)
+    _maintain(folder, writer, state)
+    _save_state(folder, writer, built, now, seed, leftovers=state.get("leftovers", []))
     return len(rows)
+
+
+MAINTAIN_FILES = 1_500
+
+
+def _maintain(folder: Path, writer: TableWriter, state: dict) -> None:
+    """Table maintenance for a demo that runs for weeks: past MAINTAIN_FILES live files, compact
+    the oldest day's files into one, as R2 does; the files it replaced stay until the next
+    compaction (the leftovers a reader must not count), then are removed from the folder."""
+    import pyarrow.parquet as pq
+
+    live = [e for m in writer.manifests for e in m.entries if e[0] != 2]
+    if len(live) <= MAINTAIN_FILES:
+        return
+    by_day: dict[int, list[str]] = {}
+    for e in live:
+        by_day.setdefault(e[4], []).append(e[1])
+    # The oldest day that still has more than one file, never the day being written.
+    days = [d for d in sorted(by_day)[:-1] if len(by_day[d]) > 1]
+    if not days:
+        return
+    keys = by_day[days[0]]
+    merged = pq.ParquetDataset([str(folder / k) for k in keys]).read()
+    writer.compact(keys, merged.sort_by("__ingest_ts"))
+    for k in state.get("leftovers", []):
+        (folder / k).unlink(missing_ok=True)
+    state["leftovers"] = keys
 
 
 def demo_folder(settings: Settings) -> Path:

@@ -130,6 +130,7 @@ class TableWriter:
     manifests: list[_Manifest] = field(default_factory=list)
     table_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     clock: Callable[[], float] = time.time
+    max_manifests: int = 64
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -221,6 +222,16 @@ class TableWriter:
             kept.append(self._write_manifest(snapshot_id, entries))
         if added:
             kept.append(self._write_manifest(snapshot_id, [(1, *a) for a in added]))
+        if len(kept) > self.max_manifests:
+            # Manifest rewrite, as table maintenance does: one manifest for every live file, so
+            # a long-lived table's manifest list stays small.
+            entries = [
+                (e[0] if m.snapshot_id == snapshot_id else 0, *e[1:])
+                for m in kept
+                for e in m.entries
+                if e[0] != 2
+            ]
+            kept = [self._write_manifest(snapshot_id, entries)]
         self.manifests = [m for m in kept if any(e[0] != 2 for e in m.entries)] + [
             m for m in kept if all(e[0] == 2 for e in m.entries) and m.snapshot_id == snapshot_id
         ]

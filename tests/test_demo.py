@@ -72,3 +72,38 @@ def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path):
     assert after["writer"]["version"] == state["writer"]["version"] + 1
     files = [f for f in src.rglob("*.parquet")]
     assert all(pq.read_metadata(f).row_group(0).column(0).compression == "ZSTD" for f in files)
+
+
+def test_a_demo_running_for_weeks_keeps_its_table_small(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "MAINTAIN_FILES", 900)  # reached within the test's day
+    src = tmp_path / "src"
+    demo.build(src, now=T0, seed=7)
+    s = load_settings(
+        {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(tmp_path / "c")}, secrets_paths=[]
+    )
+    sync(s)
+    t = T0
+    for _ in range(40):  # 40 advances of 40 minutes: ~27 hours of a live demo
+        t += timedelta(minutes=40)
+        demo.advance(src, now=t)
+    report = sync(s)
+    state = json.loads((src / demo.STATE_FILE).read_text())
+    assert len(state["writer"]["manifests"]) <= 65
+    assert report.live_files <= demo.MAINTAIN_FILES + 200
+    compacted = [p for p in src.rglob("compacted-*.parquet")]
+    assert len(compacted) >= 2  # maintenance compacted whole days (older leftovers removed)
+    assert state["leftovers"]  # the latest leftovers are still there, and not live
+    live_keys = {e[1] for m in state["writer"]["manifests"] for e in m["entries"] if e[0] != 2}
+    for key in state["leftovers"]:
+        assert (src / key).is_file() and key not in live_keys
+    # Maintenance compacted old files, and the store still holds exactly the live rows once.
+    live_rows, _ = _live_rows(src)
+    assert report.rows == live_rows
+    newest = q.freshness(open_db(s))["newest_ts"].to_pydatetime()
+    assert t - timedelta(minutes=15) < newest <= t
+
+
+def _live_rows(src):
+    from tests.test_store import expected_counts
+
+    return expected_counts(src)
