@@ -261,11 +261,41 @@ def advance(
     if rows:
         writer.commit(_write_files(writer, rows, seed, until))
     _maintain(folder, writer, state)
+    _expire(folder, writer)
     _save_state(folder, writer, built, now, seed, leftovers=state.get("leftovers", []))
     return len(rows)
 
 
 MAINTAIN_FILES = 1_500
+
+
+KEEP_METADATA_VERSIONS = 100
+
+
+def _expire(folder: Path, writer: TableWriter) -> None:
+    """Snapshot expiry for the long-running demo: drop metadata files older than the last
+    KEEP_METADATA_VERSIONS versions and manifest lists and manifests no kept snapshot uses."""
+    import fastavro
+
+    from .iceberg import key_from_uri, metadata_version
+
+    meta = folder / TABLE_PREFIX / "metadata"
+    lists = {key_from_uri(s["manifest-list"], BUCKET) for s in writer.snapshots[-20:]}
+    used = set(lists) | {m.key for m in writer.manifests}
+    for key in lists:
+        try:
+            with open(folder / key, "rb") as fh:
+                used |= {key_from_uri(r["manifest_path"], BUCKET) for r in fastavro.reader(fh)}
+        except OSError:
+            continue
+    for path in meta.iterdir():
+        key = path.relative_to(folder).as_posix()
+        version = metadata_version(path.name)
+        if version is not None:
+            if version < writer.version - KEEP_METADATA_VERSIONS:
+                path.unlink(missing_ok=True)
+        elif path.suffix == ".avro" and key not in used:
+            path.unlink(missing_ok=True)
 
 
 def _maintain(folder: Path, writer: TableWriter, state: dict) -> None:

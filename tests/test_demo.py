@@ -76,6 +76,7 @@ def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path):
 
 def test_a_demo_running_for_weeks_keeps_its_table_small(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "MAINTAIN_FILES", 900)  # reached within the test's day
+    monkeypatch.setattr(demo, "KEEP_METADATA_VERSIONS", 100)
     src = tmp_path / "src"
     demo.build(src, now=T0, seed=7)
     s = load_settings(
@@ -89,6 +90,8 @@ def test_a_demo_running_for_weeks_keeps_its_table_small(tmp_path, monkeypatch):
     report = sync(s)
     state = json.loads((src / demo.STATE_FILE).read_text())
     assert len(state["writer"]["manifests"]) <= 65
+    metadata = list((src / demo.TABLE_PREFIX / "metadata").iterdir())
+    assert len([p for p in metadata if p.name.endswith(".metadata.json")]) <= 101
     assert report.live_files <= demo.MAINTAIN_FILES + 200
     compacted = [p for p in src.rglob("compacted-*.parquet")]
     assert len(compacted) >= 2  # maintenance compacted whole days (older leftovers removed)
