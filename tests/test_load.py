@@ -20,6 +20,7 @@ from tests.support.st_client import open_page
 REPO = Path(__file__).resolve().parent.parent
 SESSIONS = 20
 ROUNDS = 3
+MAX_ROUNDS = 12
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -71,8 +72,11 @@ def test_twenty_sessions_render_while_syncs_land_new_data(tmp_path):
         gen_before = store.current_number()
         grower.start()
         started = time.monotonic()
-        for _ in range(ROUNDS):
+        # At least ROUNDS waves, and on until a sync has landed during the load (bounded).
+        for n in range(MAX_ROUNDS):
             runs += run_async(wave(url))
+            if n + 1 >= ROUNDS and store.current_number() > gen_before:
+                break
         elapsed = time.monotonic() - started
         rss_after, peak = rss_mb(proc.pid), rss_mb(proc.pid, "VmHWM")
         gen_after = store.current_number()
@@ -84,16 +88,18 @@ def test_twenty_sessions_render_while_syncs_land_new_data(tmp_path):
     times = sorted(r.seconds for r in runs)
     p50 = statistics.median(times)
     p95 = times[round(0.95 * (len(times) - 1))]
+    waves, synced = len(runs) // SESSIONS, gen_after - gen_before
     report = (
-        f"{ROUNDS} waves of {SESSIONS} concurrent sessions (half overview 24h, half wall) on "
-        f"loopback while {gen_after - gen_before} new generations were synced: page time p50 "
-        f"{p50:.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s ({elapsed:.0f} s in all); server RSS "
-        f"{rss_before:.0f} MB before, {rss_after:.0f} MB after, peak {peak:.0f} MB"
+        f"{waves} waves of {SESSIONS} concurrent sessions (half overview 24h, half wall) "
+        f"on loopback while {synced} new generations were synced: "
+        f"page time p50 {p50:.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s "
+        f"({elapsed:.0f} s in all); server RSS {rss_before:.0f} MB before, "
+        f"{rss_after:.0f} MB after, peak {peak:.0f} MB"
     )
     print(report)
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     (SCREENSHOT_DIR / "load.txt").write_text(report + "\n")
-    assert len(runs) == ROUNDS * SESSIONS
+    assert len(runs) >= ROUNDS * SESSIONS and len(runs) % SESSIONS == 0
     assert [r.problems for r in runs if r.problems] == []
     assert all(r.deltas >= 3 for r in runs)
     overview = [r for i, r in enumerate(runs) if i % 2]
