@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -142,13 +143,22 @@ def _read_secrets_file(paths: list[Path]) -> dict[str, object]:
 
 
 def load_settings(
-    env: dict[str, str] | None = None, *, secrets_paths: list[Path] | None = None
+    env: dict[str, str] | None = None,
+    *,
+    secrets_paths: list[Path] | None = None,
+    secrets: Mapping[str, object] | None = None,
 ) -> Settings:
-    """Settings from ``env`` (default: the process environment) over the secrets file."""
+    """Settings from ``env`` (default: the process environment) over the secrets.
+
+    ``secrets`` is the ``[r2]`` section when the caller already has it (the app passes Streamlit's
+    ``st.secrets``); otherwise it is read from ``secrets_paths`` (default
+    ``./.streamlit/secrets.toml``).
+    """
     env = dict(os.environ if env is None else env)
-    if secrets_paths is None:
-        secrets_paths = [Path.cwd() / ".streamlit" / "secrets.toml"]
-    secrets = _read_secrets_file(secrets_paths)
+    if secrets is None:
+        if secrets_paths is None:
+            secrets_paths = [Path.cwd() / ".streamlit" / "secrets.toml"]
+        secrets = _read_secrets_file(secrets_paths)
 
     def get(name: str) -> str | None:
         value = env.get(name)

@@ -59,3 +59,21 @@ def test_endpoint_without_keys_is_a_one_line_error():
 def test_table_prefix_gets_its_slash():
     s = load_settings({"O11Y_TABLE_PREFIX": "__r2_data_catalog/a/b"}, secrets_paths=[])
     assert s.table_prefix == "__r2_data_catalog/a/b/"
+
+
+def test_a_given_secrets_section_is_used_under_the_environment(tmp_path):
+    # The app hands over Streamlit's st.secrets["r2"]; the environment still wins.
+    section = {
+        "endpoint": "https://e.example",
+        "access_key_id": "K",
+        "secret_access_key": "S",
+        "O11Y_BUCKET": "from-secrets",
+    }
+    s = load_settings({"O11Y_CACHE_DIR": str(tmp_path)}, secrets=section)
+    assert (s.endpoint, s.bucket, s.access_key_id.get()) == (
+        "https://e.example",
+        "from-secrets",
+        "K",
+    )
+    s = load_settings({"O11Y_BUCKET": "env", "O11Y_CACHE_DIR": str(tmp_path)}, secrets=section)
+    assert s.bucket == "env"

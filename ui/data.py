@@ -22,24 +22,12 @@ T = TypeVar("T")
 
 @st.cache_resource(show_spinner=False)
 def get_settings() -> Settings:
-    secrets: dict[str, Any] = {}
-    try:  # Streamlit's secrets (section [r2]) under the environment, via one loader
-        if "r2" in st.secrets:
-            secrets = {k: str(v) for k, v in st.secrets["r2"].items()}
-    except Exception:  # no secrets file: fine
-        secrets = {}
-    env = dict(os.environ)
-    for k, v in secrets.items():
-        name = k if k.upper().startswith("O11Y_") else None
-        if name and not env.get(name.upper()):
-            env[name.upper()] = v
-    return load_settings(env, secrets_paths=[_secrets_path()] if not secrets else [_secrets_path()])
-
-
-def _secrets_path():
-    from pathlib import Path
-
-    return Path.cwd() / ".streamlit" / "secrets.toml"
+    """The environment over Streamlit's secrets (section ``[r2]``), through the one loader."""
+    try:
+        section = {k: str(v) for k, v in st.secrets.get("r2", {}).items()}
+    except Exception:  # no secrets file anywhere: the environment alone
+        section = {}
+    return load_settings(secrets=section)
 
 
 @st.cache_resource(show_spinner=False)
