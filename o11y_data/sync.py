@@ -52,7 +52,6 @@ class SyncReport:
     bad_files: dict[str, str] = field(default_factory=dict)
     changed: bool = True
     seconds: float = 0.0
-    requests_note: str = ""
 
     def one_line(self) -> str:
         what = "no change" if not self.changed else f"{self.downloaded} new files"
