@@ -232,13 +232,9 @@ class TableWriter:
                 if e[0] != 2
             ]
             kept = [self._write_manifest(snapshot_id, entries)]
-        self.manifests = [m for m in kept if any(e[0] != 2 for e in m.entries)] + [
-            m for m in kept if all(e[0] == 2 for e in m.entries) and m.snapshot_id == snapshot_id
-        ]
-
         buf = io.BytesIO()
         records = []
-        for m in self.manifests:
+        for m in kept:
             live = [e for e in m.entries if e[0] != 2]
             records.append(
                 {
@@ -261,7 +257,7 @@ class TableWriter:
         list_key = f"{self.table_prefix}metadata/snap-{snapshot_id}-1-{uuid.uuid4()}.avro"
         self.put(list_key, buf.getvalue())
         # Manifests that only record deletions matter for this snapshot alone.
-        self.manifests = [m for m in self.manifests if any(e[0] != 2 for e in m.entries)]
+        self.manifests = [m for m in kept if any(e[0] != 2 for e in m.entries)]
 
         now_ms = int(self.clock() * 1000)
         parent = self.snapshots[-1]["snapshot-id"] if self.snapshots else None
