@@ -342,21 +342,27 @@ def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -
 # -- rows ------------------------------------------------------------------------------------
 
 
-def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
-    """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
-    w, p = where(f)
-    # As in events_table: find the limit-th newest ts on the narrow column, then read from there.
+def _newest(
+    db: EventsDB, view: str, columns: str, w: str, p: list[Any], limit: int
+) -> pd.DataFrame:
+    """The ``limit`` newest rows of ``view`` under ``w``, read in two steps so wide columns (the
+    raw JSON) are read only for the rows returned: find the ts of the limit-th newest row on the
+    narrow ts column, then read whole rows from that time on."""
     edge = db.query(
-        f"SELECT ts FROM cycles WHERE {w} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*p, int(limit) - 1]
+        f"SELECT ts FROM {view} WHERE {w} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*p, int(limit) - 1]
     )
     if len(edge):
         w += " AND ts >= ?"
-        p.append(edge.iloc[0]["ts"].to_pydatetime())
+        p = [*p, edge.iloc[0]["ts"].to_pydatetime()]
     return db.query(
-        f"SELECT ts, agent, mode, duration_ms, tool_calls, errors FROM cycles WHERE {w} "
-        "ORDER BY ts DESC LIMIT ?",
-        [*p, int(limit)],
+        f"SELECT {columns} FROM {view} WHERE {w} ORDER BY ts DESC LIMIT ?", [*p, int(limit)]
     )
+
+
+def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
+    """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
+    w, p = where(f)
+    return _newest(db, "cycles", "ts, agent, mode, duration_ms, tool_calls, errors", w, p, limit)
 
 
 def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> pd.DataFrame:
@@ -369,34 +375,27 @@ def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> p
     )
 
 
+def _search_where(f: Filters, search: str) -> tuple[str, list[Any]]:
+    """The explorer's filter: ``f`` over every event type, plus a text search on agent and raw."""
+    w, p = where(f, cycles=False)
+    if search:
+        w += " AND (contains(lower(agent), lower(?)) OR contains(lower(raw), lower(?)))"
+        p += [search, search]
+    return w, p
+
+
 def events_table(
     db: EventsDB, f: Filters = Filters(), *, search: str = "", limit: int = 5000
 ) -> pd.DataFrame:
     """The explorer: filtered events of every type, newest first, with a text search."""
-    w, p = where(f, cycles=False)
-    if search:
-        w += " AND (contains(lower(agent), lower(?)) OR contains(lower(raw), lower(?)))"
-        p += [search, search]
-    # Two steps so the raw JSON is read only for the rows shown: find the ts of the limit-th
-    # newest row from the narrow ts column, then read whole rows from that time on.
-    edge = db.query(
-        f"SELECT ts FROM events WHERE {w} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*p, int(limit) - 1]
-    )
-    if len(edge):
-        w += " AND ts >= ?"
-        p.append(edge.iloc[0]["ts"].to_pydatetime())
-    return db.query(
-        f"SELECT ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw "
-        f"FROM events WHERE {w} ORDER BY ts DESC LIMIT ?",
-        [*p, int(limit)],
-    )
+    w, p = _search_where(f, search)
+    cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
+    return _newest(db, "events", cols, w, p, limit)
 
 
 def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> int:
-    w, p = where(f, cycles=False)
-    if search:
-        w += " AND (contains(lower(agent), lower(?)) OR contains(lower(raw), lower(?)))"
-        p += [search, search]
+    """How many events ``events_table`` would list without its limit."""
+    w, p = _search_where(f, search)
     return int(db.query(f"SELECT count(*) AS n FROM events WHERE {w}", p).iloc[0]["n"])
 
 
