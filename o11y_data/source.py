@@ -146,20 +146,30 @@ class S3Source:
     def _wrap(self, exc: BaseException) -> O11yError:
         return describe_s3_error(exc, bucket=self.bucket, endpoint_host=self.endpoint_host)
 
-    def list(
-        self, prefix: str, *, start_after: str | None = None, max_keys: int | None = None
-    ) -> Iterator[ObjectInfo]:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        if start_after:
-            kwargs["StartAfter"] = start_after
-        if max_keys:
-            kwargs["MaxKeys"] = max_keys
-        seen = 0
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """ListObjectsV2 pages (at most 1,000 keys each), following continuation tokens."""
+        kwargs["Bucket"] = self.bucket
         while True:
             try:
                 page = self.client.list_objects_v2(**kwargs)
             except Exception as exc:
                 raise self._wrap(exc) from None
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            kwargs.pop("StartAfter", None)
+
+    def list(
+        self, prefix: str, *, start_after: str | None = None, max_keys: int | None = None
+    ) -> Iterator[ObjectInfo]:
+        kwargs: dict[str, Any] = {"Prefix": prefix}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        if max_keys:
+            kwargs["MaxKeys"] = max_keys
+        seen = 0
+        for page in self._pages(**kwargs):
             for item in page.get("Contents", []):
                 yield ObjectInfo(
                     key=item["Key"],
@@ -170,23 +180,13 @@ class S3Source:
                 seen += 1
                 if max_keys and seen >= max_keys:
                     return
-            if not page.get("IsTruncated"):
-                return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
-            kwargs.pop("StartAfter", None)
 
     def list_prefixes(self, prefix: str) -> list[str]:
-        out: list[str] = []
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
-        while True:
-            try:
-                page = self.client.list_objects_v2(**kwargs)
-            except Exception as exc:
-                raise self._wrap(exc) from None
-            out += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-            if not page.get("IsTruncated"):
-                return out
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        return [
+            p["Prefix"]
+            for page in self._pages(Prefix=prefix, Delimiter="/")
+            for p in page.get("CommonPrefixes", [])
+        ]
 
     def head(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError

@@ -22,7 +22,7 @@ import duckdb
 
 from . import iceberg
 from .config import Settings
-from .errors import O11yError, SyncBusy
+from .errors import O11yError
 from .normalize import _lit, prepare, write_segment
 from .source import Source, open_source
 from .store import Generation, Store
@@ -273,32 +273,28 @@ def sync(
     store = Store(settings.store_dir)
     store.ensure()
     started = time.time()
-    try:
-        with store.lock(wait=wait):
-            store.write_status(running=True, started_at=started, progress=None)
-            try:
-                report = _sync_locked(settings, store, client, progress, workers)
-            except O11yError as exc:
-                store.write_status(
-                    running=False,
-                    finished_at=time.time(),
-                    ok=False,
-                    last_error=exc.one_line(),
-                    last_error_at=time.time(),
-                )
+    with store.lock(wait=wait):  # SyncBusy when another process holds it
+        store.write_status(running=True, started_at=started, progress=None)
+        try:
+            report = _sync_locked(settings, store, client, progress, workers)
+        except Exception as exc:
+            # Never let a low-level error escape unlabelled; record the one line either way.
+            err = (
+                exc
+                if isinstance(exc, O11yError)
+                else O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
+            )
+            now = time.time()
+            store.write_status(
+                running=False,
+                finished_at=now,
+                ok=False,
+                last_error=err.one_line(),
+                last_error_at=now,
+            )
+            if err is exc:
                 raise
-            except Exception as exc:  # never let a low-level error escape unlabelled
-                err = O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
-                store.write_status(
-                    running=False,
-                    finished_at=time.time(),
-                    ok=False,
-                    last_error=err.one_line(),
-                    last_error_at=time.time(),
-                )
-                raise err from None
-    except SyncBusy:
-        raise
+            raise err from None
     report.seconds = time.time() - started
     store.write_status(
         running=False,
