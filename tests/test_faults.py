@@ -11,19 +11,16 @@ import pytest
 from o11y_data import O11yError, load_settings, open_db, sync
 from o11y_data import queries as q
 from o11y_data.background import BackgroundSyncer
-from tests.support.tables import T0, append, event, new_table, plain_parquet, rows, s3_put
-
-
-def settings_for(endpoint: str, bucket: str, cache, **extra: str):
-    env = {
-        "O11Y_R2_ENDPOINT": endpoint,
-        "O11Y_R2_ACCESS_KEY_ID": "testing",
-        "O11Y_R2_SECRET_ACCESS_KEY": "testing",
-        "O11Y_BUCKET": bucket,
-        "O11Y_CACHE_DIR": str(cache),
-        **extra,
-    }
-    return load_settings(env, secrets_paths=[])
+from tests.support.tables import (
+    T0,
+    append,
+    event,
+    new_table,
+    plain_parquet,
+    r2_settings,
+    rows,
+    s3_put,
+)
 
 
 def count(db) -> int:
@@ -34,7 +31,7 @@ def test_throttling_and_server_errors_are_retried_with_backoff(s3_admin, bucket,
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event()]), rows([event()]))
     proxy.fail_next(3, status=503, code="SlowDown")
-    report = sync(settings_for(proxy.endpoint, bucket, tmp_path))
+    report = sync(r2_settings(proxy.endpoint, bucket, tmp_path))
     assert report.rows == 2
     assert sum(1 for m, _ in proxy.requests) >= 3 + 1
 
@@ -45,7 +42,7 @@ def test_persistent_server_errors_stop_after_bounded_retries(s3_admin, bucket, p
     proxy.fail_next(10_000, status=500, code="InternalError")
     started = time.monotonic()
     with pytest.raises(O11yError, match="unavailable"):
-        sync(settings_for(proxy.endpoint, bucket, tmp_path))
+        sync(r2_settings(proxy.endpoint, bucket, tmp_path))
     assert time.monotonic() - started < 60
     assert len(proxy.requests) <= 6  # one request, retried at most five more times
 
@@ -53,7 +50,7 @@ def test_persistent_server_errors_stop_after_bounded_retries(s3_admin, bucket, p
 def test_unreachable_r2_keeps_the_cache_and_recovers_by_itself(s3_admin, bucket, proxy, tmp_path):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event(ms=1)]))
-    settings = settings_for(proxy.endpoint, bucket, tmp_path)
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path)
     syncer = BackgroundSyncer(settings, interval_s=5)
     assert syncer.run_once() is not None
     db = open_db(settings)
@@ -74,7 +71,7 @@ def test_unreachable_r2_keeps_the_cache_and_recovers_by_itself(s3_admin, bucket,
 def test_a_damaged_cache_segment_is_left_out_then_rebuilt(s3_admin, bucket, proxy, tmp_path):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event(ms=1)]))
-    settings = settings_for(proxy.endpoint, bucket, tmp_path)
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path)
     sync(settings)
     append(writer, rows([event(ms=2)]))
     sync(settings)
@@ -137,7 +134,7 @@ def test_schema_drift_wrong_types_and_missing_fields_follow_the_contract(
         s3_admin.put_object(Bucket=bucket, Key=key, Body=data)
         keys.append((key, t.num_rows, len(data), 0))
     writer.commit(keys)
-    settings = settings_for(moto_endpoint, bucket, tmp_path)
+    settings = r2_settings(moto_endpoint, bucket, tmp_path)
     report = sync(settings)
     assert report.rows == 3 and not report.bad_files
     df = open_db(settings).query(
@@ -184,7 +181,7 @@ def test_metadata_that_is_not_json_is_one_line(s3_admin, bucket, tmp_path, moto_
         Bucket=bucket, Key=f"{writer.table_prefix}metadata/00009-x.metadata.json", Body=b"{not json"
     )
     with pytest.raises(O11yError, match="unreadable metadata"):
-        sync(settings_for(moto_endpoint, bucket, tmp_path))
-    pinned = settings_for(moto_endpoint, bucket, tmp_path, O11Y_TABLE_PREFIX=writer.table_prefix)
+        sync(r2_settings(moto_endpoint, bucket, tmp_path))
+    pinned = r2_settings(moto_endpoint, bucket, tmp_path, O11Y_TABLE_PREFIX=writer.table_prefix)
     with pytest.raises(O11yError, match="Bad table metadata: .*00009-x.metadata.json is not JSON"):
         sync(pinned)

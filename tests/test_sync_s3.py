@@ -11,27 +11,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from o11y_data import O11yError, load_settings, open_db, sync
+from o11y_data import O11yError, open_db, sync
 from o11y_data import queries as q
 from o11y_data.source import make_s3_client
-from tests.support.tables import PREFIX, T0, append, event, new_table, plain_parquet, rows, s3_put
+from tests.support.tables import (
+    PREFIX,
+    T0,
+    append,
+    event,
+    new_table,
+    plain_parquet,
+    r2_env,
+    r2_settings,
+    rows,
+    s3_put,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def env_for(endpoint: str, bucket: str, cache: Path, **extra: str) -> dict[str, str]:
-    return {
-        "O11Y_R2_ENDPOINT": endpoint,
-        "O11Y_R2_ACCESS_KEY_ID": "testing",
-        "O11Y_R2_SECRET_ACCESS_KEY": "testing-secret-value",
-        "O11Y_BUCKET": bucket,
-        "O11Y_CACHE_DIR": str(cache),
-        **extra,
-    }
-
-
-def settings_for(endpoint: str, bucket: str, cache: Path, **extra: str):
-    return load_settings(env_for(endpoint, bucket, cache, **extra), secrets_paths=[])
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,10 +67,10 @@ def test_compacted_files_are_not_counted_twice(s3_admin, bucket, proxy, tmp_path
     # Another table's blob and an unrelated object in the same bucket.
     s3_admin.put_object(Bucket=bucket, Key="blobs/agent-state.bin", Body=b"x" * 10)
 
-    report = sync(settings_for(proxy.endpoint, bucket, tmp_path))
+    report = sync(r2_settings(proxy.endpoint, bucket, tmp_path))
     assert report.rows == 4  # a (2) + b (1) + c (1), each once
     assert report.live_files == 2  # the compacted file and c
-    db = open_db(settings_for(proxy.endpoint, bucket, tmp_path))
+    db = open_db(r2_settings(proxy.endpoint, bucket, tmp_path))
     got = db.query("SELECT sum(duration_ms) AS s, count(*) AS n FROM cycles").iloc[0]
     assert (int(got.n), int(got.s)) == (4, 100 + 200 + 300 + 400)
     fetched = data_gets(proxy.requests)
@@ -85,7 +81,7 @@ def test_compacted_files_are_not_counted_twice(s3_admin, bucket, proxy, tmp_path
 def test_second_sync_after_growth_fetches_only_new_live_files(s3_admin, bucket, proxy, tmp_path):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event()]), rows([event()]))
-    settings = settings_for(proxy.endpoint, bucket, tmp_path)
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path)
     sync(settings)
     proxy.clear_requests()
     new_keys = append(writer, rows([event(ms=5)]), rows([event(ms=6)]), rows([event(ms=7)]))
@@ -99,7 +95,7 @@ def test_nothing_new_sync_costs_a_few_requests(s3_admin, bucket, proxy, tmp_path
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     for i in range(6):  # some history: several metadata versions
         append(writer, rows([event(ms=i)]))
-    settings = settings_for(proxy.endpoint, bucket, tmp_path)
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path)
     sync(settings)
     proxy.clear_requests()
     report = sync(settings)
@@ -111,11 +107,11 @@ def test_nothing_new_sync_costs_a_few_requests(s3_admin, bucket, proxy, tmp_path
 def test_no_write_request_ever_reaches_the_bucket(s3_admin, bucket, proxy, tmp_path):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event()]))
-    settings = settings_for(proxy.endpoint, bucket, tmp_path)
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path)
     sync(settings)
     append(writer, rows([event()]))
     sync(settings)
-    assert cli(env_for(proxy.endpoint, bucket, tmp_path), "sync").returncode == 0
+    assert cli(r2_env(proxy.endpoint, bucket, tmp_path), "sync").returncode == 0
     methods = {m for m, _ in proxy.requests}
     assert methods <= {"GET", "HEAD"}, methods
     # The client itself refuses to write, whatever code asks it to.
@@ -137,7 +133,7 @@ def test_more_than_1000_keys_are_all_listed(s3_admin, bucket, proxy, tmp_path):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, range(n)))
-    settings = settings_for(proxy.endpoint, bucket, tmp_path, O11Y_TABLE_PREFIX=prefix)
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path, O11Y_TABLE_PREFIX=prefix)
     report = sync(settings)
     assert report.live_files == n and report.rows == n
     lists = [p for m, p in proxy.requests if "list-type=2" in p and "continuation-token" in p]
@@ -160,7 +156,7 @@ def test_new_metadata_found_past_the_first_listing_page(s3_admin, bucket, proxy,
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     writer.version = 1_099
     append(writer, rows([event(ms=42)]))
-    report = sync(settings_for(proxy.endpoint, bucket, tmp_path))
+    report = sync(r2_settings(proxy.endpoint, bucket, tmp_path))
     assert report.rows == 1
 
 
@@ -188,7 +184,7 @@ def test_cli_outputs_match_numbers_computed_by_hand(s3_admin, bucket, tmp_path, 
             ]
         ),
     )
-    env = env_for(moto_endpoint, bucket, tmp_path)
+    env = r2_env(moto_endpoint, bucket, tmp_path)
     r = cli(env, "sync")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("\n") == 1 and "2 new files" in r.stdout
@@ -237,7 +233,7 @@ def _intact(cache: Path) -> dict[str, bytes]:
 def synced(s3_admin, bucket, tmp_path, moto_endpoint):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event(ms=7)]))
-    env = env_for(moto_endpoint, bucket, tmp_path)
+    env = r2_env(moto_endpoint, bucket, tmp_path)
     assert cli(env, "sync").returncode == 0
     return env, writer, _intact(tmp_path)
 
@@ -285,11 +281,11 @@ def test_ambiguous_table_lists_the_candidates(s3_admin, bucket, tmp_path, moto_e
     other = new_table(put, bucket, "__r2_data_catalog/cat0001/blobs/")
     other.columns = [("id", "string"), ("size", "long")]
     other.commit([])
-    r = cli(env_for(moto_endpoint, bucket, tmp_path), "sync")
+    r = cli(r2_env(moto_endpoint, bucket, tmp_path), "sync")
     _one_line_failure(r, "More than one event table", "tblA/", "tblB/", "value")
     assert "blobs/" not in r.stderr
     r = cli(
-        env_for(
+        r2_env(
             moto_endpoint, bucket, tmp_path, O11Y_TABLE_PREFIX="__r2_data_catalog/cat0001/tblB/"
         ),
         "sync",
@@ -301,7 +297,7 @@ def test_no_event_table_names_what_it_found(s3_admin, bucket, tmp_path, moto_end
     other = new_table(s3_put(s3_admin, bucket), bucket, "__r2_data_catalog/cat0001/blobs/")
     other.columns = [("id", "string"), ("size", "long")]
     other.commit([])
-    r = cli(env_for(moto_endpoint, bucket, tmp_path), "sync")
+    r = cli(r2_env(moto_endpoint, bucket, tmp_path), "sync")
     _one_line_failure(r, "No event table found", "blobs/ (id, size)")
 
 
@@ -310,7 +306,7 @@ def test_metadata_naming_a_missing_file_keeps_the_previous_snapshot(
 ):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event(ms=1)]))
-    settings = settings_for(moto_endpoint, bucket, tmp_path)
+    settings = r2_settings(moto_endpoint, bucket, tmp_path)
     sync(settings)
     keys = append(writer, rows([event(ms=2)]))
     s3_admin.delete_object(Bucket=bucket, Key=keys[0])
@@ -353,7 +349,7 @@ def test_structured_stream_gives_the_same_events(s3_admin, bucket, tmp_path, mot
     data = parquet_bytes(table)
     s3_admin.put_object(Bucket=bucket, Key=key, Body=data)
     writer.commit([(key, 2, len(data), 0)])
-    settings = settings_for(moto_endpoint, bucket, tmp_path)
+    settings = r2_settings(moto_endpoint, bucket, tmp_path)
     sync(settings)
     df = open_db(settings).query(
         "SELECT agent, mode, duration_ms, tool_calls, errors, ts, raw FROM cycles ORDER BY mode"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from o11y_data import Settings, load_settings
 from o11y_data.iceberg_write import TableWriter, parquet_bytes, unstructured_table
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -61,3 +63,19 @@ def append(writer: TableWriter, *files: list[tuple[datetime, str]]) -> list[str]
 
 def plain_parquet(rows_: list[tuple[datetime, str]]) -> bytes:
     return parquet_bytes(unstructured_table(rows_))
+
+
+def r2_env(endpoint: str, bucket: str, cache: Path, **extra: str) -> dict[str, str]:
+    """The environment of a dashboard reading ``bucket`` at ``endpoint`` (moto or a proxy)."""
+    return {
+        "O11Y_R2_ENDPOINT": endpoint,
+        "O11Y_R2_ACCESS_KEY_ID": "testing",
+        "O11Y_R2_SECRET_ACCESS_KEY": "testing-secret-value",
+        "O11Y_BUCKET": bucket,
+        "O11Y_CACHE_DIR": str(cache),
+        **extra,
+    }
+
+
+def r2_settings(endpoint: str, bucket: str, cache: Path, **extra: str) -> Settings:
+    return load_settings(r2_env(endpoint, bucket, cache, **extra), secrets_paths=[])
