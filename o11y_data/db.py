@@ -65,50 +65,7 @@ class EventsDB:
             readable = [s for s in gen.segments if s["name"] not in self.damaged]
             cur = self.conn.cursor()
             try:
-                if readable:
-                    files = ", ".join(_lit(str(self.store.segments / s["name"])) for s in readable)
-                    base = f"SELECT * FROM read_parquet([{files}])"
-                else:
-                    cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)
-                    base = f"SELECT {cols} WHERE false"
-                cur.execute(f"CREATE OR REPLACE VIEW events_all AS {base}")
-                cur.execute(
-                    f"CREATE OR REPLACE VIEW events AS SELECT {_EVENT_COLS} "
-                    "FROM events_all WHERE parsed"
-                )
-                cur.execute(
-                    "CREATE OR REPLACE VIEW cycles AS SELECT * FROM events "
-                    "WHERE event_type = 'agent.cycle'"
-                )
-                cur.execute(
-                    "CREATE OR REPLACE VIEW unparseable AS SELECT ingest_ts, raw, file "
-                    "FROM events_all WHERE NOT parsed"
-                )
-                cur.execute(
-                    "CREATE OR REPLACE TABLE store_info (generation BIGINT, published_at "
-                    "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
-                    "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
-                )
-                cur.execute(
-                    "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        gen.number,
-                        gen.published_at or None,
-                        gen.source_label,
-                        gen.table_prefix,
-                        gen.snapshot_id,
-                        len(gen.files),
-                        gen.rows,
-                        gen.unparseable,
-                        len(gen.bad_files),
-                    ],
-                )
-                cur.execute(
-                    "CREATE OR REPLACE VIEW freshness AS SELECT "
-                    "(SELECT max(ts) FROM events) AS newest_ts, "
-                    "(SELECT max(ingest_ts) FROM events_all) AS newest_ingest_ts, * "
-                    "FROM store_info"
-                )
+                create_views(cur, [self.store.segments / s["name"] for s in readable], gen)
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -135,6 +92,15 @@ class EventsDB:
                 cur.close()
         raise AssertionError("unreachable")
 
+    def readable_segments(self) -> tuple[Generation, list[Path]]:
+        """The generation in use and its readable segment files (what the views read)."""
+        self.refresh()
+        with self._lock:
+            gen, damaged = self.generation, set(self.damaged)
+        return gen, [
+            self.store.segments / s["name"] for s in gen.segments if s["name"] not in damaged
+        ]
+
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes
         twice, both right)."""
@@ -147,3 +113,49 @@ class EventsDB:
     def status(self) -> dict[str, Any]:
         """The last sync attempt as the sync process recorded it."""
         return self.store.read_status()
+
+
+def create_views(cur: Any, files: list[Path], gen: Generation) -> None:
+    """The views (``events_all``, ``events``, ``cycles``, ``unparseable``, ``freshness``) over the
+    segment ``files`` of ``gen``, on ``cur``'s connection (the app's and the SQL sandbox's)."""
+    if files:
+        base = f"SELECT * FROM read_parquet([{', '.join(_lit(str(f)) for f in files)}])"
+    else:
+        cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)
+        base = f"SELECT {cols} WHERE false"
+    cur.execute(f"CREATE OR REPLACE VIEW events_all AS {base}")
+    cur.execute(
+        f"CREATE OR REPLACE VIEW events AS SELECT {_EVENT_COLS} FROM events_all WHERE parsed"
+    )
+    cur.execute(
+        "CREATE OR REPLACE VIEW cycles AS SELECT * FROM events WHERE event_type = 'agent.cycle'"
+    )
+    cur.execute(
+        "CREATE OR REPLACE VIEW unparseable AS SELECT ingest_ts, raw, file "
+        "FROM events_all WHERE NOT parsed"
+    )
+    cur.execute(
+        "CREATE OR REPLACE TABLE store_info (generation BIGINT, published_at "
+        "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
+        "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
+    )
+    cur.execute(
+        "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
+        [
+            gen.number,
+            gen.published_at or None,
+            gen.source_label,
+            gen.table_prefix,
+            gen.snapshot_id,
+            len(gen.files),
+            gen.rows,
+            gen.unparseable,
+            len(gen.bad_files),
+        ],
+    )
+    cur.execute(
+        "CREATE OR REPLACE VIEW freshness AS SELECT "
+        "(SELECT max(ts) FROM events) AS newest_ts, "
+        "(SELECT max(ingest_ts) FROM events_all) AS newest_ingest_ts, * "
+        "FROM store_info"
+    )

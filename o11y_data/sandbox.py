@@ -1,0 +1,306 @@
+"""Ad-hoc SQL over the store, in a sandbox: read the events and nothing else, within limits.
+
+Every query gets a DuckDB connection of its own (an in-memory database, one thread, a memory cap,
+no spilling to disk) with the same views as the app (``events``, ``cycles``, ``unparseable``,
+``freshness``) plus ``filtered_events`` and ``filtered_cycles``, which apply the screens' filters.
+The views are created first; then file access is switched off except for the store's segment files
+(``allowed_paths``, ``enable_external_access = false``) and the configuration is locked, so no
+statement can read another file, write one, attach a database, load an extension or change a
+setting. Before that, DuckDB's own parser must find exactly one statement and it must be a SELECT:
+the first gate, with DuckDB's guarantees as the second.
+
+Bounded: a timer interrupts a query after ``timeout_s``; results are read as Arrow batches and
+stop at ``max_rows`` (one more row tells whether there were more) or ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .db import EventsDB, create_views
+from .errors import O11yError
+from .normalize import prepare
+from .queries import Filters, where
+
+DEFAULT_TIMEOUT_S = 10.0
+DISPLAY_ROWS = 10_000
+DOWNLOAD_ROWS = 1_000_000
+MAX_SQL_CHARS = 20_000
+MEMORY_LIMIT = "512MB"
+MAX_BYTES = 512 * 1024 * 1024
+BATCH_ROWS = 2048
+VIEWS = ("events", "cycles", "unparseable", "freshness", "filtered_events", "filtered_cycles")
+
+
+class QueryRefused(O11yError):
+    """The statement is not allowed (not one SELECT, or it reaches outside the store)."""
+
+
+class QueryTimeout(O11yError):
+    """The query ran past its time limit and was interrupted."""
+
+
+class ResultTooLarge(O11yError):
+    """The result is bigger than the byte limit."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a query may run, how many rows and bytes it may return, how much memory it gets."""
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_rows: int = DISPLAY_ROWS
+    max_bytes: int = MAX_BYTES
+    memory_limit: str = MEMORY_LIMIT
+
+
+@dataclass
+class SqlResult:
+    """The rows a query returned (at most ``max_rows``) and whether it had more."""
+
+    table: pa.Table
+    truncated: bool
+    elapsed_s: float
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows
+
+
+def check_sql(sql: str) -> str:
+    """The one SELECT statement in ``sql``, or :class:`QueryRefused` saying why not."""
+    text = sql.strip()
+    if len(text) > MAX_SQL_CHARS:
+        raise QueryRefused(
+            "Query too long", f"{len(text):,} characters; the limit is {MAX_SQL_CHARS:,}"
+        )
+    if "\x00" in text:
+        raise QueryRefused("Query refused", "it contains a NUL character")
+    parser = duckdb.connect(":memory:")
+    try:
+        statements = parser.extract_statements(text)
+    except duckdb.ParserException as exc:
+        raise O11yError("SQL syntax error", _first_line(exc)) from None
+    except (duckdb.Error, ValueError) as exc:  # a statement type the client does not know
+        raise QueryRefused("Only SELECT queries are allowed", _first_line(exc)) from None
+    finally:
+        parser.close()
+    if not statements:
+        raise QueryRefused("No query", "the text holds no SQL statement")
+    if len(statements) > 1:
+        raise QueryRefused(
+            "One statement at a time", f"found {len(statements)}; only a single SELECT runs"
+        )
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryRefused(
+            "Only SELECT queries are allowed",
+            f"{kind.name} statements are refused: the console reads the events and nothing else",
+        )
+    return statements[0].query
+
+
+def run_sql(
+    db: EventsDB, sql: str, *, filters: Filters | None = None, limits: Limits | None = None
+) -> SqlResult:
+    """Run one SELECT in a fresh sandbox over ``db``'s store; every failure is an O11yError."""
+    query = check_sql(sql)
+    filters, limits = filters or Filters(), limits or Limits()
+    for attempt in range(2):
+        try:
+            return _run_once(db, query, filters, limits)
+        except duckdb.IOException as exc:
+            # A sync replaced a segment between the generation read and the scan: follow it once.
+            if attempt == 0 and "No such file" in str(exc):
+                time.sleep(0.05)
+                continue
+            raise _describe(exc, limits) from None
+    raise AssertionError("unreachable")
+
+
+def open_sandbox(db: EventsDB, filters: Filters, limits: Limits) -> duckdb.DuckDBPyConnection:
+    """A new locked connection whose only readable files are the store's live segments."""
+    gen, files = db.readable_segments()
+    conn = duckdb.connect(
+        ":memory:",
+        config={
+            "threads": "1",  # a runaway query takes one core, never the app's others
+            "memory_limit": limits.memory_limit,
+            "temp_directory": "",  # no spilling: nothing is ever written to disk
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+        },
+    )
+    try:
+        prepare(conn)
+        create_views(conn, files, gen)
+        _create_filtered_views(conn, filters)
+        conn.execute("SET allowed_paths = ?", [[str(f) for f in files]])
+        conn.execute("SET allowed_directories = []")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_filtered_views(conn: duckdb.DuckDBPyConnection, f: Filters) -> None:
+    """``filtered_events``/``filtered_cycles``: the screens' own WHERE clauses (queries.where),
+    their ``?`` values bound into DuckDB variables, so no filter value is formatted into SQL."""
+    for view, base, cycles in (
+        ("filtered_events", "events", False),
+        ("filtered_cycles", "cycles", True),
+    ):
+        clause, params = where(f, cycles=cycles)
+        parts = clause.split("?")
+        if len(parts) != len(params) + 1:
+            raise O11yError("Filter error", "the filter clause and its values do not match")
+        body = parts[0]
+        for i, (value, rest) in enumerate(zip(params, parts[1:], strict=True)):
+            name = f"o11y_{view}_{i}"
+            conn.execute(f"SET VARIABLE {name} = ?", [value])
+            body += f"getvariable('{name}')" + rest
+        conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {base} WHERE {body}")
+
+
+def _run_once(db: EventsDB, query: str, filters: Filters, limits: Limits) -> SqlResult:
+    conn = open_sandbox(db, filters, limits)
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        with contextlib.suppress(Exception):
+            conn.interrupt()
+
+    timer = threading.Timer(limits.timeout_s, stop)
+    timer.daemon = True
+    started = time.monotonic()
+    timer.start()
+    try:
+        table, truncated = _fetch(conn, query, limits)
+    except duckdb.InterruptException:
+        raise QueryTimeout(
+            "Query stopped", f"it ran longer than the {limits.timeout_s:g} s limit"
+        ) from None
+    except duckdb.IOException:
+        raise
+    except duckdb.Error as exc:
+        if timed_out.is_set():
+            raise QueryTimeout(
+                "Query stopped", f"it ran longer than the {limits.timeout_s:g} s limit"
+            ) from None
+        raise _describe(exc, limits) from None
+    finally:
+        timer.cancel()
+        conn.close()
+    table = _unique_names(table)
+    return SqlResult(table, truncated, time.monotonic() - started)
+
+
+def _fetch(conn: duckdb.DuckDBPyConnection, query: str, limits: Limits) -> tuple[pa.Table, bool]:
+    """Stream Arrow batches until ``max_rows`` + 1 rows (so we know there were more)."""
+    reader = conn.sql(query).to_arrow_reader(BATCH_ROWS)
+    batches: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in reader:
+        batches.append(batch)
+        rows += batch.num_rows
+        size += batch.nbytes
+        if size > limits.max_bytes:
+            raise ResultTooLarge(
+                "Result too large",
+                f"more than {limits.max_bytes // 2**20:,} MB; select fewer rows or columns",
+            )
+        if rows > limits.max_rows:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    truncated = table.num_rows > limits.max_rows
+    return table.slice(0, limits.max_rows), truncated
+
+
+def _unique_names(table: pa.Table) -> pa.Table:
+    """``SELECT 1 a, 2 a`` is valid SQL; tables and files need distinct column names."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in table.column_names:
+        n = seen.get(name, 0)
+        seen[name] = n + 1
+        names.append(name if n == 0 else f"{name}_{n + 1}")
+    return table if names == table.column_names else table.rename_columns(names)
+
+
+def _describe(exc: BaseException, limits: Limits) -> O11yError:
+    line = _first_line(exc)
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryRefused("Refused: the console reads only the store's events", line)
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return O11yError(
+            "Query stopped", f"it needed more than the {limits.memory_limit} memory cap"
+        )
+    if isinstance(exc, duckdb.ParserException):
+        return O11yError("SQL syntax error", line)
+    if isinstance(exc, duckdb.IOException):
+        return O11yError("Cannot read the cache", line)
+    return O11yError("Query failed", line)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def _flat(table: pa.Table) -> pa.Table:
+    """Nested, binary and interval columns as text, so CSV and text tables can hold them."""
+    import json
+
+    cols = []
+    for col in table.columns:
+        t = col.type
+        if pa.types.is_nested(t) or pa.types.is_interval(t) or pa.types.is_null(t):
+            values = [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()]
+            if pa.types.is_null(t):
+                values = [None] * len(col)
+            col = pa.array(values, pa.string())
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            col = pa.array([None if v is None else v.hex() for v in col.to_pylist()], pa.string())
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def to_csv(table: pa.Table) -> bytes:
+    """The rows as CSV with a header (pyarrow's writer, no per-row Python for flat columns)."""
+    import io
+
+    import pyarrow.csv as pcsv
+
+    buf = io.BytesIO()
+    pcsv.write_csv(_flat(table), buf)
+    return buf.getvalue()
+
+
+def to_json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    return _flat(table).to_pylist()
+
+
+def text_table(table: pa.Table) -> str:
+    """A plain aligned text table (the CLI's default format)."""
+    flat = _flat(table)
+    names = flat.column_names
+    rows = [["" if v is None else str(v) for v in r.values()] for r in flat.to_pylist()]
+    cells = [names, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(names))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(names, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
