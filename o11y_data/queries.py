@@ -130,15 +130,30 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
 # -- the seed's summary ----------------------------------------------------------------------
 
 
-def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
+SUMMARY_EXTRA = ("error_rate", "p50_ms", "p95_ms", "p99_ms")
+
+
+def summary(db: EventsDB, f: Filters = Filters(), *, extended: bool = False) -> pd.DataFrame:
+    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc.
+
+    ``extended`` adds error_rate (cycles with errors / cycles) and p50_ms, p95_ms, p99_ms of
+    ``duration_ms`` (the Summary page); the seed's six columns are the same either way."""
     w, p = where(f)
+    extra = (
+        """,
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms"""
+        if extended
+        else ""
+    )
     return db.query(
         f"""
         SELECT agent, mode, count(*) AS cycles,
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
                CAST(coalesce(sum(tool_calls), 0) AS BIGINT) AS tools,
-               CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors
+               CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors{extra}
         FROM cycles WHERE {w}
         GROUP BY agent, mode
         ORDER BY agent, cycles DESC, mode
