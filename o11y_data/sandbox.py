@@ -260,7 +260,7 @@ def _first_line(exc: BaseException) -> str:
 # -- output ----------------------------------------------------------------------------------
 
 
-def _flat(table: pa.Table) -> pa.Table:
+def flat_table(table: pa.Table) -> pa.Table:
     """Nested, binary and interval columns as text, so CSV and text tables can hold them."""
     import json
 
@@ -285,17 +285,17 @@ def to_csv(table: pa.Table) -> bytes:
     import pyarrow.csv as pcsv
 
     buf = io.BytesIO()
-    pcsv.write_csv(_flat(table), buf)
+    pcsv.write_csv(flat_table(table), buf)
     return buf.getvalue()
 
 
 def to_json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    return _flat(table).to_pylist()
+    return flat_table(table).to_pylist()
 
 
 def text_table(table: pa.Table) -> str:
     """A plain aligned text table (the CLI's default format)."""
-    flat = _flat(table)
+    flat = flat_table(table)
     names = flat.column_names
     rows = [["" if v is None else str(v) for v in r.values()] for r in flat.to_pylist()]
     cells = [names, *rows]
