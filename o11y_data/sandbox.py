@@ -9,16 +9,23 @@ statement can read another file, write one, attach a database, load an extension
 setting. Before that, DuckDB's own parser must find exactly one statement and it must be a SELECT:
 the first gate, with DuckDB's guarantees as the second.
 
-Bounded: a timer interrupts a query after ``timeout_s``; results are read as Arrow batches and
-stop at ``max_rows`` (one more row tells whether there were more) or ``max_bytes``.
+Bounded: the connection lives in a child process (forked from a clean forkserver) with an
+address-space limit and a lower CPU priority; a timer interrupts the query after ``timeout_s`` and
+the parent kills the child shortly after if the interrupt did not land. Results come back as Arrow
+and stop at ``max_rows`` (one more row tells whether there were more) or ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import multiprocessing
+import os
+import resource
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -28,6 +35,7 @@ from .db import EventsDB, create_views
 from .errors import O11yError
 from .normalize import prepare
 from .queries import Filters, where
+from .store import Generation
 
 DEFAULT_TIMEOUT_S = 10.0
 DISPLAY_ROWS = 10_000
@@ -49,6 +57,14 @@ class QueryTimeout(O11yError):
 
 class ResultTooLarge(O11yError):
     """The result is bigger than the byte limit."""
+
+
+class _SegmentGone(Exception):
+    """A segment of the generation read was replaced by a sync before the scan."""
+
+
+def _timeout(limits: Limits) -> QueryTimeout:
+    return QueryTimeout("Query stopped", f"it ran longer than the {limits.timeout_s:g} s limit")
 
 
 @dataclass(frozen=True)
@@ -122,20 +138,57 @@ def run_sql(
     query = check_sql(sql)
     filters, limits = filters or Filters(), limits or Limits()
     for attempt in range(2):
+        gen, files = db.readable_segments()
         try:
-            return _run_once(db, query, filters, limits)
-        except duckdb.IOException as exc:
+            return _in_child(gen, files, query, filters, limits)
+        except _SegmentGone as exc:
             # A sync replaced a segment between the generation read and the scan: follow it once.
-            if attempt == 0 and "No such file" in str(exc):
+            if attempt == 0:
                 time.sleep(0.05)
                 continue
-            raise _describe(exc, limits) from None
+            raise O11yError("Cannot read the cache", str(exc)) from None
     raise AssertionError("unreachable")
 
 
-def open_sandbox(db: EventsDB, filters: Filters, limits: Limits) -> duckdb.DuckDBPyConnection:
-    """A new locked connection whose only readable files are the store's live segments."""
-    gen, files = db.readable_segments()
+def run_here(
+    gen: Generation, files: list[Path], query: str, filters: Filters, limits: Limits
+) -> SqlResult:
+    """Run a checked SELECT in a sandbox connection in this process (the child's half)."""
+    conn = open_sandbox(gen, files, filters, limits)
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        with contextlib.suppress(Exception):
+            conn.interrupt()
+
+    timer = threading.Timer(limits.timeout_s, stop)
+    timer.daemon = True
+    started = time.monotonic()
+    timer.start()
+    try:
+        table, truncated = _fetch(conn, query, limits)
+    except duckdb.InterruptException:
+        raise _timeout(limits) from None
+    except duckdb.IOException as exc:
+        if "No such file" in str(exc):
+            raise _SegmentGone(_first_line(exc)) from None
+        raise _describe(exc, limits) from None
+    except duckdb.Error as exc:
+        if timed_out.is_set():
+            raise _timeout(limits) from None
+        raise _describe(exc, limits) from None
+    finally:
+        timer.cancel()
+        conn.close()
+    table = _unique_names(table)
+    return SqlResult(table, truncated, time.monotonic() - started)
+
+
+def open_sandbox(
+    gen: Generation, files: list[Path], filters: Filters, limits: Limits
+) -> duckdb.DuckDBPyConnection:
+    """A new locked connection whose only readable files are the store's live ``files``."""
     conn = duckdb.connect(
         ":memory:",
         config={
@@ -177,40 +230,6 @@ def _create_filtered_views(conn: duckdb.DuckDBPyConnection, f: Filters) -> None:
             conn.execute(f"SET VARIABLE {name} = ?", [value])
             body += f"getvariable('{name}')" + rest
         conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {base} WHERE {body}")
-
-
-def _run_once(db: EventsDB, query: str, filters: Filters, limits: Limits) -> SqlResult:
-    conn = open_sandbox(db, filters, limits)
-    timed_out = threading.Event()
-
-    def stop() -> None:
-        timed_out.set()
-        with contextlib.suppress(Exception):
-            conn.interrupt()
-
-    timer = threading.Timer(limits.timeout_s, stop)
-    timer.daemon = True
-    started = time.monotonic()
-    timer.start()
-    try:
-        table, truncated = _fetch(conn, query, limits)
-    except duckdb.InterruptException:
-        raise QueryTimeout(
-            "Query stopped", f"it ran longer than the {limits.timeout_s:g} s limit"
-        ) from None
-    except duckdb.IOException:
-        raise
-    except duckdb.Error as exc:
-        if timed_out.is_set():
-            raise QueryTimeout(
-                "Query stopped", f"it ran longer than the {limits.timeout_s:g} s limit"
-            ) from None
-        raise _describe(exc, limits) from None
-    finally:
-        timer.cancel()
-        conn.close()
-    table = _unique_names(table)
-    return SqlResult(table, truncated, time.monotonic() - started)
 
 
 def _fetch(conn: duckdb.DuckDBPyConnection, query: str, limits: Limits) -> tuple[pa.Table, bool]:
@@ -312,3 +331,112 @@ def text_table(table: pa.Table) -> str:
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(line.rstrip() for line in out)
+
+
+# -- the child process -----------------------------------------------------------------------
+# DuckDB's memory cap does not cover every allocation (a string built by repeat() lives outside
+# it) and an interrupt lands only between chunks, so each query also runs in a child process with
+# an address-space limit, a lower CPU priority, and a hard kill past its time limit: whatever the
+# query does, the app's process and its other sessions keep their memory and cores.
+
+KILL_GRACE_S = 2.0
+CHILD_HEADROOM = 1536 * 2**20  # address space the child may add to what it started with
+_ctx_lock = threading.Lock()
+_ctx: Any = None
+
+
+def _context() -> Any:
+    """A forkserver: children fork from one clean, single-threaded, preloaded process (fast, and
+    never a fork of the app's threads)."""
+    global _ctx
+    with _ctx_lock:
+        if _ctx is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["o11y_data.sandbox"])
+            _ctx = ctx
+        return _ctx
+
+
+def _confine() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    with open("/proc/self/statm") as fh:
+        size = int(fh.read().split()[0]) * resource.getpagesize()
+    limit = size + CHILD_HEADROOM
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _child(out: Any, gen: Generation, files: list[Path], query: str, f: Filters, lim: Limits):
+    """The child's body: run the query, send a JSON header, then the rows as Arrow IPC."""
+    try:
+        _confine()
+        result = run_here(gen, files, query, f, lim)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, result.table.schema) as writer:
+            writer.write_table(result.table)
+        head = {"ok": True, "truncated": result.truncated, "elapsed_s": result.elapsed_s}
+        out.send_bytes(json.dumps(head).encode())
+        out.send_bytes(sink.getvalue())
+    except _SegmentGone as exc:
+        out.send_bytes(json.dumps({"ok": False, "kind": "gone", "detail": str(exc)}).encode())
+    except O11yError as exc:
+        head = {"ok": False, "kind": type(exc).__name__, "title": exc.title, "detail": exc.detail}
+        out.send_bytes(json.dumps(head).encode())
+    except MemoryError:
+        head = {"ok": False, "kind": "O11yError", "title": "Query stopped",
+                "detail": "it needed more memory than the sandbox allows"}  # fmt: skip
+        out.send_bytes(json.dumps(head).encode())
+    except Exception as exc:  # one line, whatever it was
+        head = {"ok": False, "kind": "O11yError", "title": "Query failed",
+                "detail": f"{type(exc).__name__}: {_first_line(exc)}"}  # fmt: skip
+        out.send_bytes(json.dumps(head).encode())
+    finally:
+        out.close()
+
+
+_KINDS = {c.__name__: c for c in (O11yError, QueryRefused, QueryTimeout, ResultTooLarge)}
+
+
+def _in_child(
+    gen: Generation, files: list[Path], query: str, f: Filters, limits: Limits
+) -> SqlResult:
+    ctx = _context()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=_child, args=(send, gen, files, query, f, limits), name="o11y-sql", daemon=True
+    )
+    deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
+    try:
+        proc.start()
+        send.close()
+        head = json.loads(_receive(recv, deadline, 1 << 16, limits))
+        if not head["ok"]:
+            if head["kind"] == "gone":
+                raise _SegmentGone(head["detail"])
+            raise _KINDS.get(head["kind"], O11yError)(head["title"], head["detail"])
+        data = _receive(recv, deadline, 2 * limits.max_bytes + (1 << 20), limits)
+        table = pa.ipc.open_stream(data).read_all()
+        return SqlResult(table, bool(head["truncated"]), float(head["elapsed_s"]))
+    except EOFError:
+        proc.join(1)
+        raise O11yError(
+            "Query stopped",
+            f"the query process ended (exit {proc.exitcode}); it may have needed more memory "
+            "than the sandbox allows",
+        ) from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        recv.close()
+        with contextlib.suppress(Exception):
+            proc.close()
+
+
+def _receive(recv: Any, deadline: float, max_len: int, limits: Limits) -> bytes:
+    if not recv.poll(max(0.0, deadline - time.monotonic())):
+        raise _timeout(limits)
+    try:
+        return recv.recv_bytes(max_len)
+    except OSError:  # longer than max_len
+        raise ResultTooLarge("Result too large", "select fewer rows or columns") from None
