@@ -65,7 +65,8 @@ class EventsDB:
             readable = [s for s in gen.segments if s["name"] not in self.damaged]
             cur = self.conn.cursor()
             try:
-                create_views(cur, [self.store.segments / s["name"] for s in readable], gen)
+                files = [self.store.segments / s["name"] for s in readable]
+                create_views(cur, files, store_info(gen))
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -115,9 +116,25 @@ class EventsDB:
         return self.store.read_status()
 
 
-def create_views(cur: Any, files: list[Path], gen: Generation) -> None:
+def store_info(gen: Generation) -> list[Any]:
+    """The ``store_info`` row of ``gen`` (what the ``freshness`` view reports besides times)."""
+    return [
+        gen.number,
+        gen.published_at or None,
+        gen.source_label,
+        gen.table_prefix,
+        gen.snapshot_id,
+        len(gen.files),
+        gen.rows,
+        gen.unparseable,
+        len(gen.bad_files),
+    ]
+
+
+def create_views(cur: Any, files: list[Path], info: list[Any]) -> None:
     """The views (``events_all``, ``events``, ``cycles``, ``unparseable``, ``freshness``) over the
-    segment ``files`` of ``gen``, on ``cur``'s connection (the app's and the SQL sandbox's)."""
+    segment ``files``, with ``info`` (:func:`store_info`) as the store's row, on ``cur``'s
+    connection (the app's and the SQL sandbox's)."""
     if files:
         base = f"SELECT * FROM read_parquet([{', '.join(_lit(str(f)) for f in files)}])"
     else:
@@ -139,20 +156,7 @@ def create_views(cur: Any, files: list[Path], gen: Generation) -> None:
         "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
         "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
     )
-    cur.execute(
-        "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
-        [
-            gen.number,
-            gen.published_at or None,
-            gen.source_label,
-            gen.table_prefix,
-            gen.snapshot_id,
-            len(gen.files),
-            gen.rows,
-            gen.unparseable,
-            len(gen.bad_files),
-        ],
-    )
+    cur.execute("INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)", info)
     cur.execute(
         "CREATE OR REPLACE VIEW freshness AS SELECT "
         "(SELECT max(ts) FROM events) AS newest_ts, "

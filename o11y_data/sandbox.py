@@ -31,11 +31,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from .db import EventsDB, create_views
+from .db import EventsDB, create_views, store_info
 from .errors import O11yError
 from .normalize import prepare
 from .queries import Filters, where
-from .store import Generation
 
 DEFAULT_TIMEOUT_S = 10.0
 DISPLAY_ROWS = 10_000
@@ -140,7 +139,7 @@ def run_sql(
     for attempt in range(2):
         gen, files = db.readable_segments()
         try:
-            return _in_child(gen, files, query, filters, limits)
+            return _in_child(store_info(gen), files, query, filters, limits)
         except _SegmentGone as exc:
             # A sync replaced a segment between the generation read and the scan: follow it once.
             if attempt == 0:
@@ -151,10 +150,10 @@ def run_sql(
 
 
 def run_here(
-    gen: Generation, files: list[Path], query: str, filters: Filters, limits: Limits
+    info: list[Any], files: list[Path], query: str, filters: Filters, limits: Limits
 ) -> SqlResult:
     """Run a checked SELECT in a sandbox connection in this process (the child's half)."""
-    conn = open_sandbox(gen, files, filters, limits)
+    conn = open_sandbox(info, files, filters, limits)
     timed_out = threading.Event()
 
     def stop() -> None:
@@ -186,7 +185,7 @@ def run_here(
 
 
 def open_sandbox(
-    gen: Generation, files: list[Path], filters: Filters, limits: Limits
+    info: list[Any], files: list[Path], filters: Filters, limits: Limits
 ) -> duckdb.DuckDBPyConnection:
     """A new locked connection whose only readable files are the store's live ``files``."""
     conn = duckdb.connect(
@@ -201,7 +200,7 @@ def open_sandbox(
     )
     try:
         prepare(conn)
-        create_views(conn, files, gen)
+        create_views(conn, files, info)
         _create_filtered_views(conn, filters)
         conn.execute("SET allowed_paths = ?", [[str(f) for f in files]])
         conn.execute("SET allowed_directories = []")
@@ -366,11 +365,11 @@ def _confine() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _child(out: Any, gen: Generation, files: list[Path], query: str, f: Filters, lim: Limits):
+def _child(out: Any, info: list[Any], files: list[Path], query: str, f: Filters, lim: Limits):
     """The child's body: run the query, send a JSON header, then the rows as Arrow IPC."""
     try:
         _confine()
-        result = run_here(gen, files, query, f, lim)
+        result = run_here(info, files, query, f, lim)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, result.table.schema) as writer:
             writer.write_table(result.table)
@@ -398,12 +397,12 @@ _KINDS = {c.__name__: c for c in (O11yError, QueryRefused, QueryTimeout, ResultT
 
 
 def _in_child(
-    gen: Generation, files: list[Path], query: str, f: Filters, limits: Limits
+    info: list[Any], files: list[Path], query: str, f: Filters, limits: Limits
 ) -> SqlResult:
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_child, args=(send, gen, files, query, f, limits), name="o11y-sql", daemon=True
+        target=_child, args=(send, info, files, query, f, limits), name="o11y-sql", daemon=True
     )
     deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
     try:

@@ -83,7 +83,7 @@ def test_filtered_views_follow_the_filters_and_bind_hostile_values(db, demo_stor
 
 def test_the_views_read_every_segment_row_once(db):
     """Against pandas over the segment files themselves (an independent reading)."""
-    _, files = db.readable_segments()
+    gen, files = db.readable_segments()
     raw = pd.concat([pq.read_table(p).to_pandas() for p in files])
     parsed = raw[raw["parsed"]]
     got = sb.run_sql(
@@ -96,6 +96,10 @@ def test_the_views_read_every_segment_row_once(db):
         "c": int((parsed["event_type"] == "agent.cycle").sum()),
         "u": int((~raw["parsed"]).sum()),
     }
+    fresh = sb.run_sql(db, "SELECT rows, unparseable, generation FROM freshness").table
+    assert fresh.to_pylist() == [
+        {"rows": len(raw), "unparseable": int((~raw["parsed"]).sum()), "generation": gen.number}
+    ]
 
 
 FORBIDDEN = [
