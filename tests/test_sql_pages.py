@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_app_pages import REPO, cycles_in, dataset, errors_shown, run, window
+from tests.test_app_pages import REPO, B, cycles_in, dataset, errors_shown, run, window
 
 __all__ = ["dataset"]  # the module-scoped fixture, shared with test_app_pages
 
@@ -203,3 +203,37 @@ def test_hostile_text_in_results_and_queries_is_never_markdown(dataset):
     label = at.button(key="sql_recent_0").label
     assert "\\*\\*bold\\*\\*" in label and "\\[link\\]" in label  # escaped Markdown
     assert all("<img" not in m.value for m in at.markdown)
+
+
+def test_summary_downloads_hold_exactly_the_table(dataset, monkeypatch):
+    """The CSV and Parquet bytes the buttons serve, read back, equal the table on screen."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stores: list[MemoryMediaFileStorage] = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    at = run("summary", {"agent": B, "errors": "1"})
+    table = _table(at)
+    assert len(table) > 0 and set(table["agent"]) == {B}
+    files = {}
+    for button in at.get("download_button"):
+        name = button.proto.url.rsplit("/", 1)[-1]
+        files[button.label] = next(s for s in stores if _has(s, name)).get_file(name).content
+    from_parquet = pd.read_parquet(io.BytesIO(files["Parquet"]))
+    pd.testing.assert_frame_equal(from_parquet, table, check_dtype=False)
+    from_csv = pd.read_csv(io.BytesIO(files["CSV"]), dtype={"agent": str, "mode": str})
+    pd.testing.assert_frame_equal(from_csv, table, check_dtype=False)
+
+
+def _has(store, name: str) -> bool:
+    try:
+        store.get_file(name)
+    except Exception:
+        return False
+    return True
