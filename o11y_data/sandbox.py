@@ -357,6 +357,8 @@ def _context() -> Any:
 
 
 def _confine() -> None:
+    # The child needs no settings: whatever the app was given (R2 keys) is not the query's.
+    os.environ.clear()
     with contextlib.suppress(OSError):
         os.nice(10)
     with open("/proc/self/statm") as fh:

@@ -178,6 +178,8 @@ def _outside_reads(store: Path, secrets: Path) -> list[str]:
         f"SELECT * FROM read_parquet('{store}/segments/../raw/*.parquet')",
         "SELECT * FROM read_parquet('http://127.0.0.1:9/x.parquet')",
         "SELECT * FROM read_parquet('s3://agent-blobs/x.parquet')",
+        "SELECT * FROM read_text('/proc/self/environ')",
+        "SELECT * FROM read_blob('/proc/self/mem')",
         "SELECT getenv('HOME')",
         "SELECT current_setting('s3_secret_access_key')",
         "SELECT * FROM duckdb_secrets()",
