@@ -339,6 +339,8 @@ def text_table(table: pa.Table) -> str:
 # query does, the app's process and its other sessions keep their memory and cores.
 
 KILL_GRACE_S = 2.0
+MAX_RUNNING = 2  # sandbox children at once per process: bounds their memory and cores together
+_running = threading.BoundedSemaphore(MAX_RUNNING)
 CHILD_HEADROOM = 1536 * 2**20  # address space the child may add to what it started with
 _ctx_lock = threading.Lock()
 _ctx: Any = None
@@ -399,6 +401,21 @@ _KINDS = {c.__name__: c for c in (O11yError, QueryRefused, QueryTimeout, ResultT
 
 
 def _in_child(
+    info: list[Any], files: list[Path], query: str, f: Filters, limits: Limits
+) -> SqlResult:
+    slots = _running
+    if not slots.acquire(timeout=limits.timeout_s):
+        raise O11yError(
+            "The SQL sandbox is busy",
+            f"{MAX_RUNNING} queries were running for {limits.timeout_s:g} s; try again",
+        )
+    try:
+        return _child_run(info, files, query, f, limits)
+    finally:
+        slots.release()
+
+
+def _child_run(
     info: list[Any], files: list[Path], query: str, f: Filters, limits: Limits
 ) -> SqlResult:
     ctx = _context()
