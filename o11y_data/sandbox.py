@@ -43,7 +43,6 @@ MAX_SQL_CHARS = 20_000
 MEMORY_LIMIT = "512MB"
 MAX_BYTES = 512 * 1024 * 1024
 BATCH_ROWS = 2048
-VIEWS = ("events", "cycles", "unparseable", "freshness", "filtered_events", "filtered_cycles")
 
 
 class QueryRefused(O11yError):
@@ -254,12 +253,15 @@ def _fetch(conn: duckdb.DuckDBPyConnection, query: str, limits: Limits) -> tuple
 
 def _unique_names(table: pa.Table) -> pa.Table:
     """``SELECT 1 a, 2 a`` is valid SQL; tables and files need distinct column names."""
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     names = []
     for name in table.column_names:
-        n = seen.get(name, 0)
-        seen[name] = n + 1
-        names.append(name if n == 0 else f"{name}_{n + 1}")
+        new, n = name, 1
+        while new in taken:
+            n += 1
+            new = f"{name}_{n}"
+        taken.add(new)
+        names.append(new)
     return table if names == table.column_names else table.rename_columns(names)
 
 

@@ -326,12 +326,12 @@ def test_100000_rows_are_capped_for_display_and_complete_for_download(db):
 
 def test_odd_results_survive_every_format(db):
     sql = (
-        "SELECT 1 AS a, 2 AS a, [1, 2] AS l, {'k': 'v'} AS s, 'x'::BLOB AS b, "
+        "SELECT 1 AS a, 2 AS a, 3 AS a_2, [1, 2] AS l, {'k': 'v'} AS s, 'x'::BLOB AS b, "
         "INTERVAL 1 DAY AS i, NULL AS n, 170141183460469231731687303715884105727::HUGEINT AS h, "
         "'<b>\"q\",</b>' AS t"
     )
     table = sb.run_sql(db, sql).table
-    assert table.column_names == ["a", "a_2", "l", "s", "b", "i", "n", "h", "t"]
+    assert table.column_names == ["a", "a_2", "a_2_2", "l", "s", "b", "i", "n", "h", "t"]
     rows = list(csv.DictReader(io.StringIO(sb.to_csv(table).decode())))
     assert rows[0]["l"] == "[1, 2]" and rows[0]["t"] == '<b>"q",</b>'
     assert rows[0]["h"] == "170141183460469231731687303715884105727"
