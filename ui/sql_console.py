@@ -79,9 +79,12 @@ class Shown:
     elapsed_s: float
 
 
+SCREEN_LIMITS = sb.Limits(max_bytes=64 * 2**20)  # what one session may pin in the app's memory
+
+
 @st.cache_data(ttl=60, max_entries=16, show_spinner=False)
 def _shown(sql: str, filters: Filters, gen: int) -> Shown:
-    result = sb.run_sql(D.get_db(), sql, filters=filters)
+    result = sb.run_sql(D.get_db(), sql, filters=filters, limits=SCREEN_LIMITS)
     return Shown(sb.flat_table(result.table).to_pandas(), result.truncated, result.elapsed_s)
 
 
