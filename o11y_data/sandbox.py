@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import resource
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -179,8 +180,21 @@ def run_here(
     finally:
         timer.cancel()
         conn.close()
+    _check_types(table)
     table = _unique_names(table)
     return SqlResult(table, truncated, time.monotonic() - started)
+
+
+def _check_types(table: pa.Table) -> None:
+    """A type DuckDB exports as an opaque Arrow extension (BIGNUM, …) cannot be shown or
+    written honestly: say which column, and how to get it."""
+    for field in table.schema:
+        if isinstance(field.type, pa.BaseExtensionType):
+            raise O11yError(
+                "Query failed",
+                f"column {field.name!r} has a type the console cannot show "
+                f"({field.type}); cast it, e.g. {field.name}::VARCHAR",
+            )
 
 
 def open_sandbox(
@@ -439,11 +453,12 @@ def _child_run(
         return SqlResult(table, bool(head["truncated"]), float(head["elapsed_s"]))
     except EOFError:
         proc.join(1)
-        raise O11yError(
-            "Query stopped",
-            f"the query process ended (exit {proc.exitcode}); it may have needed more memory "
-            "than the sandbox allows",
-        ) from None
+        code = proc.exitcode
+        if code is not None and -code in (signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV):
+            why = f"it needed more memory than the sandbox allows (signal {-code})"
+        else:
+            why = f"the query process ended unexpectedly (exit {code})"
+        raise O11yError("Query stopped", why) from None
     finally:
         if proc.is_alive():
             proc.kill()

@@ -328,15 +328,26 @@ def test_odd_results_survive_every_format(db):
     sql = (
         "SELECT 1 AS a, 2 AS a, 3 AS a_2, [1, 2] AS l, {'k': 'v'} AS s, 'x'::BLOB AS b, "
         "INTERVAL 1 DAY AS i, NULL AS n, 170141183460469231731687303715884105727::HUGEINT AS h, "
-        "'<b>\"q\",</b>' AS t"
+        "'<b>\"q\",</b>' AS t, 'a'::ENUM('a', 'b') AS e, MAP {'k': 1} AS m, "
+        "union_value(k := 1) AS u, TIME '12:00' AS tm, [1, 2, 3]::INT[3] AS fl"
     )
     table = sb.run_sql(db, sql).table
-    assert table.column_names == ["a", "a_2", "a_2_2", "l", "s", "b", "i", "n", "h", "t"]
+    assert table.column_names == [
+        "a", "a_2", "a_2_2", "l", "s", "b", "i", "n", "h", "t", "e", "m", "u", "tm", "fl"
+    ]  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(sb.to_csv(table).decode())))
     assert rows[0]["l"] == "[1, 2]" and rows[0]["t"] == '<b>"q",</b>'
     assert rows[0]["h"] == "170141183460469231731687303715884105727"
     assert json.dumps(sb.to_json_rows(table), default=str)
     assert "a_2" in sb.text_table(table)
+    assert (
+        rows[0]["e"] == "a" and rows[0]["fl"] == "[1, 2, 3]" and rows[0]["tm"].startswith("12:00")
+    )
+
+
+def test_a_type_arrow_cannot_carry_is_named_in_one_line(db):
+    with pytest.raises(O11yError, match="column 'v' has a type the console cannot show"):
+        sb.run_sql(db, "SELECT 123456789012345678901234567890123456789012::BIGNUM AS v")
 
 
 # -- the CLI ---------------------------------------------------------------------------------
