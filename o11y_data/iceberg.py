@@ -72,6 +72,40 @@ class DeleteFile:
     offset: int = 0
     length: int = 0
 
+    @property
+    def id(self) -> str:
+        """Unique within a snapshot: one Puffin file may hold the vectors of several files."""
+        return f"{self.key}#dv{self.offset}" if self.kind == "dv" else self.key
+
+
+def delete_key(delete_id: str) -> str:
+    """The object key of a ``DeleteFile.id``."""
+    return re.sub(r"#dv\d+$", "", delete_id)
+
+
+_DV_MAGIC = b"\xd1\xd3\x39\x64"
+
+
+def deletion_vector_positions(path: Path, dv: DeleteFile) -> list[int]:
+    """The deleted row positions of a v3 deletion vector (a ``deletion-vector-v1`` Puffin blob:
+    length, magic, a portable 64-bit Roaring bitmap, CRC-32), checked before it is trusted."""
+    import zlib
+
+    from pyroaring import BitMap64
+
+    with open(path, "rb") as fh:
+        fh.seek(dv.offset)
+        blob = fh.read(dv.length)
+    size = int.from_bytes(blob[:4], "big")
+    body = blob[4 : 4 + size]
+    crc = int.from_bytes(blob[4 + size : 8 + size], "big")
+    if len(blob) < 12 or size + 8 != len(blob) or body[:4] != _DV_MAGIC or zlib.crc32(body) != crc:
+        raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset} fails its checks")
+    try:
+        return list(BitMap64.deserialize(body[4:]))
+    except Exception:
+        raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset}: bad bitmap") from None
+
 
 @dataclass(frozen=True)
 class LiveSnapshot:
@@ -80,7 +114,7 @@ class LiveSnapshot:
     snapshot_id: int | None
     files: tuple[DataFile, ...]
     delete_files: dict[str, DeleteFile] = field(default_factory=dict)
-    deletes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # data key -> delete keys
+    deletes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # data key -> delete ids
     names: dict[int, str] = field(default_factory=dict)  # current schema: field id -> name
 
 
@@ -117,6 +151,11 @@ def key_from_uri(uri: str, bucket: str, table_prefix: str | None = None) -> str:
     if bucket and m.group(1) != bucket and table_prefix is None:
         raise O11yError("Table points elsewhere", f"metadata names bucket {m.group(1)}")
     return m.group(2)
+
+
+def _version(key: str) -> int:
+    v = metadata_version(key)
+    return -1 if v is None else v
 
 
 def _metadata_listing(source: Source, meta_prefix: str, after: str | None) -> list[ObjectInfo]:
@@ -161,7 +200,7 @@ def newest_metadata(
         found = _metadata_listing(source, meta_prefix, after[:-1])
         current = metadata_version(after)
         if any(o.key == after for o in found):
-            found = [o for o in found if (metadata_version(o.key) or -1) > (current or -1)]
+            found = [o for o in found if _version(o.key) > _version(after)]
             if not found:
                 return MetadataPick(after, current)
         else:  # the known version vanished (table rewritten?): look at everything
@@ -170,10 +209,8 @@ def newest_metadata(
         found = _metadata_listing(source, meta_prefix, None)
     if not found:
         return None
-    top = max(metadata_version(o.key) or -1 for o in found)
-    tied = sorted(
-        (o for o in found if metadata_version(o.key) == top), key=lambda o: (o.mtime, o.key)
-    )
+    top = max(_version(o.key) for o in found)
+    tied = sorted((o for o in found if _version(o.key) == top), key=lambda o: (o.mtime, o.key))
     return MetadataPick(tied[-1].key, top, tuple(o.key for o in tied[:-1]))
 
 
@@ -389,7 +426,8 @@ def read_snapshot(source: Source, metadata: dict[str, Any], cache: ManifestCache
             key = key_from_uri(df["file_path"], bucket)
             seq = _entry_seq(entry, manifest)
             if int(df.get("content") or 0) != 0:
-                delete_files[key] = _delete_file(key, df, seq, spec_id)
+                delete = _delete_file(key, df, seq, spec_id)
+                delete_files[delete.id] = delete
                 continue
             fmt = str(df.get("file_format", "PARQUET")).upper()
             if fmt != "PARQUET":
@@ -406,7 +444,7 @@ def read_snapshot(source: Source, metadata: dict[str, Any], cache: ManifestCache
                 partition=_partition(df.get("partition")),
             )
     deletes = {
-        k: tuple(sorted(d.key for d in delete_files.values() if applies(d, f)))
+        k: tuple(sorted(d.id for d in delete_files.values() if applies(d, f)))
         for k, f in files.items()
     }
     return LiveSnapshot(

@@ -52,6 +52,7 @@ class FileRecord:
     size: int | None = None
     rows: int = 0
     bad_rows: int = 0
+    deletes: list[str] = field(default_factory=list)  # delete files applied to its rows
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Generation:
     segments: list[Segment] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     bad_files: dict[str, BadFile] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. two metadata files, one version
 
     @property
     def rows(self) -> int:
