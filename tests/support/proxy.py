@@ -63,6 +63,7 @@ class FaultProxy:
         self._fail_code = "SlowDown"
         self._delay = 0.0
         self._down = False
+        self._fail_paths: dict[str, tuple[int, int, str]] = {}  # fragment -> (left, status, code)
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -126,6 +127,13 @@ class FaultProxy:
             self._fail_status = status
             self._fail_code = code
 
+    def fail_matching(
+        self, fragment: str, n: int = 1, status: int = 503, code: str = "SlowDown"
+    ) -> None:
+        """Answer the next `n` requests whose path contains `fragment` with an S3-style error."""
+        with self._lock:
+            self._fail_paths[fragment] = (n, status, code)
+
     def set_delay(self, seconds: float) -> None:
         """Sleep `seconds` before handling each request (0 disables)."""
         with self._lock:
@@ -144,6 +152,7 @@ class FaultProxy:
             self._fail_code = "SlowDown"
             self._delay = 0.0
             self._down = False
+            self._fail_paths.clear()
             self._requests.clear()
 
     # -- used by the handler ---------------------------------------------------------------
@@ -156,6 +165,10 @@ class FaultProxy:
             if self._fail_remaining > 0:
                 self._fail_remaining -= 1
                 failure = (self._fail_status, self._fail_code)
+            for fragment, (left, status, code) in self._fail_paths.items():
+                if failure is None and left > 0 and fragment in urllib.parse.unquote(path):
+                    self._fail_paths[fragment] = (left - 1, status, code)
+                    failure = (status, code)
             return self._down, self._delay, failure
 
 
