@@ -466,8 +466,8 @@ def find_event_tables(source: Source) -> list[tuple[str, list[tuple[str, str]]]]
                 continue
             try:
                 cols = schema_columns(load_json(source, meta.key))
-            except BadMetadata:  # a transport error is not a content problem: it propagates
-                cols = [("unreadable metadata", "")]
+            except BadMetadata as exc:  # a transport error is no content problem: it propagates
+                cols = [(f"unreadable metadata: {exc.one_line()}", "")]
             out.append((table, cols))
     return out
 
@@ -484,8 +484,9 @@ def resolve_table(source: Source) -> str:
 
     listed = "; ".join(show(t, c) for t, c in tables) or "none"
     if not matches:
+        unreadable = any(c.startswith("unreadable metadata") for _, cols in tables for c, _ in cols)
         raise O11yError(
-            "No event table found",
+            "No readable event table found" if unreadable else "No event table found",
             f"no table under {CATALOG_ROOT} has a value column or the event fields; tables: "
             f"{listed}. Set O11Y_TABLE_PREFIX",
         )

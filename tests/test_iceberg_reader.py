@@ -275,6 +275,21 @@ def test_v3_metadata_is_read(ref, bucket, moto_endpoint, tmp_path):
     assert synced_raws(settings) == reference_raws(expected)
 
 
+def test_v3_deletion_vectors_are_applied(ref, bucket, moto_endpoint, tmp_path):
+    a = ref.append(arrow_rows(events(5, "did:cf:a")))[0]
+    b = ref.append(arrow_rows(events(2, "did:cf:b")))[0]
+    settings = r2_settings(moto_endpoint, bucket, tmp_path / "cache")
+    sync(settings)
+    ref.delete_vector(a, [0, 3, 4])
+    version = int(ref.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])
+    key = ref.put_metadata(version + 1, as_v3(ref.metadata()))
+    expected = static_reference(moto_endpoint, bucket, key)  # pyiceberg applies the vector
+    report = sync(settings)
+    assert report.rows == expected.num_rows == 4
+    assert synced_raws(settings) == reference_raws(expected)
+    assert b in ref.data_files()
+
+
 def test_an_unknown_format_version_fails_in_one_line(ref, bucket, moto_endpoint, tmp_path):
     ref.append(arrow_rows(events(1, "did:cf:a")))
     version = int(ref.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])

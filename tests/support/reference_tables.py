@@ -161,6 +161,54 @@ class RefTable:
             table, self.data_files()[like], content=2, equality_ids=[field.field_id]
         )
 
+    def delete_vector(self, uri: str, positions: list[int]) -> str:
+        """Commit a v3 deletion vector (a ``deletion-vector-v1`` blob in a Puffin file, as the
+        spec lays it out) removing ``positions`` of data file ``uri``; returns its key."""
+        import zlib
+
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+        from pyroaring import BitMap64
+
+        body = b"\xd1\xd3\x39\x64" + BitMap64(positions).serialize()
+        blob = len(body).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+        footer = {
+            "blobs": [
+                {
+                    "type": "deletion-vector-v1",
+                    "fields": [2147483645],
+                    "snapshot-id": -1,
+                    "sequence-number": -1,
+                    "offset": 4,
+                    "length": len(blob),
+                    "properties": {
+                        "referenced-data-file": uri,
+                        "cardinality": str(len(positions)),
+                    },
+                }
+            ]
+        }
+        payload = json.dumps(footer).encode()
+        magic = b"PFA1"
+        data = magic + blob + magic + payload + len(payload).to_bytes(4, "little")
+        data += b"\0\0\0\0" + magic
+        target = self.data_files()[uri]
+        path = f"{self.table.location()}/data/dv-{uuid.uuid4()}.puffin"
+        self.put(self.key(path), data)
+        delete = DataFile.from_args(
+            _table_format_version=3,
+            content=DataFileContent.POSITION_DELETES,
+            file_path=path,
+            file_format=FileFormat.PUFFIN,
+            partition=target.partition,
+            record_count=len(positions),
+            file_size_in_bytes=len(data),
+            referenced_data_file=uri,
+            content_offset=4,
+            content_size_in_bytes=len(blob),
+        )
+        delete.spec_id = target.spec_id
+        return self._commit_delete_file(delete, version=3)
+
     def _commit_delete(
         self,
         data: pa.Table,
@@ -170,10 +218,29 @@ class RefTable:
         equality_ids: list[int] | None = None,
         bounds: dict[int, tuple[bytes, bytes]] | None = None,
     ) -> str:
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+
+        buf = io.BytesIO()
+        pq.write_table(data, buf)
+        path = f"{self.table.location()}/data/deletes-{uuid.uuid4()}.parquet"
+        self.put(self.key(path), buf.getvalue())
+        delete = DataFile.from_args(
+            content=DataFileContent(content),
+            file_path=path,
+            file_format=FileFormat.PARQUET,
+            partition=target.partition,
+            record_count=data.num_rows,
+            file_size_in_bytes=len(buf.getvalue()),
+            equality_ids=equality_ids,
+            lower_bounds={k: v[0] for k, v in (bounds or {}).items()} or None,
+            upper_bounds={k: v[1] for k, v in (bounds or {}).items()} or None,
+        )
+        delete.spec_id = target.spec_id
+        return self._commit_delete_file(delete, version=2)
+
+    def _commit_delete_file(self, delete: Any, *, version: int) -> str:
+        """A delete manifest holding ``delete``, a manifest list and a snapshot, committed."""
         from pyiceberg.manifest import (
-            DataFile,
-            DataFileContent,
-            FileFormat,
             ManifestContent,
             ManifestEntry,
             ManifestEntryStatus,
@@ -192,27 +259,28 @@ class RefTable:
                 return ManifestContent.DELETES
 
             @property
+            def version(self) -> Any:  # 3 writes the v3 fields a deletion vector needs
+                return version
+
+            @property
             def _meta(self) -> dict[str, str]:
                 return {**super()._meta, "content": "deletes"}
 
+            def new_writer(self) -> Any:  # records laid out as written (v3 fields kept)
+                from pyiceberg.avro.file import AvroOutputFile
+
+                schema = self._with_partition(version)
+                return AvroOutputFile[ManifestEntry](
+                    output_file=self._output_file,
+                    file_schema=schema,
+                    record_schema=schema,
+                    schema_name="manifest_entry",
+                    metadata=self._meta,
+                )
+
         tbl = self.table
         loc = tbl.location()
-        buf = io.BytesIO()
-        pq.write_table(data, buf)
-        path = f"{loc}/data/deletes-{uuid.uuid4()}.parquet"
-        self.put(self.key(path), buf.getvalue())
-        delete = DataFile.from_args(
-            content=DataFileContent(content),
-            file_path=path,
-            file_format=FileFormat.PARQUET,
-            partition=target.partition,
-            record_count=data.num_rows,
-            file_size_in_bytes=len(buf.getvalue()),
-            equality_ids=equality_ids,
-            lower_bounds={k: v[0] for k, v in (bounds or {}).items()} or None,
-            upper_bounds={k: v[1] for k, v in (bounds or {}).items()} or None,
-        )
-        delete.spec_id = target.spec_id
+        path = delete.file_path
         parent = tbl.current_snapshot()
         snapshot_id = tbl.metadata.new_snapshot_id()
         seq = tbl.metadata.next_sequence_number()
@@ -222,7 +290,10 @@ class RefTable:
         ) as writer:
             writer.add_entry(
                 ManifestEntry.from_args(
-                    status=ManifestEntryStatus.ADDED, snapshot_id=snapshot_id, data_file=delete
+                    _table_format_version=version,
+                    status=ManifestEntryStatus.ADDED,
+                    snapshot_id=snapshot_id,
+                    data_file=delete,
                 )
             )
         list_path = f"{loc}/metadata/snap-{snapshot_id}-0-{uuid.uuid4()}.avro"
