@@ -15,6 +15,7 @@ from . import demo, queries
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
+from .store import Store
 from .sync import sync
 
 SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
@@ -78,6 +79,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     ]
     if f.get("last_error"):
         lines.append(("last error", f["last_error"]))
+    lines += [("warning", w) for w in Store(settings.store_dir).load().warnings]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")

@@ -9,8 +9,12 @@ the oracle is a plain-Python reading of the spec.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -23,7 +27,7 @@ from tests.support.reference_tables import (
     static_reference,
     unstructured_schema,
 )
-from tests.support.tables import T0, event, r2_settings
+from tests.support.tables import T0, event, r2_env, r2_settings
 
 
 def arrow_rows(values: list[str | bytes], *, start=T0, binary: bool = False) -> pa.Table:
@@ -319,6 +323,18 @@ def test_two_metadata_files_with_one_version_are_reported(ref, bucket, moto_endp
     assert Store(other.store_dir).load().metadata_key == chosen
     assert "share version" in sync(settings).one_line()
     assert "share version" in (Store(settings.store_dir).read_status().get("last_report") or "")
+    status = subprocess.run(
+        [sys.executable, "-m", "o11y_data", "status"],
+        env={"PATH": "/usr/bin:/bin", **r2_env(moto_endpoint, bucket, tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert status.returncode == 0, status.stderr
+    assert re.search(
+        rf"^warning +2 metadata files share version {version + 1}\b", status.stdout, re.M
+    )
 
 
 def test_a_transport_error_in_discovery_is_not_no_event_table(ref, bucket, proxy, tmp_path):
