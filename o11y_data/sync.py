@@ -227,6 +227,15 @@ def _normalize(
         except duckdb.Error as exc:
             tmp.unlink(missing_ok=True)
             if len(batch) == 1:
+                if deletes is not None and _reads_without_deletes(
+                    conn, store, batch[0], shape, snapshot
+                ):
+                    # The data file is fine: never set it aside for its delete files' sake.
+                    raise O11yError(
+                        "Cannot apply delete files",
+                        f"{batch[0]}: {', '.join(snapshot.deletes[batch[0]])} "
+                        f"({type(exc).__name__})",
+                    ) from exc
                 bad[batch[0]] = f"unreadable ({type(exc).__name__})"
                 return
             half = len(batch) // 2  # find the bad file without giving up the good ones
@@ -255,6 +264,24 @@ def _normalize(
     return segments, counts, bad
 
 
+def _reads_without_deletes(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    key: str,
+    shape: FileShape,
+    snapshot: iceberg.LiveSnapshot,
+) -> bool:
+    """Whether ``key`` normalizes when no delete file is applied (the same path, thrown away)."""
+    tmp = store.segments / f".part-check-{uuid.uuid4().hex[:10]}.tmp"
+    try:
+        write_segment(conn, [store.raw / key], store.raw, shape, tmp, names=snapshot.names)
+    except duckdb.Error:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
 def _batch_deletes(
     conn: duckdb.DuckDBPyConnection,
     store: Store,
@@ -280,7 +307,13 @@ def _batch_deletes(
                 vectors.append((data_key, iceberg.deletion_vector_positions(store.raw / d.key, d)))
             else:
                 equality.setdefault(delete_id, []).append(data_key)
-    load_positions(conn, "o11y_pos", parquet=parquet, vectors=vectors)
+    try:
+        load_positions(conn, "o11y_pos", parquet=parquet, vectors=vectors)
+    except duckdb.Error as exc:
+        names = sorted({str(p.relative_to(store.raw)) for p, _, _ in parquet})
+        raise O11yError(
+            "Unreadable delete file", f"{', '.join(names)} ({type(exc).__name__})"
+        ) from exc
     eq = tuple(
         EqualityDelete(
             store.raw / snapshot.delete_files[i].key,
@@ -520,7 +553,7 @@ def _sync_locked(
         len(diff.live),
         fetched,
         nbytes,
-        len(diff.gone),
+        len(diff.gone - set(diff.live_by_key)),
         new_gen.rows,
         new_gen.unparseable,
         {k: v.reason for k, v in bad_files.items()},

@@ -97,6 +97,27 @@ def test_a_second_delete_and_new_data_keep_matching_the_reference(
     assert synced_raws(settings) == reference_raws(expected)
 
 
+@pytest.mark.parametrize("kind", ["position", "equality"])
+def test_an_unreadable_delete_file_fails_the_sync_and_sets_no_data_aside(
+    ref, s3_admin, bucket, moto_endpoint, tmp_path, kind
+):
+    vals = events(3, "did:cf:a")
+    a = ref.append(arrow_rows(vals))[0]
+    settings = r2_settings(moto_endpoint, bucket, tmp_path / "cache")
+    sync(settings)
+    if kind == "position":
+        key = ref.delete_positions({a: [0]})
+    else:
+        key = ref.delete_equal("value", [vals[0]], like=a)
+    size = s3_admin.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    s3_admin.put_object(Bucket=bucket, Key=key, Body=b"\x00" * size)  # same size, not Parquet
+    with pytest.raises(O11yError, match=rf"delete file.*{key}") as exc:
+        sync(settings)
+    assert "\n" not in str(exc.value)
+    gen = Store(settings.store_dir).load()
+    assert not gen.bad_files and gen.rows == 3  # the previous generation, nothing set aside
+
+
 def test_equality_deletes_remove_matching_rows_of_older_files_only(
     ref, bucket, moto_endpoint, tmp_path
 ):
