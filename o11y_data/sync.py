@@ -114,12 +114,6 @@ def _resolve(source: Source, settings: Settings, gen: Generation) -> tuple[str, 
     return iceberg.resolve_table(source), "iceberg"
 
 
-def _read_columns(path: Path) -> tuple[str, ...]:
-    import pyarrow.parquet as pq
-
-    return tuple(pq.read_schema(path).names)
-
-
 def _download_all(
     source: Source,
     store: Store,
@@ -583,7 +577,7 @@ def _repair_damaged_segments(store: Store, gen: Generation) -> None:
         raw = store.raw / k
         if raw.is_file():
             try:
-                _read_columns(raw)
+                file_shape(raw)
             except Exception:
                 raw.unlink()
 
