@@ -406,3 +406,22 @@ def test_table_prefix_is_the_reference_tables(ref, bucket, moto_endpoint, tmp_pa
     ref.append(arrow_rows(events(1, "did:cf:a")))
     report = sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
     assert report.table == TABLE_PREFIX
+
+
+def test_newest_metadata_sees_a_version_with_one_digit_more(tmp_path):
+    """``100000-…`` sorts before ``99999-…``: still found from a cache that knows 99999."""
+    from o11y_data.iceberg import newest_metadata
+    from o11y_data.source import LocalSource
+
+    meta = tmp_path / TABLE_PREFIX / "metadata"
+    meta.mkdir(parents=True)
+    for name in ("99998-a.metadata.json", "99999-b.metadata.json", "100001-c.metadata.json"):
+        (meta / name).write_text("{}")
+    (meta / "snap-1-x.avro").write_text("")
+    source = LocalSource(tmp_path)
+    after = f"{TABLE_PREFIX}metadata/99999-b.metadata.json"
+    pick = newest_metadata(source, TABLE_PREFIX, after=after)
+    assert pick is not None and pick.key.endswith("100001-c.metadata.json")
+    assert pick.version == 100001 and not pick.duplicates
+    (meta / "99999-b.metadata.json").unlink()  # the known file vanished: everything is listed
+    assert newest_metadata(source, TABLE_PREFIX, after=after).version == 100001
