@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
 from .sync import sync
+
+log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
 
@@ -175,16 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .logs import setup_logging
+
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        setup_logging(settings)
         return int(args.func(settings, args))
     except O11yError as exc:
+        log.info("%s failed: %s", args.command, exc.one_line(), exc_info=exc)
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a data problem: still one line, never a traceback
+        log.exception("%s failed unexpectedly", args.command)
         print(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 2

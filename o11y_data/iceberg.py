@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import O11yError
+from .errors import O11yError, TransportError
 from .source import ObjectInfo, Source
 
 CATALOG_ROOT = "__r2_data_catalog/"
@@ -229,6 +229,8 @@ def find_event_tables(source: Source) -> list[tuple[str, list[tuple[str, str]]]]
                 continue
             try:
                 cols = schema_columns(load_json(source, meta.key))
+            except TransportError:
+                raise  # R2 slow or failing is not "no event table": say what timed out
             except O11yError:
                 cols = [("unreadable metadata", "")]
             out.append((table, cols))
