@@ -34,7 +34,7 @@ import duckdb
 
 from . import iceberg
 from .config import Settings
-from .errors import O11yError, local_errno, local_io_error
+from .errors import O11yError, TransportError, local_errno, local_io_error
 from .normalize import _lit, prepare, write_segment
 from .source import Source, open_source
 from .store import BadFile, FileRecord, Generation, Segment, Store
@@ -125,8 +125,10 @@ def _download_all(
     wanted: Sequence[iceberg.DataFile],
     progress: Progress | None,
     workers: int,
-) -> tuple[int, int]:
-    """Download what is not already on disk; returns (files, bytes) fetched."""
+) -> tuple[int, int, dict[str, str]]:
+    """Download what is not already on disk; returns (files, bytes) fetched and the files whose
+    object at the source is not the size the table names (key -> reason): bad at the source,
+    as a fresh HEAD confirms, not in transit. Any other failure fails the sync."""
     todo = []
     for f in wanted:
         dest = store.raw / f.key
@@ -134,15 +136,23 @@ def _download_all(
             continue
         todo.append(f)
     if not todo:
-        return 0, 0
+        return 0, 0, {}
     fetched = nbytes = 0
+    wrong_size: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
             pool.submit(source.download, f.key, store.raw / f.key, size=f.size): f for f in todo
         }
         try:
             for fut in as_completed(futures):
-                nbytes += fut.result()
+                try:
+                    nbytes += fut.result()
+                except TransportError:
+                    reason = _size_differs_at_source(source, futures[fut])
+                    if reason is None:
+                        raise
+                    wrong_size[futures[fut].key] = reason
+                    continue
                 fetched += 1
                 if progress:
                     progress("download", fetched, len(todo))
@@ -150,7 +160,18 @@ def _download_all(
             for fut in futures:
                 fut.cancel()
             raise
-    return fetched, nbytes
+    return fetched, nbytes, wrong_size
+
+
+def _size_differs_at_source(source: Source, f: iceberg.DataFile) -> str | None:
+    """Why ``f`` is bad at the source when its object is not the size the table names (None when
+    it is, or is gone: then the failure was in transit, or the sync fails on the missing file)."""
+    if f.size < 0:
+        return None
+    info = source.head(f.key)
+    if info is None or info.size == f.size:
+        return None
+    return f"its object holds {info.size:,} bytes, the table says {f.size:,}"
 
 
 def _batches(members: list[str], rows: dict[str, int]) -> list[list[str]]:
@@ -394,12 +415,16 @@ def _sync_locked(
         (store.raw / k).unlink(missing_ok=True)
     report_progress = _status_progress(store, progress)
     try:
-        fetched, nbytes = _download_all(source, store, diff.new, report_progress, workers)
+        fetched, nbytes, wrong_size = _download_all(
+            source, store, diff.new, report_progress, workers
+        )
         conn = _connect()
         try:
+            readable = [f for f in diff.new if f.key not in wrong_size]
             new_segments, counts, bad = _normalize_new(
-                conn, source, store, diff.new, report_progress, workers
+                conn, source, store, readable, report_progress, workers
             )
+            bad.update(wrong_size)
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
             segments = _merge_small_segments(conn, store, segments)
         finally:
@@ -640,12 +665,13 @@ def _normalize_new(
     again = [f for f in new if f.key in bad]
     for f in again:
         (store.raw / f.key).unlink(missing_ok=True)
-    _download_all(source, store, again, None, workers)
+    _, _, wrong_size = _download_all(source, store, again, None, workers)
+    again = [f for f in again if f.key not in wrong_size]
     more, more_counts, bad = _normalize(
         conn, store, [f.key for f in again], None, {f.key: f.record_count for f in again}
     )
     counts.update(more_counts)
-    return segments + more, counts, bad
+    return segments + more, counts, {**bad, **wrong_size}
 
 
 def _space_short(store: Store, new: Sequence[iceberg.DataFile]) -> int:
