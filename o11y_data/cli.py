@@ -40,6 +40,17 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(settings: Settings | None, args: argparse.Namespace) -> int:
+    """Check the set-up (configuration, credentials, bucket, REST catalog, table, metadata, delete
+    files, newest data, cache) in plain lines, each with its fix; exit 0 when all is well."""
+    from .doctor import run_checks
+
+    checks = run_checks(lambda: settings if settings is not None else load_settings())
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _fmt_time(value: Any) -> str:
     if value is None:
         return "never"
@@ -160,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sync", help=cmd_sync.__doc__, description=cmd_sync.__doc__)
     s.add_argument("--wait", action="store_true", help="wait for a running sync instead of failing")
     s.set_defaults(func=cmd_sync)
+    s = sub.add_parser("doctor", help=cmd_doctor.__doc__, description=cmd_doctor.__doc__)
+    s.set_defaults(func=cmd_doctor)
     s = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
     s.set_defaults(func=cmd_status)
     s = sub.add_parser("summary", help=cmd_summary.__doc__, description=cmd_summary.__doc__)
@@ -182,7 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        if args.func is cmd_doctor:  # doctor reports a configuration error as its first check
+            try:
+                settings = load_settings()
+            except O11yError:
+                return cmd_doctor(None, args)
+        else:
+            settings = load_settings()
         setup_logging(settings)
         return int(args.func(settings, args))
     except O11yError as exc:

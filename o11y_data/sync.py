@@ -393,7 +393,7 @@ def _sync_locked(
     gen = store.load()
     _repair_damaged_segments(store, gen)
     label = settings.source_label
-    target = _resolve_snapshot(source, settings, gen)
+    target = resolve_snapshot(source, settings, gen)
     now = _now()
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
     if _same_metadata(target, gen) and not retry_bad:
@@ -497,7 +497,7 @@ def _repair_damaged_segments(store: Store, gen: Generation) -> None:
                 raw.unlink()
 
 
-def _resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Target:
+def resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Target:
     """The table and its current metadata file: from the REST catalog when one is configured,
     else the newest metadata file under the table (or a flat folder of Parquet files)."""
     if settings.catalog_uri:
