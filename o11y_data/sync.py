@@ -323,6 +323,25 @@ def sync(
 ) -> SyncReport:
     """Sync the configured source into its cache; one sync at a time across processes."""
     store = Store(settings.store_dir)
+    try:
+        return _sync_store(settings, store, client, progress, wait, workers)
+    except OSError as exc:  # the cache itself (folder, lock, status file) cannot be written
+        number = local_errno(exc)
+        if number is None:
+            raise
+        err = local_io_error(number, store.root)
+        log.warning("sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc)
+        raise err from exc
+
+
+def _sync_store(
+    settings: Settings,
+    store: Store,
+    client: Any,
+    progress: Progress | None,
+    wait: bool,
+    workers: int,
+) -> SyncReport:
     store.ensure()
     started = time.time()
     with store.lock(wait=wait):  # SyncBusy when another process holds it
@@ -336,14 +355,7 @@ def sync(
             log.warning(
                 "sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc
             )
-            now = time.time()
-            store.write_status(
-                running=False,
-                finished_at=now,
-                ok=False,
-                last_error=err.one_line(),
-                last_error_at=now,
-            )
+            _record_failure(store, err)
             if err is exc:
                 raise
             raise err from exc
@@ -358,6 +370,18 @@ def sync(
         progress=None,
     )
     return report
+
+
+def _record_failure(store: Store, err: O11yError) -> None:
+    """The failure's one line in status.json; a cache that cannot take even that (full,
+    read-only) must not hide the failure itself."""
+    now = time.time()
+    try:
+        store.write_status(
+            running=False, finished_at=now, ok=False, last_error=err.one_line(), last_error_at=now
+        )
+    except OSError:
+        log.warning("could not record the failure in %s", store.root / "status.json")
 
 
 @dataclass(frozen=True)

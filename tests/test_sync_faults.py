@@ -114,6 +114,27 @@ def test_a_full_cache_disk_fails_in_one_line_sets_nothing_aside_and_recovers(
     assert store.load().bad_files == {}
 
 
+def test_a_read_only_cache_disk_fails_in_one_line_and_the_next_sync_completes(
+    s3_admin, bucket, moto_endpoint, small_disk
+):
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    append(writer, rows(padded_events(10)))
+    settings = r2_settings(moto_endpoint, bucket, small_disk / "cache")
+    assert sync(settings).rows == 10
+    append(writer, rows(padded_events(7, 100)))
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        with pytest.raises(LocalIOError) as err:
+            sync(settings)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert err.value.one_line().startswith("cache disk is read-only: "), err.value.one_line()
+    assert "O11Y_CACHE_DIR" in err.value.one_line()
+    report = sync(settings)
+    assert (report.rows, report.bad_files) == (17, {})
+    assert count_rows(settings) == 17
+
+
 # -- transport faults --------------------------------------------------------------------------
 
 
