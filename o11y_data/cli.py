@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from .db import EventsDB
 from .errors import O11yError
 from .store import Store
 from .sync import sync
+
+log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
 
@@ -36,6 +39,17 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     for key, reason in report.bad_files.items():
         print(f"set aside: {key}: {reason}", file=sys.stderr)
     return 0
+
+
+def cmd_doctor(settings: Settings | None, args: argparse.Namespace) -> int:
+    """Check the set-up (configuration, credentials, bucket, REST catalog, table, metadata, delete
+    files, newest data, cache) in plain lines, each with its fix; exit 0 when all is well."""
+    from .doctor import run_checks
+
+    checks = run_checks(lambda: settings if settings is not None else load_settings())
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _fmt_time(value: Any) -> str:
@@ -159,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sync", help=cmd_sync.__doc__, description=cmd_sync.__doc__)
     s.add_argument("--wait", action="store_true", help="wait for a running sync instead of failing")
     s.set_defaults(func=cmd_sync)
+    s = sub.add_parser("doctor", help=cmd_doctor.__doc__, description=cmd_doctor.__doc__)
+    s.set_defaults(func=cmd_doctor)
     s = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
     s.set_defaults(func=cmd_status)
     s = sub.add_parser("summary", help=cmd_summary.__doc__, description=cmd_summary.__doc__)
@@ -177,16 +193,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .logs import setup_logging
+
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        if args.func is cmd_doctor:  # doctor reports a configuration error as its first check
+            try:
+                settings = load_settings()
+            except O11yError:
+                return cmd_doctor(None, args)
+        else:
+            settings = load_settings()
+        setup_logging(settings)
         return int(args.func(settings, args))
     except O11yError as exc:
+        log.info("%s failed: %s", args.command, exc.one_line(), exc_info=exc)
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a data problem: still one line, never a traceback
+        log.exception("%s failed unexpectedly", args.command)
         print(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 2

@@ -62,6 +62,9 @@ class BadFile:
     reason: str = ""
     size: int | None = None
     etag: str = ""
+    attempts: int = 1  # downloads that showed the failure, counting the fresh second copy once
+    set_aside_at: float = 0.0
+    next_retry_at: float = 0.0  # the sync after this time downloads it afresh and tries again
 
 
 def _record(cls: type[Any], data: Any) -> Any:

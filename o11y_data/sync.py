@@ -19,7 +19,9 @@ A missing file or any failure aborts the sync and the previous generation stays 
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,7 +34,7 @@ import duckdb
 
 from . import iceberg
 from .config import Settings
-from .errors import O11yError
+from .errors import O11yError, TransportError, local_errno, local_io_error
 from .normalize import (
     Deletes,
     EqualityDelete,
@@ -47,6 +49,7 @@ from .source import Source, open_source
 from .store import BadFile, FileRecord, Generation, Segment, Store
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 # Files are normalized in batches of about SMALL_SEGMENT_ROWS rows (by the manifests' record
 # counts; at most BATCH_FILES files), so a first sync writes segments that are never "small" and
@@ -55,6 +58,15 @@ BATCH_FILES = 25_000
 MAX_SEGMENTS = 12
 SMALL_SEGMENT_ROWS = 2_000_000
 STATUS_EVERY_S = 0.5  # progress reaches status.json at most this often (each write is an fsync)
+# A file set aside is tried again (downloaded afresh) after RETRY_FIRST_S, then twice as long
+# each time up to RETRY_MAX_S, even when nothing changed at the source.
+RETRY_FIRST_S = 60.0
+RETRY_MAX_S = 3600.0
+
+
+def _now() -> float:
+    """The wall clock (one place, so tests can move time forward)."""
+    return time.time()
 
 
 @dataclass
@@ -120,8 +132,10 @@ def _download_all(
     wanted: Sequence[iceberg.DataFile | iceberg.DeleteFile],
     progress: Progress | None,
     workers: int,
-) -> tuple[int, int]:
-    """Download what is not already on disk; returns (files, bytes) fetched."""
+) -> tuple[int, int, dict[str, str]]:
+    """Download what is not already on disk; returns (files, bytes) fetched and the files whose
+    object at the source is not the size the table names (key -> reason): bad at the source,
+    as a fresh HEAD confirms, not in transit. Any other failure fails the sync."""
     todo = []
     for f in wanted:
         dest = store.raw / f.key
@@ -129,13 +143,23 @@ def _download_all(
             continue
         todo.append(f)
     if not todo:
-        return 0, 0
+        return 0, 0, {}
     fetched = nbytes = 0
+    wrong_size: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(source.download, f.key, store.raw / f.key): f for f in todo}
+        futures = {
+            pool.submit(source.download, f.key, store.raw / f.key, size=f.size): f for f in todo
+        }
         try:
             for fut in as_completed(futures):
-                nbytes += fut.result()
+                try:
+                    nbytes += fut.result()
+                except TransportError:
+                    reason = _size_differs_at_source(source, futures[fut])
+                    if reason is None:
+                        raise
+                    wrong_size[futures[fut].key] = reason
+                    continue
                 fetched += 1
                 if progress:
                     progress("download", fetched, len(todo))
@@ -143,7 +167,18 @@ def _download_all(
             for fut in futures:
                 fut.cancel()
             raise
-    return fetched, nbytes
+    return fetched, nbytes, wrong_size
+
+
+def _size_differs_at_source(source: Source, f: iceberg.DataFile) -> str | None:
+    """Why ``f`` is bad at the source when its object is not the size the table names (None when
+    it is, or is gone: then the failure was in transit, or the sync fails on the missing file)."""
+    if f.size < 0:
+        return None
+    info = source.head(f.key)
+    if info is None or info.size == f.size:
+        return None
+    return f"its object holds {info.size:,} bytes, the table says {f.size:,}"
 
 
 def _batches(members: list[str], rows: dict[str, int]) -> list[list[str]]:
@@ -198,6 +233,8 @@ def _normalize(
         try:
             groups.setdefault(file_shape(store.raw / key), []).append(key)
         except Exception as exc:  # a corrupt or truncated file: set it aside, keep the rest
+            if local_errno(exc) is not None:
+                raise  # the cache's disk failed, not the file
             bad[key] = f"not a readable Parquet file ({type(exc).__name__})"
     rows = {f.key: f.record_count for f in snapshot.files}
     segments: list[Segment] = []
@@ -220,6 +257,8 @@ def _normalize(
             )
         except duckdb.Error as exc:
             tmp.unlink(missing_ok=True)
+            if local_errno(exc) is not None:
+                raise  # writing the segment failed (disk full, …): no file is to blame
             if len(batch) == 1:
                 if deletes is not None and _reads_without_deletes(
                     conn, store, batch[0], shape, snapshot
@@ -403,6 +442,25 @@ def sync(
 ) -> SyncReport:
     """Sync the configured source into its cache; one sync at a time across processes."""
     store = Store(settings.store_dir)
+    try:
+        return _sync_store(settings, store, client, progress, wait, workers)
+    except OSError as exc:  # the cache itself (folder, lock, status file) cannot be written
+        number = local_errno(exc)
+        if number is None:
+            raise
+        err = local_io_error(number, store.root)
+        log.warning("sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc)
+        raise err from exc
+
+
+def _sync_store(
+    settings: Settings,
+    store: Store,
+    client: Any,
+    progress: Progress | None,
+    wait: bool,
+    workers: int,
+) -> SyncReport:
     store.ensure()
     started = time.time()
     with store.lock(wait=wait):  # SyncBusy when another process holds it
@@ -410,23 +468,16 @@ def sync(
         try:
             report = _sync_locked(settings, store, client, progress, workers)
         except Exception as exc:
-            # Never let a low-level error escape unlabelled; record the one line either way.
-            err = (
-                exc
-                if isinstance(exc, O11yError)
-                else O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
+            # Never let a low-level error escape unlabelled; record the one line either way and
+            # log the root cause with its chain (messages name keys and paths, never secrets).
+            err = _labelled(exc, store)
+            log.warning(
+                "sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc
             )
-            now = time.time()
-            store.write_status(
-                running=False,
-                finished_at=now,
-                ok=False,
-                last_error=err.one_line(),
-                last_error_at=now,
-            )
+            _record_failure(store, err)
             if err is exc:
                 raise
-            raise err from None
+            raise err from exc
     report.seconds = time.time() - started
     store.write_status(
         running=False,
@@ -438,6 +489,18 @@ def sync(
         progress=None,
     )
     return report
+
+
+def _record_failure(store: Store, err: O11yError) -> None:
+    """The failure's one line in status.json; a cache that cannot take even that (full,
+    read-only) must not hide the failure itself."""
+    now = time.time()
+    try:
+        store.write_status(
+            running=False, finished_at=now, ok=False, last_error=err.one_line(), last_error_at=now
+        )
+    except OSError:
+        log.warning("could not record the failure in %s", store.root / "status.json")
 
 
 @dataclass(frozen=True)
@@ -487,8 +550,9 @@ def _sync_locked(
     gen = store.load()
     _repair_damaged_segments(store, gen)
     label = settings.source_label
-    target = _resolve_snapshot(source, settings, gen)
-    retry_bad = {k: v for k, v in gen.bad_files.items() if _changed(source, k, v)}
+    target = resolve_snapshot(source, settings, gen)
+    now = _now()
+    retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
     if _same_metadata(target, gen) and not retry_bad:
         return _unchanged(label, target.prefix, gen)
     diff = _diff(gen, _live_files(source, store, target), retry_bad)
@@ -507,23 +571,32 @@ def _sync_locked(
     for k in retry_bad:  # a later copy replaces the bad one
         (store.raw / k).unlink(missing_ok=True)
     report_progress = _status_progress(store, progress)
-    wanted = [*diff.new, *diff.delete_files_needed()]
-    fetched, nbytes = _download_all(source, store, wanted, report_progress, workers)
-
-    conn = _connect()
     try:
-        new_segments, counts, bad = _normalize(
-            conn, store, [f.key for f in diff.new], report_progress, diff.snapshot
-        )
-        segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
-        segments = _merge_small_segments(conn, store, segments)
-    finally:
-        conn.close()
+        wanted = [*diff.new, *diff.delete_files_needed()]
+        fetched, nbytes, wrong_size = _download_all(source, store, wanted, report_progress, workers)
+        _fail_on_bad_delete_files(diff, wrong_size)
+        conn = _connect()
+        try:
+            readable = [f for f in diff.new if f.key not in wrong_size]
+            new_segments, counts, bad = _normalize_new(
+                conn, source, store, readable, report_progress, workers, diff.snapshot
+            )
+            bad.update(wrong_size)
+            segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
+            segments = _merge_small_segments(conn, store, segments)
+        finally:
+            conn.close()
+    except (OSError, duckdb.Error) as exc:
+        number = local_errno(exc)
+        if number is None:
+            raise
+        raise local_io_error(number, store.root, need_bytes=_space_short(store, diff.new)) from exc
 
     files = _file_records(gen, diff, counts)
     _recount(segments, files)
     _remove_raw_copies(store, gen, diff)
-    bad_files = {**diff.still_bad, **_set_aside(source, store, bad, diff.live_by_key)}
+    set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
+    bad_files = {**diff.still_bad, **set_aside}
 
     if fetched:
         flush_to_disk(store.root)  # the downloads and segments, before the generation names them
@@ -582,7 +655,7 @@ def _repair_damaged_segments(store: Store, gen: Generation) -> None:
                 raw.unlink()
 
 
-def _resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Target:
+def resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Target:
     """The table and its current metadata file: from the REST catalog when one is configured,
     else the newest metadata file under the table (or a flat folder of Parquet files)."""
     if settings.catalog_uri:
@@ -711,23 +784,95 @@ def _remove_raw_copies(store: Store, gen: Generation, diff: Diff) -> None:
 
 
 def _set_aside(
-    source: Source, store: Store, bad: dict[str, str], live_by_key: dict[str, iceberg.DataFile]
+    source: Source,
+    store: Store,
+    bad: dict[str, str],
+    live_by_key: dict[str, iceberg.DataFile],
+    before: dict[str, BadFile],
+    now: float,
 ) -> dict[str, BadFile]:
-    """Record unreadable files with their size and ETag at the source (a new copy is retried) and
-    move the local copy to ``quarantine/`` for a person to inspect; it is out of every view."""
+    """Record unreadable files with their size and ETag at the source (a new copy is retried at
+    once) and when to try again (backoff doubling from RETRY_FIRST_S to RETRY_MAX_S); move the
+    local copy to ``quarantine/`` for a person to inspect; it is out of every view."""
     out: dict[str, BadFile] = {}
     for k, reason in bad.items():
         info = source.head(k)
+        attempts = before[k].attempts + 1 if k in before else 1
         out[k] = BadFile(
             reason=reason,
             size=info.size if info else live_by_key[k].size,
             etag=info.etag if info else "",
+            attempts=attempts,
+            set_aside_at=before[k].set_aside_at if k in before else now,
+            next_retry_at=now + min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1)),
         )
+        log.warning("set aside %s: %s (try %d)", k, reason, attempts)
         quarantine = store.root / "quarantine" / k
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         if (store.raw / k).exists():
             (store.raw / k).replace(quarantine)
     return out
+
+
+def _fail_on_bad_delete_files(diff: Diff, wrong_size: dict[str, str]) -> None:
+    """A delete file cannot be set aside like a data file (its rows would count again)."""
+    deletes = {d.key for d in diff.snapshot.delete_files.values()}
+    for key, reason in wrong_size.items():
+        if key in deletes:
+            raise O11yError("Bad delete file", f"{key}: {reason}")
+
+
+def _normalize_new(
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    store: Store,
+    new: Sequence[iceberg.DataFile],
+    progress: Progress | None,
+    workers: int,
+    snapshot: iceberg.LiveSnapshot,
+) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
+    """``_normalize`` the new files; a file that fails is downloaded afresh and tried once more,
+    so only a failure the source's own bytes repeat sets a file aside (never a copy damaged on
+    the way or on disk)."""
+    segments, counts, bad = _normalize(conn, store, [f.key for f in new], progress, snapshot)
+    if not bad:
+        return segments, counts, bad
+    again = [f for f in new if f.key in bad]
+    for f in again:
+        (store.raw / f.key).unlink(missing_ok=True)
+    _, _, wrong_size = _download_all(source, store, again, None, workers)
+    again = [f for f in again if f.key not in wrong_size]
+    more, more_counts, bad = _normalize(conn, store, [f.key for f in again], None, snapshot)
+    counts.update(more_counts)
+    return segments + more, counts, {**bad, **wrong_size}
+
+
+def _space_short(store: Store, new: Sequence[iceberg.DataFile]) -> int:
+    """About how many more bytes the cache disk needs for this sync: the downloads still missing
+    plus segments about as large as the new files (zstd Parquet both), minus what is free."""
+    missing = sum(max(f.size, 0) for f in new if not (store.raw / f.key).is_file())
+    want = missing + sum(max(f.size, 0) for f in new) + 1_000_000  # + generation, status, slack
+    try:
+        free = shutil.disk_usage(store.root).free
+    except OSError:
+        free = 0
+    return max(want - free, 1)
+
+
+def _labelled(exc: BaseException, store: Store) -> O11yError:
+    """The one line a sync failure is shown as: ours as is, a local disk failure named with its
+    fix, anything else with its type (the cause is logged, not shown)."""
+    if isinstance(exc, O11yError):
+        return exc
+    number = local_errno(exc)
+    if number is not None:
+        return local_io_error(number, store.root)
+    return O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
+
+
+def _due(recorded: BadFile, now: float) -> bool:
+    """Whether a file set aside is due for another try."""
+    return now >= recorded.next_retry_at
 
 
 def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
