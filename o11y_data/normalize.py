@@ -125,6 +125,9 @@ class Deletes:
     equality: tuple[EqualityDelete, ...] = ()
 
 
+FILE_COLUMN = (
+    "__o11y_file"  # the source file's name, as read_parquet adds it (unlike any event field)
+)
 _BINARY = ("binary", "large_binary", "binary_view", "fixed_size_binary")
 _TEXT = ("string", "large_string", "string_view", "utf8", "large_utf8")
 
@@ -153,7 +156,7 @@ def _value_expr(cols: Mapping[str, Column]) -> str:
         if col.type.startswith(_TEXT + _BINARY):
             return f"{_as_text(col)}::VARCHAR"
         return f"to_json({_q(col.name)})::VARCHAR"
-    fields = {n: c for n, c in cols.items() if n not in {"__ingest_ts", "filename"}}
+    fields = {n: c for n, c in cols.items() if n != "__ingest_ts"}
     if not fields:
         return "NULL::VARCHAR"
     pack = ", ".join(f"{_q(n)} := {_as_text(c)}" for n, c in fields.items())
@@ -171,24 +174,26 @@ def source_sql(
     """SELECT file, ingest_ts, raw from files of one shape, minus the rows deletes remove."""
     cols = shape.named(names)
     files = "[" + ", ".join(_lit(str(p)) for p in paths) + "]"
-    cut = len(str(raw_root)) + 2  # filename -> key relative to the raw folder
-    sql = (
-        f"SELECT substr(s.filename, {cut}) AS file, {_ingest_expr(cols.get('__ingest_ts'))} "
-        f"AS ingest_ts, {_value_expr(cols)} AS raw "
-        f"FROM read_parquet({files}, filename = true, file_row_number = true) s"
-    )
+    cut = len(str(raw_root)) + 2  # file name -> key relative to the raw folder
+    file = f"substr(s.{_q(FILE_COLUMN)}, {cut})"
     deletes = deletes or Deletes()
+    # Row numbers only where positions are deleted: a file may have a column of that name.
+    rows = ", file_row_number = true" if deletes.positions else ""
+    sql = (
+        f"SELECT {file} AS file, {_ingest_expr(cols.get('__ingest_ts'))} "
+        f"AS ingest_ts, {_value_expr(cols)} AS raw "
+        f"FROM read_parquet({files}, filename = {_lit(FILE_COLUMN)}{rows}) s"
+    )
     if deletes.positions:
         sql += (
-            f" ANTI JOIN {_q(deletes.positions)} p "
-            f"ON p.file = substr(s.filename, {cut}) AND p.pos = s.file_row_number"
+            f" ANTI JOIN {_q(deletes.positions)} p ON p.file = {file} AND p.pos = s.file_row_number"
         )
     conds = []
     for eq in deletes.equality:
         match = " AND ".join(f"e.{_q(d)} IS NOT DISTINCT FROM s.{_q(c)}" for c, d in eq.on)
         keys = ", ".join(_lit(k) for k in eq.keys)
         conds.append(
-            f"NOT (substr(s.filename, {cut}) IN ({keys}) AND EXISTS "
+            f"NOT ({file} IN ({keys}) AND EXISTS "
             f"(SELECT 1 FROM read_parquet({_lit(str(eq.path))}) e WHERE {match}))"
         )
     if conds:

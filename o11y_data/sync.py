@@ -341,7 +341,8 @@ def _batch_deletes(
             else:
                 equality.setdefault(delete_id, []).append(data_key)
     try:
-        load_positions(conn, "o11y_pos", parquet=parquet, vectors=vectors)
+        if parquet or vectors:
+            load_positions(conn, "o11y_pos", parquet=parquet, vectors=vectors)
     except duckdb.Error as exc:
         names = sorted({str(p.relative_to(store.raw)) for p, _, _ in parquet})
         raise O11yError(
@@ -355,7 +356,7 @@ def _batch_deletes(
         )
         for i, keys in equality.items()
     )
-    return Deletes(positions="o11y_pos", equality=eq)
+    return Deletes(positions="o11y_pos" if parquet or vectors else None, equality=eq)
 
 
 def _equality_columns(

@@ -204,6 +204,40 @@ def test_files_of_other_shapes_in_one_batch_are_each_read_by_their_own(
     assert all(json.loads(r)["agent"] for r in raws)
 
 
+def test_structured_columns_named_like_reader_options_are_event_fields(
+    s3_admin, bucket, moto_endpoint, tmp_path
+):
+    """Columns named ``filename`` and ``file_row_number`` are the event's, also when rows are
+    deleted by position (the reader's own columns never take their place)."""
+    from o11y_data.iceberg_write import parquet_bytes
+    from tests.support.tables import new_table, s3_put
+
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    writer.columns = [("__ingest_ts", "timestamptz"), ("agent", "string"), ("mode", "string")]
+    writer.columns += [("filename", "string"), ("file_row_number", "long")]
+    table = pa.table(
+        {
+            "__ingest_ts": pa.array([T0, T0], pa.timestamp("us", tz="UTC")),
+            "agent": ["did:cf:a", "did:cf:b"],
+            "mode": ["think", "think"],
+            "filename": ["notes.txt", "other.txt"],
+            "file_row_number": pa.array([7, 8], pa.int64()),
+        }
+    )
+    key = writer.data_key("2026-11-02", "odd-names.parquet")
+    data = parquet_bytes(table)
+    s3_admin.put_object(Bucket=bucket, Key=key, Body=data)
+    writer.commit([(key, 2, len(data), 0)])
+    settings = r2_settings(moto_endpoint, bucket, tmp_path / "cache")
+    report = sync(settings)
+    assert report.rows == 2 and not report.bad_files
+    raws = [json.loads(r) for r in synced_raws(settings)]
+    assert sorted((r["filename"], r["file_row_number"]) for r in raws) == [
+        ("notes.txt", 7),
+        ("other.txt", 8),
+    ]
+
+
 def test_renamed_structured_column_keeps_its_history(s3_admin, bucket, moto_endpoint, tmp_path):
     from pyiceberg.schema import Schema
     from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
