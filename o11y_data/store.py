@@ -102,7 +102,11 @@ class Generation:
         return sum(f.bad_rows for f in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for rec in data["files"].values():
+            if not rec["deletes"]:  # almost every file: keep the generation file small
+                del rec["deletes"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:
