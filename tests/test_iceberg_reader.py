@@ -123,13 +123,15 @@ def test_equality_deletes_remove_matching_rows_of_older_files_only(
 ):
     vals = events(4, "did:cf:a")
     first = ref.append(arrow_rows(vals))[0]
+    # An older file of another day (partition) holding the same value: out of the delete's scope.
+    ref.append(arrow_rows([vals[2]], start=T0 + timedelta(days=1)))
     ref.delete_equal("value", [vals[1], vals[2]], like=first)
     # The same value written again after the delete is not deleted (sequence numbers).
     ref.append(arrow_rows([vals[1]], start=T0 + timedelta(minutes=5)))
     report = sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
     # The spec read by hand: the delete removes vals[1] and vals[2] from the first file only.
-    expected = Counter([vals[0], vals[3], vals[1]])
-    assert report.rows == 3
+    expected = Counter([vals[0], vals[3], vals[2], vals[1]])
+    assert report.rows == 4
     assert synced_raws(r2_settings(moto_endpoint, bucket, tmp_path / "cache")) == expected
 
 
