@@ -224,7 +224,7 @@ def test_a_stalled_metadata_get_is_a_timeout_naming_the_key(s3_admin, bucket, pr
         sync(settings)
     line = err.value.one_line()
     assert "R2 did not answer in 1 s reading" in line, line
-    key = re.escape(writer.table_prefix) + r"metadata/\d{5}-[^ ]+\.metadata\.json$"
+    key = re.escape(writer.table_prefix) + r"metadata/\d{5}-[^ ;]+\.metadata\.json;"
     assert re.search("reading " + key, line), line
     assert "No event table" not in line
     proxy.reset()
