@@ -62,12 +62,12 @@ def _fmt_time(value: Any) -> str:
 
 
 def _age(seconds: float) -> str:
+    """``"23d 4h"``, ``"2h 5m"``, ``"3m 20s"``, ``"42s"``: the unit and the next one down."""
     seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for (unit, size), (sub, sub_size) in zip(units, units[1:], strict=False):
         if seconds >= size:
-            return f"{seconds // size}{unit} {seconds % size // (size // 60 or 1)}" + (
-                "h" if unit == "d" else "m" if unit == "h" else "s"
-            )
+            return f"{seconds // size}{unit} {seconds % size // sub_size}{sub}"
     return f"{seconds}s"
 
 
@@ -76,6 +76,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     db = EventsDB(settings.store_dir)
     try:
         f = queries.freshness(db)
+        set_aside = queries.set_aside_files(db)
     finally:
         db.close()
     lines = [
@@ -93,6 +94,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     ]
     if f.get("last_error"):
         lines.append(("last error", f["last_error"]))
+    for r in set_aside.itertuples(index=False):
+        when = f"{r.next_retry_at:%Y-%m-%d %H:%M:%S} UTC" if r.next_retry_at else "next sync"
+        lines.append(("set aside", f"{r.file}: {r.reason} (tried again from {when})"))
     lines += [("warning", w) for w in Store(settings.store_dir).load().warnings]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:

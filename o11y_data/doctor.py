@@ -77,6 +77,7 @@ class _State:
     metadata_key: str | None = None
     metadata: dict[str, Any] | None = None
     live: list[iceberg.DataFile] | None = None
+    catalog_failed: bool = False
 
 
 def run_checks(load: Callable[[], Settings]) -> list[Check]:
@@ -165,6 +166,7 @@ def _catalog_check(state: _State) -> Check:
             token=s.catalog_token.get() if s.catalog_token else None,
         )
     except O11yError as exc:
+        state.catalog_failed = True
         return fail("REST catalog", exc.one_line(), CATALOG_FIX)
     return ok("REST catalog", f"agent_network.events -> {location}")
 
@@ -172,6 +174,8 @@ def _catalog_check(state: _State) -> Check:
 def _table_check(state: _State) -> Check:
     if state.source is None:
         return skip("table", "needs a readable source")
+    if state.catalog_failed:
+        return skip("table", "the REST catalog names it: fix the catalog first")
     from .sync import resolve_snapshot
 
     try:

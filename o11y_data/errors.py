@@ -93,7 +93,8 @@ def describe_s3_error(
         return exc
     if isinstance(exc, bex.ReadTimeoutError):
         waited = f" in {timeout_s:g} s" if timeout_s else ""
-        return TransportError("Timed out", f"R2 did not answer{waited} {doing}".rstrip())
+        fix = "; sync again later, or raise O11Y_R2_TIMEOUT if R2 is just slow"
+        return TransportError("Timed out", f"R2 did not answer{waited} {doing}".rstrip() + fix)
     if isinstance(exc, bex.ResponseStreamingError | bex.IncompleteReadError):
         return TransportError("Download cut short", f"{doing} from {endpoint_host}".strip())
     if isinstance(exc, bex.ClientError):

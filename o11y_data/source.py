@@ -247,7 +247,13 @@ class S3Source:
                 wait = policy.wait(attempt)
                 last = attempt + 1 >= policy.tries or time.monotonic() + wait > deadline
                 if kind is None or last:
-                    raise self._wrap(exc, doing) from exc
+                    err = self._wrap(exc, doing)
+                    if kind is not None and attempt:  # say the retries were spent, and on what
+                        took = policy.budget_s - (deadline - time.monotonic())
+                        what = "" if doing.split(" ", 1)[-1] in err.detail else f" {doing}"
+                        spent = f"{what} ({attempt + 1} tries, {took:.0f} s)"
+                        err = type(err)(err.title, f"{err.detail}{spent}")
+                    raise err from exc
                 if kind == "throttle":
                     self._pause(wait)
                 time.sleep(wait)
@@ -361,10 +367,16 @@ def _verify(key: str, got: int, md5: str, response: dict[str, Any], *, expected:
     header = int(response.get("ContentLength", -1))
     for want, what in ((expected, "the table says"), (header, "R2 announced")):
         if want >= 0 and got != want:
-            raise TransportError("Download cut short", f"{key}: {got:,} of {want:,} bytes {what}")
+            raise TransportError(
+                "Download cut short",
+                f"{key}: {got:,} of {want:,} bytes {what}; nothing was set aside, sync again",
+            )
     etag = str(response.get("ETag", "")).strip('"')
     if _MD5_ETAG.match(etag) and etag != md5:
-        raise TransportError("Download corrupted", f"{key}: its bytes do not match its ETag")
+        raise TransportError(
+            "Download corrupted",
+            f"{key}: its bytes do not match its ETag; nothing was set aside, sync again",
+        )
 
 
 class LocalSource:

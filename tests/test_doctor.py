@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from o11y_data import load_settings
+from o11y_data.doctor import run_checks
 from tests.support.tables import append, event, new_table, r2_env, rows, s3_put
+from tests.test_catalog import TOKEN, Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,3 +82,44 @@ def test_doctor_reports_missing_configuration_as_a_failed_check(tmp_path):
     assert r.returncode == 1
     assert r.stdout.startswith("FAIL  configuration: R2 credentials missing")
     assert "Connect to your bucket" in r.stdout
+
+
+@pytest.fixture
+def rest_catalog():
+    c = Catalog()
+    yield c
+    c.server.shutdown()
+
+
+@pytest.mark.parametrize("token", [TOKEN, "wrong-token-789"])
+def test_doctor_checks_the_rest_catalog_when_one_is_configured(
+    s3_admin, bucket, moto_endpoint, tmp_path, rest_catalog, token
+):
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    append(writer, rows([event()]))
+    meta = max(
+        o["Key"]
+        for o in s3_admin.list_objects_v2(Bucket=bucket, Prefix=writer.table_prefix)["Contents"]
+        if o["Key"].endswith(".metadata.json")
+    )
+    rest_catalog.location = f"s3://{bucket}/{meta}"
+    env = r2_env(
+        moto_endpoint,
+        bucket,
+        tmp_path,
+        O11Y_CATALOG_URI=rest_catalog.uri,
+        O11Y_CATALOG_TOKEN=token,
+        O11Y_CATALOG_WAREHOUSE="acct_agent-blobs",
+    )
+    checks = {c.name: c for c in run_checks(lambda: load_settings(env, secrets_paths=[]))}
+    if token == TOKEN:
+        assert all(c.ok for c in checks.values()), [c.line() for c in checks.values()]
+        assert checks["REST catalog"].detail == f"agent_network.events -> s3://{bucket}/{meta}"
+        assert checks["table"].detail.startswith(f"found {writer.table_prefix}")
+    else:
+        line = checks["REST catalog"].line()
+        assert line.startswith("FAIL  REST catalog: Catalog rejected the token"), line
+        assert "catalog.cloudflarestorage.com/<account>/<bucket>" in line
+        assert "<account>_<bucket>" in line and "Data Catalog read" in line
+        assert token not in line
+        assert checks["table"].status == "skip"

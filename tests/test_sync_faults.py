@@ -224,11 +224,28 @@ def test_a_stalled_metadata_get_is_a_timeout_naming_the_key(s3_admin, bucket, pr
         sync(settings)
     line = err.value.one_line()
     assert "R2 did not answer in 1 s reading" in line, line
-    key = re.escape(writer.table_prefix) + r"metadata/\d{5}-[^ ]+\.metadata\.json$"
+    key = re.escape(writer.table_prefix) + r"metadata/\d{5}-[^ ;]+\.metadata\.json;"
     assert re.search("reading " + key, line), line
     assert "No event table" not in line
     proxy.reset()
     assert sync(settings).rows == 1  # and once R2 answers again, the sync completes
+
+
+def test_a_body_that_stalls_midway_is_a_timeout_naming_the_file_nothing_set_aside(
+    s3_admin, bucket, proxy, tmp_path
+):
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    (key,) = append(writer, rows(padded_events(300)))
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path, O11Y_R2_TIMEOUT="1")
+    proxy.corrupt(".parquet", "hold", times=-1, hold_s=3)
+    with pytest.raises(TransportError) as err:
+        sync(settings)
+    line = err.value.one_line()
+    assert line.startswith(f"Timed out: R2 did not answer in 1 s reading {key};"), line
+    assert Store(settings.store_dir).current_number() == 0
+    assert not (settings.store_dir / "quarantine").exists()
+    proxy.reset()
+    assert sync(settings).rows == 300
 
 
 # -- observability -----------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class FaultProxy:
         self._corrupt: tuple[str, str, int] | None = None  # (path part, mode, times left)
         self._stall: tuple[str, float] | None = None  # (path part, seconds)
         self.corrupted: list[str] = []  # paths whose response was corrupted
+        self.hold_s = 5.0
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -164,14 +165,18 @@ class FaultProxy:
             self._fail_code = code
             self._rng = random.Random(seed)
 
-    def corrupt(self, path_part: str, mode: str = "short", times: int = 1) -> None:
+    def corrupt(
+        self, path_part: str, mode: str = "short", times: int = 1, hold_s: float = 5.0
+    ) -> None:
         """Damage the next `times` (-1: every) GET responses whose path holds `path_part`:
         ``short`` sends the first half of the body with a Content-Length that matches it,
-        ``flip`` sends a body of the right length with bytes in its middle inverted."""
-        if mode not in ("short", "flip"):
+        ``flip`` sends a body of the right length with bytes in its middle inverted,
+        ``hold`` sends the headers and half the body, then stalls `hold_s` before the rest."""
+        if mode not in ("short", "flip", "hold"):
             raise ValueError(mode)
         with self._lock:
             self._corrupt = (path_part, mode, times)
+            self.hold_s = hold_s
 
     def stall(self, path_part: str, seconds: float) -> None:
         """Hold GETs whose path holds `path_part` for `seconds` before forwarding them."""
@@ -342,7 +347,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             body = resp.read()
             if mode == "short":
                 body = body[: len(body) // 2]
-            else:
+            elif mode == "flip":
                 mid = len(body) // 2
                 body = body[:mid] + bytes(b ^ 0xFF for b in body[mid : mid + 64]) + body[mid + 64 :]
             self.send_response_only(resp.status, resp.reason)
@@ -351,6 +356,11 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if mode == "hold":  # the body starts, then R2 goes silent
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(proxy.hold_s)
+                body = body[len(body) // 2 :]
             self.wfile.write(body)
             self.wfile.flush()
 
