@@ -62,10 +62,10 @@ class EventsDB:
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
             self.damaged = self.store.damaged_segments(gen)
-            readable = [s for s in gen.segments if s["name"] not in self.damaged]
+            readable = [s for s in gen.segments if s.name not in self.damaged]
             cur = self.conn.cursor()
             try:
-                files = [self.store.segments / s["name"] for s in readable]
+                files = [self.store.segments / s.name for s in readable]
                 create_views(cur, files, store_info(gen))
             finally:
                 cur.close()
@@ -98,9 +98,7 @@ class EventsDB:
         self.refresh()
         with self._lock:
             gen, damaged = self.generation, set(self.damaged)
-        return gen, [
-            self.store.segments / s["name"] for s in gen.segments if s["name"] not in damaged
-        ]
+        return gen, [self.store.segments / s.name for s in gen.segments if s.name not in damaged]
 
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes
