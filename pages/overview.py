@@ -30,7 +30,8 @@ tiles = [
         fmt.fmt_int(cur["agents"]),
         fmt.change(cur["agents"], prev.get("agents")),
         "normal",
-        "Distinct agents with at least one cycle.",
+        "Distinct agents with at least one cycle; events without an agent (unknown) are not "
+        "an agent and are counted apart.",
     ),
     (
         "Cycles",
@@ -54,6 +55,13 @@ tiles = [
         "95th percentile of durationMs.",
     ),
     (
+        "p99 duration",
+        fmt.fmt_ms(cur["p99_ms"]),
+        fmt.change(cur["p99_ms"], prev.get("p99_ms")),
+        "inverse",
+        "99th percentile of durationMs.",
+    ),
+    (
         "Tool calls",
         fmt.fmt_int(cur["tools"]),
         fmt.change(cur["tools"], prev.get("tools")),
@@ -71,8 +79,11 @@ for col, (label, value, delta, color, help_) in zip(st.columns(len(tiles)), tile
         help=help_,
         border=True,
     )
+st.caption(f"Cycle duration p50 {fmt.fmt_ms(cur['p50_ms'])}.")
+P.unknown_note(cur)
 
 b = P.bucket_s(c)
+start, end = P.window(c)
 left, right = st.columns([3, 1])
 with left:
     cot = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="activity")
@@ -84,6 +95,9 @@ with left:
                 bucket=fmt.bucket_label(b),
                 title="Cycles over time by mode",
                 tz=c.tz,
+                bucket_s=b,
+                start=start,
+                end=end,
             ),
             key="ov_activity",
         )
@@ -125,6 +139,7 @@ if agents is not None and not agents.empty:
             "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
             "p50 s": st.column_config.NumberColumn(format="%.1f"),
             "p95 s": st.column_config.NumberColumn(format="%.1f"),
+            "p99 s": st.column_config.NumberColumn(format="%.1f"),
             "Avg tools": st.column_config.NumberColumn(format="%.2f"),
             "think %": st.column_config.ProgressColumn(format="%.0f%%", min_value=0, max_value=100),
             "reflection %": st.column_config.ProgressColumn(
@@ -136,7 +151,7 @@ if agents is not None and not agents.empty:
             tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(
                 format="YYYY-MM-DD HH:mm:ss"
             ),
-            "DID": st.column_config.TextColumn(width="large"),
+            "DID": st.column_config.TextColumn(width="medium"),
         },
     )
     goto = st.session_state.pop("_ov_goto", None)

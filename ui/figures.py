@@ -105,8 +105,10 @@ def series_name(
     """The legend name of a per-agent series: the agent's label, "others (N agents)" or
     "unknown (no agent)"."""
     if kind == "others":
-        n = "" if group_agents is None or pd.isna(group_agents) else f" ({int(group_agents):,}"
-        return f"others{n} agents)" if n else "others"
+        if group_agents is None or pd.isna(group_agents):
+            return "others"
+        n = int(group_agents)
+        return f"others ({n:,} agent{'' if n == 1 else 's'})"
     if kind == "unknown":
         return UNKNOWN_LABEL
     return _label(key, labels)
@@ -615,7 +617,7 @@ def top_error_agents(
         marker_color=ERROR_COLOR,
         text=[f"{r * 100:.1f}% of cycles" for r in d["error_rate"]],
         textposition="auto",
-        customdata=d[["agent", "cycles"]].to_numpy(),
+        customdata=[[safe_label(a), n] for a, n in zip(d["agent"], d["cycles"], strict=True)],
         hovertemplate="%{customdata[0]}<br>%{x} errors in %{customdata[1]} cycles<extra></extra>",
     )
     fig.update_layout(showlegend=False, height=max(HEIGHT, 80 + 28 * len(d)))

@@ -11,6 +11,9 @@ import pandas as pd
 from ui.agents import short_did
 from ui.fmt import local
 
+UNKNOWN = "unknown"
+UNKNOWN_LABEL = "unknown (no agent)"
+
 
 def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | list[str]) -> str:
     """A relative link to another page that keeps the filters (``timeline?range=1h&agent=…``)."""
@@ -35,12 +38,16 @@ def agent_table(
     """
     out = pd.DataFrame(
         {
-            "Agent": [labels.get(a) or short_did(a) for a in df["agent"]],
+            "Agent": [
+                UNKNOWN_LABEL if a == UNKNOWN else labels.get(a) or short_did(a)
+                for a in df["agent"]
+            ],
             "Timeline": [page_url("timeline", params, agent=a) for a in df["agent"]],
             "Cycles": df["cycles"].astype("int64"),
             "Error rate %": df["error_rate"] * 100,
             "p50 s": df["p50_ms"] / 1000,
             "p95 s": df["p95_ms"] / 1000,
+            "p99 s": df["p99_ms"] / 1000,
             "Avg tools": df["avg_tools"],
             "think %": df["think_share"] * 100,
             "reflection %": df["reflection_share"] * 100,
