@@ -29,6 +29,7 @@ from ui.wall_logic import (
     assess,
     build_tiles,
     config_from_env,
+    fit,
     format_clock,
     format_ms,
     format_rate,
@@ -87,6 +88,8 @@ WALL_CSS = Template(
   white-space: nowrap; overflow: hidden; }
 .wall-net .k { color: #9fb0c0; font-size: 2.2vh; margin-right: 0.5vw; }
 .wall-count { font-weight: 800; }
+.wall-more { font-size: 2.4vh; font-weight: 700; color: #ffb020; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }
 .wall-clock { font-size: 2.1vh; color: #c7d2dd; text-align: right; }
 .wall-clock b { font-size: 3vh; color: #fff; }
 .wall-banner { font-size: 2.6vh; font-weight: 700; padding: 0.6vh 1vw; border-radius: 0.6vh;
@@ -247,8 +250,10 @@ def wall_html(
     notices: Sequence[str] = (),
     source: str = "",
 ) -> str:
-    """The whole wall as one HTML block (with its own CSS)."""
+    """The whole wall as one HTML block (with its own CSS); at most as many tiles as fit the
+    screen, the worst first, and a "+K more (x down, y degraded)" line for the rest."""
     e = html.escape
+    tiles, overflow = fit(tiles)
     cols, rows = grid_shape(len(tiles))
     token = f"w{int(now.timestamp() * 1000) % 10**10}"  # a new animation on every render
     dead = dead_after(cfg)
@@ -271,6 +276,11 @@ def wall_html(
     head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts, clock, "</div>"]
     if net:
         head.append(net)
+    if overflow is not None:
+        head.append(
+            f'<div class="wall-more" data-k="more" data-hidden="{overflow.hidden}">'
+            f"{e(overflow.text())} · the worst are shown</div>"
+        )
     if health.banner:
         head.append(
             f'<div class="wall-banner {health.level}" role="alert">{e(health.banner)}</div>'
