@@ -22,7 +22,11 @@ if not cur.get("cycles"):
     st.stop()
 
 prev = prev or {}
-vs = f"vs prev. {c.state.range}" if c.state.range in F.PRESETS else "vs prev. period"
+vs = (
+    f"against the previous {c.state.range}"
+    if c.state.range in F.PRESETS and c.state.range != "all"
+    else "against the previous period of the same length"
+)
 cycles = cur["cycles"]
 tiles = [
     (
@@ -75,11 +79,13 @@ for col, (label, value, delta, color, help_) in zip(st.columns(len(tiles)), tile
         value,
         delta=delta,
         delta_color=color if delta else "off",
-        delta_description=vs if delta else None,
         help=help_,
         border=True,
     )
-st.caption(f"Cycle duration p50 {fmt.fmt_ms(cur['p50_ms'])}.")
+st.caption(
+    f"Changes are {vs}. Cycle duration p50 {fmt.fmt_ms(cur['p50_ms'])}, "
+    f"p95 {fmt.fmt_ms(cur['p95_ms'])}, p99 {fmt.fmt_ms(cur['p99_ms'])}."
+)
 P.unknown_note(cur)
 
 b = P.bucket_s(c)
