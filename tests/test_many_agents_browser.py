@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from bench.many_agents import write_source
+from bench.many_agents import PAGES, settle, write_source
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR
 from tests.support.tables import event, plain_parquet
@@ -30,14 +30,6 @@ AGENTS = 5000
 GAPPY = "did:cf:gappy"
 FOX = "did:cf:🦊fox"
 BOUND_S = 30.0  # generous: speed is measured in bench/many_agents.py
-PAGES = [
-    ("", "Overview", 1),  # the default page lives at / (/overview is "page not found")
-    ("timeline", "Activity timeline", 2),
-    ("modes", "Modes", 5),
-    ("errors", "Errors", 3),
-    ("health", "Pipeline health", 2),
-    ("explorer", "Explorer", 0),
-]
 
 
 def _gappy_rows(now: datetime) -> tuple[list, datetime, datetime]:
@@ -81,21 +73,6 @@ def wide(browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-def _settle(page: Page, heading: str | None, charts: int, timeout: float = 60_000) -> None:
-    if heading:
-        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=timeout)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=timeout)
-    if charts:
-        page.mouse.wheel(0, 20_000)
-        page.wait_for_function(
-            "n => [...document.querySelectorAll('.js-plotly-plot')]"
-            ".filter(p => p.querySelector('.main-svg')).length >= n",
-            arg=charts,
-            timeout=timeout,
-        )
-        page.mouse.wheel(0, -20_000)
-
-
 def _figures(page: Page) -> list[dict]:
     """Every drawn plotly figure's title, x range and traces (name, connectgaps, x, y)."""
     return page.evaluate(
@@ -119,7 +96,7 @@ def _shot(page: Page, name: str) -> None:
 def test_a_per_agent_error_rate_line_breaks_across_a_45_minute_silence(wide: Page, many) -> None:
     url, now, gap_start, gap_end = many
     wide.goto(f"{url}/errors?range=6h&split=agent")
-    _settle(wide, "Errors", 3)
+    settle(wide, "Errors", 3)
     _shot(wide, "errors_gap")
     figs = _figures(wide)
     rate = next((f for f in figs if f["title"] == "Error rate"), None)
@@ -142,7 +119,7 @@ def test_a_seven_day_range_spans_seven_days_with_two_days_of_data(wide: Page, ma
         ("timeline", "Activity timeline", 2),
     ):
         wide.goto(f"{url}/{path}?range=7d")
-        _settle(wide, heading, charts)
+        settle(wide, heading, charts)
         for fig in _figures(wide):
             lo, hi = (pd.Timestamp(v) for v in fig["xrange"])
             assert hi - lo == pd.Timedelta(days=7), (path, fig["title"], fig["xrange"])
@@ -154,10 +131,10 @@ def test_every_page_renders_within_bounds_at_5000_agents_and_the_wall_fits(
 ) -> None:
     url, *_ = many
     took = {}
-    for path, heading, charts in PAGES:
+    for path, heading, charts, tables in PAGES:
         t = time.monotonic()
         wide.goto(f"{url}/{path}")
-        _settle(wide, heading, charts)
+        settle(wide, heading, charts, tables)
         took[path or "overview"] = time.monotonic() - t
         assert wide.get_by_test_id("stException").count() == 0, path
         _shot(wide, path or "overview")
@@ -188,7 +165,7 @@ def test_every_page_renders_within_bounds_at_5000_agents_and_the_wall_fits(
 def test_an_emoji_agent_is_filtered_from_a_link(wide: Page, many) -> None:
     url, *_ = many
     wide.goto(f"{url}/timeline?range=7d&agent={quote(FOX)}")
-    _settle(wide, "Activity timeline", 3)  # one agent: its every-cycle view too
+    settle(wide, "Activity timeline", 3)  # one agent: its every-cycle view too
     assert wide.get_by_text("Ignored unknown agent").count() == 0
     expect(wide.get_by_text("7 days · 1 agent").first).to_be_visible()
     lines = next(f for f in _figures(wide) if f["title"] == "Cycles over time per agent")
@@ -199,7 +176,7 @@ def test_an_emoji_agent_is_filtered_from_a_link(wide: Page, many) -> None:
 def test_an_emoji_agent_is_picked_in_the_sidebar(wide: Page, many) -> None:
     url, *_ = many
     wide.goto(f"{url}/?range=7d")
-    _settle(wide, "Overview", 1)
+    settle(wide, "Overview", 1)
     box = wide.get_by_test_id("stMultiSelect").filter(has_text="Agents")
     box.click()
     wide.keyboard.insert_text("🦊")
@@ -208,6 +185,6 @@ def test_an_emoji_agent_is_picked_in_the_sidebar(wide: Page, many) -> None:
     option.first.click()
     wide.wait_for_url(f"**agent={quote(FOX, safe='')}**", timeout=30_000)
     wide.keyboard.press("Escape")
-    _settle(wide, "Overview", 1)
+    settle(wide, "Overview", 1)
     tile = wide.get_by_test_id("stMetric").filter(has_text="Agents active")
     expect(tile.get_by_test_id("stMetricValue")).to_have_text("1")
