@@ -134,7 +134,7 @@ def _scroll_overflow(page: Any) -> int:
     )
 
 
-def measure(env: dict[str, str], *, log=print) -> dict[str, Any]:
+def measure(env: dict[str, str], *, search: str, log=print) -> dict[str, Any]:
     """Per-page seconds (first visit and again), the picker search, the wall's fit."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -168,8 +168,8 @@ def measure(env: dict[str, str], *, log=print) -> dict[str, Any]:
             box = page.get_by_test_id("stMultiSelect").filter(has_text="Agents")
             t = time.monotonic()
             box.click()
-            page.keyboard.type("agent04321")
-            option = page.get_by_role("option").filter(has_text="04321")
+            page.keyboard.insert_text(search)
+            option = page.get_by_role("option").filter(has_text=search)
             expect(option.first).to_be_visible(timeout=60_000)
             out["picker_search_s"] = time.monotonic() - t
             option.first.click()
@@ -185,9 +185,31 @@ def measure(env: dict[str, str], *, log=print) -> dict[str, Any]:
     return out
 
 
+def run_one(root: Path, *, agents: int, events: int, span_s: float) -> dict[str, Any]:
+    """Write, sync and measure one table of ``agents`` agents."""
+    from o11y_data import load_settings, sync
+
+    t = time.monotonic()
+    write_source(root / "src", agents=agents, events=events, end=datetime.now(UTC), span_s=span_s)
+    print(f"[many]  {events:,} events of {agents:,} agents written in "
+          f"{time.monotonic() - t:.1f}s")  # fmt: skip
+    env = {
+        "O11Y_SOURCE_DIR": str(root / "src"),
+        "O11Y_CACHE_DIR": str(root / "cache"),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_AGENTS_FILE": str(root / "none.toml"),
+    }
+    t = time.monotonic()
+    sync(load_settings(env, secrets_paths=[]))
+    sync_s = time.monotonic() - t
+    print(f"[many]  synced in {sync_s:.1f}s")
+    return {**measure(env, search=agent_name(min(4321, agents - 1))), "sync_s": sync_s}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=5000)
+    ap.add_argument("--baseline", type=int, default=12, help="agents in the side-by-side table")
     ap.add_argument("--events", default="1m", help="1m, 250k, 30000 …")
     ap.add_argument("--span", default="60s", help="how long the events span, e.g. 60s, 2d")
     args = ap.parse_args(argv)
@@ -196,41 +218,37 @@ def main(argv: list[str] | None = None) -> None:
     events = parse_size(args.events)
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     span_s = float(args.span[:-1]) * units[args.span[-1]]
-    root = Path(tempfile.mkdtemp(prefix="many-agents-"))
-    try:
-        end = datetime.now(UTC)
-        t = time.monotonic()
-        write_source(root / "src", agents=args.agents, events=events, end=end, span_s=span_s)
-        print(f"[many]  {events:,} events of {args.agents:,} agents over {args.span} written in "
-              f"{time.monotonic() - t:.1f}s")  # fmt: skip
-        env = {
-            "O11Y_SOURCE_DIR": str(root / "src"),
-            "O11Y_CACHE_DIR": str(root / "cache"),
-            "O11Y_BACKGROUND_SYNC": "0",
-            "O11Y_AGENTS_FILE": str(root / "none.toml"),
-        }
-        from o11y_data import load_settings, sync
-
-        t = time.monotonic()
-        sync(load_settings(env, secrets_paths=[]))
-        print(f"[many]  synced in {time.monotonic() - t:.1f}s")
-        res = measure(env)
-        print()
-        screen = f"{VIEWPORT['width']}×{VIEWPORT['height']}"
-        print(f"Pages at {args.agents:,} agents, {events:,} events over {args.span} "
-              f"(headless Chromium {screen}, seconds):")  # fmt: skip
-        print("| page | first visit | again |")
-        print("| --- | --- | --- |")
-        for name, *_ in [*PAGES, WALL]:
-            key = name or "overview"
-            print(f"| {key} | {res['first'][key]:.1f} | {res['again'][key]:.1f} |")
-        print(f"agent picker: search {res['picker_search_s']:.1f} s, pick and re-render "
-              f"{res['picker_pick_s']:.1f} s")  # fmt: skip
-        print(f"wall: {res['wall_tiles']} tiles, overflow {res['wall_overflow_px']} px, "
-              f"{res['wall_more']!r}")  # fmt: skip
-        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    load0 = os.getloadavg()
+    results = {}
+    for n in (args.agents, args.baseline):
+        root = Path(tempfile.mkdtemp(prefix="many-agents-"))
+        try:
+            results[n] = run_one(root, agents=n, events=events, span_s=span_s)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    many, few = results[args.agents], results[args.baseline]
+    screen = f"{VIEWPORT['width']}×{VIEWPORT['height']}"
+    print()
+    print(f"Pages with {events:,} events over {args.span}: {args.agents:,} agents against "
+          f"{args.baseline} agents, side by side (headless Chromium {screen}; seconds from "
+          "navigation to heading, tables and charts drawn):")  # fmt: skip
+    print(f"| page | {args.agents:,} agents: first visit | again | {args.baseline} agents: "
+          "first visit | again | ratio (again) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, *_ in [*PAGES, WALL]:
+        k = name or "overview"
+        ratio = many["again"][k] / max(few["again"][k], 1e-9)
+        print(f"| {k} | {many['first'][k]:.1f} | {many['again'][k]:.1f} | {few['first'][k]:.1f} "
+              f"| {few['again'][k]:.1f} | {ratio:.1f}× |")  # fmt: skip
+    for label, r in ((f"{args.agents:,} agents", many), (f"{args.baseline} agents", few)):
+        picker = (
+            f"search {r['picker_search_s']:.1f} s, pick and re-render {r['picker_pick_s']:.1f} s"
+        )
+        wall = f"{r['wall_tiles']} tiles, overflow {r['wall_overflow_px']} px, {r['wall_more']!r}"
+        print(f"{label}: sync {r['sync_s']:.1f} s; agent picker {picker}; wall {wall}")
+    load1 = os.getloadavg()
+    print(f"load average: start {' '.join(f'{x:.1f}' for x in load0)}, "
+          f"end {' '.join(f'{x:.1f}' for x in load1)} (2 shared cores)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -349,9 +349,14 @@ def mode_breakdown(
         groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
         return db.query(
             f"""
-            {groups}
-            SELECT kind, key AS agent, mode, {measures.format(part="PARTITION BY kind, key")}
-            FROM grouped GROUP BY kind, key, mode ORDER BY kind, key, mode
+            {groups},
+            agg AS (
+                SELECT kind, key AS agent, mode,
+                       {measures.format(part="PARTITION BY kind, key")}
+                FROM grouped GROUP BY kind, key, mode
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY kind, agent, mode
             """,
             gp,
         )

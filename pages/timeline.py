@@ -18,7 +18,8 @@ POINTS = 20000
 c = P.ctx()
 P.title("Activity timeline", c)
 
-top = P.top_picker()
+with st.columns([1, 3])[0]:
+    top = P.top_picker()
 b = P.bucket_s(c)
 lb = P.bucket_s(c, points=80)  # one line per agent: coarser, so the lines stay readable
 start, end = P.window(c)
@@ -62,7 +63,8 @@ if n_agents > V.DOTS_MAX_AGENTS:
         "the sidebar.",
         icon=":material/scatter_plot:",
     )
-    dot = P.agent_picker(c, pool, label="Every cycle of")
+    with st.columns([2, 3])[0]:
+        dot = P.agent_picker(c, pool, label="Every cycle of")
     dot_filters = replace(c.filters, agents=(dot,)) if dot else None
 if dot_filters is not None:
     pts = P.load("cycle_points", dot_filters, limit=POINTS, what="cycles")

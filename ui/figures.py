@@ -204,6 +204,9 @@ def _base(title: str, x_title: str | None = TIME_TITLE, y_title: str | None = No
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
         hovermode="closest",
     )
+    # The margins grow to fit tick labels and axis titles: nothing is clipped at 1440 px.
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     if x_title is not None:
         fig.update_xaxes(title_text=x_title)
     if y_title is not None:
@@ -517,9 +520,11 @@ def mode_share(df: pd.DataFrame, *, title: str = "Share of cycles by mode") -> g
         sort=False,
         marker={"colors": [mode_color(m) for m in d["mode"]]},
         textinfo="label+percent",
+        textposition="inside",  # outside labels are clipped in a narrow column
+        insidetextorientation="horizontal",
         hovertemplate="%{label}<br>%{value} cycles (%{percent})<extra></extra>",
     )
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=False, uniformtext={"minsize": 9, "mode": "hide"})
     return fig
 
 
@@ -538,7 +543,10 @@ def mode_share_by_agent(
     groups = _groups(d)
     if "kind" not in d:
         d = d.assign(kind="agent")
-    names = {g: series_name(g[0], g[1], labels) for g in groups}
+    sizes = (
+        d.groupby(["kind", "key"])["group_agents"].first().to_dict() if "group_agents" in d else {}
+    )
+    names = {g: series_name(g[0], g[1], labels, sizes.get(g)) for g in groups}
     d["label"] = [
         names.get((k, a), safe_label(a)) for k, a in zip(d["kind"], d["key"], strict=True)
     ]

@@ -23,7 +23,7 @@ from ui import data as D
 from ui import filters as F
 from ui import fmt, sidebar
 from ui import view as V
-from ui.agents import agents_file, labels, load_names
+from ui.agents import agents_file, labels, load_names, picker_label
 
 CTX_KEY = "_ctx"
 LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
@@ -305,8 +305,8 @@ def agent_picker(
         agents,
         key=key,
         index=None,
-        placeholder="Type to search agents",
-        format_func=c.label,
+        placeholder="Type any part of a DID or name",
+        format_func=lambda d: picker_label(d, c.names),
         on_change=_write_param,
         args=(param, key, ""),
     )
