@@ -121,7 +121,7 @@ st.subheader("Agents", anchor=False)
 st.caption("Select a row (or its timeline link) to open that agent's timeline with these filters.")
 agents = P.load("agent_overview", c.filters, what="agents")
 if agents is not None and not agents.empty:
-    table = tables.agent_table(agents, c.labels, c.params, tz=c.tz)
+    table = tables.agent_table(agents, c.names, c.params, tz=c.tz)
     nonce = st.session_state.setdefault("_ov_nonce", 0)
     key = f"ov_agents_{nonce}"
 
@@ -139,25 +139,30 @@ if agents is not None and not agents.empty:
         on_select=partial(_open, list(agents["agent"]), key),
         selection_mode="single-row",
         column_config={
-            "Agent": st.column_config.TextColumn(help="Friendly name or short DID"),
+            "Agent": st.column_config.TextColumn(
+                help="Friendly name (agents.toml) or the whole DID", width="medium"
+            ),
             "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
             "Cycles": st.column_config.NumberColumn(format="%d"),
-            "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
+            "Error rate %": st.column_config.NumberColumn(
+                "Errors", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
+            ),
             "p50 s": st.column_config.NumberColumn(format="%.1f"),
             "p95 s": st.column_config.NumberColumn(format="%.1f"),
             "p99 s": st.column_config.NumberColumn(format="%.1f"),
-            "Avg tools": st.column_config.NumberColumn(format="%.2f"),
-            "think %": st.column_config.ProgressColumn(format="%.0f%%", min_value=0, max_value=100),
-            "reflection %": st.column_config.ProgressColumn(
-                format="%.0f%%", min_value=0, max_value=100
+            "Avg tools": st.column_config.NumberColumn(
+                "Tools", format="%.2f", help="Average tool calls per cycle"
             ),
-            "housekeeping %": st.column_config.ProgressColumn(
-                format="%.0f%%", min_value=0, max_value=100
+            # Shares as short numbers (not bars) so every column fits at 1440 px.
+            "think %": st.column_config.NumberColumn("think", format="%.0f%%", width="small"),
+            "reflection %": st.column_config.NumberColumn(
+                "reflect.", format="%.0f%%", width="small", help="reflection"
             ),
-            tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(
-                format="YYYY-MM-DD HH:mm:ss"
+            "housekeeping %": st.column_config.NumberColumn(
+                "housek.", format="%.0f%%", width="small", help="housekeeping"
             ),
-            "DID": st.column_config.TextColumn(width="medium"),
+            tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "DID": None,  # in the Agent column unless the agent has a friendly name
         },
     )
     goto = st.session_state.pop("_ov_goto", None)

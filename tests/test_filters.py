@@ -353,6 +353,7 @@ def test_times_for_people_follow_the_zone():
             "error_rate": [0.0],
             "p50_ms": [1000.0],
             "p95_ms": [2000.0],
+            "p99_ms": [2500.0],
             "avg_tools": [1.0],
             "think_share": [1.0],
             "reflection_share": [0.0],

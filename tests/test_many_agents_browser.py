@@ -137,6 +137,16 @@ def test_every_page_renders_within_bounds_at_5000_agents_and_the_wall_fits(
         settle(wide, heading, charts, tables)
         took[path or "overview"] = time.monotonic() - t
         assert wide.get_by_test_id("stException").count() == 0, path
+        if path == "":  # the agents table shows its last column without scrolling sideways
+            sizes = (
+                wide.get_by_test_id("stDataFrame")
+                .nth(1)
+                .evaluate(
+                    "e => [...e.querySelectorAll('.dvn-scroller')]"
+                    ".map(s => [s.scrollWidth, s.clientWidth])"
+                )
+            )
+            assert sizes and all(w <= c for w, c in sizes), sizes
         _shot(wide, path or "overview")
         for fig in _figures(wide):  # no legend lists thousands of agents
             assert len(fig["traces"]) <= 20, (path, fig["title"], len(fig["traces"]))

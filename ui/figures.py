@@ -325,7 +325,7 @@ def mode_mix_over_time(
             + tz
             + "<br>%{y:.1f}%<extra></extra>",
         )
-    fig.update_layout(barmode="stack", barnorm="percent", bargap=0)
+    fig.update_layout(barmode="stack", barnorm="percent", bargap=0, legend_traceorder="normal")
     fig.update_yaxes(range=[0, 100])
     span(fig, start, end, tz)
     return fig
@@ -410,7 +410,7 @@ def agent_strip(
         return _empty(fig)
     df = points.copy()
     df["x"] = _local(df["ts"], tz)
-    df["label"] = [_label(a, labels) for a in df["agent"]]
+    df["label"] = [UNKNOWN_LABEL if a == "unknown" else _label(a, labels) for a in df["agent"]]
     df["safe_agent"] = [safe_label(a) for a in df["agent"]]
     dur = pd.to_numeric(df["duration_ms"], errors="coerce")
     df["size"] = (4 + (dur.fillna(0) / 1000).clip(0, 240) ** 0.5 * 1.4).round(1)
