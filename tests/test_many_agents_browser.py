@@ -166,6 +166,12 @@ def test_every_page_renders_within_bounds_at_5000_agents_and_the_wall_fits(
     assert 0 < tiles.count() <= 48
     box = tiles.last.bounding_box()
     assert box and box["y"] + box["height"] <= 900  # the last tile is on screen
+    clipped = wide.evaluate(
+        """() => [...document.querySelectorAll('.wall-count')].filter(e =>
+            e.getBoundingClientRect().right > e.parentElement.getBoundingClientRect().right + 1
+        ).map(e => e.innerText)"""
+    )
+    assert clipped == []  # every status count in the header is whole, even in thousands
     more = wide.locator('[data-k="more"]').inner_text()
     assert re.match(r"^\+[\d,]+ more \(", more), more
     hidden = int(wide.locator('[data-k="more"]').get_attribute("data-hidden"))

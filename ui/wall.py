@@ -81,7 +81,7 @@ WALL_CSS = Template(
   flex: 0 0 auto; margin-bottom: 1vh; overflow: hidden; }
 .wall-top { display: flex; align-items: baseline; gap: 1.6vw; white-space: nowrap; }
 .wall-title { font-size: 3.4vh; font-weight: 800; letter-spacing: 0.05em; color: #fff; }
-.wall-totals { display: flex; gap: 1.8vw; font-size: 3.4vh; align-items: baseline;
+.wall-totals { display: flex; gap: 1.2vw; font-size: 2.9vh; align-items: baseline;
   flex: 1 1 auto; overflow: hidden; }
 .wall-totals b, .wall-net b { font-weight: 800; color: #fff; }
 .wall-net { display: flex; gap: 2.2vw; font-size: 3vh; align-items: baseline;
@@ -218,12 +218,12 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[str, str]:
     """(agent counts by status, network numbers over the window) for the header's two rows."""
     chips = "".join(
         f'<span class="wall-count" data-status="{s}" style="color:{COLORS[s]}">'
-        f"{tot.by_status[s]} {s}</span>"
+        f"{tot.by_status[s]:,} {s}</span>"
         for s in ("healthy", "degraded", "stale", "down")
         if tot.by_status[s] or s == "healthy"
     )
     win = format_span(cfg.window_s)
-    counts = f'<div class="wall-totals"><span data-k="agents"><b>{tot.agents}</b> agents</span>'
+    counts = f'<div class="wall-totals"><span data-k="agents"><b>{tot.agents:,}</b> agents</span>'
     net = (
         f'<div class="wall-net"><span class="k">all agents, last {win}:</span>'
         f'<span data-k="cycles"><span class="k">cycles/{win}</span><b>{tot.cycles:,}</b></span>'
