@@ -204,3 +204,20 @@ def test_an_emoji_agent_is_picked_in_the_sidebar(wide: Page, many) -> None:
     settle(wide, "Overview", 1)
     tile = wide.get_by_test_id("stMetric").filter(has_text="Agents active")
     expect(tile.get_by_test_id("stMetricValue")).to_have_text("1")
+
+
+def test_every_cycle_view_is_for_one_picked_agent_when_there_are_thousands(
+    wide: Page, many
+) -> None:
+    url, *_ = many
+    wide.goto(f"{url}/timeline?range=7d")
+    settle(wide, "Activity timeline", 2)
+    expect(wide.get_by_text("Every cycle is drawn for up to 12 agents").first).to_be_visible()
+    assert "Every cycle, per agent" not in [f["title"] for f in _figures(wide)]
+    # a link naming one agent (an emoji in it) in dot= draws that agent's every cycle
+    wide.goto(f"{url}/timeline?range=7d&dot={quote(FOX)}")
+    settle(wide, "Activity timeline", 3)
+    strip = next(f for f in _figures(wide) if f["title"] == "Every cycle, per agent")
+    labels = {y for t in strip["traces"] for y in t["y"]}
+    assert labels == {FOX}
+    expect(wide.get_by_role("combobox", name="Every cycle of")).to_have_value(FOX)
