@@ -353,8 +353,8 @@ def test_a_type_arrow_cannot_carry_is_named_in_one_line(db):
 # -- the CLI ---------------------------------------------------------------------------------
 
 
-def _cli(demo_store, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**demo_store.env, "PATH": "/usr/bin:/bin", "HOME": str(demo_store.cache)}
+def _cli(demo_store, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**demo_store.env, "PATH": "/usr/bin:/bin", "HOME": str(demo_store.cache), **extra}
     return subprocess.run(
         [sys.executable, "-m", "o11y_data", *args],
         cwd=REPO,
@@ -416,3 +416,21 @@ def test_cli_sql_refusals_print_one_line_and_exit_1(demo_store, sql, says):
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and lines[0].startswith("error: "), out.stderr
+
+
+def test_no_query_can_reach_the_apps_secrets(demo_store):
+    """The process running ``sql`` holds R2 keys in its environment; the sandbox's child starts
+    with none, and nothing in DuckDB's settings or catalog carries them."""
+    canary = "CANARY-r2-secret-5150"
+    probes = [
+        "SELECT * FROM duckdb_settings()",
+        "SELECT * FROM duckdb_extensions()",
+        "SELECT * FROM duckdb_databases()",
+        "SELECT * FROM duckdb_variables()",
+        "SELECT current_setting('home_directory') AS h, current_setting('secret_directory') AS s",
+    ]
+    for sql in probes:
+        out = _cli(demo_store, "sql", sql, "--format", "csv",
+                   O11Y_R2_SECRET_ACCESS_KEY=canary, O11Y_R2_ACCESS_KEY_ID=canary)  # fmt: skip
+        assert canary not in out.stdout + out.stderr, sql
+        assert out.returncode in (0, 1), out.stderr

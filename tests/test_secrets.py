@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 KEY_ID = "AKIDLEAKCANARY7731"
 SECRET = "s3cr3t-leak-canary-9911"
 WALL = "wall-leak-canary-4242"
-PAGES = ["", "timeline", "modes", "errors", "health", "explorer", "wall"]
+PAGES = ["", "timeline", "modes", "errors", "health", "explorer", "summary", "sql", "wall"]
 
 
 def scan(text: str) -> list[str]:
