@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from .errors import O11yError
 from .normalize import STORE_COLUMNS, _lit, prepare
 from .store import Generation, Store
+
+if TYPE_CHECKING:  # pandas is imported by the first DataFrame query, not by the CLI's status
+    import pandas as pd
 
 _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, file"
 
@@ -117,11 +120,28 @@ class EventsDB:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run one read query on its own cursor and return a DataFrame (the result is finished)."""
+        return self._run(sql, params, lambda cur: cur.df())
+
+    def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run one read query and return its rows as dicts of Python values (no pandas)."""
+
+        def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            names = [d[0] for d in cur.description or []]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+        return self._run(sql, params, rows)
+
+    def _run(
+        self,
+        sql: str,
+        params: list[Any] | None,
+        take: Callable[[duckdb.DuckDBPyConnection], Any],
+    ) -> Any:
         for attempt in range(2):
             self.refresh()
             cur = self.conn.cursor()
             try:
-                return cur.execute(sql, params or []).df()
+                return take(cur.execute(sql, params or []))
             except duckdb.IOException as exc:
                 # A sync replaced a segment between our refresh and the read: follow it once.
                 if attempt == 0:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .db import EventsDB
+
+if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
+    import pandas as pd
 
 MODES = ("think", "reflection", "housekeeping")
 
@@ -117,12 +118,8 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
 
     def compute() -> tuple[datetime | None, datetime | None]:
         w, p = where(f)
-        df = db.query(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)
-        lo, hi = df.iloc[0]["lo"], df.iloc[0]["hi"]
-        return (
-            None if pd.isna(lo) else lo.to_pydatetime(),
-            None if pd.isna(hi) else hi.to_pydatetime(),
-        )
+        row = db.fetch(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)[0]
+        return row["lo"], row["hi"]
 
     return db.per_generation("time_range", compute) if f == Filters() else compute()
 
@@ -130,10 +127,9 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
 # -- the seed's summary ----------------------------------------------------------------------
 
 
-def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
+def _summary_sql(f: Filters) -> tuple[str, list[Any]]:
     w, p = where(f)
-    return db.query(
+    return (
         f"""
         SELECT agent, mode, count(*) AS cycles,
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
@@ -145,6 +141,16 @@ def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
         """,
         p,
     )
+
+
+def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
+    return db.query(*_summary_sql(f))
+
+
+def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
+    """:func:`summary` as plain rows (no pandas: the CLI prints them)."""
+    return db.fetch(*_summary_sql(f))
 
 
 def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
@@ -161,6 +167,8 @@ def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
         """,
         p,
     )
+    import pandas as pd
+
     row = df.iloc[0].to_dict()
     return {k: (None if pd.isna(v) else v) for k, v in row.items()}
 
@@ -427,14 +435,7 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
 def freshness(db: EventsDB) -> dict[str, Any]:
     """Newest event and landing time, store counts, and the last sync attempt."""
     # The newest times only change with a new generation: scan for them once per generation.
-    row = dict(
-        db.per_generation(
-            "freshness", lambda: db.query("SELECT * FROM freshness").iloc[0].to_dict()
-        )
-    )
-    out = {
-        k: (None if (not isinstance(v, list | dict) and pd.isna(v)) else v) for k, v in row.items()
-    }
+    out = dict(db.per_generation("freshness", lambda: db.fetch("SELECT * FROM freshness")[0]))
     status = db.status()
     out["last_sync_at"] = _ts(status.get("last_success_at"))
     out["last_attempt_at"] = _ts(status.get("finished_at"))
@@ -525,6 +526,8 @@ def wall_agents(
         """,
         [*seen_p, f.start, width, n - 1, *p],
     )
+    import pandas as pd
+
     spark_n, spark_err = [], []
     for bs, ns, es in zip(df["spark_b"], df["spark_bn"], df["spark_be"], strict=True):
         counts, errs = [0] * n, [0] * n
