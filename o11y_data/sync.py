@@ -1,10 +1,20 @@
 """Sync: bring the table's live files into the local store, incrementally and crash-safe.
 
-One call does: find the current snapshot (a single narrow listing when nothing changed), diff its
-live files against the published generation, download only what is missing (concurrently, each
-file landing by atomic rename), normalize new files into segments, drop rows of files that left the
-snapshot, and publish a new generation. A file that cannot be read is set aside and reported; a
-missing file aborts the sync and the previous generation stays in use.
+One call (``_sync_locked``) runs these steps, in this order:
+
+1. open the source (bucket, folder or demo) and load the published generation;
+2. repair damaged segments: forget them so their files are normalized again;
+3. resolve the snapshot: the REST catalog's metadata file, else the newest one (a single narrow
+   listing when nothing changed), or every Parquet file of a flat folder;
+4. diff its live files against the generation: known, new, gone, still set aside;
+5. download only what is missing (concurrently, each file landing by atomic rename);
+6. normalize new files into segments;
+7. drop the rows of files that left the snapshot;
+8. merge small segments once there are too many;
+9. set aside files that cannot be read (reported, kept in ``quarantine/``);
+10. publish the new generation (readers switch to it atomically).
+
+A missing file or any failure aborts the sync and the previous generation stays in use.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from .config import Settings
 from .errors import O11yError
 from .normalize import _lit, prepare, write_segment
 from .source import Source, open_source
-from .store import Generation, Store
+from .store import BadFile, FileRecord, Generation, Segment, Store
 
 Progress = Callable[[str, int, int], None]
 
@@ -169,10 +179,11 @@ def _normalize(
     keys: Sequence[str],
     progress: Progress | None,
     rows: dict[str, int] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, str]]:
+) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
     """New segments for ``keys``; per-file counts; files that could not be read (key -> reason).
 
-    ``rows`` (key -> record count from the manifest) sizes the batches."""
+    ``rows`` (key -> record count from the manifest) sizes the batches. The counts' ``size`` is
+    left unset: the caller knows the size at the source."""
     groups: dict[tuple[str, ...], list[str]] = {}
     bad: dict[str, str] = {}
     for key in keys:
@@ -180,12 +191,12 @@ def _normalize(
             groups.setdefault(_read_columns(store.raw / key), []).append(key)
         except Exception as exc:  # a corrupt or truncated file: set it aside, keep the rest
             bad[key] = f"not a readable Parquet file ({type(exc).__name__})"
-    segments: list[dict[str, Any]] = []
-    counts: dict[str, dict[str, Any]] = {}
+    segments: list[Segment] = []
+    counts: dict[str, FileRecord] = {}
     done = 0
 
     def attempt(batch: list[str], columns: tuple[str, ...]) -> None:
-        name = f"seg-{int(time.time())}-{uuid.uuid4().hex[:10]}.parquet"
+        name = _segment_name()
         tmp = store.segments / f".part-{name}.tmp"
         try:
             write_segment(conn, [store.raw / k for k in batch], store.raw, columns, tmp)
@@ -201,10 +212,8 @@ def _normalize(
         tmp.rename(store.segments / name)
         per_file = _segment_counts(conn, store.segments / name)
         for k in batch:
-            counts[k] = per_file.get(k, {"rows": 0, "bad_rows": 0})
-        segments.append(
-            {"name": name, "rows": sum(c["rows"] for c in per_file.values()), "files": batch}
-        )
+            counts[k] = per_file.get(k, FileRecord())
+        segments.append(Segment(name, sum(c.rows for c in per_file.values()), list(batch)))
 
     for columns, members in groups.items():
         if not any(c == "value" for c in columns) and not (set(columns) & iceberg.EVENT_FIELDS):
@@ -219,7 +228,11 @@ def _normalize(
     return segments, counts, bad
 
 
-def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, dict[str, Any]]:
+def _segment_name() -> str:
+    return f"seg-{int(time.time())}-{uuid.uuid4().hex[:10]}.parquet"
+
+
+def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, FileRecord]:
     cur = conn.cursor()
     try:
         rows = cur.execute(
@@ -229,19 +242,19 @@ def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, di
         ).fetchall()
     finally:
         cur.close()
-    return {r[0]: {"rows": int(r[1]), "bad_rows": int(r[2])} for r in rows}
+    return {r[0]: FileRecord(rows=int(r[1]), bad_rows=int(r[2])) for r in rows}
 
 
 def _rewrite(
     conn: duckdb.DuckDBPyConnection,
     store: Store,
-    segments: list[dict[str, Any]],
+    segments: list[Segment],
     drop: set[str],
-) -> dict[str, Any]:
+) -> Segment:
     """One segment holding the rows of ``segments`` minus files in ``drop``."""
-    name = f"seg-{int(time.time())}-{uuid.uuid4().hex[:10]}.parquet"
+    name = _segment_name()
     tmp = store.segments / f".part-{name}.tmp"
-    files = "[" + ", ".join(_lit(str(store.segments / s["name"])) for s in segments) + "]"
+    files = "[" + ", ".join(_lit(str(store.segments / s.name)) for s in segments) + "]"
     cur = conn.cursor()
     try:
         cur.execute(
@@ -256,9 +269,9 @@ def _rewrite(
     finally:
         cur.close()
     tmp.rename(store.segments / name)
-    kept = [k for s in segments for k in s["files"] if k not in drop]
-    rows = sum(s["rows"] for s in segments)  # corrected by the caller from file counts
-    return {"name": name, "rows": rows, "files": kept}
+    kept = [k for s in segments for k in s.files if k not in drop]
+    rows = sum(s.rows for s in segments)  # corrected by the caller from file counts
+    return Segment(name, rows, kept)
 
 
 def sync(
@@ -308,33 +321,201 @@ def sync(
     return report
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the table is and which metadata file is its current state."""
+
+    prefix: str
+    mode: str  # "iceberg" or "files"
+    metadata_key: str | None = None
+    metadata_version: int | None = None
+
+
+@dataclass
+class Diff:
+    """The current snapshot's live files against the published generation."""
+
+    snapshot_id: int | None
+    live: list[iceberg.DataFile]
+    known: set[str]  # live files already in the store, unchanged
+    new: list[iceberg.DataFile]  # live files to download and normalize
+    gone: set[str]  # files in the store that left the snapshot
+    still_bad: dict[str, BadFile]  # set aside before, still live, not changed at the source
+
+    @property
+    def live_by_key(self) -> dict[str, iceberg.DataFile]:
+        return {f.key: f for f in self.live}
+
+
 def _sync_locked(
     settings: Settings, store: Store, client: Any, progress: Progress | None, workers: int
 ) -> SyncReport:
+    source = _open_source(settings, client)
+    gen = store.load()
+    _repair_damaged_segments(store, gen)
+    label = settings.source_label
+    target = _resolve_snapshot(source, settings, gen)
+    retry_bad = {k: v for k, v in gen.bad_files.items() if _changed(source, k, v)}
+    if _same_metadata(target, gen) and not retry_bad:
+        return _unchanged(label, target.prefix, gen)
+    diff = _diff(gen, *_live_files(source, store, target), retry_bad)
+    if (
+        not diff.new
+        and not diff.gone
+        and not retry_bad
+        and gen.number
+        and _same_metadata(target, gen, any_mode=True)
+    ):
+        return _unchanged(label, target.prefix, gen)
+
+    # Temp files a killed sync left behind: swept only when there is work, since the walk over
+    # every downloaded file would dominate a sync with nothing new.
+    store.sweep_partials()
+    for k in retry_bad:  # a later copy replaces the bad one
+        (store.raw / k).unlink(missing_ok=True)
+    report_progress = _status_progress(store, progress)
+    fetched, nbytes = _download_all(source, store, diff.new, report_progress, workers)
+
+    conn = _connect()
+    try:
+        new_segments, counts, bad = _normalize(
+            conn,
+            store,
+            [f.key for f in diff.new],
+            report_progress,
+            {f.key: f.record_count for f in diff.new},
+        )
+        segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
+        segments = _merge_small_segments(conn, store, segments)
+    finally:
+        conn.close()
+
+    files = _file_records(gen, diff, counts)
+    _recount(segments, files)
+    for k in diff.gone:
+        (store.raw / k).unlink(missing_ok=True)
+    bad_files = {**diff.still_bad, **_set_aside(source, store, bad, diff.live_by_key)}
+
+    if fetched:
+        flush_to_disk(store.root)  # the downloads and segments, before the generation names them
+    new_gen = Generation(
+        source_label=label,
+        table_prefix=target.prefix,
+        mode=target.mode,
+        metadata_key=target.metadata_key,
+        metadata_version=target.metadata_version,
+        snapshot_id=diff.snapshot_id,
+        segments=segments,
+        files=files,
+        bad_files=bad_files,
+    )
+    store.publish(new_gen)
+    return SyncReport(
+        label,
+        target.prefix,
+        diff.snapshot_id,
+        len(diff.live),
+        fetched,
+        nbytes,
+        len(diff.gone),
+        new_gen.rows,
+        new_gen.unparseable,
+        {k: v.reason for k, v in bad_files.items()},
+    )
+
+
+def _open_source(settings: Settings, client: Any) -> Source:
     if settings.kind == "demo":
         from . import demo
 
-        source: Source = demo.demo_source(settings)
-    else:
-        source = open_source(settings, client=client)
-    gen = store.load()
-    damaged = set(store.damaged_segments(gen))
-    if damaged:
-        # A damaged cache segment: forget it and its files, so they are normalized again from
-        # the downloaded copies (or downloaded again) in this sync.
-        lost = {k for seg in gen.segments if seg["name"] in damaged for k in seg["files"]}
-        gen.segments = [seg for seg in gen.segments if seg["name"] not in damaged]
-        gen.files = {k: v for k, v in gen.files.items() if k not in lost}
-        gen.metadata_key = None  # force the full diff below
-        for k in lost:
-            raw = store.raw / k
-            if raw.is_file():
-                try:
-                    _read_columns(raw)
-                except Exception:
-                    raw.unlink()
-    label = settings.source_label
+        return demo.demo_source(settings)
+    return open_source(settings, client=client)
 
+
+def _repair_damaged_segments(store: Store, gen: Generation) -> None:
+    """Forget damaged cache segments and their files, so this sync normalizes them again from
+    the downloaded copies (or downloads them again when those are damaged too)."""
+    damaged = set(store.damaged_segments(gen))
+    if not damaged:
+        return
+    lost = {k for seg in gen.segments if seg.name in damaged for k in seg.files}
+    gen.segments = [seg for seg in gen.segments if seg.name not in damaged]
+    gen.files = {k: v for k, v in gen.files.items() if k not in lost}
+    gen.metadata_key = None  # force the full diff
+    for k in lost:
+        raw = store.raw / k
+        if raw.is_file():
+            try:
+                _read_columns(raw)
+            except Exception:
+                raw.unlink()
+
+
+def _resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Target:
+    """The table and its current metadata file: from the REST catalog when one is configured,
+    else the newest metadata file under the table (or a flat folder of Parquet files)."""
+    if settings.catalog_uri:
+        location = iceberg.catalog_metadata_location(
+            settings.catalog_uri,
+            warehouse=settings.catalog_warehouse,
+            token=settings.catalog_token.get() if settings.catalog_token else None,
+        )
+        meta_key = iceberg.key_from_uri(location, source.bucket)
+        prefix = settings.table_prefix or meta_key.split("metadata/")[0]
+        return Target(prefix, "iceberg", meta_key, iceberg.metadata_version(meta_key))
+    prefix, mode = _resolve(source, settings, gen)
+    if mode != "iceberg":
+        return Target(prefix, mode)
+    obj = iceberg.newest_metadata(
+        source,
+        prefix,
+        known_version=gen.metadata_version if gen.table_prefix == prefix else None,
+    )
+    if obj is None:
+        raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
+    return Target(prefix, mode, obj.key, iceberg.metadata_version(obj.key))
+
+
+def _same_metadata(target: Target, gen: Generation, *, any_mode: bool = False) -> bool:
+    """Whether ``gen`` was built from the table state ``target`` names (only an Iceberg table can
+    say so without listing its files, unless ``any_mode``)."""
+    return (
+        (any_mode or target.mode == "iceberg")
+        and target.metadata_key == gen.metadata_key
+        and gen.table_prefix == target.prefix
+    )
+
+
+def _live_files(
+    source: Source, store: Store, target: Target
+) -> tuple[int | None, list[iceberg.DataFile]]:
+    """The snapshot id and its live data files (every Parquet file of a flat folder)."""
+    if target.mode != "iceberg":
+        return None, _list_all_parquet(source, target.prefix)
+    assert target.metadata_key is not None
+    metadata = iceberg.load_json(source, target.metadata_key)
+    return iceberg.live_files(source, metadata, iceberg.ManifestCache(store.meta))
+
+
+def _diff(
+    gen: Generation,
+    snapshot_id: int | None,
+    live: list[iceberg.DataFile],
+    retry_bad: dict[str, BadFile],
+) -> Diff:
+    live_by_key = {f.key: f for f in live}
+    known = {
+        k
+        for k, v in gen.files.items()
+        if k in live_by_key and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
+    }
+    still_bad = {k: v for k, v in gen.bad_files.items() if k in live_by_key and k not in retry_bad}
+    new = [f for f in live if f.key not in known and f.key not in still_bad]
+    return Diff(snapshot_id, live, known, new, set(gen.files) - known, still_bad)
+
+
+def _status_progress(store: Store, progress: Progress | None) -> Progress:
+    """A progress callback that also reaches status.json, at most every STATUS_EVERY_S."""
     last_status = [0.0]
 
     def report_progress(phase: str, done: int, total: int) -> None:
@@ -345,148 +526,72 @@ def _sync_locked(
         if progress:
             progress(phase, done, total)
 
-    if settings.catalog_uri:
-        location = iceberg.catalog_metadata_location(
-            settings.catalog_uri,
-            warehouse=settings.catalog_warehouse,
-            token=settings.catalog_token.get() if settings.catalog_token else None,
-        )
-        meta_key = iceberg.key_from_uri(location, source.bucket)
-        prefix = settings.table_prefix or meta_key.split("metadata/")[0]
-        mode = "iceberg"
-        meta_version = iceberg.metadata_version(meta_key)
-    else:
-        prefix, mode = _resolve(source, settings, gen)
-        meta_key = meta_version = None
-        if mode == "iceberg":
-            obj = iceberg.newest_metadata(
-                source,
-                prefix,
-                known_version=gen.metadata_version if gen.table_prefix == prefix else None,
-            )
-            if obj is None:
-                raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
-            meta_key, meta_version = obj.key, iceberg.metadata_version(obj.key)
+    return report_progress
 
-    retry_bad = {k: v for k, v in gen.bad_files.items() if _changed(source, k, v)}
-    if (
-        mode == "iceberg"
-        and meta_key == gen.metadata_key
-        and gen.table_prefix == prefix
-        and not retry_bad
-    ):
-        return _unchanged(label, prefix, gen)
 
-    if mode == "iceberg":
-        assert meta_key is not None
-        metadata = iceberg.load_json(source, meta_key)
-        cache = iceberg.ManifestCache(store.meta)
-        snapshot_id, live = iceberg.live_files(source, metadata, cache)
-    else:
-        snapshot_id, live = None, _list_all_parquet(source, prefix)
+def _drop_gone_rows(
+    conn: duckdb.DuckDBPyConnection, store: Store, segments: list[Segment], gone: set[str]
+) -> list[Segment]:
+    """The segments without the rows of files that left the snapshot (touched ones rewritten)."""
+    kept = [s for s in segments if not set(s.files) & gone]
+    touched = [s for s in segments if set(s.files) & gone]
+    if touched:
+        kept.append(_rewrite(conn, store, touched, gone))
+    return kept
 
-    live_by_key = {f.key: f for f in live}
-    known = {
-        k
-        for k, v in gen.files.items()
-        if k in live_by_key
-        and (live_by_key[k].size <= 0 or v.get("size") in (None, live_by_key[k].size))
-    }
-    still_bad = {k: v for k, v in gen.bad_files.items() if k in live_by_key and k not in retry_bad}
-    new = [f for f in live if f.key not in known and f.key not in still_bad]
-    gone = set(gen.files) - known
 
-    if (
-        not new
-        and not gone
-        and not retry_bad
-        and gen.table_prefix == prefix
-        and gen.number
-        and meta_key == gen.metadata_key
-    ):
-        return _unchanged(label, prefix, gen)
+def _merge_small_segments(
+    conn: duckdb.DuckDBPyConnection, store: Store, segments: list[Segment]
+) -> list[Segment]:
+    """Past MAX_SEGMENTS, the small segments become one, so queries open few files."""
+    if len(segments) <= MAX_SEGMENTS:
+        return segments
+    small = [s for s in segments if s.rows < SMALL_SEGMENT_ROWS]
+    if len(small) <= 1:
+        return segments
+    return [s for s in segments if s not in small] + [_rewrite(conn, store, small, set())]
 
-    # Temp files a killed sync left behind: swept only when there is work, since the walk over
-    # every downloaded file would dominate a sync with nothing new.
-    store.sweep_partials()
-    for k in retry_bad:  # a later copy replaces the bad one
-        (store.raw / k).unlink(missing_ok=True)
-    fetched, nbytes = _download_all(source, store, new, report_progress, workers)
 
-    conn = _connect()
-    try:
-        segments, counts, bad = _normalize(
-            conn,
-            store,
-            [f.key for f in new],
-            report_progress,
-            {f.key: f.record_count for f in new},
-        )
-        kept_segments = [s for s in gen.segments if not set(s["files"]) & gone]
-        touched = [s for s in gen.segments if set(s["files"]) & gone]
-        if touched:
-            kept_segments.append(_rewrite(conn, store, touched, gone))
-        all_segments = kept_segments + segments
-        if len(all_segments) > MAX_SEGMENTS:
-            small = [s for s in all_segments if s["rows"] < SMALL_SEGMENT_ROWS]
-            if len(small) > 1:
-                all_segments = [s for s in all_segments if s not in small]
-                all_segments.append(_rewrite(conn, store, small, set()))
-    finally:
-        conn.close()
-
-    files = {k: gen.files[k] for k in known}
+def _file_records(
+    gen: Generation, diff: Diff, counts: dict[str, FileRecord]
+) -> dict[str, FileRecord]:
+    """The kept files' records plus the new files' counts, with their size at the source."""
+    live_by_key = diff.live_by_key
+    files = {k: gen.files[k] for k in diff.known}
     for k, c in counts.items():
-        files[k] = {"size": live_by_key[k].size, **c}
-    for seg in all_segments:
-        seg["rows"] = sum(files.get(k, {}).get("rows", 0) for k in seg["files"])
-    for k in gone:
-        (store.raw / k).unlink(missing_ok=True)
-    bad_files = dict(still_bad)
+        files[k] = FileRecord(size=live_by_key[k].size, rows=c.rows, bad_rows=c.bad_rows)
+    return files
+
+
+def _recount(segments: list[Segment], files: dict[str, FileRecord]) -> None:
+    """Segment row counts from the file records (a rewrite only estimates them)."""
+    for seg in segments:
+        seg.rows = sum(files[k].rows if k in files else 0 for k in seg.files)
+
+
+def _set_aside(
+    source: Source, store: Store, bad: dict[str, str], live_by_key: dict[str, iceberg.DataFile]
+) -> dict[str, BadFile]:
+    """Record unreadable files with their size and ETag at the source (a new copy is retried) and
+    move the local copy to ``quarantine/`` for a person to inspect; it is out of every view."""
+    out: dict[str, BadFile] = {}
     for k, reason in bad.items():
         info = source.head(k)
-        bad_files[k] = {
-            "size": info.size if info else live_by_key[k].size,
-            "etag": info.etag if info else "",
-            "reason": reason,
-        }
-        # Keep the unreadable copy aside for a person to inspect; it is out of every view.
+        out[k] = BadFile(
+            reason=reason,
+            size=info.size if info else live_by_key[k].size,
+            etag=info.etag if info else "",
+        )
         quarantine = store.root / "quarantine" / k
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         if (store.raw / k).exists():
             (store.raw / k).replace(quarantine)
-
-    if fetched:
-        flush_to_disk(store.root)  # the downloads and segments, before the generation names them
-    new_gen = Generation(
-        source_label=label,
-        table_prefix=prefix,
-        mode=mode,
-        metadata_key=meta_key,
-        metadata_version=meta_version,
-        snapshot_id=snapshot_id,
-        segments=all_segments,
-        files=files,
-        bad_files=bad_files,
-    )
-    store.publish(new_gen)
-    return SyncReport(
-        label,
-        prefix,
-        snapshot_id,
-        len(live),
-        fetched,
-        nbytes,
-        len(gone),
-        new_gen.rows,
-        new_gen.unparseable,
-        {k: v["reason"] for k, v in bad_files.items()},
-    )
+    return out
 
 
 def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
     """The report of a sync that found nothing to do."""
-    bad = {k: v["reason"] for k, v in gen.bad_files.items()}
+    bad = {k: v.reason for k, v in gen.bad_files.items()}
     return SyncReport(
         label,
         prefix,
@@ -502,7 +607,7 @@ def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
     )
 
 
-def _changed(source: Source, key: str, recorded: dict[str, Any]) -> bool:
+def _changed(source: Source, key: str, recorded: BadFile) -> bool:
     """Whether a file set aside as unreadable has a new copy at the source."""
     try:
         info = source.head(key)
@@ -510,6 +615,4 @@ def _changed(source: Source, key: str, recorded: dict[str, Any]) -> bool:
         return False
     if info is None:
         return False
-    return info.size != recorded.get("size") or (
-        bool(info.etag) and info.etag != recorded.get("etag")
-    )
+    return info.size != recorded.size or (bool(info.etag) and info.etag != recorded.etag)
