@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from . import rollups
 from .errors import O11yError
 from .normalize import STORE_COLUMNS, _lit, prepare
 from .store import Generation, Store
@@ -41,6 +42,8 @@ class EventsDB:
             },
         )
         prepare(self.conn)
+        rollups.prepare(self.conn)
+        self.rollups_ok = False
         self._lock = threading.Lock()
         self._number: int | None = None
         self.damaged: list[str] = []
@@ -106,6 +109,18 @@ class EventsDB:
                         len(gen.bad_files),
                     ],
                 )
+                # Rollups answer long windows; they are used only when they cover exactly the
+                # rows the views read (current version, no damaged segment left out).
+                self.rollups_ok = (
+                    rollups.is_current(gen.rollups)
+                    and not self.damaged
+                    and not self.store.damaged_files(self.store.rollups, rollups.names(gen.rollups))
+                )
+                for table in rollups.TABLES:
+                    sql = rollups.view_sql(self.store.rollups, gen.rollups, table)
+                    if not self.rollups_ok:
+                        sql = rollups.view_sql(self.store.rollups, {}, table)
+                    cur.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
                 cur.execute(
                     "CREATE OR REPLACE VIEW freshness AS SELECT "
                     "(SELECT max(ts) FROM events) AS newest_ts, "

@@ -117,6 +117,11 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
     """First and last cycle ``ts`` under the filters (unfiltered: once per generation)."""
 
     def compute() -> tuple[datetime | None, datetime | None]:
+        facts = _facts(db, f)
+        if facts is not None:
+            sql, p = facts
+            row = db.fetch(f"SELECT min(min_ts) AS lo, max(max_ts) AS hi FROM ({sql})", p)[0]
+            return row["lo"], row["hi"]
         w, p = where(f)
         row = db.fetch(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)[0]
         return row["lo"], row["hi"]
@@ -127,7 +132,17 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
 # -- the seed's summary ----------------------------------------------------------------------
 
 
-def _summary_sql(f: Filters) -> tuple[str, list[Any]]:
+def _summary_sql(db: EventsDB, f: Filters) -> tuple[str, list[Any]]:
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        return (
+            f"SELECT agent, mode, {_CYCLES} AS cycles, {_AVG_MS} AS avg_ms, "
+            f"CAST(coalesce(sum(tools_sum), 0) AS BIGINT) AS tools, "
+            f"CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors FROM ({sql}) "
+            "GROUP BY agent, mode ORDER BY agent, cycles DESC, mode",
+            p,
+        )
     w, p = where(f)
     return (
         f"""
@@ -145,16 +160,37 @@ def _summary_sql(f: Filters) -> tuple[str, list[Any]]:
 
 def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
-    return db.query(*_summary_sql(f))
+    return db.query(*_summary_sql(db, f))
 
 
 def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
     """:func:`summary` as plain rows (no pandas: the CLI prints them)."""
-    return db.fetch(*_summary_sql(f))
+    return db.fetch(*_summary_sql(db, f))
 
 
 def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
-    """The overview tiles: agents active, cycles, error rate, p95 duration, tool calls, errors."""
+    """The overview tiles: agents active, cycles, error rate, p95 duration, tool calls, errors;
+    ``p95_approx`` says whether p95 came from histograms (a window longer than 7 days)."""
+    pct, pct_p, approx = _percentiles(db, f, {}, {"p95_ms": 0.95})
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        row = db.fetch(
+            f"SELECT count(DISTINCT agent) AS agents, {_CYCLES} AS cycles, "
+            f"{_ERR_RATE} AS error_rate, {_TOOLS} AS tools, {_ERRORS} AS errors FROM ({sql})",
+            p,
+        )[0]
+        got = db.fetch(pct, pct_p)
+        p95 = got[0]["p95_ms"] if got else None
+        return {
+            "agents": row["agents"],
+            "cycles": row["cycles"],
+            "error_rate": row["error_rate"],
+            "p95_ms": p95,
+            "tools": row["tools"],
+            "errors": row["errors"],
+            "p95_approx": approx and p95 is not None,
+        }
     w, p = where(f)
     df = db.query(
         f"""
@@ -170,7 +206,7 @@ def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
     import pandas as pd
 
     row = df.iloc[0].to_dict()
-    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    return {k: (None if pd.isna(v) else v) for k, v in row.items()} | {"p95_approx": False}
 
 
 # -- over time -------------------------------------------------------------------------------
@@ -189,6 +225,15 @@ def cycles_over_time(
 ) -> pd.DataFrame:
     """bucket, key, cycles, error_cycles, errors, avg_ms per time bucket and agent/mode."""
     b = _bucket_for(db, f, bucket_s)
+    facts = _facts(db, f, grain_s=b)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT o11y_bucket(t, ?) AS bucket, {_by_expr(by)} AS key, {_CYCLES} AS cycles, "
+            f"{_ERR_CYCLES} AS error_cycles, {_ERRORS} AS errors, {_AVG_MS} AS avg_ms "
+            f"FROM ({sql}) GROUP BY ALL ORDER BY bucket, key",
+            [b, *p],
+        )
     w, p = where(f)
     return db.query(
         f"""
@@ -234,6 +279,14 @@ def ingest_lag_over_time(
 
 def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """hour, events: all event types landed per hour of ``ts``."""
+    facts = _facts(db, f, cycles=False, grain_s=_HOUR)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT date_trunc('hour', t) AS hour, {_CYCLES} AS events FROM ({sql}) "
+            "GROUP BY ALL ORDER BY hour",
+            p,
+        )
     w, p = where(f, cycles=False)
     return db.query(
         f"SELECT date_trunc('hour', ts) AS hour, count(*) AS events FROM events WHERE {w} "
@@ -246,10 +299,31 @@ def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 
 def mode_breakdown(db: EventsDB, f: Filters = Filters(), *, by_agent: bool = False) -> pd.DataFrame:
-    """[agent,] mode, cycles, share, avg_ms, p50_ms, p95_ms, tools, avg_tools, error_rate."""
-    w, p = where(f)
+    """[agent,] mode, cycles, share, avg_ms, p50_ms, p95_ms, tools, avg_tools, error_rate,
+    approx (percentiles from histograms: a window longer than 7 days)."""
     group = "agent, mode" if by_agent else "mode"
     part = "PARTITION BY agent" if by_agent else ""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        keys = {"agent": "agent", "mode": "mode"} if by_agent else {"mode": "mode"}
+        pct, pct_p, approx = _percentiles(db, f, keys, {"p50_ms": 0.5, "p95_ms": 0.95})
+        return db.query(
+            f"""
+            WITH a AS (
+                SELECT {group}, {_CYCLES} AS cycles,
+                       {_CYCLES} / sum({_CYCLES}) OVER ({part}) AS share,
+                       {_AVG_MS} AS avg_ms, {_TOOLS} AS tools, {_AVG_TOOLS} AS avg_tools,
+                       {_ERR_RATE} AS error_rate
+                FROM ({sql}) GROUP BY {group}
+            ), q AS ({pct})
+            SELECT a.{group.replace(", ", ", a.")}, cycles, share, avg_ms, q.p50_ms, q.p95_ms,
+                   tools, avg_tools, error_rate, ? AS approx
+            FROM a LEFT JOIN q USING ({group}) ORDER BY {group}
+            """,
+            [*p, *pct_p, approx],
+        )
+    w, p = where(f)
     return db.query(
         f"""
         SELECT {group}, count(*) AS cycles,
@@ -259,7 +333,8 @@ def mode_breakdown(db: EventsDB, f: Filters = Filters(), *, by_agent: bool = Fal
                quantile_cont(duration_ms, 0.95) AS p95_ms,
                coalesce(sum(tool_calls), 0) AS tools,
                avg(tool_calls) AS avg_tools,
-               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate,
+               false AS approx
         FROM cycles WHERE {w}
         GROUP BY {group} ORDER BY {group}
         """,
@@ -270,7 +345,27 @@ def mode_breakdown(db: EventsDB, f: Filters = Filters(), *, by_agent: bool = Fal
 def duration_percentiles(
     db: EventsDB, f: Filters = Filters(), *, by: str | None = None
 ) -> pd.DataFrame:
-    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``."""
+    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``, approx (percentiles from
+    histograms: a window longer than 7 days)."""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        key = _by_expr(by)
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+        pct, pct_p, approx = _percentiles(db, f, {"key": key} if by else {}, qs)
+        on = "USING (key)" if by else "ON true"
+        return db.query(
+            f"""
+            WITH a AS (
+                SELECT {key} AS key, CAST(coalesce(sum(dur_n), 0) AS BIGINT) AS cycles,
+                       {_AVG_MS} AS avg_ms
+                FROM ({sql}) GROUP BY ALL
+            ), q AS ({pct})
+            SELECT a.key, cycles, avg_ms, q.p50_ms, q.p95_ms, q.p99_ms, ? AS approx
+            FROM a LEFT JOIN q {on} ORDER BY a.key
+            """,
+            [*p, *pct_p, approx],
+        )
     w, p = where(f)
     return db.query(
         f"""
@@ -278,7 +373,7 @@ def duration_percentiles(
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
                quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
-               quantile_cont(duration_ms, 0.99) AS p99_ms
+               quantile_cont(duration_ms, 0.99) AS p99_ms, false AS approx
         FROM cycles WHERE {w}
         GROUP BY ALL ORDER BY key
         """,
@@ -287,7 +382,32 @@ def duration_percentiles(
 
 
 def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """Per agent: cycles, error_rate, p50/p95, avg tool calls, mode mix, last seen."""
+    """Per agent: cycles, error_rate, p50/p95, avg tool calls, mode mix, last seen, approx
+    (percentiles from histograms: a window longer than 7 days)."""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95}
+        pct, pct_p, approx = _percentiles(db, f, {"agent": "agent"}, qs)
+        mix = ", ".join(
+            f"CAST(coalesce(sum(events) FILTER (WHERE mode = '{m}'), 0) AS DOUBLE) "
+            f"/ {_CYCLES} AS {m}_share"
+            for m in MODES
+        )
+        return db.query(
+            f"""
+            WITH a AS (
+                SELECT agent, {_CYCLES} AS cycles, {_ERR_RATE} AS error_rate,
+                       {_ERRORS} AS errors, {_AVG_TOOLS} AS avg_tools, {mix},
+                       max(max_ts) AS last_seen
+                FROM ({sql}) GROUP BY agent
+            ), q AS ({pct})
+            SELECT a.agent, cycles, error_rate, errors, q.p50_ms, q.p95_ms, avg_tools,
+                   {", ".join(f"{m}_share" for m in MODES)}, last_seen, ? AS approx
+            FROM a LEFT JOIN q USING (agent) ORDER BY cycles DESC, agent
+            """,
+            [*p, *pct_p, approx],
+        )
     w, p = where(f)
     shares = ", ".join(
         f"count(*) FILTER (WHERE mode = '{m}') / count(*) AS {m}_share" for m in MODES
@@ -300,7 +420,7 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
                quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
                avg(tool_calls) AS avg_tools, {shares},
-               max(ts) AS last_seen
+               max(ts) AS last_seen, false AS approx
         FROM cycles WHERE {w}
         GROUP BY agent ORDER BY cycles DESC, agent
         """,
@@ -333,6 +453,15 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:
     """agent, cycles, error_cycles, errors, error_rate — most errors first."""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT agent, {_CYCLES} AS cycles, {_ERR_CYCLES} AS error_cycles, "
+            f"{_ERRORS} AS errors, {_ERR_RATE} AS error_rate FROM ({sql}) GROUP BY agent "
+            f"HAVING {_ERR_CYCLES} > 0 ORDER BY errors DESC, error_rate DESC, agent LIMIT ?",
+            [*p, int(limit)],
+        )
     w, p = where(f)
     return db.query(
         f"""
@@ -403,12 +532,24 @@ def events_table(
 
 def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> int:
     """How many events ``events_table`` would list without its limit."""
+    facts = None if search else _facts(db, f, cycles=False)
+    if facts is not None:
+        sql, p = facts
+        return int(db.fetch(f"SELECT {_CYCLES} AS n FROM ({sql})", p)[0]["n"])
     w, p = _search_where(f, search)
     return int(db.query(f"SELECT count(*) AS n FROM events WHERE {w}", p).iloc[0]["n"])
 
 
 def event_type_counts(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """event_type, events: every type, cycles included, counted on its own."""
+    facts = _facts(db, f, cycles=False)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT event_type, {_CYCLES} AS events FROM ({sql}) "
+            "GROUP BY ALL ORDER BY events DESC, event_type",
+            p,
+        )
     w, p = where(f, cycles=False)
     return db.query(
         f"SELECT event_type, count(*) AS events FROM events WHERE {w} "
@@ -540,3 +681,205 @@ def wall_agents(
     out["spark_n"] = spark_n
     out["spark_err"] = spark_err
     return out
+
+
+# -- rollups ---------------------------------------------------------------------------------
+# Long windows read the rollups kept at sync time (rollups.py): whole days from ``daily``, whole
+# hours from ``hourly``, and only the partial hours at the window's edges from the raw rows, so
+# counts, sums and rates stay exact at every window. Percentiles are exact (``quantile_cont``)
+# for windows up to EXACT_PERCENTILES; beyond, they come from the daily histograms (within 1 %)
+# and the result says so (``approx``), for the screen to mark them "≈" (EVENTS.md).
+
+EXACT_PERCENTILES = timedelta(days=7)
+_HOUR, _DAY = 3600, 86400
+
+# Rollup columns and, for raw rows, the same columns (one row each).
+_FACT_COLS = "t, event_type, agent, mode, erred, events, errors, dur_n, dur_sum, tools_n, "
+_FACT_COLS += "tools_sum, min_ts, max_ts, lag_n, lag_sum"
+_RAW_FACTS = (
+    "ts AS t, event_type, agent, mode, coalesce(errors > 0, false) AS erred, 1 AS events, errors, "
+    "CAST(duration_ms IS NOT NULL AS INTEGER) AS dur_n, duration_ms AS dur_sum, "
+    "CAST(tool_calls IS NOT NULL AS INTEGER) AS tools_n, tool_calls AS tools_sum, "
+    "ts AS min_ts, ts AS max_ts, "
+    "CAST(ingest_ts IS NOT NULL AND ts IS NOT NULL AS INTEGER) AS lag_n, "
+    "epoch_us(ingest_ts) - epoch_us(ts) AS lag_sum"
+)
+
+
+def _floor(t: datetime, unit: int) -> datetime:
+    return datetime.fromtimestamp(t.timestamp() // unit * unit, UTC)
+
+
+def _ceil(t: datetime, unit: int) -> datetime:
+    f = _floor(t, unit)
+    return f if f == t else f + timedelta(seconds=unit)
+
+
+def _pieces(
+    f: Filters, *, grain_s: int | None
+) -> list[tuple[str, datetime | None, datetime | None]] | None:
+    """The window cut into (source, lo, hi): ``daily``/``hourly`` for whole days/hours (only
+    those the bucket width ``grain_s`` keeps whole), ``raw`` for the partial edges; None when
+    rollups cannot help (less than one whole hour, or buckets finer than an hour)."""
+    if grain_s is not None and grain_s % _HOUR:
+        return None
+    h0 = _ceil(f.start, _HOUR) if f.start else None
+    h1 = _floor(f.end, _HOUR) if f.end else None
+    if h0 is not None and h1 is not None and h0 >= h1:
+        return None
+    out: list[tuple[str, datetime | None, datetime | None]] = []
+    if f.start is not None and f.start < h0:
+        out.append(("raw", f.start, h0))
+    d0 = _ceil(h0, _DAY) if h0 else None
+    d1 = _floor(h1, _DAY) if h1 else None
+    days = (grain_s is None or grain_s % _DAY == 0) and (d0 is None or d1 is None or d0 < d1)
+    if days:
+        if h0 is not None and h0 < d0:
+            out.append(("hourly", h0, d0))
+        out.append(("daily", d0, d1))
+        if h1 is not None and d1 < h1:
+            out.append(("hourly", d1, h1))
+    else:
+        out.append(("hourly", h0, h1))
+    if f.end is not None and h1 < f.end:
+        out.append(("raw", h1, f.end))
+    return out
+
+
+def _rollup_where(f: Filters, lo: datetime | None, hi: datetime | None, *, cycles: bool):
+    parts, params = ["true"], []
+    if lo is not None:
+        parts.append("t >= ?")
+        params.append(lo)
+    if hi is not None:
+        parts.append("t < ?")
+        params.append(hi)
+    if cycles:
+        parts.append("event_type = 'agent.cycle'")
+    elif f.event_types:
+        parts.append("list_contains(?::VARCHAR[], event_type)")
+        params.append(list(f.event_types))
+    if f.agents:
+        parts.append("list_contains(?::VARCHAR[], agent)")
+        params.append(list(f.agents))
+    if f.modes:
+        parts.append("list_contains(?::VARCHAR[], mode)")
+        params.append(list(f.modes))
+    if f.errors_only:
+        parts.append("erred")
+    return " AND ".join(parts), params
+
+
+def _sub(f: Filters, lo: datetime | None, hi: datetime | None) -> Filters:
+    return Filters(lo, hi, f.agents, f.modes, f.event_types, f.errors_only)
+
+
+def _facts(
+    db: EventsDB, f: Filters, *, cycles: bool = True, grain_s: int | None = None
+) -> tuple[str, list[Any]] | None:
+    """A SELECT of rollup-shaped rows covering exactly ``f`` (see :func:`_pieces`), or None."""
+    if not db.rollups_ok:
+        return None
+    pieces = _pieces(f, grain_s=grain_s)
+    if pieces is None:
+        return None
+    sqls, params = [], []
+    for source, lo, hi in pieces:
+        if source == "raw":
+            w, p = where(_sub(f, lo, hi), cycles=cycles)
+            view = "cycles" if cycles else "events"
+            sqls.append(f"SELECT {_RAW_FACTS} FROM {view} WHERE {w}")
+        else:
+            w, p = _rollup_where(f, lo, hi, cycles=cycles)
+            sqls.append(f"SELECT {_FACT_COLS} FROM {source} WHERE {w}")
+        params += p
+    return " UNION ALL ".join(sqls), params
+
+
+def approximate(db: EventsDB, f: Filters) -> bool:
+    """Whether percentiles over ``f`` come from histograms: rollups are in use and the window
+    (the data's own range where ``f`` is open) is longer than EXACT_PERCENTILES."""
+    if not db.rollups_ok:
+        return False
+    start, end = f.start, f.end
+    if start is None or end is None:
+        lo, hi = time_range(db, Filters())
+        start, end = start or lo, end or hi
+    if start is None or end is None:
+        return False
+    return end - start > EXACT_PERCENTILES
+
+
+def _hist_rows(f: Filters, keys: str) -> tuple[str, list[Any]] | None:
+    """Rows (``keys``..., k, n) of the duration histogram over ``f``: daily histograms for
+    whole days, the raw rows bucketed the same way for the partial days at the edges."""
+    d0 = _ceil(f.start, _DAY) if f.start else None
+    d1 = _floor(f.end, _DAY) if f.end else None
+    if d0 is not None and d1 is not None and d0 >= d1:
+        return None
+    w, p = _rollup_where(f, d0, d1, cycles=False)
+    sqls = [f"SELECT {keys}, k, n FROM duration_hist WHERE {w}"]
+    params = list(p)
+    for lo, hi in ((f.start, d0), (d1, f.end)):
+        if lo is not None and hi is not None and lo < hi:
+            w, p = where(_sub(f, lo, hi))
+            sqls.append(
+                f"SELECT {keys}, o11y_hist_key(duration_ms) AS k, 1 AS n FROM cycles "
+                f"WHERE {w} AND duration_ms IS NOT NULL"
+            )
+            params += p
+    return " UNION ALL ".join(sqls), params
+
+
+def hist_percentiles_sql(rows: str, keys: list[str], qs: dict[str, float]) -> str:
+    """Percentiles per ``keys`` from histogram rows (keys..., k, n), interpolated between order
+    statistics as ``quantile_cont`` does, each order statistic read as its bucket's value."""
+    part = f"PARTITION BY {', '.join(keys)}" if keys else ""
+    sel = "".join(f"{k}, " for k in keys)
+
+    def at(r: str) -> str:
+        return f"min(v) FILTER (WHERE cum > {r})"
+
+    cols = []
+    for name, q in qs.items():
+        h = f"((total - 1) * {q!r})"
+        lo, hi = at(f"floor({h})"), at(f"ceil({h})")
+        cols.append(f"{lo} + (any_value({h}) - floor(any_value({h}))) * ({hi} - {lo}) AS {name}")
+    group = f"GROUP BY {', '.join(keys)}" if keys else ""
+    return f"""
+        WITH h AS (SELECT {sel}k, sum(n) AS n FROM ({rows}) GROUP BY {sel}k),
+        c AS (
+            SELECT *, o11y_hist_value(k) AS v,
+                   sum(n) OVER ({part} ORDER BY k ROWS UNBOUNDED PRECEDING) AS cum,
+                   sum(n) OVER ({part}) AS total
+            FROM h
+        )
+        SELECT {sel}{", ".join(cols)} FROM c {group}
+    """
+
+
+def _percentiles(
+    db: EventsDB, f: Filters, keys: dict[str, str], qs: dict[str, float]
+) -> tuple[str, list[Any], bool]:
+    """A SELECT of ``keys`` (name -> expression over agent/mode) and percentiles of
+    ``duration_ms`` over ``f``'s cycles, and whether they are approximate: exact
+    ``quantile_cont`` up to EXACT_PERCENTILES, histograms beyond."""
+    sel = "".join(f"{e} AS {n}, " for n, e in keys.items())
+    if approximate(db, f):
+        rows = _hist_rows(f, sel + "1 AS one")
+        if rows is not None:
+            sql, p = rows
+            return hist_percentiles_sql(sql, list(keys), qs), p, True
+    w, p = where(f)
+    cols = ", ".join(f"quantile_cont(duration_ms, {q!r}) AS {n}" for n, q in qs.items())
+    group = "GROUP BY ALL" if keys else ""
+    return f"SELECT {sel}{cols} FROM cycles WHERE {w} {group}", p, False
+
+
+_CYCLES = "CAST(coalesce(sum(events), 0) AS BIGINT)"
+_ERR_CYCLES = "CAST(coalesce(sum(events) FILTER (WHERE erred), 0) AS BIGINT)"
+_ERRORS = "CAST(coalesce(sum(errors), 0) AS HUGEINT)"
+_TOOLS = "CAST(coalesce(sum(tools_sum), 0) AS HUGEINT)"
+_AVG_MS = "CAST(round(CAST(sum(dur_sum) AS DOUBLE) / nullif(sum(dur_n), 0)) AS BIGINT)"
+_AVG_TOOLS = "CAST(sum(tools_sum) AS DOUBLE) / nullif(sum(tools_n), 0)"
+_ERR_RATE = f"CAST({_ERR_CYCLES} AS DOUBLE) / nullif({_CYCLES}, 0)"

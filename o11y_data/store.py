@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,8 @@ class Generation:
     segments: list[Segment] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     bad_files: dict[str, BadFile] = field(default_factory=dict)
+    # rollups.py: {"version": N, "months": {"YYYY-MM": {table: file under rollups/}}}
+    rollups: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -118,9 +120,10 @@ class Store:
         self.raw = self.root / "raw"
         self.meta = self.root / "meta"
         self.segments = self.root / "segments"
+        self.rollups = self.root / "rollups"
 
     def ensure(self) -> None:
-        for d in (self.raw, self.meta, self.segments):
+        for d in (self.raw, self.meta, self.segments, self.rollups):
             d.mkdir(parents=True, exist_ok=True)
 
     # -- generations ------------------------------------------------------------------------
@@ -154,7 +157,7 @@ class Store:
         self.collect_garbage()
 
     def collect_garbage(self) -> None:
-        """Drop what no recent generation uses: old generation files, segments, temp files."""
+        """Drop what no recent generation uses: old generation files, segments, rollups."""
         current = self.current_number()
         keep_gens = set(range(max(1, current - KEEP_GENERATIONS + 1), current + 1))
         used: set[str] = set()
@@ -164,6 +167,8 @@ class Store:
             except (OSError, ValueError):
                 continue
             used |= {s["name"] for s in data.get("segments", [])}
+            months = (data.get("rollups") or {}).get("months", {})
+            used |= {name for tables in months.values() for name in tables.values()}
         for path in self.root.glob("gen-*.json"):
             try:
                 n = int(path.stem.split("-")[1])
@@ -171,20 +176,25 @@ class Store:
                 continue
             if n not in keep_gens:
                 path.unlink(missing_ok=True)
-        if self.segments.is_dir():
-            for path in self.segments.iterdir():
-                if path.name not in used:
-                    path.unlink(missing_ok=True)
+        for folder in (self.segments, self.rollups):
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.name not in used:
+                        path.unlink(missing_ok=True)
 
     def sweep_partials(self) -> None:
         """Remove temp files a killed process left behind (only under the sync lock)."""
-        for base in (self.raw, self.meta, self.segments, self.root):
+        for base in (self.raw, self.meta, self.segments, self.rollups, self.root):
             if base.is_dir():
                 for path in base.rglob(".part-*.tmp"):
                     path.unlink(missing_ok=True)
 
     def damaged_segments(self, gen: Generation) -> list[str]:
         """Segments of ``gen`` whose Parquet footer cannot be read (truncated, replaced, gone)."""
+        return self.damaged_files(self.segments, [seg.name for seg in gen.segments])
+
+    def damaged_files(self, folder: Path, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` in ``folder`` whose Parquet footer cannot be read."""
         # DuckDB parses the footers (the reader is already loaded; pyarrow would cost the CLI's
         # status ~0.3 s of imports).
         import duckdb
@@ -192,14 +202,13 @@ class Store:
         bad = []
         conn = duckdb.connect(":memory:", config={"threads": "1"})
         try:
-            for seg in gen.segments:
+            for name in names:
                 try:
                     conn.execute(
-                        "SELECT num_rows FROM parquet_file_metadata(?)",
-                        [str(self.segments / seg.name)],
+                        "SELECT num_rows FROM parquet_file_metadata(?)", [str(folder / name)]
                     ).fetchall()
                 except duckdb.Error:
-                    bad.append(seg.name)
+                    bad.append(name)
         finally:
             conn.close()
         return bad
