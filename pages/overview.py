@@ -48,7 +48,7 @@ tiles = [
     ),
     (
         "p95 duration",
-        fmt.fmt_ms(cur["p95_ms"]),
+        fmt.approx(fmt.fmt_ms(cur["p95_ms"]), bool(cur.get("p95_approx"))),
         fmt.change(cur["p95_ms"], prev.get("p95_ms")),
         "inverse",
         "95th percentile of durationMs.",
@@ -123,8 +123,11 @@ if agents is not None and not agents.empty:
             "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
             "Cycles": st.column_config.NumberColumn(format="%d"),
             "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
-            "p50 s": st.column_config.NumberColumn(format="%.1f"),
-            "p95 s": st.column_config.NumberColumn(format="%.1f"),
+            **{
+                col: st.column_config.NumberColumn(format="%.1f")
+                for col in table.columns
+                if col.endswith(("p50 s", "p95 s"))
+            },
             "Avg tools": st.column_config.NumberColumn(format="%.2f"),
             "think %": st.column_config.ProgressColumn(format="%.0f%%", min_value=0, max_value=100),
             "reflection %": st.column_config.ProgressColumn(
