@@ -121,11 +121,19 @@ class EventsDB:
                     if not self.rollups_ok:
                         sql = rollups.view_sql(self.store.rollups, {}, table)
                     cur.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
+                newest = "(SELECT max(ts) FROM events)"
+                if self.rollups_ok:
+                    newest = "(SELECT max(max_ts) FROM daily)"
+                landed = "(SELECT max(ingest_ts) FROM events_all)"
+                if readable and _stats_complete(cur, files, "ingest_ts"):
+                    # The segments' own column statistics: no scan of every row.
+                    landed = (
+                        "(SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+                        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts')"
+                    )
                 cur.execute(
-                    "CREATE OR REPLACE VIEW freshness AS SELECT "
-                    "(SELECT max(ts) FROM events) AS newest_ts, "
-                    "(SELECT max(ingest_ts) FROM events_all) AS newest_ingest_ts, * "
-                    "FROM store_info"
+                    f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
+                    f"{landed} AS newest_ingest_ts, * FROM store_info"
                 )
             finally:
                 cur.close()
@@ -182,3 +190,14 @@ class EventsDB:
     def status(self) -> dict[str, Any]:
         """The last sync attempt as the sync process recorded it."""
         return self.store.read_status()
+
+
+def _stats_complete(cur: duckdb.DuckDBPyConnection, files: str, column: str) -> bool:
+    """Whether every row group of ``files`` carries a max for ``column`` (or holds only NULLs),
+    so the newest value can be read from the statistics exactly."""
+    row = cur.execute(
+        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values) "
+        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = ?",
+        [column],
+    ).fetchall()
+    return bool(row and row[0][0])

@@ -432,6 +432,17 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``)."""
 
     def compute(g: Filters) -> pd.DataFrame:
+        facts = _facts(db, g)
+        if facts is not None:
+            sql, p = facts
+            return db.query(
+                f"""
+                SELECT agent, max(max_ts) AS last_ts, arg_max(mode, max_ts) AS last_mode,
+                       {_CYCLES} AS cycles
+                FROM ({sql}) GROUP BY agent ORDER BY last_ts DESC, agent
+                """,
+                p,
+            )
         w, p = where(g)
         return db.query(
             f"""
@@ -480,11 +491,25 @@ def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -
 
 
 def _newest(
-    db: EventsDB, view: str, columns: str, w: str, p: list[Any], limit: int
+    db: EventsDB,
+    view: str,
+    columns: str,
+    w: str,
+    p: list[Any],
+    limit: int,
+    *,
+    hint: Filters | None = None,
 ) -> pd.DataFrame:
     """The ``limit`` newest rows of ``view`` under ``w``, read in two steps so wide columns (the
     raw JSON) are read only for the rows returned: find the ts of the limit-th newest row on the
-    narrow ts column, then read whole rows from that time on."""
+    narrow ts column, then read whole rows from that time on.
+
+    ``hint`` (the same rows as Filters) lets the hourly rollup bound the first step to the
+    newest hours that hold at least ``limit`` rows, instead of sorting every row's ts."""
+    since = _newest_hours(db, hint, cycles=view == "cycles", limit=limit) if hint else None
+    if since is not None:
+        w += " AND ts >= ?"
+        p = [*p, since]
     edge = db.query(
         f"SELECT ts FROM {view} WHERE {w} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*p, int(limit) - 1]
     )
@@ -499,12 +524,17 @@ def _newest(
 def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
     """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
     w, p = where(f)
-    return _newest(db, "cycles", "ts, agent, mode, duration_ms, tool_calls, errors", w, p, limit)
+    cols = "ts, agent, mode, duration_ms, tool_calls, errors"
+    return _newest(db, "cycles", cols, w, p, limit, hint=f)
 
 
 def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> pd.DataFrame:
     """The most recent cycles with errors, each with its raw event."""
     w, p = where(f)
+    since = _newest_hours(db, _sub(f, f.start, f.end, errors_only=True), cycles=True, limit=limit)
+    if since is not None:
+        w += " AND ts >= ?"
+        p = [*p, since]
     return db.query(
         f"SELECT ts, agent, mode, errors, duration_ms, tool_calls, raw FROM cycles "
         f"WHERE {w} AND errors > 0 ORDER BY ts DESC LIMIT ?",
@@ -527,7 +557,7 @@ def events_table(
     """The explorer: filtered events of every type, newest first, with a text search."""
     w, p = _search_where(f, search)
     cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
-    return _newest(db, "events", cols, w, p, limit)
+    return _newest(db, "events", cols, w, p, limit, hint=None if search else f)
 
 
 def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> int:
@@ -563,9 +593,10 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
 
     def compute() -> dict[str, list[str]]:
         out = {}
+        view = "daily" if db.rollups_ok else "events"  # the daily rollup holds every value
         for col in ("agent", "mode", "event_type"):
             df = db.query(
-                f"SELECT DISTINCT {col} AS v FROM events WHERE {col} IS NOT NULL ORDER BY v"
+                f"SELECT DISTINCT {col} AS v FROM {view} WHERE {col} IS NOT NULL ORDER BY v"
             )
             out[col] = [str(v) for v in df["v"]]
         return out
@@ -770,8 +801,11 @@ def _rollup_where(f: Filters, lo: datetime | None, hi: datetime | None, *, cycle
     return " AND ".join(parts), params
 
 
-def _sub(f: Filters, lo: datetime | None, hi: datetime | None) -> Filters:
-    return Filters(lo, hi, f.agents, f.modes, f.event_types, f.errors_only)
+def _sub(
+    f: Filters, lo: datetime | None, hi: datetime | None, *, errors_only: bool | None = None
+) -> Filters:
+    only = f.errors_only if errors_only is None else errors_only
+    return Filters(lo, hi, f.agents, f.modes, f.event_types, only)
 
 
 def _facts(
@@ -883,3 +917,20 @@ _TOOLS = "CAST(coalesce(sum(tools_sum), 0) AS HUGEINT)"
 _AVG_MS = "CAST(round(CAST(sum(dur_sum) AS DOUBLE) / nullif(sum(dur_n), 0)) AS BIGINT)"
 _AVG_TOOLS = "CAST(sum(tools_sum) AS DOUBLE) / nullif(sum(tools_n), 0)"
 _ERR_RATE = f"CAST({_ERR_CYCLES} AS DOUBLE) / nullif({_CYCLES}, 0)"
+
+
+def _newest_hours(db: EventsDB, f: Filters, *, cycles: bool, limit: int) -> datetime | None:
+    """The start of the newest whole hours inside ``f`` that hold at least ``limit`` of its rows
+    (by the hourly rollup), or None. Only hours wholly inside the window are counted, so the rows
+    at or after that time are at least ``limit``: the newest ``limit`` rows all lie there."""
+    if not db.rollups_ok:
+        return None
+    lo = _ceil(f.start, _HOUR) if f.start else None
+    hi = _floor(f.end, _HOUR) if f.end else None
+    w, p = _rollup_where(f, lo, hi, cycles=cycles)
+    row = db.fetch(
+        f"SELECT max(t) AS since FROM (SELECT t, sum(sum(events)) OVER (ORDER BY t DESC) AS cum "
+        f"FROM hourly WHERE {w} AND t IS NOT NULL GROUP BY t) WHERE cum >= ?",
+        [*p, int(limit)],
+    )
+    return row[0]["since"] if row else None

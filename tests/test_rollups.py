@@ -307,6 +307,11 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
             lambda: q.events_per_hour(db, f),
             lambda: q.event_type_counts(db, f),
             lambda: q.top_error_agents(db, f),
+            lambda: q.cycle_points(db, f, limit=50),
+            lambda: q.recent_errors(db, f, limit=10),
+            lambda: q.events_table(db, f, limit=30),
+            lambda: q.events_table(db, f, search="did:cf:b", limit=30),
+            lambda: q.agent_last_seen(db, f),
         ):
             _frames_equal(*both(fn))
         for fn in (
@@ -333,6 +338,19 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
             k: v for k, v in tb.items() if "p95" not in k
         }
         assert both(lambda: q.count_events(db, f)) == (q.count_events(db, f),) * 2
+
+        # freshness and the filter choices, read from rollups and column statistics, against
+        # scans of the rows
+        db.rollups_ok = True
+        db._memo = {}
+        fr, ch = q.freshness(db), q.choices(db)
+        raw = db.fetch(
+            "SELECT (SELECT max(ts) FROM events) AS n, (SELECT max(ingest_ts) FROM events_all) AS i"
+        )[0]
+        assert (fr["newest_ts"], fr["newest_ingest_ts"]) == (raw["n"], raw["i"])
+        for col, values in ch.items():
+            got = db.fetch(f"SELECT DISTINCT {col} AS v FROM events ORDER BY v")
+            assert values == [r["v"] for r in got]
         assert both(lambda: q.time_range(db, f))[0] == both(lambda: q.time_range(db, f))[1]
     finally:
         db.close()
