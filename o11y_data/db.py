@@ -20,7 +20,7 @@ import duckdb
 from . import rollups
 from .errors import O11yError
 from .normalize import STORE_COLUMNS, _lit, prepare
-from .store import Generation, Store
+from .store import GenerationHead, Store
 
 if TYPE_CHECKING:  # pandas is imported by the first DataFrame query, not by the CLI's status
     import pandas as pd
@@ -50,13 +50,13 @@ class EventsDB:
         # Answers that cannot change within a generation (newest times, distinct values): kept
         # until the next generation is published, so every page run does not rescan the store.
         self._memo: dict[str, Any] = {}
-        self.generation = Generation()
+        self.generation = GenerationHead()
         self.refresh()
 
     def close(self) -> None:
         self.conn.close()
 
-    def refresh(self) -> Generation:
+    def refresh(self) -> GenerationHead:
         """Follow CURRENT: rebuild the views when a new generation was published."""
         number = self.store.current_number()
         if number == self._number:
@@ -64,10 +64,10 @@ class EventsDB:
         with self._lock:
             if number == self._number:
                 return self.generation
-            gen = self.store.load()
+            gen = self.store.load_head()
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
-            self.damaged = self.store.damaged_segments(gen)
+            self.damaged = self.store.damaged_segments(gen, self.conn.cursor())
             readable = [s for s in gen.segments if s.name not in self.damaged]
             cur = self.conn.cursor()
             try:
@@ -103,10 +103,10 @@ class EventsDB:
                         gen.source_label,
                         gen.table_prefix,
                         gen.snapshot_id,
-                        len(gen.files),
+                        gen.files,
                         gen.rows,
                         gen.unparseable,
-                        len(gen.bad_files),
+                        gen.bad_files,
                     ],
                 )
                 # Rollups answer long windows; they are used only when they cover exactly the
@@ -114,7 +114,9 @@ class EventsDB:
                 self.rollups_ok = (
                     rollups.is_current(gen.rollups)
                     and not self.damaged
-                    and not self.store.damaged_files(self.store.rollups, rollups.names(gen.rollups))
+                    and not self.store.damaged_files(
+                        self.store.rollups, rollups.names(gen.rollups), self.conn.cursor()
+                    )
                 )
                 for table in rollups.TABLES:
                     sql = rollups.view_sql(self.store.rollups, gen.rollups, table)
@@ -153,6 +155,11 @@ class EventsDB:
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
         return self._run(sql, params, rows)
+
+    def copy(self, sql: str, params: list[Any] | None = None) -> int:
+        """Run one ``COPY (…) TO …`` statement (DuckDB streams the rows to the file); returns the
+        rows written."""
+        return int(self._run(sql, params, lambda cur: cur.fetchall()[0][0]))
 
     def _run(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .db import EventsDB
@@ -934,3 +935,33 @@ def _newest_hours(db: EventsDB, f: Filters, *, cycles: bool, limit: int) -> date
         [*p, int(limit)],
     )
     return row[0]["since"] if row else None
+
+
+_ISO_UTC = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+
+
+def export_events(
+    db: EventsDB, f: Filters, *, dest: Path, fmt: str, search: str = "", limit: int
+) -> int:
+    """Write the explorer's filtered view (every matching event, newest first, at most ``limit``)
+    to ``dest`` as CSV (times as ISO-8601 UTC text) or zstd Parquet. DuckDB streams the rows to
+    the file: nothing is materialised in Python. Returns the rows written."""
+    from .normalize import _lit
+
+    w, p = _search_where(f, search)
+    if fmt == "csv":
+        cols = (
+            f"strftime(ts, {_ISO_UTC}) AS ts, strftime(ingest_ts, {_ISO_UTC}) AS ingest_ts, "
+            "event_type, agent, mode, duration_ms, tool_calls, errors, raw"
+        )
+        options = "FORMAT csv, HEADER"
+    elif fmt == "parquet":
+        cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
+        options = "FORMAT parquet, COMPRESSION zstd"
+    else:
+        raise ValueError(f"fmt must be csv or parquet, not {fmt!r}")
+    return db.copy(
+        f"COPY (SELECT {cols} FROM events WHERE {w} ORDER BY ts DESC LIMIT ?) "
+        f"TO {_lit(str(dest))} ({options})",
+        [*p, int(limit)],
+    )
