@@ -99,7 +99,10 @@ with right:
     lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
     if lag is not None:
         P.chart(FG.ingest_lag(lag, tz=c.tz), key="hl_lag")
-        st.caption(f"p50 and p95 of ingest_ts − ts per {fmt.bucket_label(b)}.")
+        approx = "approx" in lag and bool(lag["approx"].any())
+        what = fmt.approx("p50 and p95", approx)
+        note = " (from daily histograms, within 1 %)" if approx else ""
+        st.caption(f"{what} of ingest_ts − ts per {fmt.bucket_label(b)}{note}.")
 
 st.subheader("Sync", anchor=False)
 state = syncer.state

@@ -1,5 +1,6 @@
 """The "≈" mark: shown exactly where a percentile is approximate (a window over 7 days read from
-rollups, EVENTS.md), never on exact values. Through AppTest on a 20-day dataset."""
+rollups, EVENTS.md), never on exact values. Through AppTest on a 130-day dataset (long enough
+for the health page's lag chart to use whole-day buckets)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def long_dataset(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("approx")
     now = datetime.now(UTC)
     rows = []
-    for i in range(20 * 24):  # a cycle an hour per agent for 20 days
-        ts = now - timedelta(hours=i, minutes=7)
+    for i in range(130 * 8):  # a cycle every 3 hours per agent for 130 days
+        ts = now - timedelta(hours=3 * i, minutes=7)
         for n, agent in enumerate((A, B)):
             body = {
                 "event_type": "agent.cycle",
@@ -113,3 +114,12 @@ def test_modes_table_marks_percentile_columns_approximate_only_past_seven_days(
 ):
     at = run("modes", rng)
     assert marked_columns(at) == (["≈ p50 s", "≈ p95 s"] if approx else [])
+
+
+@pytest.mark.parametrize("rng, approx", [("24h", False), ("all", True)])
+def test_health_marks_ingest_lag_percentiles_approximate_only_past_seven_days(
+    long_dataset, rng, approx
+):
+    at = run("health", rng)
+    lag = [c.value for c in at.caption if "ingest_ts − ts" in c.value]
+    assert len(lag) == 1 and lag[0].startswith("≈ ") == approx

@@ -320,11 +320,14 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
             lambda: q.agent_overview(db, f),
             lambda: q.duration_percentiles(db, f, by="mode"),
             lambda: q.duration_percentiles(db, f),
+            lambda: q.ingest_lag_over_time(db, f, bucket_s=86400),
+            lambda: q.ingest_lag_over_time(db, f, bucket_s=3600),
         ):
             a, b = both(fn)
             assert not b["approx"].any()
-            assert bool(a["approx"].all()) == (not exact_pct) or a.empty
-            pct = [c for c in a.columns if c.startswith("p") and c.endswith("_ms")]
+            if "lag_p50_s" not in a or bool(a["approx"].any()):  # hour buckets: always exact
+                assert bool(a["approx"].all()) == (not exact_pct) or a.empty
+            pct = [c for c in a.columns if c[:2] in ("p5", "p9") or c.startswith("lag_p")]
             _frames_equal(a.drop(columns=pct), b.drop(columns=pct))
             if exact_pct:
                 _frames_equal(a[pct], b[pct])
