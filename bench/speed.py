@@ -270,3 +270,81 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def render(results: dict[str, dict[str, Any]]) -> str:
+    """The targets table (markdown) from ``speed-<size>.json`` results."""
+    lines = ["| size | target | measured | |", "| --- | --- | --- | --- |"]
+
+    def row(size: str, target: str, measured: str, ok: bool | None) -> None:
+        lines.append(f"| {size} | {target} | {measured} | {'' if ok is None else _verdict(ok)} |")
+
+    for size, r in results.items():
+        if "screens" in r:
+            for window in ("all", "24h"):
+                cold = {
+                    k.split()[0]: v["cold_s"] for k, v in r["screens"].items()
+                    if k.endswith(f" {window}")
+                }  # fmt: skip
+                worst = max(cold, key=cold.get)
+                row(
+                    size,
+                    f"every screen's data, {window}, first call after a new generation ≤ 150 ms",
+                    f"slowest {worst} {cold[worst] * 1000:.0f} ms; "
+                    + ", ".join(f"{k} {v * 1000:.0f}" for k, v in cold.items()),
+                    cold[worst] <= 0.150,
+                )
+        b = r.get("browser")
+        if b:
+            for name in PAGES:
+                fl, re_, dm = (statistics.median(b[k][name]) for k in ("floor", "real", "demo20k"))
+                row(size, f"{name}: page ≤ 1.2× the floor page", f"{re_:.2f} s vs {fl:.2f} s = "
+                    f"{re_ / fl:.2f}×", re_ / fl <= 1.2)  # fmt: skip
+                row(size, f"{name}: page ≤ 1.3× the same page at 20k", f"{re_:.2f} s vs "
+                    f"{dm:.2f} s = {re_ / dm:.2f}×", re_ / dm <= 1.3)  # fmt: skip
+                a, w = b["after_sync"][name], b["warm"][name]
+                row(size, f"{name}: first visit after a sync ≤ 1.2× warm", f"{a:.2f} s vs "
+                    f"{w:.2f} s = {a / w:.2f}×", a / w <= 1.2)  # fmt: skip
+            row(
+                size,
+                "app server peak RSS (VmHWM) over the browser run",
+                f"{b['server_hwm_kb'] / 1024:.0f} MB",
+                None,
+            )
+        c = r.get("cli")
+        if c:
+            row(size, "`summary` as a process ≥ 15× the seed's query as a process",
+                f"{c['summary_vs_seed']:.1f}× (seed {c['seed']['median_s']:.1f} s, summary "
+                f"{c['summary']['median_s'] * 1000:.0f} ms)",
+                c["summary_vs_seed"] >= 15)  # fmt: skip
+            row(size, "`status` as a process < 0.5 s", f"{c['status']['median_s'] * 1000:.0f} ms",
+                c["status"]["median_s"] < 0.5)  # fmt: skip
+        e = r.get("export")
+        if e:
+            mb = e["max_rss_kb"] / 1024
+            row(size, "1M-row export (CSV then Parquet) peak RSS < 1.5 GB",
+                f"{mb:.0f} MB (CSV {e['csv']['bytes'] / 1e6:.0f} MB in "
+                f"{e['csv']['seconds']:.1f} s, "
+                f"Parquet {e['parquet']['bytes'] / 1e6:.0f} MB in {e['parquet']['seconds']:.1f} s)",
+                mb < 1536)  # fmt: skip
+        s = r.get("sync")
+        if s:
+            st = r["store"]
+            row(size, "full sync with rollups (local folder)", f"{s['seconds']:.0f} s, peak RSS "
+                f"{s['max_rss_kb'] / 1024:.0f} MB; store {st['total_bytes'] / 1e9:.2f} GB "
+                f"(segments {st['segments_bytes'] / 1e6:.0f} MB, rollups "
+                f"{st['rollups_bytes'] / 1e6:.0f} MB, raw {st['raw_bytes'] / 1e6:.0f} MB)",
+                None)  # fmt: skip
+            n = r.get("sync_50_new")
+            if n:
+                row(
+                    size,
+                    "sync after 50 new files (incl. the rollup step)",
+                    f"{n['seconds']:.1f} s",
+                    None,
+                )
+    return "\n".join(lines)
