@@ -201,24 +201,26 @@ def update(
             ("lag_hist", lag_hist_sql("o11y_src", where)),
         ):
             if src is None:
-                cur.execute(f"CREATE OR REPLACE TEMP TABLE o11y_r_{table} AS {_empty(table)}")
-                continue
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW o11y_src AS SELECT * FROM {src}")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE o11y_r_{table} AS {sql}", params)
+                sql, p = _empty(table), []
+            else:
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW o11y_src AS SELECT * FROM {src}")
+                p = params
+            # The month of each row, computed once (the files are written per month).
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE o11y_r_{table} AS "
+                f"SELECT *, o11y_month(t) AS o11y_m FROM ({sql})",
+                p,
+            )
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE o11y_r_daily AS "
-            + merged_facts_sql("day", "o11y_r_hourly")
+            "CREATE OR REPLACE TEMP TABLE o11y_r_daily AS SELECT *, o11y_month(t) AS o11y_m "
+            f"FROM ({merged_facts_sql('day', 'o11y_r_hourly')})"
         )
         if days is None:
             months = {
-                r[0]
-                for r in cur.execute("SELECT DISTINCT o11y_month(t) FROM o11y_r_hourly").fetchall()
+                r[0] for r in cur.execute("SELECT DISTINCT o11y_m FROM o11y_r_hourly").fetchall()
             }
             months |= {
-                r[0]
-                for r in cur.execute(
-                    "SELECT DISTINCT o11y_month(t) FROM o11y_r_lag_hist"
-                ).fetchall()
+                r[0] for r in cur.execute("SELECT DISTINCT o11y_m FROM o11y_r_lag_hist").fetchall()
             }
         else:
             months = {_month(d) for d in days}
@@ -228,7 +230,7 @@ def update(
             files: dict[str, str] = {}
             for table in TABLES:
                 name = f"{table}-{month}-{int(time.time())}-{uuid.uuid4().hex[:8]}.parquet"
-                fresh = f"SELECT * FROM o11y_r_{table} WHERE o11y_month(t) = ?"
+                fresh = f"SELECT * EXCLUDE (o11y_m) FROM o11y_r_{table} WHERE o11y_m = ?"
                 p: list[Any] = [month]
                 old = months_prev.get(month, {}).get(table)
                 if old is not None:
