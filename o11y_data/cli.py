@@ -102,7 +102,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     db = EventsDB(settings.store_dir)
     try:
         found = queries.summary_rows(db, f)
-        unparseable = int(queries.freshness(db).get("unparseable") or 0)
+        unparseable = db.generation.unparseable
     finally:
         db.close()
     rows = [[r[c] for c in SUMMARY_COLUMNS] for r in found]

@@ -44,6 +44,7 @@ class EventsDB:
         prepare(self.conn)
         rollups.prepare(self.conn)
         self.rollups_ok = False
+        self._segment_files = ""  # the readable segments, as a DuckDB list's items
         self._lock = threading.Lock()
         self._number: int | None = None
         self.damaged: list[str] = []
@@ -126,17 +127,11 @@ class EventsDB:
                 newest = "(SELECT max(ts) FROM events)"
                 if self.rollups_ok:
                     newest = "(SELECT max(max_ts) FROM daily)"
-                landed = "(SELECT max(ingest_ts) FROM events_all)"
-                if readable and _stats_complete(cur, files, "ingest_ts"):
-                    # The segments' own column statistics: no scan of every row.
-                    landed = (
-                        "(SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
-                        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts')"
-                    )
                 cur.execute(
                     f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
-                    f"{landed} AS newest_ingest_ts, * FROM store_info"
+                    "NULL::TIMESTAMPTZ AS newest_ingest_ts, * FROM store_info"
                 )
+                self._segment_files = files if readable else ""
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -184,6 +179,21 @@ class EventsDB:
             finally:
                 cur.close()
         raise AssertionError("unreachable")
+
+    def newest_ingest_ts(self) -> Any:
+        """The newest ``ingest_ts`` of any row (unparseable ones included): from the segments'
+        column statistics when every row group has them, else a scan."""
+
+        def newest(cur: duckdb.DuckDBPyConnection) -> Any:
+            files = self._segment_files
+            if files and _stats_complete(cur, files, "ingest_ts"):
+                return cur.execute(
+                    "SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+                    f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
+                ).fetchall()[0][0]
+            return cur.execute("SELECT max(ingest_ts) FROM events_all").fetchall()[0][0]
+
+        return self._run("SELECT 1", None, lambda cur: newest(cur))
 
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes

@@ -647,8 +647,14 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
 
 def freshness(db: EventsDB) -> dict[str, Any]:
     """Newest event and landing time, store counts, and the last sync attempt."""
+
     # The newest times only change with a new generation: scan for them once per generation.
-    out = dict(db.per_generation("freshness", lambda: db.fetch("SELECT * FROM freshness")[0]))
+    def compute() -> dict[str, Any]:
+        row = db.fetch("SELECT * FROM freshness")[0]
+        row["newest_ingest_ts"] = db.newest_ingest_ts()
+        return row
+
+    out = dict(db.per_generation("freshness", compute))
     status = db.status()
     out["last_sync_at"] = _ts(status.get("last_success_at"))
     out["last_attempt_at"] = _ts(status.get("finished_at"))
