@@ -255,7 +255,15 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__)
     p.add_argument("--sizes", default="10m")
     p.add_argument("--parts", default=",".join(PARTS))
+    p.add_argument("--render", action="store_true", help="print the targets table and exit")
     args = p.parse_args(argv)
+    if args.render:
+        found = {
+            f.stem.removeprefix("speed-"): json.loads(f.read_text())
+            for f in sorted(gen.DATA_DIR.glob("speed-*.json"))
+        }
+        print(render(found))
+        return
     for size in args.sizes.split(","):
         path = gen.DATA_DIR / f"speed-{size}.json"
         out: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
