@@ -6,11 +6,16 @@ boto3 or fastavro (each is imported where it is first needed), so the CLI's ``st
 ``summary`` start fast; a test checks it.
 """
 
+import logging
+
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError, SyncBusy
 from .queries import Filters
 from .sync import SyncReport, sync
+
+# A library logs nowhere until the app or the CLI says where (logs.setup_logging).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "EventsDB",

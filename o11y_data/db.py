@@ -107,7 +107,7 @@ class EventsDB:
                         gen.files,
                         gen.rows,
                         gen.unparseable,
-                        gen.bad_files,
+                        len(gen.bad_files),
                     ],
                 )
                 # Rollups answer long windows; they are used only when they cover exactly the

@@ -52,6 +52,7 @@ class FileRecord:
     size: int | None = None
     rows: int = 0
     bad_rows: int = 0
+    deletes: list[str] = field(default_factory=list)  # delete files applied to its rows
 
 
 @dataclass
@@ -61,6 +62,9 @@ class BadFile:
     reason: str = ""
     size: int | None = None
     etag: str = ""
+    attempts: int = 1  # downloads that showed the failure, counting the fresh second copy once
+    set_aside_at: float = 0.0
+    next_retry_at: float = 0.0  # the sync after this time downloads it afresh and tries again
 
 
 def _record(cls: type[Any], data: Any) -> Any:
@@ -87,6 +91,7 @@ class Generation:
     segments: list[Segment] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     bad_files: dict[str, BadFile] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. two metadata files, one version
     # rollups.py: {"version": N, "months": {"YYYY-MM": {table: file under rollups/}}}
     rollups: dict[str, Any] = field(default_factory=dict)
 
@@ -99,7 +104,11 @@ class Generation:
         return sum(f.bad_rows for f in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for rec in data["files"].values():
+            if not rec["deletes"]:  # almost every file: keep the generation file small
+                del rec["deletes"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:
@@ -128,7 +137,8 @@ class GenerationHead:
     files: int = 0
     rows: int = 0
     unparseable: int = 0
-    bad_files: int = 0
+    bad_files: dict[str, BadFile] = field(default_factory=dict)  # few: kept whole
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, gen: Generation) -> GenerationHead:
@@ -144,13 +154,15 @@ class GenerationHead:
             files=len(gen.files),
             rows=gen.rows,
             unparseable=gen.unparseable,
-            bad_files=len(gen.bad_files),
+            bad_files=dict(gen.bad_files),
+            warnings=list(gen.warnings),
         )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenerationHead:
         head = _record(cls, data)
         head.segments = [_record(Segment, s) for s in head.segments or []]
+        head.bad_files = {k: _record(BadFile, v) for k, v in (head.bad_files or {}).items()}
         return head
 
 
