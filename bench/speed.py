@@ -285,10 +285,6 @@ def main(argv: list[str] | None = None) -> None:
         log(f"wrote {path}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -368,3 +364,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                     None,
                 )
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
