@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status do
     import pandas as pd
 
 MODES = ("think", "reflection", "housekeeping")
+UNKNOWN = "unknown"  # the agent of events without one (EVENTS.md): shown apart, never an agent
+RANKS = ("cycles", "errors")  # what "top N agents" ranks by
+# ``kind`` of a row of a per-agent breakdown: one of the top agents, the rest folded together,
+# or the events without an agent.
+KIND_AGENT, KIND_OTHERS, KIND_UNKNOWN = "agent", "others", "unknown"
+_NO_LIMIT = 2**62
 
 # Bucket widths the time axes may use, in seconds.
 _BUCKETS = [
@@ -170,36 +176,51 @@ def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
 
 
 def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
-    """The overview tiles: agents active, cycles, error rate, p95 duration, tool calls, errors;
-    ``p95_approx`` says whether p95 came from histograms (a window longer than 7 days)."""
-    pct, pct_p, approx = _percentiles(db, f, {}, {"p95_ms": 0.95})
+    """The overview tiles: agents active, cycles, error rate, p50/p95/p99 duration, tool calls,
+    errors; ``agents`` leaves ``unknown`` out, which is counted apart (``unknown_cycles``,
+    ``unknown_errors``). ``p95_approx`` says whether the percentiles came from histograms (a
+    window longer than 7 days)."""
+    qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
     facts = _facts(db, f)
     if facts is not None:
         sql, p = facts
+        pct, pct_p, approx = _percentiles(db, f, {}, qs)
         row = db.fetch(
-            f"SELECT count(DISTINCT agent) AS agents, {_CYCLES} AS cycles, "
-            f"{_ERR_RATE} AS error_rate, {_TOOLS} AS tools, {_ERRORS} AS errors FROM ({sql})",
+            f"SELECT count(DISTINCT agent) FILTER (WHERE agent <> '{UNKNOWN}') AS agents, "
+            f"{_CYCLES} AS cycles, {_ERR_RATE} AS error_rate, {_TOOLS} AS tools, "
+            f"{_ERRORS} AS errors, "
+            f"CAST(coalesce(sum(events) FILTER (WHERE agent = '{UNKNOWN}'), 0) AS BIGINT) "
+            "AS unknown_cycles, "
+            f"CAST(coalesce(sum(errors) FILTER (WHERE agent = '{UNKNOWN}'), 0) AS HUGEINT) "
+            f"AS unknown_errors FROM ({sql})",
             p,
         )[0]
         got = db.fetch(pct, pct_p)
-        p95 = got[0]["p95_ms"] if got else None
+        pcts = {k: (got[0][k] if got else None) for k in qs}
         return {
             "agents": row["agents"],
             "cycles": row["cycles"],
             "error_rate": row["error_rate"],
-            "p95_ms": p95,
+            **pcts,
             "tools": row["tools"],
             "errors": row["errors"],
-            "p95_approx": approx and p95 is not None,
+            "unknown_cycles": row["unknown_cycles"],
+            "unknown_errors": row["unknown_errors"],
+            "p95_approx": approx and pcts["p95_ms"] is not None,
         }
     w, p = where(f)
     df = db.query(
         f"""
-        SELECT count(DISTINCT agent) AS agents, count(*) AS cycles,
+        SELECT count(DISTINCT agent) FILTER (WHERE agent <> '{UNKNOWN}') AS agents,
+               count(*) AS cycles,
                count(*) FILTER (WHERE errors > 0) / nullif(count(*), 0) AS error_rate,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms,
                coalesce(sum(tool_calls), 0) AS tools,
-               coalesce(sum(errors), 0) AS errors
+               coalesce(sum(errors), 0) AS errors,
+               count(*) FILTER (WHERE agent = '{UNKNOWN}') AS unknown_cycles,
+               coalesce(sum(errors) FILTER (WHERE agent = '{UNKNOWN}'), 0) AS unknown_errors
         FROM cycles WHERE {w}
         """,
         p,
@@ -221,28 +242,96 @@ def _by_expr(by: str | None) -> str:
     return by
 
 
+def _rank_order(rank_by: str) -> str:
+    if rank_by == "cycles":
+        return "count(*) DESC, agent"
+    if rank_by == "errors":
+        return (
+            "coalesce(sum(errors), 0) DESC, count(*) FILTER (WHERE errors > 0) DESC, "
+            "count(*) DESC, agent"
+        )
+    raise ValueError(f"rank_by must be one of {', '.join(RANKS)}, not {rank_by!r}")
+
+
+def agent_groups_sql(f: Filters, *, top: int | None, rank_by: str = "cycles") -> tuple[str, list]:
+    """CTEs ending in ``grouped``: the cycles under ``f`` with ``kind`` and ``key``.
+
+    The ``top`` agents by ``rank_by`` (``None``: every agent) keep their own ``key`` (kind
+    ``agent``); every other agent folds into one row of kind ``others`` (key ``others``), and
+    ``unknown`` stays apart (kind ``unknown``), never ranked. ``group_agents`` in ``sizes`` is
+    how many distinct agents each kind holds. Done in SQL so 5,000 agents never reach pandas.
+    """
+    w, p = where(f)
+    limit = _NO_LIMIT if top is None else max(0, int(top))
+    sql = f"""
+        WITH base AS (SELECT * FROM cycles WHERE {w}),
+        top_agents AS (
+            SELECT agent FROM base WHERE agent <> '{UNKNOWN}' GROUP BY agent
+            ORDER BY {_rank_order(rank_by)} LIMIT ?
+        ),
+        grouped AS (
+            SELECT base.*,
+                   CASE WHEN t.agent IS NOT NULL THEN '{KIND_AGENT}'
+                        WHEN base.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}'
+                        ELSE '{KIND_OTHERS}' END AS kind,
+                   CASE WHEN t.agent IS NULL AND base.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
+                        ELSE base.agent END AS key
+            FROM base LEFT JOIN top_agents t ON base.agent = t.agent
+        ),
+        sizes AS (SELECT kind, count(DISTINCT agent) AS group_agents FROM grouped GROUP BY kind)
+    """
+    return sql, [*p, limit]
+
+
 def cycles_over_time(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = "agent", bucket_s: int | None = None
+    db: EventsDB,
+    f: Filters = Filters(),
+    *,
+    by: str | None = "agent",
+    bucket_s: int | None = None,
+    top: int | None = None,
+    rank_by: str = "cycles",
 ) -> pd.DataFrame:
-    """bucket, key, cycles, error_cycles, errors, avg_ms per time bucket and agent/mode."""
+    """bucket, kind, key, cycles, error_cycles, errors, avg_ms per time bucket and agent/mode.
+
+    By agent: the ``top`` agents by ``rank_by`` plus ``others`` plus ``unknown`` (see
+    :func:`agent_groups_sql`; ``group_agents`` says how many agents a row stands for). Buckets
+    without cycles are absent: the figures decide what an empty bucket means (0 or a gap).
+    """
     b = _bucket_for(db, f, bucket_s)
-    facts = _facts(db, f, grain_s=b)
+    measures = """count(*) AS cycles,
+               count(*) FILTER (WHERE errors > 0) AS error_cycles,
+               coalesce(sum(errors), 0) AS errors,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms"""
+    if by == "agent":
+        groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
+        return db.query(
+            f"""
+            {groups},
+            agg AS (
+                SELECT o11y_bucket(ts, ?) AS bucket, kind, key, {measures}
+                FROM grouped GROUP BY ALL
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY bucket, kind, key
+            """,
+            [*gp, b],
+        )
+    facts = None if by == "agent" else _facts(db, f, grain_s=b)
     if facts is not None:
         sql, p = facts
         return db.query(
-            f"SELECT o11y_bucket(t, ?) AS bucket, {_by_expr(by)} AS key, {_CYCLES} AS cycles, "
-            f"{_ERR_CYCLES} AS error_cycles, {_ERRORS} AS errors, {_AVG_MS} AS avg_ms "
+            f"SELECT o11y_bucket(t, ?) AS bucket, '{by or 'all'}' AS kind, "
+            f"{_by_expr(by)} AS key, {_CYCLES} AS cycles, {_ERR_CYCLES} AS error_cycles, "
+            f"{_ERRORS} AS errors, {_AVG_MS} AS avg_ms "
             f"FROM ({sql}) GROUP BY ALL ORDER BY bucket, key",
             [b, *p],
         )
     w, p = where(f)
     return db.query(
         f"""
-        SELECT o11y_bucket(ts, ?) AS bucket, {_by_expr(by)} AS key,
-               count(*) AS cycles,
-               count(*) FILTER (WHERE errors > 0) AS error_cycles,
-               coalesce(sum(errors), 0) AS errors,
-               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms
+        SELECT o11y_bucket(ts, ?) AS bucket, '{by or "all"}' AS kind, {_by_expr(by)} AS key,
+               {measures}
         FROM cycles WHERE {w}
         GROUP BY ALL ORDER BY bucket, key
         """,
@@ -251,10 +340,16 @@ def cycles_over_time(
 
 
 def error_rate_over_time(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = None, bucket_s: int | None = None
+    db: EventsDB,
+    f: Filters = Filters(),
+    *,
+    by: str | None = None,
+    bucket_s: int | None = None,
+    top: int | None = None,
+    rank_by: str = "errors",
 ) -> pd.DataFrame:
-    """bucket, key, cycles, error_cycles, errors, error_rate, errors_per_cycle."""
-    df = cycles_over_time(db, f, by=by, bucket_s=bucket_s)
+    """bucket, kind, key, cycles, error_cycles, errors, error_rate, errors_per_cycle."""
+    df = cycles_over_time(db, f, by=by, bucket_s=bucket_s, top=top, rank_by=rank_by)
     df["error_rate"] = df["error_cycles"] / df["cycles"]
     df["errors_per_cycle"] = df["errors"] / df["cycles"]
     return df
@@ -263,21 +358,21 @@ def error_rate_over_time(
 def ingest_lag_over_time(
     db: EventsDB, f: Filters = Filters(), *, bucket_s: int | None = None
 ) -> pd.DataFrame:
-    """bucket, events, lag_p50_s, lag_p95_s: ingest lag (``ingest_ts - ts``) per bucket;
-    approx: percentiles from the daily lag histograms (a window longer than 7 days, whole-day
-    buckets)."""
+    """bucket, events, lag_p50_s, lag_p95_s, lag_p99_s: ingest lag (``ingest_ts - ts``) per
+    bucket; approx: percentiles from the daily lag histograms (a window longer than 7 days,
+    whole-day buckets)."""
     b = _bucket_for(db, f, bucket_s)
     if b % _DAY == 0 and approximate(db, f):
         rows = _lag_hist_rows(f, b)
         if rows is not None:
             sql, p = rows
-            pct = hist_percentiles_sql(sql, ["bucket"], {"p50": 0.5, "p95": 0.95})
+            pct = hist_percentiles_sql(sql, ["bucket"], {"p50": 0.5, "p95": 0.95, "p99": 0.99})
             return db.query(
                 f"""
                 WITH n AS (SELECT bucket, sum(n) AS events FROM ({sql}) GROUP BY bucket),
                 q AS ({pct})
                 SELECT bucket, CAST(events AS BIGINT) AS events, q.p50 / 1e6 AS lag_p50_s,
-                       q.p95 / 1e6 AS lag_p95_s, true AS approx
+                       q.p95 / 1e6 AS lag_p95_s, q.p99 / 1e6 AS lag_p99_s, true AS approx
                 FROM n JOIN q USING (bucket) ORDER BY bucket
                 """,
                 [*p, *p],
@@ -288,6 +383,7 @@ def ingest_lag_over_time(
         SELECT o11y_bucket(ts, ?) AS bucket, count(*) AS events,
                quantile_cont(epoch(ingest_ts) - epoch(ts), 0.5) AS lag_p50_s,
                quantile_cont(epoch(ingest_ts) - epoch(ts), 0.95) AS lag_p95_s,
+               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.99) AS lag_p99_s,
                false AS approx
         FROM events WHERE {w} AND ingest_ts IS NOT NULL
         GROUP BY ALL ORDER BY bucket
@@ -339,45 +435,67 @@ def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 # -- breakdowns ------------------------------------------------------------------------------
 
 
-def mode_breakdown(db: EventsDB, f: Filters = Filters(), *, by_agent: bool = False) -> pd.DataFrame:
-    """[agent,] mode, cycles, share, avg_ms, p50_ms, p95_ms, tools, avg_tools, error_rate,
-    approx (percentiles from histograms: a window longer than 7 days)."""
-    group = "agent, mode" if by_agent else "mode"
-    part = "PARTITION BY agent" if by_agent else ""
+def mode_breakdown(
+    db: EventsDB,
+    f: Filters = Filters(),
+    *,
+    by_agent: bool = False,
+    top: int | None = None,
+    rank_by: str = "cycles",
+) -> pd.DataFrame:
+    """[kind, agent,] mode, cycles, share, avg_ms, p50/p95/p99_ms, tools, avg_tools, error_rate.
+
+    ``by_agent``: per agent for the ``top`` agents, then ``others`` and ``unknown`` (``agent`` is
+    the group's key, ``kind`` says which, see :func:`agent_groups_sql`)."""
+    measures = """count(*) AS cycles,
+               count(*) / sum(count(*)) OVER ({part}) AS share,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
+               quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms,
+               coalesce(sum(tool_calls), 0) AS tools,
+               avg(tool_calls) AS avg_tools,
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate"""
+    if by_agent:
+        groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
+        return db.query(
+            f"""
+            {groups},
+            agg AS (
+                SELECT kind, key AS agent, mode,
+                       {measures.format(part="PARTITION BY kind, key")}
+                FROM grouped GROUP BY kind, key, mode
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY kind, agent, mode
+            """,
+            gp,
+        )
     facts = _facts(db, f)
     if facts is not None:
         sql, p = facts
-        keys = {"agent": "agent", "mode": "mode"} if by_agent else {"mode": "mode"}
-        pct, pct_p, approx = _percentiles(db, f, keys, {"p50_ms": 0.5, "p95_ms": 0.95})
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+        pct, pct_p, approx = _percentiles(db, f, {"mode": "mode"}, qs)
         return db.query(
             f"""
             WITH a AS (
-                SELECT {group}, {_CYCLES} AS cycles,
-                       {_CYCLES} / sum({_CYCLES}) OVER ({part}) AS share,
+                SELECT mode, {_CYCLES} AS cycles, {_CYCLES} / sum({_CYCLES}) OVER () AS share,
                        {_AVG_MS} AS avg_ms, {_TOOLS} AS tools, {_AVG_TOOLS} AS avg_tools,
                        {_ERR_RATE} AS error_rate
-                FROM ({sql}) GROUP BY {group}
+                FROM ({sql}) GROUP BY mode
             ), q AS ({pct})
-            SELECT a.{group.replace(", ", ", a.")}, cycles, share, avg_ms, q.p50_ms, q.p95_ms,
-                   tools, avg_tools, error_rate, ? AS approx
-            FROM a LEFT JOIN q USING ({group}) ORDER BY {group}
+            SELECT a.mode, cycles, share, avg_ms, q.p50_ms, q.p95_ms, q.p99_ms, tools,
+                   avg_tools, error_rate, ? AS approx
+            FROM a LEFT JOIN q USING (mode) ORDER BY mode
             """,
             [*p, *pct_p, approx],
         )
     w, p = where(f)
     return db.query(
         f"""
-        SELECT {group}, count(*) AS cycles,
-               count(*) / sum(count(*)) OVER ({part}) AS share,
-               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
-               quantile_cont(duration_ms, 0.5) AS p50_ms,
-               quantile_cont(duration_ms, 0.95) AS p95_ms,
-               coalesce(sum(tool_calls), 0) AS tools,
-               avg(tool_calls) AS avg_tools,
-               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate,
-               false AS approx
+        SELECT mode, {measures.format(part="")}
         FROM cycles WHERE {w}
-        GROUP BY {group} ORDER BY {group}
+        GROUP BY mode ORDER BY mode
         """,
         p,
     )
@@ -423,12 +541,13 @@ def duration_percentiles(
 
 
 def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """Per agent: cycles, error_rate, p50/p95, avg tool calls, mode mix, last seen, approx
-    (percentiles from histograms: a window longer than 7 days)."""
+    """Per agent: cycles, error_rate, p50/p95/p99, avg tool calls, mode mix, last seen;
+    ``unknown`` (events without an agent) last, apart from the agents; approx: percentiles from
+    histograms (a window longer than 7 days)."""
     facts = _facts(db, f)
     if facts is not None:
         sql, p = facts
-        qs = {"p50_ms": 0.5, "p95_ms": 0.95}
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
         pct, pct_p, approx = _percentiles(db, f, {"agent": "agent"}, qs)
         mix = ", ".join(
             f"CAST(coalesce(sum(events) FILTER (WHERE mode = '{m}'), 0) AS DOUBLE) "
@@ -443,9 +562,9 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
                        max(max_ts) AS last_seen
                 FROM ({sql}) GROUP BY agent
             ), q AS ({pct})
-            SELECT a.agent, cycles, error_rate, errors, q.p50_ms, q.p95_ms, avg_tools,
+            SELECT a.agent, cycles, error_rate, errors, q.p50_ms, q.p95_ms, q.p99_ms, avg_tools,
                    {", ".join(f"{m}_share" for m in MODES)}, last_seen, ? AS approx
-            FROM a LEFT JOIN q USING (agent) ORDER BY cycles DESC, agent
+            FROM a LEFT JOIN q USING (agent) ORDER BY agent = '{UNKNOWN}', cycles DESC, agent
             """,
             [*p, *pct_p, approx],
         )
@@ -460,17 +579,19 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
                coalesce(sum(errors), 0) AS errors,
                quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms,
                avg(tool_calls) AS avg_tools, {shares},
                max(ts) AS last_seen, false AS approx
         FROM cycles WHERE {w}
-        GROUP BY agent ORDER BY cycles DESC, agent
+        GROUP BY agent ORDER BY agent = '{UNKNOWN}', cycles DESC, agent
         """,
         p,
     )
 
 
 def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``)."""
+    """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``); agents
+    only (``unknown`` is not an agent that can go quiet)."""
 
     def compute(g: Filters) -> pd.DataFrame:
         facts = _facts(db, g)
@@ -480,7 +601,8 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
                 f"""
                 SELECT agent, max(max_ts) AS last_ts, arg_max(mode, max_ts) AS last_mode,
                        {_CYCLES} AS cycles
-                FROM ({sql}) GROUP BY agent ORDER BY last_ts DESC, agent
+                FROM ({sql}) WHERE agent <> '{UNKNOWN}'
+                GROUP BY agent ORDER BY last_ts DESC, agent
                 """,
                 p,
             )
@@ -488,7 +610,8 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
         return db.query(
             f"""
             SELECT agent, max(ts) AS last_ts, arg_max(mode, ts) AS last_mode, count(*) AS cycles
-            FROM cycles WHERE {w} GROUP BY agent ORDER BY last_ts DESC, agent
+            FROM cycles WHERE {w} AND agent <> '{UNKNOWN}'
+            GROUP BY agent ORDER BY last_ts DESC, agent
             """,
             p,
         )
@@ -504,13 +627,15 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 
 def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:
-    """agent, cycles, error_cycles, errors, error_rate — most errors first."""
+    """agent, cycles, error_cycles, errors, error_rate — most errors first; agents only
+    (``unknown``'s errors are in :func:`totals`)."""
     facts = _facts(db, f)
     if facts is not None:
         sql, p = facts
         return db.query(
             f"SELECT agent, {_CYCLES} AS cycles, {_ERR_CYCLES} AS error_cycles, "
-            f"{_ERRORS} AS errors, {_ERR_RATE} AS error_rate FROM ({sql}) GROUP BY agent "
+            f"{_ERRORS} AS errors, {_ERR_RATE} AS error_rate FROM ({sql}) "
+            f"WHERE agent <> '{UNKNOWN}' GROUP BY agent "
             f"HAVING {_ERR_CYCLES} > 0 ORDER BY errors DESC, error_rate DESC, agent LIMIT ?",
             [*p, int(limit)],
         )
@@ -520,7 +645,7 @@ def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -
         SELECT agent, count(*) AS cycles, count(*) FILTER (WHERE errors > 0) AS error_cycles,
                coalesce(sum(errors), 0) AS errors,
                count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate
-        FROM cycles WHERE {w} GROUP BY agent
+        FROM cycles WHERE {w} AND agent <> '{UNKNOWN}' GROUP BY agent
         HAVING count(*) FILTER (WHERE errors > 0) > 0
         ORDER BY errors DESC, error_rate DESC, agent LIMIT ?
         """,

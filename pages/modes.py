@@ -22,7 +22,8 @@ left, right = st.columns([1, 2])
 with left:
     P.chart(FG.mode_share(bd), key="md_share")
 with right:
-    bda = P.load("mode_breakdown", c.filters, by_agent=True, what="modes per agent")
+    top = P.top_picker()
+    bda = P.load("mode_breakdown", c.filters, by_agent=True, top=top, what="modes per agent")
     if bda is not None:
         P.chart(FG.mode_share_by_agent(bda, labels=c.labels), key="md_share_agent")
 
@@ -37,15 +38,19 @@ with right:
     P.chart(FG.tools_by_mode(bd), key="md_tools")
 
 b = P.bucket_s(c)
+start, end = P.window(c)
 mix = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="mode mix")
 if mix is not None:
-    P.chart(FG.mode_mix_over_time(mix, tz=c.tz), key="md_mix")
-    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}.")
+    P.chart(FG.mode_mix_over_time(mix, tz=c.tz, start=start, end=end), key="md_mix")
+    st.caption(
+        f"Buckets of {fmt.bucket_label(b)}; a bucket without cycles has no mix and is left "
+        f"empty; times in {P.md_escape(c.tz)}."
+    )
 
 st.subheader("By mode", anchor=False)
 # Percentiles over more than 7 days come from rollups (within 1 %): their headings say "≈".
 APPROX = bool(bd["approx"].any()) if "approx" in bd else False
-P50, P95 = fmt.approx("p50 s", APPROX), fmt.approx("p95 s", APPROX)
+P50, P95, P99 = (fmt.approx(f"p{q} s", APPROX) for q in (50, 95, 99))
 st.dataframe(
     {
         "Mode": bd["mode"],
@@ -54,6 +59,7 @@ st.dataframe(
         "Avg s": bd["avg_ms"] / 1000,
         P50: bd["p50_ms"] / 1000,
         P95: bd["p95_ms"] / 1000,
+        P99: bd["p99_ms"] / 1000,
         "Tool calls": bd["tools"],
         "Avg tools": bd["avg_tools"],
         "Error rate %": bd["error_rate"] * 100,
@@ -65,6 +71,7 @@ st.dataframe(
         "Avg s": st.column_config.NumberColumn(format="%.1f"),
         P50: st.column_config.NumberColumn(format="%.1f"),
         P95: st.column_config.NumberColumn(format="%.1f"),
+        P99: st.column_config.NumberColumn(format="%.1f"),
         "Avg tools": st.column_config.NumberColumn(format="%.2f"),
         "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
     },

@@ -100,11 +100,12 @@ def test_overview_marks_p95_and_agent_percentiles_approximate_only_past_seven_da
     long_dataset, rng, approx
 ):
     at = run("overview", rng)
-    p95 = {m.label: m.value for m in at.metric}["p95 duration"]
-    assert p95.startswith("≈ ") == approx
-    assert marked_columns(at) == (["≈ p50 s", "≈ p95 s"] if approx else [])
+    tiles = {m.label: m.value for m in at.metric}
+    for label in ("p95 duration", "p99 duration"):
+        assert tiles[label].startswith("≈ ") == approx
+    assert marked_columns(at) == (["≈ p50 s", "≈ p95 s", "≈ p99 s"] if approx else [])
     # nothing else is marked: counts, sums and rates are exact at every window
-    others = [m.value for m in at.metric if m.label != "p95 duration"]
+    others = [v for k, v in tiles.items() if k not in ("p95 duration", "p99 duration")]
     assert not [v for v in others if "≈" in v]
 
 
@@ -113,7 +114,7 @@ def test_modes_table_marks_percentile_columns_approximate_only_past_seven_days(
     long_dataset, rng, approx
 ):
     at = run("modes", rng)
-    assert marked_columns(at) == (["≈ p50 s", "≈ p95 s"] if approx else [])
+    assert marked_columns(at) == (["≈ p50 s", "≈ p95 s", "≈ p99 s"] if approx else [])
 
 
 @pytest.mark.parametrize("rng, approx", [("24h", False), ("all", True)])
