@@ -283,6 +283,38 @@ def agent_groups_sql(f: Filters, *, top: int | None, rank_by: str = "cycles") ->
     return sql, [*p, limit]
 
 
+def _rollup_agent_groups(
+    facts: str, params: list[Any], *, top: int | None, rank_by: str
+) -> tuple[str, list[Any]]:
+    """:func:`agent_groups_sql` over rollup-shaped rows (``facts``): the same top agents by the
+    same order (cycles, or errors then cycles with errors then cycles), ``others``, ``unknown``."""
+    if rank_by == "cycles":
+        order = f"{_CYCLES} DESC, agent"
+    elif rank_by == "errors":
+        order = f"{_ERRORS} DESC, {_ERR_CYCLES} DESC, {_CYCLES} DESC, agent"
+    else:
+        raise ValueError(f"rank_by must be one of {', '.join(RANKS)}, not {rank_by!r}")
+    limit = _NO_LIMIT if top is None else max(0, int(top))
+    sql = f"""
+        WITH base AS ({facts}),
+        top_agents AS (
+            SELECT agent FROM base WHERE agent <> '{UNKNOWN}' GROUP BY agent
+            ORDER BY {order} LIMIT ?
+        ),
+        grouped AS (
+            SELECT base.*,
+                   CASE WHEN t_.agent IS NOT NULL THEN '{KIND_AGENT}'
+                        WHEN base.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}'
+                        ELSE '{KIND_OTHERS}' END AS kind,
+                   CASE WHEN t_.agent IS NULL AND base.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
+                        ELSE base.agent END AS key
+            FROM base LEFT JOIN top_agents t_ ON base.agent = t_.agent
+        ),
+        sizes AS (SELECT kind, count(DISTINCT agent) AS group_agents FROM grouped GROUP BY kind)
+    """
+    return sql, [*params, limit]
+
+
 def cycles_over_time(
     db: EventsDB,
     f: Filters = Filters(),
@@ -303,6 +335,23 @@ def cycles_over_time(
                count(*) FILTER (WHERE errors > 0) AS error_cycles,
                coalesce(sum(errors), 0) AS errors,
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms"""
+    facts = _facts(db, f, grain_s=b)
+    if by == "agent" and facts is not None:
+        sql, p = facts
+        groups, gp = _rollup_agent_groups(sql, p, top=top, rank_by=rank_by)
+        return db.query(
+            f"""
+            {groups},
+            agg AS (
+                SELECT o11y_bucket(t, ?) AS bucket, kind, key, {_CYCLES} AS cycles,
+                       {_ERR_CYCLES} AS error_cycles, {_ERRORS} AS errors, {_AVG_MS} AS avg_ms
+                FROM grouped GROUP BY ALL
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY bucket, kind, key
+            """,
+            [*gp, b],
+        )
     if by == "agent":
         groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
         return db.query(
@@ -317,7 +366,6 @@ def cycles_over_time(
             """,
             [*gp, b],
         )
-    facts = None if by == "agent" else _facts(db, f, grain_s=b)
     if facts is not None:
         sql, p = facts
         return db.query(

@@ -26,7 +26,7 @@ from o11y_data import queries as q
 from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
 
 PREFIX = "__r2_data_catalog/cat0001/tbl0001/"
-AGENTS = ["did:cf:a", "did:cf:b", "did:cf:c"]
+AGENTS = ["did:cf:a", "did:cf:b", "did:cf:c", "unknown"]  # "unknown": no agent, kept apart
 MODES = ["think", "reflection", "housekeeping"]
 
 
@@ -304,6 +304,9 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
             lambda: q.cycles_over_time(db, f, by="mode", bucket_s=3600),
             lambda: q.cycles_over_time(db, f, by="agent", bucket_s=86400),
             lambda: q.cycles_over_time(db, f, by=None),
+            lambda: q.cycles_over_time(db, f, by="agent", top=2),
+            lambda: q.cycles_over_time(db, f, by="agent", top=1, rank_by="errors"),
+            lambda: q.error_rate_over_time(db, f, by="agent", top=2, bucket_s=86400),
             lambda: q.events_per_hour(db, f),
             lambda: q.event_type_counts(db, f),
             lambda: q.top_error_agents(db, f),
