@@ -504,6 +504,9 @@ def mode_breakdown(
                coalesce(sum(tool_calls), 0) AS tools,
                avg(tool_calls) AS avg_tools,
                count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate"""
+    facts = _facts(db, f)
+    if by_agent and facts is not None:
+        return _mode_breakdown_by_agent(db, f, facts, top=top, rank_by=rank_by)
     if by_agent:
         groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
         return db.query(
@@ -519,7 +522,6 @@ def mode_breakdown(
             """,
             gp,
         )
-    facts = _facts(db, f)
     if facts is not None:
         sql, p = facts
         qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -546,6 +548,56 @@ def mode_breakdown(
         GROUP BY mode ORDER BY mode
         """,
         p,
+    )
+
+
+def _mode_breakdown_by_agent(
+    db: EventsDB, f: Filters, facts: tuple[str, list[Any]], *, top: int | None, rank_by: str
+) -> pd.DataFrame:
+    """:func:`mode_breakdown` per agent group from the rollups: counts from the facts, the
+    percentiles of each (kind, key, mode) exact from the raw rows up to EXACT_PERCENTILES, else
+    merged from the daily histograms of the group's agents (``approx``)."""
+    sql, p = facts
+    groups, gp = _rollup_agent_groups(sql, p, top=top, rank_by=rank_by)
+    qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+    rows = _hist_rows(f, "agent, mode") if approximate(db, f) else None
+    group_of = f"""
+        CASE WHEN t_.agent IS NOT NULL THEN '{KIND_AGENT}'
+             WHEN r.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}' ELSE '{KIND_OTHERS}' END AS kind,
+        CASE WHEN t_.agent IS NULL AND r.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
+             ELSE r.agent END AS key"""
+    if rows is not None:
+        hist, hp = rows
+        mapped = (
+            f"SELECT {group_of}, r.mode, r.k, r.n FROM ({hist}) r "
+            "LEFT JOIN top_agents t_ ON r.agent = t_.agent"
+        )
+        pct, pp, approx = hist_percentiles_sql(mapped, ["kind", "key", "mode"], qs), hp, True
+    else:
+        w, wp = where(f)
+        cols = ", ".join(f"quantile_cont(duration_ms, {v!r}) AS {n}" for n, v in qs.items())
+        pct = (
+            f"SELECT kind, key, mode, {cols} FROM (SELECT {group_of}, r.mode, r.duration_ms "
+            f"FROM (SELECT * FROM cycles WHERE {w}) r "
+            "LEFT JOIN top_agents t_ ON r.agent = t_.agent) GROUP BY kind, key, mode"
+        )
+        pp, approx = wp, False
+    return db.query(
+        f"""
+        {groups},
+        agg AS (
+            SELECT kind, key, mode, {_CYCLES} AS cycles,
+                   {_CYCLES} / sum({_CYCLES}) OVER (PARTITION BY kind, key) AS share,
+                   {_AVG_MS} AS avg_ms, {_TOOLS} AS tools, {_AVG_TOOLS} AS avg_tools,
+                   {_ERR_RATE} AS error_rate
+            FROM grouped GROUP BY kind, key, mode
+        ), q AS ({pct})
+        SELECT agg.kind, agg.key AS agent, agg.mode, cycles, share, avg_ms, q.p50_ms, q.p95_ms,
+               q.p99_ms, tools, avg_tools, error_rate, sizes.group_agents, ? AS approx
+        FROM agg LEFT JOIN q USING (kind, key, mode) JOIN sizes USING (kind)
+        ORDER BY agg.kind, agent, agg.mode
+        """,
+        [*gp, *pp, approx],
     )
 
 

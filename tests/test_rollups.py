@@ -320,6 +320,8 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
         for fn in (
             lambda: q.mode_breakdown(db, f),
             lambda: q.mode_breakdown(db, f, by_agent=True),
+            lambda: q.mode_breakdown(db, f, by_agent=True, top=2),
+            lambda: q.mode_breakdown(db, f, by_agent=True, top=1, rank_by="errors"),
             lambda: q.agent_overview(db, f),
             lambda: q.duration_percentiles(db, f, by="mode"),
             lambda: q.duration_percentiles(db, f),
