@@ -46,7 +46,6 @@ def main() -> None:
 
     from o11y_data import EventsDB, demo, load_settings, sync
     from o11y_data import sandbox as sb
-    from o11y_data.db import store_info
     from o11y_data.queries import Filters
 
     root = Path(tempfile.mkdtemp(prefix="bench-sql-"))
@@ -56,16 +55,13 @@ def main() -> None:
         demo.build(root / "src", seed=7)
         sync(settings)
     db = EventsDB(settings.store_dir)
-    gen, files = db.readable_segments()
-    info, limits = store_info(gen), sb.Limits()
+    spec, limits = db.view_spec(), sb.Limits()
     rows = int(db.query("SELECT count(*) AS n FROM events").iloc[0]["n"])
-    print(f"store: {rows:,} events in {len(files)} segments; median of {args.repeat} runs")
+    print(f"store: {rows:,} events in {len(spec.segments)} segments; median of {args.repeat} runs")
     print(f"{'query':<14} {'app conn':>10} {'sandbox here':>13} {'sandbox child':>14}  ratios")
     for name, sql in QUERIES.items():
         app = _median_ms(lambda sql=sql: db.query(sql), args.repeat)
-        here = _median_ms(
-            lambda sql=sql: sb.run_here(info, files, sql, Filters(), limits), args.repeat
-        )
+        here = _median_ms(lambda sql=sql: sb.run_here(spec, sql, Filters(), limits), args.repeat)
         child = _median_ms(lambda sql=sql: sb.run_sql(db, sql), args.repeat)
         print(
             f"{name:<14} {app:>8.1f}ms {here:>11.1f}ms {child:>12.1f}ms  "

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
+from . import rollups
 from .errors import O11yError
 from .normalize import STORE_COLUMNS, _lit, prepare
-from .store import Generation, Store
+from .store import GenerationHead, Store
+
+if TYPE_CHECKING:  # pandas is imported by the first DataFrame query, not by the CLI's status
+    import pandas as pd
 
 _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, file"
 
@@ -38,19 +43,23 @@ class EventsDB:
             },
         )
         prepare(self.conn)
+        rollups.prepare(self.conn)
+        self.rollups_ok = False
+        self._segment_files = ""  # the readable segments, as a DuckDB list's items
+        self.spec = ViewSpec([], {}, self.store.rollups, store_info(GenerationHead()))
         self._lock = threading.Lock()
         self._number: int | None = None
         self.damaged: list[str] = []
         # Answers that cannot change within a generation (newest times, distinct values): kept
         # until the next generation is published, so every page run does not rescan the store.
         self._memo: dict[str, Any] = {}
-        self.generation = Generation()
+        self.generation = GenerationHead()
         self.refresh()
 
     def close(self) -> None:
         self.conn.close()
 
-    def refresh(self) -> Generation:
+    def refresh(self) -> GenerationHead:
         """Follow CURRENT: rebuild the views when a new generation was published."""
         number = self.store.current_number()
         if number == self._number:
@@ -58,15 +67,31 @@ class EventsDB:
         with self._lock:
             if number == self._number:
                 return self.generation
-            gen = self.store.load()
+            gen = self.store.load_head()
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
-            self.damaged = self.store.damaged_segments(gen)
+            self.damaged = self.store.damaged_segments(gen, self.conn.cursor())
             readable = [s for s in gen.segments if s.name not in self.damaged]
             cur = self.conn.cursor()
             try:
-                files = [self.store.segments / s.name for s in readable]
-                create_views(cur, files, store_info(gen))
+                # Rollups answer long windows; they are used only when they cover exactly the
+                # rows the views read (current version, no damaged segment left out).
+                self.rollups_ok = (
+                    rollups.is_current(gen.rollups)
+                    and not self.damaged
+                    and not self.store.damaged_files(
+                        self.store.rollups, rollups.names(gen.rollups), self.conn.cursor()
+                    )
+                )
+                spec = ViewSpec(
+                    segments=[self.store.segments / s.name for s in readable],
+                    rollups=gen.rollups if self.rollups_ok else {},
+                    rollup_folder=self.store.rollups,
+                    info=store_info(gen),
+                )
+                create_views(cur, spec)
+                self.spec = spec
+                self._segment_files = ", ".join(_lit(str(f)) for f in spec.segments)
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -75,11 +100,33 @@ class EventsDB:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run one read query on its own cursor and return a DataFrame (the result is finished)."""
+        return self._run(sql, params, lambda cur: cur.df())
+
+    def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run one read query and return its rows as dicts of Python values (no pandas)."""
+
+        def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            names = [d[0] for d in cur.description or []]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+        return self._run(sql, params, rows)
+
+    def copy(self, sql: str, params: list[Any] | None = None) -> int:
+        """Run one ``COPY (…) TO …`` statement (DuckDB streams the rows to the file); returns the
+        rows written."""
+        return int(self._run(sql, params, lambda cur: cur.fetchall()[0][0]))
+
+    def _run(
+        self,
+        sql: str,
+        params: list[Any] | None,
+        take: Callable[[duckdb.DuckDBPyConnection], Any],
+    ) -> Any:
         for attempt in range(2):
             self.refresh()
             cur = self.conn.cursor()
             try:
-                return cur.execute(sql, params or []).df()
+                return take(cur.execute(sql, params or []))
             except duckdb.IOException as exc:
                 # A sync replaced a segment between our refresh and the read: follow it once.
                 if attempt == 0:
@@ -93,12 +140,25 @@ class EventsDB:
                 cur.close()
         raise AssertionError("unreachable")
 
-    def readable_segments(self) -> tuple[Generation, list[Path]]:
-        """The generation in use and its readable segment files (what the views read)."""
+    def view_spec(self) -> ViewSpec:
+        """What the views of the generation in use read (the SQL sandbox builds the same)."""
         self.refresh()
-        with self._lock:
-            gen, damaged = self.generation, set(self.damaged)
-        return gen, [self.store.segments / s.name for s in gen.segments if s.name not in damaged]
+        return self.spec
+
+    def newest_ingest_ts(self) -> Any:
+        """The newest ``ingest_ts`` of any row (unparseable ones included): from the segments'
+        column statistics when every row group has them, else a scan."""
+
+        def newest(cur: duckdb.DuckDBPyConnection) -> Any:
+            files = self._segment_files
+            if files and _stats_complete(cur, files, "ingest_ts"):
+                return cur.execute(
+                    "SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+                    f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
+                ).fetchall()[0][0]
+            return cur.execute("SELECT max(ingest_ts) FROM events_all").fetchall()[0][0]
+
+        return self._run("SELECT 1", None, lambda cur: newest(cur))
 
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes
@@ -114,7 +174,22 @@ class EventsDB:
         return self.store.read_status()
 
 
-def store_info(gen: Generation) -> list[Any]:
+@dataclass(frozen=True)
+class ViewSpec:
+    """What a generation's views read: its readable segments, its rollups (empty when they are
+    not used) and its ``store_info`` row. Plain values, so a child process can build the views."""
+
+    segments: list[Path]
+    rollups: dict[str, Any]
+    rollup_folder: Path
+    info: list[Any]
+
+    def files(self) -> list[Path]:
+        """Every file the views read."""
+        return [*self.segments, *(self.rollup_folder / n for n in rollups.names(self.rollups))]
+
+
+def store_info(gen: GenerationHead) -> list[Any]:
     """The ``store_info`` row of ``gen`` (what the ``freshness`` view reports besides times)."""
     return [
         gen.number,
@@ -122,19 +197,21 @@ def store_info(gen: Generation) -> list[Any]:
         gen.source_label,
         gen.table_prefix,
         gen.snapshot_id,
-        len(gen.files),
+        gen.files,
         gen.rows,
         gen.unparseable,
         len(gen.bad_files),
     ]
 
 
-def create_views(cur: Any, files: list[Path], info: list[Any]) -> None:
-    """The views (``events_all``, ``events``, ``cycles``, ``unparseable``, ``freshness``) over the
-    segment ``files``, with ``info`` (:func:`store_info`) as the store's row, on ``cur``'s
-    connection (the app's and the SQL sandbox's)."""
-    if files:
-        base = f"SELECT * FROM read_parquet([{', '.join(_lit(str(f)) for f in files)}])"
+def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMESTAMPTZ") -> None:
+    """The views ``events_all``, ``events``, ``cycles``, ``unparseable``, the rollups
+    (``hourly``, ``daily``, ``duration_hist``, ``lag_hist``) and ``freshness`` on ``cur``'s
+    connection (the app's and the SQL sandbox's). ``newest_ingest`` is freshness's
+    ``newest_ingest_ts`` (the app reads it from the segments' statistics instead)."""
+    if spec.segments:
+        files = ", ".join(_lit(str(f)) for f in spec.segments)
+        base = f"SELECT * FROM read_parquet([{files}])"
     else:
         cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)
         base = f"SELECT {cols} WHERE false"
@@ -154,10 +231,25 @@ def create_views(cur: Any, files: list[Path], info: list[Any]) -> None:
         "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
         "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
     )
-    cur.execute("INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)", info)
     cur.execute(
-        "CREATE OR REPLACE VIEW freshness AS SELECT "
-        "(SELECT max(ts) FROM events) AS newest_ts, "
-        "(SELECT max(ingest_ts) FROM events_all) AS newest_ingest_ts, * "
-        "FROM store_info"
+        "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)", spec.info
     )
+    for table in rollups.TABLES:
+        sql = rollups.view_sql(spec.rollup_folder, spec.rollups, table)
+        cur.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
+    newest = "(SELECT max(max_ts) FROM daily)" if spec.rollups else "(SELECT max(ts) FROM events)"
+    cur.execute(
+        f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
+        f"{newest_ingest} AS newest_ingest_ts, * FROM store_info"
+    )
+
+
+def _stats_complete(cur: duckdb.DuckDBPyConnection, files: str, column: str) -> bool:
+    """Whether every row group of ``files`` carries a max for ``column`` (or holds only NULLs),
+    so the newest value can be read from the statistics exactly."""
+    row = cur.execute(
+        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values) "
+        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = ?",
+        [column],
+    ).fetchall()
+    return bool(row and row[0][0])

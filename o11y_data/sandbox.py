@@ -2,7 +2,8 @@
 
 Every query gets a DuckDB connection of its own (an in-memory database, one thread, a memory cap,
 no spilling to disk) with the same views as the app (``events``, ``cycles``, ``unparseable``,
-``freshness``) plus ``filtered_events`` and ``filtered_cycles``, which apply the screens' filters.
+``freshness`` and the rollups ``hourly``, ``daily``, ``duration_hist``, ``lag_hist``) plus
+``filtered_events`` and ``filtered_cycles``, which apply the screens' filters.
 The views are created first; then file access is switched off except for the store's segment files
 (``allowed_paths``, ``enable_external_access = false``) and the configuration is locked, so no
 statement can read another file, write one, attach a database, load an extension or change a
@@ -26,13 +27,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from .db import EventsDB, create_views, store_info
+from . import rollups
+from .db import EventsDB, ViewSpec, create_views
 from .errors import O11yError
 from .normalize import prepare
 from .queries import Filters, where
@@ -137,9 +138,8 @@ def run_sql(
     query = check_sql(sql)
     filters, limits = filters or Filters(), limits or Limits()
     for attempt in range(2):
-        gen, files = db.readable_segments()
         try:
-            return _in_child(store_info(gen), files, query, filters, limits)
+            return _in_child(db.view_spec(), query, filters, limits)
         except _SegmentGone as exc:
             # A sync replaced a segment between the generation read and the scan: follow it once.
             if attempt == 0:
@@ -149,11 +149,9 @@ def run_sql(
     raise AssertionError("unreachable")
 
 
-def run_here(
-    info: list[Any], files: list[Path], query: str, filters: Filters, limits: Limits
-) -> SqlResult:
+def run_here(spec: ViewSpec, query: str, filters: Filters, limits: Limits) -> SqlResult:
     """Run a checked SELECT in a sandbox connection in this process (the child's half)."""
-    conn = open_sandbox(info, files, filters, limits)
+    conn = open_sandbox(spec, filters, limits)
     timed_out = threading.Event()
 
     def stop() -> None:
@@ -197,10 +195,8 @@ def _check_types(table: pa.Table) -> None:
             )
 
 
-def open_sandbox(
-    info: list[Any], files: list[Path], filters: Filters, limits: Limits
-) -> duckdb.DuckDBPyConnection:
-    """A new locked connection whose only readable files are the store's live ``files``."""
+def open_sandbox(spec: ViewSpec, filters: Filters, limits: Limits) -> duckdb.DuckDBPyConnection:
+    """A new locked connection whose only readable files are those ``spec``'s views read."""
     conn = duckdb.connect(
         ":memory:",
         config={
@@ -213,9 +209,10 @@ def open_sandbox(
     )
     try:
         prepare(conn)
-        create_views(conn, files, info)
+        rollups.prepare(conn)
+        create_views(conn, spec, newest_ingest="(SELECT max(ingest_ts) FROM events_all)")
         _create_filtered_views(conn, filters)
-        conn.execute("SET allowed_paths = ?", [[str(f) for f in files]])
+        conn.execute("SET allowed_paths = ?", [[str(f) for f in spec.files()]])
         conn.execute("SET allowed_directories = []")
         conn.execute("SET enable_external_access = false")
         conn.execute("SET lock_configuration = true")
@@ -385,11 +382,11 @@ def _confine() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _child(out: Any, info: list[Any], files: list[Path], query: str, f: Filters, lim: Limits):
+def _child(out: Any, spec: ViewSpec, query: str, f: Filters, lim: Limits) -> None:
     """The child's body: run the query, send a JSON header, then the rows as Arrow IPC."""
     try:
         _confine()
-        result = run_here(info, files, query, f, lim)
+        result = run_here(spec, query, f, lim)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, result.table.schema) as writer:
             writer.write_table(result.table)
@@ -416,9 +413,7 @@ def _child(out: Any, info: list[Any], files: list[Path], query: str, f: Filters,
 _KINDS = {c.__name__: c for c in (O11yError, QueryRefused, QueryTimeout, ResultTooLarge)}
 
 
-def _in_child(
-    info: list[Any], files: list[Path], query: str, f: Filters, limits: Limits
-) -> SqlResult:
+def _in_child(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlResult:
     slots = _running
     if not slots.acquire(timeout=limits.timeout_s):
         raise O11yError(
@@ -426,18 +421,16 @@ def _in_child(
             f"{MAX_RUNNING} queries were running for {limits.timeout_s:g} s; try again",
         )
     try:
-        return _child_run(info, files, query, f, limits)
+        return _child_run(spec, query, f, limits)
     finally:
         slots.release()
 
 
-def _child_run(
-    info: list[Any], files: list[Path], query: str, f: Filters, limits: Limits
-) -> SqlResult:
+def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlResult:
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_child, args=(send, info, files, query, f, limits), name="o11y-sql", daemon=True
+        target=_child, args=(send, spec, query, f, limits), name="o11y-sql", daemon=True
     )
     deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
     try:

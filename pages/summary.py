@@ -16,11 +16,18 @@ if df.empty:
     P.no_data()
     st.stop()
 
+approx = bool(df["approx"].any())
+pct = "p50_ms ≈", "p95_ms ≈", "p99_ms ≈"
 st.caption(
     f"{len(df):,} agent × mode rows, {int(df['cycles'].sum()):,} cycles. Ordered by agent, then "
     "cycles (descending); click a column header to sort. avg_ms is the mean of known durations, "
-    "rounded; error_rate is the share of cycles with errors; percentiles interpolate. "
-    "Downloads hold exactly this table."
+    "rounded; error_rate is the share of cycles with errors; percentiles interpolate"
+    + (
+        "; ≈: over more than 7 days they come from daily histograms, within 1 %. "
+        if approx
+        else ". "
+    )
+    + "Downloads hold exactly this table."
 )
 left, right, _ = st.columns([1, 1, 4])
 left.download_button(
@@ -49,8 +56,8 @@ st.dataframe(
     column_config={
         "agent": st.column_config.TextColumn("agent", width="large"),
         "error_rate": st.column_config.NumberColumn("error_rate", format="percent"),
-        "p50_ms": st.column_config.NumberColumn("p50_ms", format="%.0f"),
-        "p95_ms": st.column_config.NumberColumn("p95_ms", format="%.0f"),
-        "p99_ms": st.column_config.NumberColumn("p99_ms", format="%.0f"),
+        "p50_ms": st.column_config.NumberColumn(pct[0] if approx else "p50_ms", format="%.0f"),
+        "p95_ms": st.column_config.NumberColumn(pct[1] if approx else "p95_ms", format="%.0f"),
+        "p99_ms": st.column_config.NumberColumn(pct[2] if approx else "p99_ms", format="%.0f"),
     },
 )
