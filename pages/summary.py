@@ -32,7 +32,7 @@ st.caption(
 left, right, _ = st.columns([1, 1, 4])
 left.download_button(
     "CSV",
-    data=export.to_csv(df),
+    data=export.table_csv(df),
     file_name="summary.csv",
     mime="text/csv",
     icon=":material/download:",
@@ -40,7 +40,7 @@ left.download_button(
 )
 right.download_button(
     "Parquet",
-    data=export.to_parquet(df),
+    data=export.table_parquet(df),
     file_name="summary.parquet",
     mime="application/vnd.apache.parquet",
     icon=":material/download:",
