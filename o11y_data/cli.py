@@ -16,6 +16,7 @@ from . import demo, queries
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
+from .store import Store
 from .sync import sync
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     for r in set_aside.itertuples(index=False):
         when = f"{r.next_retry_at:%Y-%m-%d %H:%M:%S} UTC" if r.next_retry_at else "next sync"
         lines.append(("set aside", f"{r.file}: {r.reason} (tried again from {when})"))
+    lines += [("warning", w) for w in Store(settings.store_dir).load().warnings]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")

@@ -52,6 +52,7 @@ class FileRecord:
     size: int | None = None
     rows: int = 0
     bad_rows: int = 0
+    deletes: list[str] = field(default_factory=list)  # delete files applied to its rows
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Generation:
     segments: list[Segment] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     bad_files: dict[str, BadFile] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. two metadata files, one version
 
     @property
     def rows(self) -> int:
@@ -100,7 +102,11 @@ class Generation:
         return sum(f.bad_rows for f in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for rec in data["files"].values():
+            if not rec["deletes"]:  # almost every file: keep the generation file small
+                del rec["deletes"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:

@@ -35,7 +35,16 @@ import duckdb
 from . import iceberg
 from .config import Settings
 from .errors import O11yError, TransportError, local_errno, local_io_error
-from .normalize import _lit, prepare, write_segment
+from .normalize import (
+    Deletes,
+    EqualityDelete,
+    FileShape,
+    _lit,
+    file_shape,
+    load_positions,
+    prepare,
+    write_segment,
+)
 from .source import Source, open_source
 from .store import BadFile, FileRecord, Generation, Segment, Store
 
@@ -74,13 +83,16 @@ class SyncReport:
     bad_files: dict[str, str] = field(default_factory=dict)
     changed: bool = True
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def one_line(self) -> str:
         what = "no change" if not self.changed else f"{self.downloaded} new files"
         bad = f", {len(self.bad_files)} unreadable files set aside" if self.bad_files else ""
+        warn = "".join(f"; warning: {w}" for w in self.warnings)
         return (
             f"synced {self.source}: {what}, {self.removed} removed; {self.live_files} live files, "
             f"{self.rows:,} rows, {self.unparseable:,} unparseable{bad} in {self.seconds:.1f}s"
+            f"{warn}"
         )
 
 
@@ -90,12 +102,13 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return conn
 
 
-def _list_all_parquet(source: Source, prefix: str) -> list[iceberg.DataFile]:
-    return [
+def _list_all_parquet(source: Source, prefix: str) -> iceberg.LiveSnapshot:
+    files = tuple(
         iceberg.DataFile(key=o.key, size=o.size, record_count=-1)
         for o in source.list(prefix)
         if o.key.endswith(".parquet")
-    ]
+    )
+    return iceberg.LiveSnapshot(None, files)
 
 
 def _resolve(source: Source, settings: Settings, gen: Generation) -> tuple[str, str]:
@@ -113,16 +126,10 @@ def _resolve(source: Source, settings: Settings, gen: Generation) -> tuple[str, 
     return iceberg.resolve_table(source), "iceberg"
 
 
-def _read_columns(path: Path) -> tuple[str, ...]:
-    import pyarrow.parquet as pq
-
-    return tuple(pq.read_schema(path).names)
-
-
 def _download_all(
     source: Source,
     store: Store,
-    wanted: Sequence[iceberg.DataFile],
+    wanted: Sequence[iceberg.DataFile | iceberg.DeleteFile],
     progress: Progress | None,
     workers: int,
 ) -> tuple[int, int, dict[str, str]]:
@@ -213,58 +220,171 @@ def _normalize(
     store: Store,
     keys: Sequence[str],
     progress: Progress | None,
-    rows: dict[str, int] | None = None,
+    snapshot: iceberg.LiveSnapshot,
 ) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
     """New segments for ``keys``; per-file counts; files that could not be read (key -> reason).
 
-    ``rows`` (key -> record count from the manifest) sizes the batches. The counts' ``size`` is
-    left unset: the caller knows the size at the source."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+    Files are batched by their full shape (names, types, field ids) and read by the snapshot's
+    field ids, minus the rows its delete files remove; the manifests' record counts size the
+    batches. The counts' ``size`` is left unset: the caller knows the size at the source."""
+    groups: dict[FileShape, list[str]] = {}
     bad: dict[str, str] = {}
     for key in keys:
         try:
-            groups.setdefault(_read_columns(store.raw / key), []).append(key)
+            groups.setdefault(file_shape(store.raw / key), []).append(key)
         except Exception as exc:  # a corrupt or truncated file: set it aside, keep the rest
             if local_errno(exc) is not None:
                 raise  # the cache's disk failed, not the file
             bad[key] = f"not a readable Parquet file ({type(exc).__name__})"
+    rows = {f.key: f.record_count for f in snapshot.files}
     segments: list[Segment] = []
     counts: dict[str, FileRecord] = {}
     done = 0
 
-    def attempt(batch: list[str], columns: tuple[str, ...]) -> None:
+    def attempt(batch: list[str], shape: FileShape) -> None:
         name = _segment_name()
         tmp = store.segments / f".part-{name}.tmp"
+        deletes = _batch_deletes(conn, store, snapshot, batch, shape)
         try:
-            write_segment(conn, [store.raw / k for k in batch], store.raw, columns, tmp)
+            write_segment(
+                conn,
+                [store.raw / k for k in batch],
+                store.raw,
+                shape,
+                tmp,
+                names=snapshot.names,
+                deletes=deletes,
+            )
         except duckdb.Error as exc:
             tmp.unlink(missing_ok=True)
             if local_errno(exc) is not None:
                 raise  # writing the segment failed (disk full, …): no file is to blame
             if len(batch) == 1:
+                if deletes is not None and _reads_without_deletes(
+                    conn, store, batch[0], shape, snapshot
+                ):
+                    # The data file is fine: never set it aside for its delete files' sake.
+                    raise O11yError(
+                        "Cannot apply delete files",
+                        f"{batch[0]}: {', '.join(snapshot.deletes[batch[0]])} "
+                        f"({type(exc).__name__})",
+                    ) from exc
                 bad[batch[0]] = f"unreadable ({type(exc).__name__})"
                 return
             half = len(batch) // 2  # find the bad file without giving up the good ones
-            attempt(batch[:half], columns)
-            attempt(batch[half:], columns)
+            attempt(batch[:half], shape)
+            attempt(batch[half:], shape)
             return
         tmp.rename(store.segments / name)
         per_file = _segment_counts(conn, store.segments / name)
         for k in batch:
-            counts[k] = per_file.get(k, FileRecord())
+            rec = per_file.get(k, FileRecord())
+            rec.deletes = list(snapshot.deletes.get(k, ()))
+            counts[k] = rec
         segments.append(Segment(name, sum(c.rows for c in per_file.values()), list(batch)))
 
-    for columns, members in groups.items():
-        if not any(c == "value" for c in columns) and not (set(columns) & iceberg.EVENT_FIELDS):
+    for shape, members in groups.items():
+        columns = set(shape.named(snapshot.names))
+        if "value" not in columns and not columns & iceberg.EVENT_FIELDS:
             for k in members:
                 bad[k] = "no value column and no event fields"
             continue
-        for batch in _batches(members, rows or {}):
-            attempt(batch, columns)
+        for batch in _batches(members, rows):
+            attempt(batch, shape)
             done += len(batch)
             if progress:
                 progress("normalize", done, len(keys))
     return segments, counts, bad
+
+
+def _reads_without_deletes(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    key: str,
+    shape: FileShape,
+    snapshot: iceberg.LiveSnapshot,
+) -> bool:
+    """Whether ``key`` normalizes when no delete file is applied (the same path, thrown away)."""
+    tmp = store.segments / f".part-check-{uuid.uuid4().hex[:10]}.tmp"
+    try:
+        write_segment(conn, [store.raw / key], store.raw, shape, tmp, names=snapshot.names)
+    except duckdb.Error:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _batch_deletes(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    snapshot: iceberg.LiveSnapshot,
+    batch: list[str],
+    shape: FileShape,
+) -> Deletes | None:
+    """The rows the snapshot's delete files remove from ``batch``: deleted positions loaded into
+    the ``o11y_pos`` table, equality deletes matched by field id."""
+    applied = {k: snapshot.deletes.get(k, ()) for k in batch}
+    if not any(applied.values()):
+        return None
+    by_key = {f.key: f for f in snapshot.files}
+    parquet: list[tuple[Path, str, str]] = []
+    vectors: list[tuple[str, list[int]]] = []
+    equality: dict[str, list[str]] = {}
+    for data_key, delete_keys in applied.items():
+        for delete_id in delete_keys:
+            d = snapshot.delete_files[delete_id]
+            if d.kind == "position":
+                parquet.append((store.raw / d.key, by_key[data_key].uri, data_key))
+            elif d.kind == "dv":
+                vectors.append((data_key, iceberg.deletion_vector_positions(store.raw / d.key, d)))
+            else:
+                equality.setdefault(delete_id, []).append(data_key)
+    try:
+        if parquet or vectors:
+            load_positions(conn, "o11y_pos", parquet=parquet, vectors=vectors)
+    except duckdb.Error as exc:
+        names = sorted({str(p.relative_to(store.raw)) for p, _, _ in parquet})
+        raise O11yError(
+            "Unreadable delete file", f"{', '.join(names)} ({type(exc).__name__})"
+        ) from exc
+    eq = tuple(
+        EqualityDelete(
+            store.raw / snapshot.delete_files[i].key,
+            _equality_columns(snapshot, shape, snapshot.delete_files[i], store),
+            tuple(keys),
+        )
+        for i, keys in equality.items()
+    )
+    return Deletes(positions="o11y_pos" if parquet or vectors else None, equality=eq)
+
+
+def _equality_columns(
+    snapshot: iceberg.LiveSnapshot, shape: FileShape, delete: iceberg.DeleteFile, store: Store
+) -> tuple[tuple[str, str], ...]:
+    """(data column, delete file column) for each of the delete's field ids."""
+    try:
+        delete_shape = file_shape(store.raw / delete.key)
+    except Exception as exc:
+        raise O11yError("Unreadable delete file", f"{delete.key} ({type(exc).__name__})") from exc
+
+    def column(s: FileShape, fid: int) -> str | None:
+        by_id = {c.field_id: c.name for c in s.columns if c.field_id is not None}
+        if by_id:
+            return by_id.get(fid)
+        name = snapshot.names.get(fid)
+        return name if name in {c.name for c in s.columns} else None
+
+    pairs = []
+    for fid in delete.equality_ids:
+        data_col, delete_col = column(shape, fid), column(delete_shape, fid)
+        if data_col is None or delete_col is None:
+            raise O11yError(
+                "Unsupported equality delete",
+                f"{delete.key} matches field {fid}, which a data file or the delete lacks",
+            )
+        pairs.append((data_col, delete_col))
+    return tuple(pairs)
 
 
 def _segment_name() -> str:
@@ -392,22 +512,36 @@ class Target:
     mode: str  # "iceberg" or "files"
     metadata_key: str | None = None
     metadata_version: int | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
 class Diff:
     """The current snapshot's live files against the published generation."""
 
-    snapshot_id: int | None
-    live: list[iceberg.DataFile]
-    known: set[str]  # live files already in the store, unchanged
-    new: list[iceberg.DataFile]  # live files to download and normalize
-    gone: set[str]  # files in the store that left the snapshot
+    snapshot: iceberg.LiveSnapshot
+    known: set[str]  # live files already in the store, unchanged (their deletes too)
+    new: list[iceberg.DataFile]  # live files to download and normalize (again)
+    gone: set[str]  # files whose rows leave the store: out of the snapshot, or deletes changed
     still_bad: dict[str, BadFile]  # set aside before, still live, not changed at the source
+
+    @property
+    def snapshot_id(self) -> int | None:
+        return self.snapshot.snapshot_id
+
+    @property
+    def live(self) -> tuple[iceberg.DataFile, ...]:
+        return self.snapshot.files
 
     @property
     def live_by_key(self) -> dict[str, iceberg.DataFile]:
         return {f.key: f for f in self.live}
+
+    def delete_files_needed(self) -> list[iceberg.DeleteFile]:
+        """The delete files that apply to the files normalized this sync."""
+        ids = {d for f in self.new for d in self.snapshot.deletes.get(f.key, ())}
+        by_key = {self.snapshot.delete_files[i].key: self.snapshot.delete_files[i] for i in ids}
+        return [by_key[k] for k in sorted(by_key)]
 
 
 def _sync_locked(
@@ -422,7 +556,7 @@ def _sync_locked(
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
     if _same_metadata(target, gen) and not retry_bad:
         return _unchanged(label, target.prefix, gen)
-    diff = _diff(gen, *_live_files(source, store, target), retry_bad)
+    diff = _diff(gen, _live_files(source, store, target), retry_bad)
     if (
         not diff.new
         and not diff.gone
@@ -439,14 +573,14 @@ def _sync_locked(
         (store.raw / k).unlink(missing_ok=True)
     report_progress = _status_progress(store, progress)
     try:
-        fetched, nbytes, wrong_size = _download_all(
-            source, store, diff.new, report_progress, workers
-        )
+        wanted = [*diff.new, *diff.delete_files_needed()]
+        fetched, nbytes, wrong_size = _download_all(source, store, wanted, report_progress, workers)
+        _fail_on_bad_delete_files(diff, wrong_size)
         conn = _connect()
         try:
             readable = [f for f in diff.new if f.key not in wrong_size]
             new_segments, counts, bad = _normalize_new(
-                conn, source, store, readable, report_progress, workers
+                conn, source, store, readable, report_progress, workers, diff.snapshot
             )
             bad.update(wrong_size)
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
@@ -461,8 +595,7 @@ def _sync_locked(
 
     files = _file_records(gen, diff, counts)
     _recount(segments, files)
-    for k in diff.gone:
-        (store.raw / k).unlink(missing_ok=True)
+    _remove_raw_copies(store, gen, diff)
     set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
     bad_files = {**diff.still_bad, **set_aside}
 
@@ -478,6 +611,7 @@ def _sync_locked(
         segments=segments,
         files=files,
         bad_files=bad_files,
+        warnings=list(target.warnings),
     )
     store.publish(new_gen)
     return SyncReport(
@@ -487,10 +621,11 @@ def _sync_locked(
         len(diff.live),
         fetched,
         nbytes,
-        len(diff.gone),
+        len(diff.gone - set(diff.live_by_key)),
         new_gen.rows,
         new_gen.unparseable,
         {k: v.reason for k, v in bad_files.items()},
+        warnings=list(target.warnings),
     )
 
 
@@ -516,7 +651,7 @@ def _repair_damaged_segments(store: Store, gen: Generation) -> None:
         raw = store.raw / k
         if raw.is_file():
             try:
-                _read_columns(raw)
+                file_shape(raw)
             except Exception:
                 raw.unlink()
 
@@ -536,14 +671,15 @@ def resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Tar
     prefix, mode = _resolve(source, settings, gen)
     if mode != "iceberg":
         return Target(prefix, mode)
-    obj = iceberg.newest_metadata(
-        source,
-        prefix,
-        known_version=gen.metadata_version if gen.table_prefix == prefix else None,
+    pick = iceberg.newest_metadata(
+        source, prefix, after=gen.metadata_key if gen.table_prefix == prefix else None
     )
-    if obj is None:
+    if pick is None:
         raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
-    return Target(prefix, mode, obj.key, iceberg.metadata_version(obj.key))
+    warning = pick.warning()
+    if pick.key == gen.metadata_key:
+        return Target(prefix, mode, pick.key, pick.version, tuple(gen.warnings))
+    return Target(prefix, mode, pick.key, pick.version, (warning,) if warning else ())
 
 
 def _same_metadata(target: Target, gen: Generation, *, any_mode: bool = False) -> bool:
@@ -556,32 +692,29 @@ def _same_metadata(target: Target, gen: Generation, *, any_mode: bool = False) -
     )
 
 
-def _live_files(
-    source: Source, store: Store, target: Target
-) -> tuple[int | None, list[iceberg.DataFile]]:
-    """The snapshot id and its live data files (every Parquet file of a flat folder)."""
+def _live_files(source: Source, store: Store, target: Target) -> iceberg.LiveSnapshot:
+    """The snapshot's live data files and delete files (every Parquet file of a flat folder)."""
     if target.mode != "iceberg":
-        return None, _list_all_parquet(source, target.prefix)
+        return _list_all_parquet(source, target.prefix)
     assert target.metadata_key is not None
     metadata = iceberg.load_json(source, target.metadata_key)
-    return iceberg.live_files(source, metadata, iceberg.ManifestCache(store.meta))
+    return iceberg.read_snapshot(source, metadata, iceberg.ManifestCache(store.meta))
 
 
-def _diff(
-    gen: Generation,
-    snapshot_id: int | None,
-    live: list[iceberg.DataFile],
-    retry_bad: dict[str, BadFile],
-) -> Diff:
-    live_by_key = {f.key: f for f in live}
+def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, BadFile]) -> Diff:
+    """A file whose set of delete files changed (a DELETE on old data) counts as gone and new:
+    its rows are normalized again from the downloaded copy."""
+    live_by_key = {f.key: f for f in snapshot.files}
     known = {
         k
         for k, v in gen.files.items()
-        if k in live_by_key and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
+        if k in live_by_key
+        and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
+        and tuple(v.deletes) == snapshot.deletes.get(k, ())
     }
     still_bad = {k: v for k, v in gen.bad_files.items() if k in live_by_key and k not in retry_bad}
-    new = [f for f in live if f.key not in known and f.key not in still_bad]
-    return Diff(snapshot_id, live, known, new, set(gen.files) - known, still_bad)
+    new = [f for f in snapshot.files if f.key not in known and f.key not in still_bad]
+    return Diff(snapshot, known, new, set(gen.files) - known, still_bad)
 
 
 def _status_progress(store: Store, progress: Progress | None) -> Progress:
@@ -639,6 +772,18 @@ def _recount(segments: list[Segment], files: dict[str, FileRecord]) -> None:
         seg.rows = sum(files[k].rows if k in files else 0 for k in seg.files)
 
 
+def _remove_raw_copies(store: Store, gen: Generation, diff: Diff) -> None:
+    """Delete the downloaded copies of files out of the snapshot, and of delete files no live
+    file uses any more (files normalized again keep theirs)."""
+    live = diff.live_by_key
+    for k in diff.gone - set(live):
+        (store.raw / k).unlink(missing_ok=True)
+    used = {iceberg.delete_key(d) for ids in diff.snapshot.deletes.values() for d in ids}
+    for rec in gen.files.values():
+        for key in {iceberg.delete_key(d) for d in rec.deletes} - used:
+            (store.raw / key).unlink(missing_ok=True)
+
+
 def _set_aside(
     source: Source,
     store: Store,
@@ -670,6 +815,14 @@ def _set_aside(
     return out
 
 
+def _fail_on_bad_delete_files(diff: Diff, wrong_size: dict[str, str]) -> None:
+    """A delete file cannot be set aside like a data file (its rows would count again)."""
+    deletes = {d.key for d in diff.snapshot.delete_files.values()}
+    for key, reason in wrong_size.items():
+        if key in deletes:
+            raise O11yError("Bad delete file", f"{key}: {reason}")
+
+
 def _normalize_new(
     conn: duckdb.DuckDBPyConnection,
     source: Source,
@@ -677,13 +830,12 @@ def _normalize_new(
     new: Sequence[iceberg.DataFile],
     progress: Progress | None,
     workers: int,
+    snapshot: iceberg.LiveSnapshot,
 ) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
     """``_normalize`` the new files; a file that fails is downloaded afresh and tried once more,
     so only a failure the source's own bytes repeat sets a file aside (never a copy damaged on
     the way or on disk)."""
-    segments, counts, bad = _normalize(
-        conn, store, [f.key for f in new], progress, {f.key: f.record_count for f in new}
-    )
+    segments, counts, bad = _normalize(conn, store, [f.key for f in new], progress, snapshot)
     if not bad:
         return segments, counts, bad
     again = [f for f in new if f.key in bad]
@@ -691,9 +843,7 @@ def _normalize_new(
         (store.raw / f.key).unlink(missing_ok=True)
     _, _, wrong_size = _download_all(source, store, again, None, workers)
     again = [f for f in again if f.key not in wrong_size]
-    more, more_counts, bad = _normalize(
-        conn, store, [f.key for f in again], None, {f.key: f.record_count for f in again}
-    )
+    more, more_counts, bad = _normalize(conn, store, [f.key for f in again], None, snapshot)
     counts.update(more_counts)
     return segments + more, counts, {**bad, **wrong_size}
 
@@ -741,6 +891,7 @@ def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
         gen.unparseable,
         bad,
         changed=False,
+        warnings=list(gen.warnings),
     )
 
 

@@ -68,6 +68,7 @@ class FaultProxy:
         self._fail_code = "SlowDown"
         self._delay = 0.0
         self._down = False
+        self._fail_paths: dict[str, tuple[int, int, str]] = {}  # fragment -> (left, status, code)
         self._fail_rate = 0.0
         self._rng = random.Random(0)
         self._corrupt: tuple[str, str, int] | None = None  # (path part, mode, times left)
@@ -137,6 +138,13 @@ class FaultProxy:
             self._fail_status = status
             self._fail_code = code
 
+    def fail_matching(
+        self, fragment: str, n: int = 1, status: int = 503, code: str = "SlowDown"
+    ) -> None:
+        """Answer the next `n` requests whose path contains `fragment` with an S3-style error."""
+        with self._lock:
+            self._fail_paths[fragment] = (n, status, code)
+
     def set_delay(self, seconds: float) -> None:
         """Sleep `seconds` before handling each request (0 disables)."""
         with self._lock:
@@ -183,6 +191,7 @@ class FaultProxy:
             self._fail_code = "SlowDown"
             self._delay = 0.0
             self._down = False
+            self._fail_paths.clear()
             self._fail_rate = 0.0
             self._corrupt = None
             self._stall = None
@@ -200,6 +209,10 @@ class FaultProxy:
                 failure = (self._fail_status, self._fail_code)
             elif self._fail_rate and self._rng.random() < self._fail_rate:
                 failure = (self._fail_status, self._fail_code)
+            for fragment, (left, status, code) in self._fail_paths.items():
+                if failure is None and left > 0 and fragment in urllib.parse.unquote(path):
+                    self._fail_paths[fragment] = (left - 1, status, code)
+                    failure = (status, code)
             delay = self._delay
             if self._stall and method == "GET" and self._stall[0] in path:
                 delay += self._stall[1]
