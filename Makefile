@@ -2,6 +2,9 @@
 # rebuilt when a requirements file changes, so re-runs are instant.
 
 PORT ?= 8501
+# Loopback only by default: `make run HOST=0.0.0.0` to serve other machines (see the README,
+# "Deploying for the team": sign-in, the wall token and TLS first).
+HOST ?= 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,7 +22,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 # No data source configured => the app serves demo data.
 run: venv
-	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.headless true --server.address $(HOST) --server.port $(PORT)
 
 test: venv
 	$(BIN)/ruff check .
