@@ -237,7 +237,7 @@ def test_freshness_levels():
     assert fmt.last_sync_level(30, 60) == "ok"
     assert fmt.last_sync_level(5 * 60, 60) == "amber"
     assert fmt.last_sync_level(3600, 60) == "red"
-    assert fmt.fmt_age(None) == "never" and fmt.fmt_age(90) == "2 min ago"
+    assert fmt.fmt_age(None) == "never" and fmt.fmt_age(90) == "1m ago"
     assert fmt.age_s(NOW - timedelta(seconds=30), NOW) == 30
 
 

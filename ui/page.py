@@ -220,16 +220,14 @@ def chart(fig: go.Figure, *, key: str | None = None) -> None:
 
 def bucket_s(c: Ctx, *, points: int = 200) -> int:
     """The time bucket for the filters' range (about 100-300 points; fewer for busy charts)."""
-    start, end = c.filters.start, c.filters.end
-    if start is None or end is None:
-        rng = load("time_range", c.filters, what="time range") or (None, None)
-        start, end = start or rng[0], end or rng[1]
+    start, end = window(c)
     if start is None or end is None:
         return 60
     return q.pick_bucket(start, end, points=points)
 
 
 def window(c: Ctx) -> tuple[datetime | None, datetime | None]:
+    """The filters' time range; an open end (``all``) is the data's own first/last time."""
     start, end = c.filters.start, c.filters.end
     if start is None or end is None:
         rng = load("time_range", c.filters, what="time range") or (None, None)

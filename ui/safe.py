@@ -1,0 +1,99 @@
+"""Untrusted text (event fields, URL values) made inert for the place it goes. No Streamlit here.
+
+Nothing from an event may shape a page: an agent, mode or event type is data, never markup. One
+function per destination:
+
+- :func:`html_text` for HTML (text and attribute values), also safe inside Streamlit's markdown
+  with ``unsafe_allow_html``: line breaks become spaces (a newline could end the HTML block and
+  turn the rest into Markdown) and Markdown's emphasis, code, link and math characters become
+  character references;
+- :func:`md_text` for Streamlit Markdown (``st.markdown``, captions, alerts);
+- :func:`plotly_text` for Plotly strings (trace names, category labels, hover data): Plotly renders
+  a subset of HTML in them (``<a href>``, ``<br>``, ``<b>``…), so ``& < >`` are escaped.
+
+:func:`h` builds HTML from a template with every interpolated value escaped unless it is
+:class:`Safe` (markup this code built), so escaping is on by default.
+
+All of them also neutralise controls and bidirectional overrides (U+202E and friends, which can
+make text read backwards and spill over what follows) by showing U+FFFD in their place.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from collections.abc import Iterable
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+# C0/C1 controls (tab kept), bidi embeddings/overrides/isolates and marks, line/paragraph separators
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile("\r\n|[\r\n\u2028\u2029\x85\x0b\x0c]")
+# Characters Markdown (and Streamlit's extensions: :material/…:, :red[…], $math$) give meaning.
+_MD_SPECIAL = "\\`*_[]{}()<>#|:~$!+-.=^&\"'"
+_HTML_MAP = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "'": "&#39;",
+    **{c: f"&#{ord(c)};" for c in "`*_[]{}#|~$\\\t"},
+}
+
+
+class Safe(str):
+    """A string of markup built by this code, inserted by :func:`h` as it is."""
+
+
+def clip(text: str, limit: int | None) -> str:
+    """At most ``limit`` characters, the middle replaced by ``…`` (start and end stay readable)."""
+    if limit is None or len(text) <= limit:
+        return text
+    tail = max(limit // 3, 1)
+    return text[: limit - tail - 1] + "…" + text[-tail:]
+
+
+def plain(value: Any, limit: int | None = None) -> str:
+    """``value`` as one line of inert text: line breaks become spaces, controls and bidi
+    overrides become U+FFFD; clipped to ``limit`` characters."""
+    text = "" if value is None else str(value)
+    text = _LINE_BREAKS.sub(" ", text)
+    return clip(_CONTROLS.sub(REPLACEMENT, text), limit)
+
+
+def html_text(value: Any, limit: int | None = None) -> str:
+    """Escaped for HTML text or a quoted attribute, and inert in Streamlit's markdown."""
+    return "".join(_HTML_MAP.get(c, c) for c in plain(value, limit))
+
+
+def md_text(value: Any, limit: int | None = None) -> str:
+    """Escaped for Streamlit Markdown: every Markdown character backslash-escaped, one line."""
+    out = plain(value, limit)
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in out)
+
+
+def plotly_text(value: Any, limit: int | None = None) -> str:
+    """Escaped for a Plotly string (its pseudo-HTML): ``& < >`` as entities, one line."""
+    return html.escape(plain(value, limit), quote=False)
+
+
+class _Escaping(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, Safe):
+            return str(value)
+        return html_text(format(value, format_spec))
+
+
+_FORMATTER = _Escaping()
+
+
+def h(template: str, /, *args: Any, **values: Any) -> Safe:
+    """``template`` (markup we wrote, ``str.format`` syntax) with every value HTML-escaped, except
+    :class:`Safe` values (markup built by :func:`h` or :func:`join`)."""
+    return Safe(_FORMATTER.vformat(template, args, values))
+
+
+def join(parts: Iterable[Safe], sep: str = "") -> Safe:
+    """Markup pieces joined; a piece that is not :class:`Safe` is escaped like a value."""
+    return Safe(sep.join(p if isinstance(p, Safe) else html_text(p) for p in parts))
