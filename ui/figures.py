@@ -44,6 +44,8 @@ AGENT_PALETTE = [
     "#DBDB8D",
     "#9EDAE5",
 ]
+# Hovers name the trace with %{fullData.name} (the escaped name), never by putting data into a
+# template: Plotly renders a subset of HTML in hovers.
 TIME_TITLE = "Time (UTC)"
 UTC_NAME = "UTC"
 HEIGHT = 340
@@ -142,7 +144,8 @@ def cycles_over_time(
                 y=df.loc[m, "cycles"],
                 name=mode,
                 marker_color=mode_color(mode),
-                hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y}} cycles"
+                hovertemplate="%{fullData.name}<br>"
+                f"%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y}} cycles"
                 "<extra></extra>",
             )
         fig.update_layout(barmode="stack", bargap=0, legend_traceorder="normal")
@@ -158,7 +161,8 @@ def cycles_over_time(
                 mode="lines",
                 line={"width": 1.6, "color": colors[key]},
                 customdata=[key] * int(m.sum()),
-                hovertemplate=f"{name}<br>%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} {tz}"
+                hovertemplate="%{fullData.name}<br>"
+                f"%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} {tz}"
                 "<br>%{y} cycles<extra></extra>",
             )
         _side_legend(fig)
@@ -184,7 +188,8 @@ def mode_mix_over_time(
             groupnorm="percent",
             line={"width": 0.5, "color": mode_color(mode)},
             fillcolor=mode_color(mode),
-            hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}}%<extra></extra>",
+            hovertemplate="%{fullData.name}<br>"
+            f"%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}}%<extra></extra>",
         )
     fig.update_yaxes(range=[0, 100])
     return fig
@@ -227,7 +232,8 @@ def rate_over_time(
             marker={"size": 4},
             line={"width": 1.5, "color": colors[key]},
             customdata=df.loc[m, "cycles"],
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>{fmt}"
+            hovertemplate="%{fullData.name}<br>"
+            f"%{{x|%Y-%m-%d %H:%M}} {tz}<br>{fmt}"
             "<br>of %{customdata} cycles<extra></extra>",
         )
     if by != "mode":
@@ -270,7 +276,8 @@ def agent_strip(
                 "line": {"width": 0},
             },
             customdata=m[["agent", "dur_s", "tool_calls", "errors"]].to_numpy(),
-            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}<br>{mode}, "
+            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}<br>"
+            "%{fullData.name}, "
             "%{customdata[1]} s, %{customdata[2]} tool calls, %{customdata[3]} errors"
             "<extra></extra>",
         )
@@ -388,7 +395,7 @@ def mode_share_by_agent(
             name=mode,
             marker_color=mode_color(mode),
             customdata=m[["agent", "cycles"]].to_numpy(),
-            hovertemplate=f"%{{customdata[0]}}<br>{mode}: %{{x:.1f}}% "
+            hovertemplate="%{customdata[0]}<br>%{fullData.name}: %{x:.1f}% "
             "(%{customdata[1]} cycles)<extra></extra>",
         )
     fig.update_layout(barmode="stack", height=max(HEIGHT, 80 + 24 * len(order)))
@@ -410,7 +417,7 @@ def duration_by_mode(points: pd.DataFrame, *, title: str = "Cycle duration by mo
             name=mode,
             marker_color=mode_color(mode),
             boxpoints="outliers",
-            hovertemplate=f"{mode}<br>%{{y:.1f}} s<extra></extra>",
+            hovertemplate="%{fullData.name}<br>%{y:.1f} s<extra></extra>",
         )
     fig.update_yaxes(type="log")
     fig.update_layout(showlegend=False)
@@ -508,6 +515,7 @@ def ingest_lag(
             name=name,
             mode="lines",
             line={"width": 1.8, "color": LAG_COLORS[name]},
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}} s<extra></extra>",
+            hovertemplate="%{fullData.name}<br>"
+            f"%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}} s<extra></extra>",
         )
     return fig

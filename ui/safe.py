@@ -26,12 +26,14 @@ import string
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 REPLACEMENT = "\ufffd"
 # C0/C1 controls (tab kept), bidi embeddings/overrides/isolates and marks, line/paragraph separators
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile("\r\n|[\r\n\u2028\u2029\x85\x0b\x0c]")
 # Characters Markdown (and Streamlit's extensions: :material/…:, :red[…], $math$) give meaning.
-_MD_SPECIAL = "\\`*_[]{}()<>#|:~$!+-.=^&\"'"
+_MD_SPECIAL = "\\`*_[]{}()<>#|:~$!+-.&"
 _HTML_MAP = {
     "&": "&amp;",
     "<": "&lt;",
@@ -97,3 +99,79 @@ def h(template: str, /, *args: Any, **values: Any) -> Safe:
 def join(parts: Iterable[Safe], sep: str = "") -> Safe:
     """Markup pieces joined; a piece that is not :class:`Safe` is escaped like a value."""
     return Safe(sep.join(p if isinstance(p, Safe) else html_text(p) for p in parts))
+
+
+# -- Plotly ----------------------------------------------------------------------------------
+
+LABEL_MAX = 60  # trace names, category labels, slice labels
+HOVER_MAX = 200  # strings shown in hovers (customdata, hovertext)
+_LABEL_ATTRS = ("name", "labels", "x", "y", "text")
+_HOVER_ATTRS = ("customdata", "hovertext")
+
+
+def _escape_values(values: Any, limit: int) -> Any:
+    """A trace's array (list, tuple, numpy, nested) with every string made Plotly-inert; the very
+    same object when nothing needed changing (most data: no copy, no comparison)."""
+    if isinstance(values, str):
+        return plotly_text(values, limit)
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "OUS":
+            return values
+        flat = values.reshape(-1)
+        fixes = {}
+        for i, v in enumerate(flat):
+            if isinstance(v, str):
+                new = plotly_text(v, limit)
+                if new != v:
+                    fixes[i] = new
+        if not fixes:
+            return values
+        out = values.astype(object).copy()
+        out_flat = out.reshape(-1)
+        for i, new in fixes.items():
+            out_flat[i] = new
+        return out
+    if isinstance(values, list | tuple):
+        seen: dict[str, str] = {}
+        out_list = []
+        changed = False
+        for v in values:
+            if isinstance(v, str):
+                if v not in seen:
+                    seen[v] = plotly_text(v, limit)
+                new_v: Any = seen[v]
+            elif isinstance(v, list | tuple | np.ndarray):
+                new_v = _escape_values(v, limit)
+            else:
+                new_v = v
+            changed = changed or new_v is not v and new_v != v
+            out_list.append(new_v)
+        return out_list if changed else values
+    return values
+
+
+def escape_figure(fig: Any) -> Any:
+    """Make every data-derived string of a Plotly figure inert (in place; returns ``fig``).
+
+    Trace names, category values (x/y), slice labels and texts are escaped and clipped to
+    :data:`LABEL_MAX`; hover data to :data:`HOVER_MAX`; a category order on an axis gets the same
+    treatment so it still names the same categories. Hover templates must not interpolate data
+    themselves: they use ``%{fullData.name}``/``%{customdata}``, which read the escaped values.
+    """
+    for trace in fig.data:
+        for attr in _LABEL_ATTRS + _HOVER_ATTRS:
+            value = getattr(trace, attr, None) if attr in trace else None
+            if value is None:
+                continue
+            limit = LABEL_MAX if attr in _LABEL_ATTRS else HOVER_MAX
+            new = _escape_values(value, limit)
+            if new is not value:
+                setattr(trace, attr, None)  # Plotly compares old and new (fails on pd.NA)
+                setattr(trace, attr, new)
+    for axis in ("xaxis", "yaxis"):
+        for name in fig.layout:
+            if name.startswith(axis):
+                ax = fig.layout[name]
+                if ax.categoryarray is not None:
+                    ax.categoryarray = _escape_values(list(ax.categoryarray), LABEL_MAX)
+    return fig
