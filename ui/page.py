@@ -191,14 +191,14 @@ def live(body: Callable[[Ctx], None]) -> None:
     """
     every = st.session_state.get(REFRESH_S)
     bar = st.session_state.get(BAR_KEY)
-    first = [True]  # setup() drew the bar in this script run already
 
     def run() -> None:
         c = current_ctx()
-        if bar is not None and not first[0]:
+        if bar is not None:
+            # Redrawn on the full run too (replacing setup's): Streamlit lets a fragment write to
+            # an outside container only when it also did so during the last full run.
             with bar.container():
                 freshness_bar(c.settings, D.get_syncer(), tz=c.tz)
-        first[0] = False
         body(c)
 
     if not every:
