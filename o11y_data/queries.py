@@ -1,7 +1,7 @@
 """One function per question the screens ask, all taking the same :class:`Filters`.
 
 Every value is bound with ``?``; nothing the user typed is formatted into SQL. Definitions follow
-EVENTS.md: cycle metrics count ``agent.cycle`` events only; ``avg_ms`` is the mean of non-null
+docs/events.md: cycle metrics count ``agent.cycle`` events only; ``avg_ms`` is the mean of non-null
 durations rounded to an integer; percentiles interpolate (``quantile_cont``); error rate is cycles
 with ``errors > 0`` over cycles; NULLs add nothing to sums.
 """

@@ -97,7 +97,7 @@ def body(c: P.Ctx) -> None:
             border=True,
             help="Rows whose value is not a JSON object: left out of every metric.",
         )
-        st.caption("Left out of every metric (EVENTS.md).")
+        st.caption("Left out of every metric (docs/events.md).")
     with cols[4]:
         st.metric(
             "Live files",

@@ -31,6 +31,7 @@ REFRESH_S = "_refresh_s"  # this run's refresh interval (None: off)
 REFRESH_SAVED = "_refresh_saved"  # the session's last choice, restored after sidebar navigation
 K_REFRESH = "f_refresh"
 BAR_KEY = "_freshness_bar"
+LIVE_RAN = "_live_ran"  # this run's page drew the freshness bar itself (live)
 LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
 
 
@@ -136,11 +137,20 @@ def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
     notices = [*state.notices, *([refresh_notice] if refresh_notice else [])]
     for notice in notices:  # they quote URL values: hostile text
         st.warning(md_escape(notice), icon=":material/link_off:")
-    bar = st.empty()  # redrawn in place by every refresh of the page (see live)
-    st.session_state[BAR_KEY] = bar
-    with bar.container():
-        freshness_bar(settings, syncer, tz=state.tz)
+    # The freshness bar's place: live() draws the bar inside the page's refreshing fragment (a
+    # fragment writing into a container made outside it breaks the page after navigation), and
+    # finish() fills this place for a page that does not use live().
+    st.session_state[BAR_KEY] = st.empty()
+    st.session_state[LIVE_RAN] = False
     return c
+
+
+def finish(settings: Settings, syncer: BackgroundSyncer) -> None:
+    """After the page ran: the freshness bar in its place, unless :func:`live` drew it."""
+    bar = st.session_state.get(BAR_KEY)
+    if bar is not None and not st.session_state.get(LIVE_RAN):
+        with bar.container():
+            freshness_bar(settings, syncer, tz=ctx().tz)
 
 
 def _set_refresh(choice: str) -> None:
@@ -190,15 +200,11 @@ def live(body: Callable[[Ctx], None]) -> None:
     range moves to now and agents that appeared since are labelled.
     """
     every = st.session_state.get(REFRESH_S)
-    bar = st.session_state.get(BAR_KEY)
+    st.session_state[LIVE_RAN] = True
 
     def run() -> None:
         c = current_ctx()
-        if bar is not None:
-            # Redrawn on the full run too (replacing setup's): Streamlit lets a fragment write to
-            # an outside container only when it also did so during the last full run.
-            with bar.container():
-                freshness_bar(c.settings, D.get_syncer(), tz=c.tz)
+        freshness_bar(c.settings, D.get_syncer(), tz=c.tz)
         body(c)
 
     if not every:

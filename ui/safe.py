@@ -71,8 +71,11 @@ def html_text(value: Any, limit: int | None = None) -> str:
 
 def md_text(value: Any, limit: int | None = None) -> str:
     """Escaped for Streamlit Markdown: every Markdown character backslash-escaped, one line."""
-    out = plain(value, limit)
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in out)
+    out = "".join("\\" + c if c in _MD_SPECIAL else c for c in plain(value, limit))
+    # GFM turns bare URLs and e-mail addresses into links even when escaped; a character
+    # reference is decoded after link detection, so these read the same and link nowhere.
+    out = out.replace("\\://", "\\:&#47;&#47;").replace("@", "&#64;")
+    return re.sub("(?i)(www)\\\\.", r"\1&#46;", out)
 
 
 def plotly_text(value: Any, limit: int | None = None) -> str:

@@ -8,7 +8,7 @@ is not current), first match wins:
 
 - ``down``: no cycle for ``down`` seconds (default 60 min), or never seen;
 - ``stale``: no cycle for ``stale`` seconds (default 10 min);
-- ``degraded``: error rate (cycles with ``errors > 0`` / cycles, EVENTS.md) in the window is at
+- ``degraded``: error rate (cycles with ``errors > 0`` / cycles, docs/events.md) in the window is at
   least ``err`` (default 10 %);
 - ``healthy`` otherwise.
 """
