@@ -61,7 +61,8 @@ def test_md_text_renders_as_one_paragraph_of_the_same_text(value):
     assert kinds == ["paragraph_open", "inline", "paragraph_close"], kinds
     children = tokens[1].children or []
     assert {c.type for c in children} <= {"text", "softbreak"}, [c.type for c in children]
-    assert "".join(c.content for c in children) == plain(value)
+    shown = "".join(c.content for c in children)
+    assert shown.replace("\u2060", "") == plain(value)  # word joiners keep URLs from linking
 
 
 @pytest.mark.parametrize("value", HOSTILE)

@@ -72,10 +72,10 @@ def html_text(value: Any, limit: int | None = None) -> str:
 def md_text(value: Any, limit: int | None = None) -> str:
     """Escaped for Streamlit Markdown: every Markdown character backslash-escaped, one line."""
     out = "".join("\\" + c if c in _MD_SPECIAL else c for c in plain(value, limit))
-    # GFM turns bare URLs and e-mail addresses into links even when escaped; a character
-    # reference is decoded after link detection, so these read the same and link nowhere.
-    out = out.replace("\\://", "\\:&#47;&#47;").replace("@", "&#64;")
-    return re.sub("(?i)(www)\\\\.", r"\1&#46;", out)
+    # GFM turns bare URLs and e-mail addresses into links, escaped or not (even through character
+    # references): an invisible word joiner inside "://", "www." and before "@" keeps them text.
+    out = out.replace("\\://", "\\:\u2060//").replace("@", "\u2060@")
+    return re.sub("(?i)(www)\\\\.", "\\1\u2060\\\\.", out)
 
 
 def plotly_text(value: Any, limit: int | None = None) -> str:
