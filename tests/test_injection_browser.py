@@ -25,6 +25,7 @@ from playwright.sync_api import Page, expect
 from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR
+from tests.support.tables import local_env
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"
@@ -125,15 +126,7 @@ def hostile_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     root = tmp_path_factory.mktemp("hostile")
     writer = TableWriter(put=folder_put(root / "src"), bucket="agent-blobs", table_prefix=PREFIX)
     writer.append([unstructured_table(events(beacon.base, datetime.now(UTC)))])
-    env = {
-        "O11Y_SOURCE_DIR": str(root / "src"),
-        "O11Y_CACHE_DIR": str(root / "cache"),
-        "O11Y_BACKGROUND_SYNC": "1",
-        "O11Y_SYNC_INTERVAL": "60",
-        "O11Y_AGENTS_FILE": str(root / "no-agents.toml"),
-        "O11Y_R2_ENDPOINT": "",
-        "O11Y_R2_ACCOUNT_ID": "",
-    }
+    env = local_env(root / "src", root, O11Y_SYNC_INTERVAL="60", O11Y_BACKGROUND_SYNC="1")
     try:
         with running_streamlit(REPO / "app.py", env) as url:
             yield url, beacon

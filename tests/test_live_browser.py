@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR
+from tests.support.tables import local_env
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"
@@ -53,15 +54,7 @@ def live_app(tmp_path: Path) -> Iterator[tuple[str, TableWriter]]:
             )
         ]
     )
-    env = {
-        "O11Y_SOURCE_DIR": str(tmp_path / "src"),
-        "O11Y_CACHE_DIR": str(tmp_path / "cache"),
-        "O11Y_SYNC_INTERVAL": "5",
-        "O11Y_BACKGROUND_SYNC": "1",
-        "O11Y_AGENTS_FILE": str(tmp_path / "no-agents.toml"),
-        "O11Y_R2_ENDPOINT": "",
-        "O11Y_R2_ACCOUNT_ID": "",
-    }
+    env = local_env(tmp_path / "src", tmp_path, O11Y_SYNC_INTERVAL="5", O11Y_BACKGROUND_SYNC="1")
     with running_streamlit(REPO / "app.py", env) as url:
         yield url, writer
 
