@@ -21,7 +21,7 @@ from string import Template
 
 from ui.agents import agents_file, load_names
 from ui.agents import labels as agent_labels
-from ui.fmt import DASH, fmt_ms, format_clock, format_rate, format_span
+from ui.fmt import DASH, as_utc, fmt_ms, format_clock, format_rate, format_span, missing
 from ui.safe import Safe, clip, h, join
 from ui.wall_logic import (
     AgentStats,
@@ -358,15 +358,14 @@ def wall_html(
 def _stats_from_frame(df) -> list[AgentStats]:
     out = []
     for r in df.itertuples(index=False):
-        last = r.last_ts
         out.append(
             AgentStats(
                 agent=str(r.agent),
-                last_ts=None if last is None or last != last else last.to_pydatetime(),
+                last_ts=as_utc(r.last_ts),
                 cycles=int(r.cycles),
                 error_cycles=int(r.error_cycles),
                 errors=int(r.errors),
-                p95_ms=None if r.p95_ms is None or r.p95_ms != r.p95_ms else float(r.p95_ms),
+                p95_ms=None if missing(r.p95_ms) else float(r.p95_ms),
                 spark_n=tuple(int(x) for x in r.spark_n),
                 spark_err=tuple(int(x) for x in r.spark_err),
             )
