@@ -116,12 +116,11 @@ def ensure_first_sync(syncer: BackgroundSyncer, *, quiet: bool = False, timeout:
 def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
     """The sidebar filters and refresh picker, URL notices and the freshness bar; stores the page
     context for :func:`live`."""
-    url_was_empty = not len(st.query_params)  # sidebar navigation: restore this session's view
     choices = load("choices", what="filter choices") or {}
     names = agent_names()
     state = sidebar.read_state(choices)
     sidebar.draw(state, choices, names)
-    every, refresh_notice = refresh_picker(url_was_empty=url_was_empty)
+    every, refresh_notice = refresh_picker()
     c = Ctx(
         state=state,
         filters=state.to_filters(),
@@ -167,15 +166,15 @@ def _refresh_changed() -> None:
     _set_refresh(st.session_state.get(K_REFRESH) or refresh.DEFAULT)
 
 
-def refresh_picker(*, url_was_empty: bool) -> tuple[int | None, str | None]:
+def refresh_picker() -> tuple[int | None, str | None]:
     """The sidebar's refresh picker, kept in the URL (``refresh=``); (seconds or None, notice).
 
-    After sidebar navigation (a URL with no parameters) the session's last choice comes back,
-    like the filters do.
+    A URL without ``refresh`` (sidebar navigation, a link to another page) keeps the session's
+    last choice: the interval is how this person watches, not part of a view.
     """
     values = st.query_params.get_all(refresh.KEY)
     saved = st.session_state.get(REFRESH_SAVED)
-    if not values and url_was_empty and saved:
+    if not values and saved:
         values = [saved]
     choice, notice = refresh.parse_refresh(values)
     _set_refresh(choice)
