@@ -8,6 +8,7 @@ pages keep serving the cache and recover by themselves when the source returns.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 from .config import Settings
 from .errors import O11yError, SyncBusy
 from .sync import SyncReport, sync
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,6 +78,7 @@ class BackgroundSyncer:
             st.last_error, st.failures = exc.one_line(), st.failures + 1
             return None
         except Exception as exc:  # the thread must survive anything
+            log.exception("background sync failed unexpectedly")
             st.last_error, st.failures = f"Sync failed: {type(exc).__name__}", st.failures + 1
             return None
         finally:

@@ -32,6 +32,7 @@ _KEYS = {
     "O11Y_CACHE_DIR": "cache_dir",
     "O11Y_SYNC_INTERVAL": "sync_interval",
     "O11Y_DEMO_LIVE": "demo_live",
+    "O11Y_R2_TIMEOUT": "timeout",
 }
 
 
@@ -77,6 +78,7 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     sync_interval_s: float = 60.0
     demo_live: bool = True
+    r2_timeout_s: float = 20.0  # a request that sends nothing for this long is a timeout
 
     @property
     def kind(self) -> str:
@@ -183,6 +185,11 @@ def load_settings(
         sync_interval = float(interval) if interval else 60.0
     except ValueError:
         raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from None
+    timeout = get("O11Y_R2_TIMEOUT")
+    try:
+        r2_timeout = float(timeout) if timeout else 20.0
+    except ValueError:
+        raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from None
     prefix = get("O11Y_TABLE_PREFIX")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -202,6 +209,7 @@ def load_settings(
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         sync_interval_s=max(5.0, sync_interval),
         demo_live=(get("O11Y_DEMO_LIVE") or "1") not in {"0", "false", "no"},
+        r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
     )
 
 

@@ -7,6 +7,7 @@ line on screen (never a traceback).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,6 +34,8 @@ K_REFRESH = "f_refresh"
 BAR_KEY = "_freshness_bar"
 LIVE_RAN = "_live_ran"  # this run's page drew the freshness bar itself (live)
 LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,10 @@ def load(name: str, *args: Any, what: str = "data", **kwargs: Any) -> Any:
     try:
         return D.cached(name, *args, **kwargs)
     except O11yError as exc:
+        log.info("loading %s failed: %s", what, exc.one_line(), exc_info=exc)
         st.error(f"Could not load {what}: {md_escape(exc.one_line())}", icon=":material/error:")
-    except Exception as exc:  # never a traceback on screen
+    except Exception as exc:  # never a traceback on screen; the cause goes to the log
+        log.exception("loading %s failed unexpectedly", what)
         st.error(
             f"Could not load {what}: unexpected {type(exc).__name__}: {md_escape(str(exc))[:200]}",
             icon=":material/error:",
