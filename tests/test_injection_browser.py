@@ -178,6 +178,11 @@ def _settle(page: Page, heading: str | None) -> None:
     page.mouse.wheel(0, -20_000)
 
 
+def _check(page: Page, beacon: Beacon, where: str) -> None:
+    m = page.evaluate(LAYOUT_JS, str(beacon.port))
+    assert m["bad"] == [] and m["headings"] == [], (where, m["bad"], m["headings"])
+
+
 def test_hostile_event_strings_shape_nothing_on_any_page(page: Page, hostile_app) -> None:
     url, beacon = hostile_app
     dialogs: list[str] = []
@@ -186,6 +191,12 @@ def test_hostile_event_strings_shape_nothing_on_any_page(page: Page, hostile_app
     for path, heading in PAGES:
         page.goto(f"{url}/{path}?range=24h" if path != "wall" else f"{url}/wall")
         _settle(page, heading)
+        if path == "":  # the sidebar pickers list event values too: open each list
+            for name in ("Agents", "Modes", "Event types"):
+                page.get_by_test_id("stMultiSelect").filter(has_text=name).click()
+                page.wait_for_timeout(500)
+                _check(page, beacon, f"{name} options")
+                page.keyboard.press("Escape")
         m = page.evaluate(LAYOUT_JS, str(beacon.port))
         page.screenshot(path=str(SCREENSHOT_DIR / f"hostile_{path or 'overview'}.png"))
         assert m["bad"] == [], (path, m["bad"])
