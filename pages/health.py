@@ -97,7 +97,7 @@ def body(c: P.Ctx) -> None:
             border=True,
             help="Rows whose value is not a JSON object: left out of every metric.",
         )
-        st.caption("Left out of every metric (docs/events.md).")
+        st.caption("Left out of every metric (EVENTS.md).")
     with cols[4]:
         st.metric(
             "Live files",
@@ -110,7 +110,10 @@ def body(c: P.Ctx) -> None:
     left, right = st.columns(2)
     with left:
         if hourly is not None:
-            P.chart(FG.events_per_hour(hourly, usual=usual, tz=c.tz), key="hl_hourly")
+            P.chart(
+                FG.events_per_hour(hourly, usual=usual, tz=c.tz, start=h_start, end=f.end or end),
+                key="hl_hourly",
+            )
             h_local = h_start.astimezone(c.state.zone)
             st.caption(
                 f"From {h_local:%Y-%m-%d %H:%M} {P.md_escape(c.tz)}; "
@@ -118,10 +121,14 @@ def body(c: P.Ctx) -> None:
             )
     with right:
         b = P.bucket_s(c, points=80)
+        w_start, w_end = P.window(c)
         lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
         if lag is not None:
-            P.chart(FG.ingest_lag(lag, tz=c.tz), key="hl_lag")
-            st.caption(f"p50 and p95 of ingest_ts − ts per {fmt.bucket_label(b)}.")
+            P.chart(FG.ingest_lag(lag, tz=c.tz, bucket_s=b, start=w_start, end=w_end), key="hl_lag")
+            st.caption(
+                f"p50, p95 and p99 of ingest_ts − ts per {fmt.bucket_label(b)}; a bucket without "
+                "events has no lag (the lines break)."
+            )
 
     st.subheader("Sync", anchor=False)
     state = syncer.state
@@ -148,8 +155,8 @@ def body(c: P.Ctx) -> None:
     if set_aside is not None and len(set_aside):
         st.subheader("Files set aside", anchor=False)
         st.caption(
-            "Unreadable at the source after two downloads; left out of every number until a "
-            "later copy reads. Each is downloaded afresh and tried again at its next retry."
+            "Unreadable at the source after two downloads; left out of every number until a later "
+            "copy reads. Each is downloaded afresh and tried again at its next retry."
         )
         # A dataframe shows cell values as plain text: file names from the bucket stay inert.
         st.dataframe(

@@ -3,6 +3,7 @@ markdown-it (a CommonMark implementation), never by comparing with our own outpu
 
 from __future__ import annotations
 
+import html
 from html.parser import HTMLParser
 
 import pytest
@@ -66,11 +67,15 @@ def test_md_text_renders_as_one_paragraph_of_the_same_text(value):
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_plotly_text_holds_no_markup(value):
+def test_plotly_text_holds_no_markup_and_never_escapes_twice(value):
     out = plotly_text(value)
     assert "<" not in out and ">" not in out and "\n" not in out
     p = parse(out)
-    assert not p.tags and "".join(p.text) == plain(value)
+    assert not p.tags
+    assert plotly_text(out) == out  # a label a figure escaped already stays as it is
+    if "&" not in value:
+        assert "".join(p.text) == plain(value)
+        assert plotly_text(html.escape(value, quote=False)) == out  # escaped before: same
 
 
 def test_bidi_overrides_and_controls_are_shown_as_replacement_characters():

@@ -20,7 +20,6 @@ make text read backwards and spill over what follows) by showing U+FFFD in their
 
 from __future__ import annotations
 
-import html
 import re
 import string
 from collections.abc import Iterable
@@ -78,9 +77,15 @@ def md_text(value: Any, limit: int | None = None) -> str:
     return re.sub("(?i)(www)\\\\.", "\\1\u2060\\\\.", out)
 
 
+_BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);)")
+
+
 def plotly_text(value: Any, limit: int | None = None) -> str:
-    """Escaped for a Plotly string (its pseudo-HTML): ``& < >`` as entities, one line."""
-    return html.escape(plain(value, limit), quote=False)
+    """Escaped for a Plotly string (its pseudo-HTML): ``< >`` and bare ``&`` as entities, one
+    line. Idempotent: text a figure builder escaped already (``&lt;``) is left as it is, so a
+    label is never shown double-escaped, and what remains holds no tag."""
+    text = _BARE_AMP.sub("&amp;", plain(value, limit))
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 class _Escaping(string.Formatter):

@@ -32,6 +32,7 @@ from ui.wall_logic import (
     assess,
     build_tiles,
     config_from_env,
+    fit,
     network_totals,
     parse_config,
     select,
@@ -79,13 +80,15 @@ WALL_CSS = Template(
   flex: 0 0 auto; margin-bottom: 1vh; overflow: hidden; }
 .wall-top { display: flex; align-items: baseline; gap: 1.6vw; white-space: nowrap; }
 .wall-title { font-size: 3.4vh; font-weight: 800; letter-spacing: 0.05em; color: #fff; }
-.wall-totals { display: flex; gap: 1.8vw; font-size: 3.4vh; align-items: baseline;
+.wall-totals { display: flex; gap: 1.2vw; font-size: 2.9vh; align-items: baseline;
   flex: 1 1 auto; overflow: hidden; }
 .wall-totals b, .wall-net b { font-weight: 800; color: #fff; }
 .wall-net { display: flex; gap: 2.2vw; font-size: 3vh; align-items: baseline;
   white-space: nowrap; overflow: hidden; }
 .wall-net .k { color: #9fb0c0; font-size: 2.2vh; margin-right: 0.5vw; }
 .wall-count { font-weight: 800; }
+.wall-more { font-size: 2.4vh; font-weight: 700; color: #ffb020; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }
 .wall-clock { font-size: 2.1vh; color: #c7d2dd; text-align: right; }
 .wall-clock b { font-size: 3vh; color: #fff; }
 .wall-banner { font-size: 2.6vh; font-weight: 700; padding: 0.6vh 1vw; border-radius: 0.6vh;
@@ -222,7 +225,7 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[Safe, Safe]:
     """(agent counts by status, network numbers over the window) for the header's two rows."""
     chips = join(
         h(
-            '<span class="wall-count" data-status="{s}" style="color:{color}">{n} {s}</span>',
+            '<span class="wall-count" data-status="{s}" style="color:{color}">{n:,} {s}</span>',
             s=s,
             color=COLORS[s],
             n=tot.by_status[s],
@@ -231,7 +234,7 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[Safe, Safe]:
         if tot.by_status[s] or s == "healthy"
     )
     counts = h(
-        '<div class="wall-totals"><span data-k="agents"><b>{n}</b> agents</span>{chips}</div>',
+        '<div class="wall-totals"><span data-k="agents"><b>{n:,}</b> agents</span>{chips}</div>',
         n=tot.agents,
         chips=chips,
     )
@@ -278,7 +281,10 @@ def wall_html(
     notices: Sequence[str] = (),
     source: str = "",
 ) -> Safe:
-    """The whole wall as one HTML block (with its own CSS); every value escaped."""
+    """The whole wall as one HTML block (with its own CSS); every value escaped. At most as
+    many tiles as fit the screen, the worst first, and a "+K more (x down, y degraded)" line for
+    the rest."""
+    tiles, overflow = fit(tiles)
     cols, rows = grid_shape(len(tiles))
     updated = format_clock(now, cfg.zone, seconds=True)
     clock = h(
@@ -299,6 +305,15 @@ def wall_html(
         ),
         net,
     ]
+    if overflow is not None:
+        head.append(
+            h(
+                '<div class="wall-more" data-k="more" data-hidden="{n}">{text} · the worst are '
+                "shown</div>",
+                n=overflow.hidden,
+                text=overflow.text(),
+            )
+        )
     if health.banner:
         head.append(
             h(
