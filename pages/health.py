@@ -97,7 +97,7 @@ def body(c: P.Ctx) -> None:
             border=True,
             help="Rows whose value is not a JSON object: left out of every metric.",
         )
-        st.caption("Left out of every metric (EVENTS.md).")
+        st.caption("Left out of every metric (docs/events.md).")
     with cols[4]:
         st.metric(
             "Live files",
@@ -125,8 +125,11 @@ def body(c: P.Ctx) -> None:
         lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
         if lag is not None:
             P.chart(FG.ingest_lag(lag, tz=c.tz, bucket_s=b, start=w_start, end=w_end), key="hl_lag")
+            approx = "approx" in lag and bool(lag["approx"].any())
+            what = fmt.approx("p50, p95 and p99", approx)
+            note = " (from daily histograms, within 1 %)" if approx else ""
             st.caption(
-                f"p50, p95 and p99 of ingest_ts − ts per {fmt.bucket_label(b)}; a bucket without "
+                f"{what} of ingest_ts − ts per {fmt.bucket_label(b)}{note}; a bucket without "
                 "events has no lag (the lines break)."
             )
 

@@ -96,6 +96,12 @@ def fmt_pct(v: Any, digits: int = 1) -> str:
     return NO_DATA if missing(v) else f"{float(v) * 100:.{digits}f}%"
 
 
+def approx(text: str, is_approx: bool) -> str:
+    """``text`` marked "≈" when the value is approximate (a percentile read from rollups over a
+    window longer than 7 days; docs/events.md)."""
+    return f"≈ {text}" if is_approx else text
+
+
 def fmt_ms(v: Any, *, empty: str = NO_DATA) -> str:
     """A duration in ms, readable: ``850 ms``, ``12.3 s``, ``4.2 min``; ``empty`` when missing."""
     if missing(v):
