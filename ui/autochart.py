@@ -8,8 +8,8 @@ Pure ``DataFrame -> go.Figure | None`` (no Streamlit), tested directly:
 - anything else (one number, only text, too many bars or series, repeated categories): no chart.
 
 Every text that reaches the figure (values, column names) comes from a query over untrusted events,
-so it goes through :func:`plotly_text`: Plotly reads a few HTML tags in labels; escaped, they show
-as typed.
+so it goes through :func:`ui.safe.plotly_text`: Plotly reads a few HTML tags in labels; escaped,
+they show as typed.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from decimal import Decimal
 import pandas as pd
 import plotly.graph_objects as go
 
+from ui.safe import plotly_text
+
 MAX_BARS = 60
 MAX_SERIES = 12
 HEIGHT = 360
-
-
-def plotly_text(value: object) -> str:
-    """Text Plotly shows literally (its labels understand ``<b>``, ``<a href>``, entities)."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _numbers(s: pd.Series) -> pd.Series | None:
