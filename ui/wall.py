@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from string import Template
 
+from o11y_data.alerts import FiringSummary, firing_summary, read_state
 from ui.wall_logic import (
     AgentStats,
     Health,
@@ -36,6 +37,7 @@ from ui.wall_logic import (
     network_totals,
     parse_config,
     select,
+    short_did,
     window_bounds,
 )
 
@@ -93,6 +95,9 @@ WALL_CSS = Template(
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .wall-banner.error { background: #b00020; color: #fff; }
 .wall-banner.warn { background: #ffb020; color: #111; }
+.wall-alerts { flex: 0 1 auto; max-width: 42vw; font-size: 2.4vh; font-weight: 800;
+  padding: 0.3vh 0.8vw; border-radius: 0.6vh; background: #b00020; color: #fff;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .wall-grid { flex: 1 1 auto; min-height: 0; display: grid; gap: 1vh 0.8vw;
   grid-template-columns: repeat(var(--cols), minmax(0, 1fr));
   grid-template-rows: repeat(var(--rows), minmax(0, 1fr)); }
@@ -232,6 +237,17 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[str, str]:
     return f"{counts}{chips}</div>", net
 
 
+def alerts_html(a: FiringSummary) -> str:
+    """The firing alerts' banner in the header row: the count and the worst (escaped)."""
+    e = html.escape
+    who = f" · {short_did(a.key)}" if a.key else ""
+    text = f"{a.count} alert{'s' if a.count != 1 else ''} firing · {a.title}{who}"
+    return (
+        f'<span class="wall-alerts" role="alert" data-count="{a.count}" '
+        f'data-severity="{e(a.severity)}">&#128276; {e(text)}</span>'
+    )
+
+
 def dead_after(cfg: WallConfig) -> int:
     """Seconds without a re-render after which the browser itself marks the screen stopped."""
     return max(3 * cfg.refresh_s, cfg.refresh_s + 20)
@@ -246,6 +262,7 @@ def wall_html(
     now: datetime,
     notices: Sequence[str] = (),
     source: str = "",
+    alerts: FiringSummary | None = None,
 ) -> str:
     """The whole wall as one HTML block (with its own CSS)."""
     e = html.escape
@@ -268,7 +285,10 @@ def wall_html(
         "</div>"
     )
     counts, net = totals_html(totals, cfg) if totals else ('<div class="wall-totals"></div>', "")
-    head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts, clock, "</div>"]
+    head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts]
+    if alerts:
+        head.append(alerts_html(alerts))
+    head += [clock, "</div>"]
     if net:
         head.append(net)
     if health.banner:
@@ -405,8 +425,13 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
     except Exception as exc:  # a wall must keep running: say so, log it, try again next refresh
         log.exception("wall render failed")
         health = Health(False, None, "error", f"The wall hit an error: {type(exc).__name__}")
+    firing = None
+    try:
+        firing = firing_summary(read_state(get_settings().store_dir))
+    except Exception:  # the banner is extra: never let it break the wall
+        log.exception("wall: cannot read the alert state")
     st.markdown(
-        wall_html(tiles, totals, health, cfg, now=now, notices=notes, source=source),
+        wall_html(tiles, totals, health, cfg, now=now, notices=notes, source=source, alerts=firing),
         unsafe_allow_html=True,
     )
 

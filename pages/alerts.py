@@ -1,0 +1,179 @@
+"""Alerts: every rule's state with its current value and threshold, the last 100 transitions,
+failed deliveries, and silences.
+
+The rules are evaluated after every sync (the app's background syncer, ``python -m o11y_data
+watch`` or ``alerts``); this page reads the state they share in the store. Agent names only ever
+appear inside tables and select boxes (plain text), never in Markdown.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from o11y_data import alerts as A
+from o11y_data.config import webhook_label
+from ui import data as D
+from ui import page as P
+
+SHOW = {"all": "Every rule", "active": "Pending, firing and no data only"}
+SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
+
+c = P.ctx()
+settings = D.get_settings()
+st.header("Alerts", anchor=False)
+state = A.read_state(settings.store_dir)
+now = datetime.now(UTC)
+
+
+def when(epoch: float | None) -> str:
+    return c.ts(datetime.fromtimestamp(epoch, UTC)) if epoch else ""
+
+
+if state.evaluated_at:
+    ago = A.format_seconds(now.timestamp() - state.evaluated_at)
+    st.caption(
+        f"Evaluated {ago} ago by {P.md_escape(state.evaluated_by)}, after every sync. "
+        f"Rules file: {P.md_escape(str(settings.alerts_file))}"
+    )
+else:
+    st.info("Not evaluated yet: the rules run after every sync.", icon=":material/hourglass_top:")
+for problem in state.problems:
+    st.warning(P.md_escape(problem), icon=":material/rule:")
+if settings.alert_webhooks:
+    targets = ", ".join(webhook_label(u) for u in settings.alert_webhooks)
+    st.caption(f"Notices go to {P.md_escape(targets)}")
+else:
+    st.caption("No webhook configured (O11Y_ALERT_WEBHOOK): states are shown here only.")
+
+show = st.query_params.get("show", "all")
+if show not in SHOW:
+    st.warning("Ignored the URL's show value (use all or active).", icon=":material/link_off:")
+    show = "all"
+picked = st.radio("Show", list(SHOW), index=list(SHOW).index(show), format_func=SHOW.get)
+if picked != show:
+    st.query_params["show"] = picked
+    show = picked
+
+# -- each rule and its series -----------------------------------------------------------------
+rows = []
+for rule in state.rules:
+    name, metric = str(rule.get("name")), str(rule.get("metric"))
+    threshold = f"{rule.get('comparison')} {A.format_value(metric, rule.get('threshold'))}"
+    mine = sorted(
+        (s for s in state.series.values() if s.rule == name),
+        key=lambda s: (A.STATES.index(s.state), s.key or ""),
+    )
+    if not rule.get("enabled", True):
+        mine = []
+    shown = [s for s in mine if s.state != "ok"] or mine[:1]
+    if not shown:
+        shown = [A.Series(name, None, state="off" if not rule.get("enabled", True) else "ok")]
+    for s in shown:
+        ok_keys = sum(1 for m in mine if m.state == "ok")
+        rows.append(
+            {
+                "rule": str(rule.get("title") or name),
+                "severity": str(rule.get("severity")),
+                "agent / mode": s.key if s.key is not None else "",
+                "state": s.state,
+                "value": A.format_value(metric, s.value) if s.evaluated_at else "",
+                "threshold": threshold,
+                "since": when(s.since),
+                "silenced": "yes" if state.silenced(name, s.key, now.timestamp()) else "",
+                "keys ok": ok_keys if rule.get("scope") != "all" else None,
+                "metric": metric,
+                "window": A.format_seconds(float(rule.get("window_s") or 0))
+                if metric not in A.AGE_METRICS
+                else "",
+            }
+        )
+table = pd.DataFrame(rows)
+if show == "active" and len(table):
+    table = table[table["state"].isin(["firing", "pending", "nodata"])]
+if len(table):
+    st.dataframe(table, hide_index=True, width="stretch")
+elif state.rules:
+    st.success("Nothing pending or firing.", icon=":material/check_circle:")
+
+# -- silences -----------------------------------------------------------------------------
+st.subheader("Silence", anchor=False)
+rule_names = [str(r.get("name")) for r in state.rules if r.get("enabled", True)]
+if rule_names:
+    with st.form("silence"):
+        cols = st.columns(3)
+        rule = cols[0].selectbox("Rule", rule_names)
+        keys = sorted(
+            {s.key for s in state.series.values() if s.rule == rule and s.key is not None}
+        )
+        key = cols[1].selectbox("Agent or mode", ["(every one)", *keys])
+        period = cols[2].selectbox("For", list(SILENCE_FOR), index=1)
+        if st.form_submit_button("Silence", icon=":material/notifications_off:"):
+            until = now + timedelta(hours=SILENCE_FOR[period])
+            A.add_silence(settings.store_dir, rule, None if key == "(every one)" else key, until)
+            st.rerun()
+active = [s for s in state.silences if float(s.get("until") or 0) > now.timestamp()]
+for i, s in enumerate(active):
+    cols = st.columns([5, 1])
+    cols[0].dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "rule": s.get("rule"),
+                    "agent / mode": s.get("key") or "(every one)",
+                    "until": when(float(s.get("until") or 0)),
+                }
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    if cols[1].button("End", key=f"unsilence-{i}"):
+        A.remove_silence(settings.store_dir, str(s.get("rule")), s.get("key"))
+        st.rerun()
+
+# -- history and deliveries ----------------------------------------------------------------
+st.subheader("Last 100 transitions", anchor=False)
+history = list(reversed(state.history[-100:]))
+if history:
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "at": [when(h.get("at")) for h in history],
+                "rule": [h.get("rule") for h in history],
+                "agent / mode": [h.get("key") or "" for h in history],
+                "from": [h.get("from_state") for h in history],
+                "to": [h.get("to_state") for h in history],
+                "value": [h.get("value") for h in history],
+                "threshold": [h.get("threshold") for h in history],
+                "silenced": ["yes" if h.get("silenced") else "" for h in history],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.caption("No transitions yet.")
+
+st.subheader("Failed deliveries", anchor=False)
+failed = [d for d in reversed(state.deliveries) if not d.get("ok")]
+delivered = sum(1 for d in state.deliveries if d.get("ok"))
+st.caption(f"{delivered} of the last {len(state.deliveries)} deliveries succeeded.")
+if failed:
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "at": [when(d.get("at")) for d in failed],
+                "to": [d.get("target") for d in failed],
+                "rule": [d.get("rule") for d in failed],
+                "agent / mode": [d.get("key") or "" for d in failed],
+                "notice": [d.get("status") for d in failed],
+                "attempts": [d.get("attempts") for d in failed],
+                "error": [d.get("error") for d in failed],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.caption("None.")
