@@ -790,9 +790,8 @@ def evaluate(
     """Measure every enabled rule, move each series' state, record it all under the lock and
     return the notices this call decided (the caller delivers them)."""
     now = now or datetime.now(UTC)
+    # The rules file's problems are the user's to read (the page, the CLI), kept in the state.
     ruleset = ruleset or load_rules(settings.alerts_file)
-    for problem in ruleset.problems:
-        log.warning("alert rules: %s", problem)
     readings: dict[str, list[Reading]] = {}
     errors: list[str] = []
     with locked_state(settings.store_dir) as state:
@@ -1030,6 +1029,9 @@ class AlertWorker:
             try:
                 ev = evaluate(self.settings, self.db, who=self.who)
                 sent = deliver_all(self.settings, ev.notices, **self.delivery)
+                if self.last is None or self.last.problems != ev.problems:
+                    for problem in ev.problems:
+                        log.info("alert rules: %s", problem)
                 self.last, self.last_error = ev, None
                 if self.on_result:
                     self.on_result(ev, sent)
