@@ -18,6 +18,7 @@ from ui import page as P
 
 SHOW = {"all": "Every rule", "active": "Pending, firing and no data only"}
 SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
+EVERY = "(every one)"
 
 c = P.ctx()
 settings = D.get_settings()
@@ -50,7 +51,14 @@ show = st.query_params.get("show", "all")
 if show not in SHOW:
     st.warning("Ignored the URL's show value (use all or active).", icon=":material/link_off:")
     show = "all"
-picked = st.radio("Show", list(SHOW), index=list(SHOW).index(show), format_func=SHOW.get)
+picked = st.radio(
+    "Show",
+    list(SHOW),
+    index=list(SHOW).index(show),
+    format_func=SHOW.get,
+    horizontal=True,
+    key="alerts_show",
+)
 if picked != show:
     st.query_params["show"] = picked
     show = picked
@@ -100,18 +108,15 @@ elif state.rules:
 st.subheader("Silence", anchor=False)
 rule_names = [str(r.get("name")) for r in state.rules if r.get("enabled", True)]
 if rule_names:
-    with st.form("silence"):
-        cols = st.columns(3)
-        rule = cols[0].selectbox("Rule", rule_names)
-        keys = sorted(
-            {s.key for s in state.series.values() if s.rule == rule and s.key is not None}
-        )
-        key = cols[1].selectbox("Agent or mode", ["(every one)", *keys])
-        period = cols[2].selectbox("For", list(SILENCE_FOR), index=1)
-        if st.form_submit_button("Silence", icon=":material/notifications_off:"):
-            until = now + timedelta(hours=SILENCE_FOR[period])
-            A.add_silence(settings.store_dir, rule, None if key == "(every one)" else key, until)
-            st.rerun()
+    cols = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
+    rule = cols[0].selectbox("Rule", rule_names, key="silence_rule")
+    keys = sorted({s.key for s in state.series.values() if s.rule == rule and s.key is not None})
+    key = cols[1].selectbox("Agent or mode", [EVERY, *keys], key="silence_key")
+    period = cols[2].selectbox("For", list(SILENCE_FOR), index=1, key="silence_for")
+    if cols[3].button("Silence", icon=":material/notifications_off:", key="silence_add"):
+        until = now + timedelta(hours=SILENCE_FOR[period])
+        A.add_silence(settings.store_dir, rule, None if key == EVERY else key, until)
+        st.rerun()
 active = [s for s in state.silences if float(s.get("until") or 0) > now.timestamp()]
 for i, s in enumerate(active):
     cols = st.columns([5, 1])
@@ -120,7 +125,7 @@ for i, s in enumerate(active):
             [
                 {
                     "rule": s.get("rule"),
-                    "agent / mode": s.get("key") or "(every one)",
+                    "agent / mode": s.get("key") or EVERY,
                     "until": when(float(s.get("until") or 0)),
                 }
             ]
@@ -135,6 +140,14 @@ for i, s in enumerate(active):
 # -- history and deliveries ----------------------------------------------------------------
 st.subheader("Last 100 transitions", anchor=False)
 history = list(reversed(state.history[-100:]))
+metric_of = {str(r.get("name")): str(r.get("metric")) for r in state.rules}
+
+
+def fmt(h: dict, field: str) -> str:
+    metric = metric_of.get(str(h.get("rule")))
+    return A.format_value(metric, h.get(field)) if metric else str(h.get(field))
+
+
 if history:
     st.dataframe(
         pd.DataFrame(
@@ -144,8 +157,8 @@ if history:
                 "agent / mode": [h.get("key") or "" for h in history],
                 "from": [h.get("from_state") for h in history],
                 "to": [h.get("to_state") for h in history],
-                "value": [h.get("value") for h in history],
-                "threshold": [h.get("threshold") for h in history],
+                "value": [fmt(h, "value") for h in history],
+                "threshold": [fmt(h, "threshold") for h in history],
                 "silenced": ["yes" if h.get("silenced") else "" for h in history],
             }
         ),

@@ -95,7 +95,7 @@ WALL_CSS = Template(
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .wall-banner.error { background: #b00020; color: #fff; }
 .wall-banner.warn { background: #ffb020; color: #111; }
-.wall-alerts { flex: 0 1 auto; max-width: 42vw; font-size: 2.4vh; font-weight: 800;
+.wall-alerts { flex: 0 1 auto; max-width: 36vw; font-size: 2.4vh; font-weight: 800;
   padding: 0.3vh 0.8vw; border-radius: 0.6vh; background: #b00020; color: #fff;
   overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .wall-grid { flex: 1 1 auto; min-height: 0; display: grid; gap: 1vh 0.8vw;
@@ -244,7 +244,7 @@ def alerts_html(a: FiringSummary) -> str:
     text = f"{a.count} alert{'s' if a.count != 1 else ''} firing · {a.title}{who}"
     return (
         f'<span class="wall-alerts" role="alert" data-count="{a.count}" '
-        f'data-severity="{e(a.severity)}">&#128276; {e(text)}</span>'
+        f'data-severity="{e(a.severity)}">{e(text)}</span>'
     )
 
 
