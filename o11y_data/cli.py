@@ -195,10 +195,13 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
             if not d.ok:
                 print(f"{stamp()} not delivered to {d.target}: {d.error}", flush=True)
 
-    def stop(*_: object) -> None:
-        raise KeyboardInterrupt
+    class Stopped(Exception):
+        pass
 
-    signal.signal(signal.SIGTERM, stop)  # systemd stops the unit with SIGTERM
+    def stop(*_: object) -> None:
+        raise Stopped
+
+    signal.signal(signal.SIGTERM, stop)  # systemd stops the unit with SIGTERM: a clean exit 0
     interval = max(1.0, float(args.interval or settings.sync_interval_s))
     db = EventsDB(settings.store_dir)
     worker = alerts.AlertWorker(settings, db, on_result=report, who=f"watch pid {os.getpid()}")
@@ -215,6 +218,9 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{stamp()} {line}", flush=True)
             worker.request()  # evaluates and delivers on its own thread
             time.sleep(interval)
+    except Stopped:
+        print(f"{stamp()} stopped", flush=True)
+        return 0
     finally:
         worker.wait_idle(timeout=60)
         worker.stop()
