@@ -483,8 +483,7 @@ def measure(db: EventsDB, rule: Rule, now: datetime) -> list[Reading]:
     """The rule's readings at ``now``: one per key of its scope."""
     if rule.metric in AGE_METRICS:
         return _measure_age(db, rule, now)
-    readings = _measure_window(db, rule, now)
-    return readings
+    return _measure_window(db, rule, now)
 
 
 def date_window_breaches(
@@ -846,8 +845,15 @@ def evaluate(
 
 
 def deliver_all(settings: Settings, notices: Sequence[Notice], **options: Any) -> list[Delivery]:
-    """Every notice to every webhook URL, then the outcomes recorded in the state file."""
-    out = [deliver(url, n.payload(), **options) for n in notices for url in settings.alert_webhooks]
+    """Every notice to every webhook URL (a few at a time, so one hanging receiver costs its
+    bounded retry time once, not once per notice), then the outcomes recorded in the state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(url, n.payload()) for n in notices for url in settings.alert_webhooks]
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="o11y-hook") as ex:
+        out = list(ex.map(lambda job: deliver(job[0], job[1], **options), jobs))
     if out:
         with locked_state(settings.store_dir) as state:
             state.deliveries.extend(d.to_json() for d in out)

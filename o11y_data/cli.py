@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -215,6 +216,9 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
                 line = "sync skipped: another process is syncing this cache"
             except O11yError as exc:
                 line = f"sync failed: {exc.one_line()}"
+            except Exception as exc:  # a service keeps going; the cause goes to the log
+                logging.getLogger(__name__).exception("sync failed")
+                line = f"sync failed: unexpected {type(exc).__name__}"
             print(f"{stamp()} {line}", flush=True)
             worker.request()  # evaluates and delivers on its own thread
             time.sleep(interval)

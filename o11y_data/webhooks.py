@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +48,10 @@ class _Permanent(Exception):
     """A refusal that retrying cannot fix (e.g. 404: the hook was deleted)."""
 
 
+class _Retry(Exception):
+    """An answer worth retrying (5xx, 408, 425, 429)."""
+
+
 def _post_once(url: str, body: bytes, timeout: float) -> None:
     req = urllib.request.Request(
         url,
@@ -63,26 +66,20 @@ def _post_once(url: str, body: bytes, timeout: float) -> None:
         code = exc.code
         exc.close()
         if code >= 500 or code in RETRY_STATUS:
-            raise OSError(f"HTTP {code}") from None
+            raise _Retry(f"HTTP {code}") from None
         raise _Permanent(f"HTTP {code}") from None
 
 
 def _describe(exc: BaseException) -> str:
     """One line for a failed attempt, never the URL (it may hold a token)."""
-    if isinstance(exc, urllib.error.URLError):
-        reason = exc.reason
-        if isinstance(reason, socket.timeout | TimeoutError):
-            return "timed out"
-        return (
-            getattr(reason, "strerror", None) or type(reason).__name__
-            if not isinstance(reason, str)
-            else "unreachable"
-        )
-    if isinstance(exc, socket.timeout | TimeoutError):
+    if isinstance(exc, _Permanent | _Retry):
+        return str(exc)
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out"
-    if isinstance(exc, _Permanent | OSError) and exc.args and str(exc.args[0]).startswith("HTTP"):
-        return str(exc.args[0])
-    return getattr(exc, "strerror", None) or type(exc).__name__
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror  # e.g. "Connection refused"
+    return type(reason).__name__
 
 
 def deliver(

@@ -432,3 +432,26 @@ def test_evaluators_starting_at_the_same_instant_decide_each_notice_once(tmp_pat
         ("agent_silent", "did:cf:alpha"),
         ("no_data_landing", None),
     ]
+
+
+def test_a_refusing_or_hanging_receiver_fails_in_one_line_within_the_time_bound():
+    import socket
+
+    from o11y_data.config import Secret
+    from o11y_data.webhooks import deliver
+
+    body = {"rule": "r", "status": "firing", "key": None}
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused_port = closed.getsockname()[1]  # closed again before the POST: refused
+    d = deliver(Secret(f"http://127.0.0.1:{refused_port}/t0ken"), body, base_delay_s=0.01)
+    assert (d.ok, d.attempts, d.error) == (False, 4, "Connection refused")
+    with socket.socket() as hanging:  # accepts (the kernel's backlog) and never answers
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/t0ken"
+        started = time.monotonic()
+        d = deliver(Secret(url), body, base_delay_s=0.05, timeout_s=0.5, deadline_s=2.0)
+        took = time.monotonic() - started
+    assert not d.ok and d.error == "timed out" and 2 <= d.attempts <= 4 and took < 3.5
+    assert "t0ken" not in d.target
