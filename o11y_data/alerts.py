@@ -447,7 +447,10 @@ def _age_reading(rule: Rule, key: str | None, last: datetime | None, now: dateti
 
 def _measure_age(db: EventsDB, rule: Rule, now: datetime) -> list[Reading]:
     if rule.metric == "last_sync_age":
-        last = db.store.read_status().get("last_success_at")
+        status = db.store.read_status()
+        last = status.get("last_success_at")
+        if not last and status.get("last_error") and rule.comparison in {">", ">="}:
+            return [Reading(None, None, True)]  # never synced, and the last attempt failed
         t = datetime.fromtimestamp(float(last), UTC) if last else None
         return [_age_reading(rule, None, t, now)]
     key, cond, params = _scope_sql(rule)
@@ -891,7 +894,7 @@ def remove_silence(store_dir: Path, rule: str, key: str | None) -> None:
 def format_value(metric: str, value: float | None) -> str:
     """A metric's value for people: ``2h 05m``, ``12.5%``, ``61.2 s``, ``42``."""
     if value is None:
-        return "no data"
+        return "never" if metric == "last_sync_age" else "no data"
     unit = METRICS.get(metric, ("count", ""))[0]
     if unit == "s":
         return format_seconds(value)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from o11y_data import EventsDB, load_settings, sync
+from o11y_data import EventsDB, O11yError, load_settings, sync
 from o11y_data import alerts as A
 from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.receiver import running_receiver
@@ -455,3 +455,26 @@ def test_a_refusing_or_hanging_receiver_fails_in_one_line_within_the_time_bound(
         took = time.monotonic() - started
     assert not d.ok and d.error == "timed out" and 2 <= d.attempts <= 4 and took < 3.5
     assert "t0ken" not in d.target
+
+
+def test_sync_failing_fires_when_the_last_good_sync_is_old_or_there_never_was_one(tmp_path):
+    from o11y_data.store import Store
+
+    with running_receiver() as rx:
+        never = Source(tmp_path / "never", rx.url)  # the source folder does not exist
+        with pytest.raises(O11yError):
+            sync(never.settings)
+        never.evaluate()
+        fired = rx.delivered(rule="sync_failing", status="firing")
+        assert len(fired) == 1 and fired[0]["value"] is None and "never" in fired[0]["text"]
+
+        old = Source(tmp_path / "old", rx.url)
+        old.land(every("did:cf:alpha", datetime.now(UTC)))
+        last_ok = time.time() - 1200  # the last good sync, 20 minutes ago; failures since
+        Store(old.settings.store_dir).write_status(last_success_at=last_ok, last_error="x")
+        old.evaluate()
+    fired = rx.delivered(rule="sync_failing", status="firing")
+    assert len(fired) == 2
+    assert abs(fired[1]["value"] - (time.time() - last_ok)) < 10
+    since = datetime.fromisoformat(fired[1]["since"].replace("Z", "+00:00")).timestamp()
+    assert abs(since - (last_ok + 600)) < 1.5
