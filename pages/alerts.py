@@ -42,8 +42,8 @@ else:
 for problem in state.problems:
     st.warning(P.md_escape(problem), icon=":material/rule:")
 if settings.alert_webhooks:
-    targets = ", ".join(webhook_label(u) for u in settings.alert_webhooks)
-    st.caption(f"Notices go to {P.md_escape(targets)}")
+    targets = ", ".join(webhook_label(u).replace("`", "") for u in settings.alert_webhooks)
+    st.caption(f"Notices go to `{targets}`")
 else:
     st.caption("No webhook configured (O11Y_ALERT_WEBHOOK): states are shown here only.")
 
@@ -64,39 +64,65 @@ if picked != show:
     show = picked
 
 # -- each rule and its series -----------------------------------------------------------------
-rows = []
-for rule in state.rules:
+
+
+def rule_rows(rule: dict) -> list[dict]:
+    """One row per series that needs attention; a rule whose keys are all ok is one row (with
+    the value nearest to its threshold); a rule turned off is one row saying so."""
     name, metric = str(rule.get("name")), str(rule.get("metric"))
-    threshold = f"{rule.get('comparison')} {A.format_value(metric, rule.get('threshold'))}"
-    mine = sorted(
-        (s for s in state.series.values() if s.rule == name),
-        key=lambda s: (A.STATES.index(s.state), s.key or ""),
+    comparison = str(rule.get("comparison"))
+    enabled = bool(rule.get("enabled", True))
+    mine = [s for s in state.series.values() if s.rule == name] if enabled else []
+    base = {
+        "rule": name,
+        "alert": str(rule.get("title") or name),
+        "severity": str(rule.get("severity")),
+        "threshold": f"{comparison} {A.format_value(metric, rule.get('threshold'))}",
+        "metric": metric,
+        "window": "" if metric in A.AGE_METRICS else A.format_seconds(rule.get("window_s") or 0),
+    }
+
+    def row(key: str, st_: str, value: str, since: float | None = None, mute: bool = False):
+        return {
+            **base,
+            "agent / mode": key,
+            "state": st_,
+            "value": value,
+            "since": when(since),
+            "silenced": "yes" if mute else "",
+        }
+
+    bad = sorted(
+        (s for s in mine if s.state != "ok"), key=lambda s: (A.STATES.index(s.state), s.key or "")
     )
-    if not rule.get("enabled", True):
-        mine = []
-    shown = [s for s in mine if s.state != "ok"] or mine[:1]
-    if not shown:
-        shown = [A.Series(name, None, state="off" if not rule.get("enabled", True) else "ok")]
-    for s in shown:
-        ok_keys = sum(1 for m in mine if m.state == "ok")
-        rows.append(
-            {
-                "rule": str(rule.get("title") or name),
-                "severity": str(rule.get("severity")),
-                "agent / mode": s.key if s.key is not None else "",
-                "state": s.state,
-                "value": A.format_value(metric, s.value) if s.evaluated_at else "",
-                "threshold": threshold,
-                "since": when(s.since),
-                "silenced": "yes" if state.silenced(name, s.key, now.timestamp()) else "",
-                "keys ok": ok_keys if rule.get("scope") != "all" else None,
-                "metric": metric,
-                "window": A.format_seconds(float(rule.get("window_s") or 0))
-                if metric not in A.AGE_METRICS
-                else "",
-            }
+    out = [
+        row(
+            s.key or "",
+            s.state,
+            A.format_value(metric, s.value),
+            s.since,
+            state.silenced(name, s.key, now.timestamp()),
         )
-table = pd.DataFrame(rows)
+        for s in bad
+    ]
+    ok = [s for s in mine if s.state == "ok"]
+    if out or not enabled:
+        return out or [row("", "off", "")]
+    if len(ok) == 1 and ok[0].key is None:
+        return [row("", "ok", A.format_value(metric, ok[0].value))]
+    values = [s.value for s in ok if s.value is not None]
+    nearest = ""
+    if values:
+        high = comparison.startswith(">")
+        worst = max(values) if high else min(values)
+        nearest = f"{'max' if high else 'min'} {A.format_value(metric, worst)}"
+    return [row(f"({len(ok)}, all ok)" if ok else "(none seen)", "ok", nearest)]
+
+
+rows = [r for rule in state.rules for r in rule_rows(rule)]
+COLUMNS = ["rule", "alert", "severity", "agent / mode", "state", "value", "threshold", "since"]
+COLUMNS += ["silenced", "metric", "window"]
+table = pd.DataFrame(rows, columns=COLUMNS)
 if show == "active" and len(table):
     table = table[table["state"].isin(["firing", "pending", "nodata"])]
 if len(table):

@@ -105,12 +105,14 @@ def test_alerts_page_shows_each_rule_state_value_threshold_and_failed_deliveries
     at = run()
     rules = at.dataframe[0].value
     firing = rules[rules["state"] == "firing"]
-    assert set(firing["rule"]) == {"No data landing", "Agent silent"}
-    silent = firing[firing["rule"] == "Agent silent"].iloc[0]
+    assert set(firing["alert"]) == {"No data landing", "Agent silent"}
+    silent = firing[firing["rule"] == "agent_silent"].iloc[0]
     assert silent["agent / mode"] == EVIL  # plain text in a table cell, whole
     assert silent["threshold"] == "> 30m 00s"
     assert silent["value"].startswith("2h") or silent["value"].startswith("1h 5")
-    assert set(rules["rule"]) >= {"Error rate high", "Sync failing"}
+    assert set(rules["rule"]) == {"no_data_landing", "agent_silent", "error_rate", "sync_failing"}
+    sync_row = rules[rules["rule"] == "sync_failing"].iloc[0]
+    assert sync_row["state"] == "ok" and sync_row["threshold"] == "> 10m 00s"
     history = at.dataframe[1].value
     assert set(history["to"]) == {"firing"} and len(history) == 2
     failed = at.dataframe[2].value
@@ -135,7 +137,7 @@ def test_silencing_an_agent_is_stored_and_drops_it_from_the_firing_count(store):
     hours = (silences[0]["until"] - datetime.now(UTC).timestamp()) / 3600
     assert 0.95 < hours <= 1.0
     rules = at.dataframe[0].value
-    assert rules[rules["rule"] == "Agent silent"].iloc[0]["silenced"] == "yes"
+    assert rules[rules["rule"] == "agent_silent"].iloc[0]["silenced"] == "yes"
     assert "1 alert firing" in markdown_text(at)
     at.button(key="unsilence-0").click().run()
     assert A.read_state(store.store_dir).silences == []
