@@ -461,20 +461,24 @@ def _measure_age(db: EventsDB, rule: Rule, now: datetime) -> list[Reading]:
         view, col = "cycles", "ts"
     else:
         view, col = "events", "ts"
-    horizon: list[Any] = []
-    where = f"{col} IS NOT NULL AND {cond}"
-    if rule.scope in {"per_agent", "per_mode"}:
-        # Keys active in the last 24 h: a key silent for longer is no longer watched.
-        where += " AND ts >= ?"
-        horizon = [now - timedelta(seconds=HORIZON_S)]
-    df = db.query(
-        f"SELECT {key} AS key, max({col}) AS last FROM {view} WHERE {where} GROUP BY ALL",
-        [*params, *horizon],
-    )
-    last_by_key = {
-        (None if _missing(k) else str(k)): (None if _missing(t) else t.to_pydatetime())
-        for k, t in zip(df["key"], df["last"], strict=True)
-    }
+
+    def newest() -> Any:
+        return db.query(
+            f"SELECT {key} AS key, max({col}) AS last, max(ts) AS last_ts FROM {view} "
+            f"WHERE {col} IS NOT NULL AND {cond} GROUP BY ALL",
+            params,
+        )
+
+    # Newest times change only with a new generation: scanned once per generation, not per
+    # evaluation (the app evaluates after every sync, most of which bring nothing new).
+    memo = f"alerts:{rule.metric}:{rule.scope}:{chr(31).join(rule.agents)}"
+    df = db.per_generation(memo, newest)
+    horizon = now - timedelta(seconds=HORIZON_S)
+    last_by_key = {}
+    for k, t, t_ts in zip(df["key"], df["last"], df["last_ts"], strict=True):
+        if rule.scope in {"per_agent", "per_mode"} and (_missing(t_ts) or t_ts < horizon):
+            continue  # keys silent for more than 24 h are no longer watched
+        last_by_key[None if _missing(k) else str(k)] = None if _missing(t) else t.to_pydatetime()
     keys: list[str | None] = (
         [None] if rule.scope == "all" else list(rule.agents) if rule.scope == "agents" else []
     )
