@@ -7,6 +7,7 @@ line on screen (never a traceback).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,7 +166,11 @@ def alerts_firing(settings: Settings) -> str | None:
     Markdown), or None."""
     from o11y_data.alerts import firing_summary, read_state
 
-    summary = firing_summary(read_state(settings.store_dir))
+    try:
+        summary = firing_summary(read_state(settings.store_dir))
+    except Exception:  # a hand-damaged state file must not take the freshness bar down
+        logging.getLogger(__name__).exception("cannot read the alert state")
+        return None
     if summary is None:
         return None
     plural = "alert" if summary.count == 1 else "alerts"
