@@ -478,3 +478,11 @@ def test_sync_failing_fires_when_the_last_good_sync_is_old_or_there_never_was_on
     assert abs(fired[1]["value"] - (time.time() - last_ok)) < 10
     since = datetime.fromisoformat(fired[1]["since"].replace("Z", "+00:00")).timestamp()
     assert abs(since - (last_ok + 600)) < 1.5
+
+
+def test_the_example_rules_file_loads_without_a_problem():
+    rs = A.load_rules(REPO / "alerts.example.toml")
+    assert rs.problems == ()
+    by = {r.name: r for r in rs.rules}
+    assert by["error_rate"].threshold == 0.15 and by["planner_quiet"].scope == "agents"
+    assert len(rs.enabled) == 7
