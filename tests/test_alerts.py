@@ -486,3 +486,35 @@ def test_the_example_rules_file_loads_without_a_problem():
     by = {r.name: r for r in rs.rules}
     assert by["error_rate"].threshold == 0.15 and by["planner_quiet"].scope == "agents"
     assert len(rs.enabled) == 7
+
+
+def test_a_hanging_receiver_never_holds_up_the_apps_sync(tmp_path):
+    import socket
+
+    from o11y_data.background import BackgroundSyncer
+
+    now = datetime.now(UTC)
+    with socket.socket() as hanging:  # accepts and never answers: every delivery waits it out
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        s = Source(tmp_path, f"http://127.0.0.1:{hanging.getsockname()[1]}/hook")
+        s.writer.append([unstructured_table(every("did:cf:alpha", now - timedelta(hours=2)))])
+        db = EventsDB(s.settings.store_dir)
+        worker = A.AlertWorker(s.settings, db, delivery={"timeout_s": 3.0, "deadline_s": 6.0})
+        syncer = BackgroundSyncer(s.settings)
+        syncer.after_sync.append(worker.request)
+        try:
+            took = []
+            for _ in range(3):
+                started = time.monotonic()
+                syncer.run_once()
+                took.append(time.monotonic() - started)
+                time.sleep(0.3)
+            assert syncer.state.last_error is None and max(took) < 2.0, took
+            assert not worker.wait_idle(0.1)  # still delivering, on its own thread
+            assert worker.wait_idle(30)
+        finally:
+            worker.stop()
+            db.close()
+    failed = [d for d in A.read_state(s.settings.store_dir).deliveries if not d["ok"]]
+    assert {d["error"] for d in failed} == {"timed out"}
