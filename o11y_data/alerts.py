@@ -817,7 +817,8 @@ def evaluate(
                 log.warning("alert rule %s not evaluated: %s", rule.name, exc.one_line())
         transitions, notices, seen = [], [], set()
         for rule in ruleset.enabled:
-            if rule.name not in readings:
+            if rule.name not in readings:  # not measured this time: its states stand as they are
+                seen |= {k for k, s in state.series.items() if s.rule == rule.name}
                 continue
             tracked = {
                 s.key: s
