@@ -185,6 +185,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
 
     from . import alerts
     from .errors import SyncBusy
+    from .sync import sync
 
     def stamp() -> str:
         return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
