@@ -4,11 +4,16 @@ Library first: the CLI (``python -m o11y_data``) and the Streamlit app are thin 
 functions. This package never imports the UI.
 """
 
+import logging
+
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError, SyncBusy
 from .queries import Filters
 from .sync import SyncReport, sync
+
+# A library logs nowhere until the app or the CLI says where (logs.setup_logging).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "EventsDB",

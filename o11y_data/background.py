@@ -92,6 +92,7 @@ class BackgroundSyncer:
             st.last_error, st.failures = exc.one_line(), st.failures + 1
             return None
         except Exception as exc:  # the thread must survive anything
+            log.exception("background sync failed unexpectedly")
             st.last_error, st.failures = f"Sync failed: {type(exc).__name__}", st.failures + 1
             return None
         finally:

@@ -18,7 +18,10 @@ from . import demo, queries
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
+from .store import Store
 from .sync import sync
+
+log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
 
@@ -40,6 +43,17 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(settings: Settings | None, args: argparse.Namespace) -> int:
+    """Check the set-up (configuration, credentials, bucket, REST catalog, table, metadata, delete
+    files, newest data, cache) in plain lines, each with its fix; exit 0 when all is well."""
+    from .doctor import run_checks
+
+    checks = run_checks(lambda: settings if settings is not None else load_settings())
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _fmt_time(value: Any) -> str:
     if value is None:
         return "never"
@@ -50,12 +64,12 @@ def _fmt_time(value: Any) -> str:
 
 
 def _age(seconds: float) -> str:
+    """``"23d 4h"``, ``"2h 5m"``, ``"3m 20s"``, ``"42s"``: the unit and the next one down."""
     seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for (unit, size), (sub, sub_size) in zip(units, units[1:], strict=False):
         if seconds >= size:
-            return f"{seconds // size}{unit} {seconds % size // (size // 60 or 1)}" + (
-                "h" if unit == "d" else "m" if unit == "h" else "s"
-            )
+            return f"{seconds // size}{unit} {seconds % size // sub_size}{sub}"
     return f"{seconds}s"
 
 
@@ -64,6 +78,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     db = EventsDB(settings.store_dir)
     try:
         f = queries.freshness(db)
+        set_aside = queries.set_aside_files(db)
     finally:
         db.close()
     lines = [
@@ -81,6 +96,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     ]
     if f.get("last_error"):
         lines.append(("last error", f["last_error"]))
+    for r in set_aside.itertuples(index=False):
+        when = f"{r.next_retry_at:%Y-%m-%d %H:%M:%S} UTC" if r.next_retry_at else "next sync"
+        lines.append(("set aside", f"{r.file}: {r.reason} (tried again from {when})"))
+    lines += [("warning", w) for w in Store(settings.store_dir).load().warnings]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
@@ -218,7 +237,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
             except O11yError as exc:
                 line = f"sync failed: {exc.one_line()}"
             except Exception as exc:  # a service keeps going; the cause goes to the log
-                logging.getLogger(__name__).exception("sync failed")
+                log.exception("sync failed")
                 line = f"sync failed: unexpected {type(exc).__name__}"
             print(f"{stamp()} {line}", flush=True)
             worker.request()  # evaluates and delivers on its own thread
@@ -240,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sync", help=cmd_sync.__doc__, description=cmd_sync.__doc__)
     s.add_argument("--wait", action="store_true", help="wait for a running sync instead of failing")
     s.set_defaults(func=cmd_sync)
+    s = sub.add_parser("doctor", help=cmd_doctor.__doc__, description=cmd_doctor.__doc__)
+    s.set_defaults(func=cmd_doctor)
     s = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
     s.set_defaults(func=cmd_status)
     s = sub.add_parser("summary", help=cmd_summary.__doc__, description=cmd_summary.__doc__)
@@ -265,16 +286,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .logs import setup_logging
+
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        if args.func is cmd_doctor:  # doctor reports a configuration error as its first check
+            try:
+                settings = load_settings()
+            except O11yError:
+                return cmd_doctor(None, args)
+        else:
+            settings = load_settings()
+        setup_logging(settings)
         return int(args.func(settings, args))
     except O11yError as exc:
+        log.info("%s failed: %s", args.command, exc.one_line(), exc_info=exc)
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a data problem: still one line, never a traceback
+        log.exception("%s failed unexpectedly", args.command)
         print(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ _KEYS = {
     "O11Y_ALERTS_FILE": "alerts_file",
     "O11Y_ALERT_WEBHOOK": "alert_webhook",
     "O11Y_PUBLIC_URL": "public_url",
+    "O11Y_R2_TIMEOUT": "timeout",
 }
 
 
@@ -84,6 +85,7 @@ class Settings:
     alerts_file: Path = Path("alerts.toml")
     alert_webhooks: tuple[Secret, ...] = ()  # URLs may carry tokens (Slack): never shown whole
     public_url: str | None = None
+    r2_timeout_s: float = 20.0  # a request that sends nothing for this long is a timeout
 
     @property
     def kind(self) -> str:
@@ -190,6 +192,11 @@ def load_settings(
         sync_interval = float(interval) if interval else 60.0
     except ValueError:
         raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from None
+    timeout = get("O11Y_R2_TIMEOUT")
+    try:
+        r2_timeout = float(timeout) if timeout else 20.0
+    except ValueError:
+        raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from None
     prefix = get("O11Y_TABLE_PREFIX")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -217,6 +224,7 @@ def load_settings(
         alerts_file=Path(alerts_file).expanduser() if alerts_file else Path("alerts.toml"),
         alert_webhooks=tuple(Secret(u) for u in hooks),
         public_url=(get("O11Y_PUBLIC_URL") or "").rstrip("/") or None,
+        r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
     )
 
 

@@ -62,11 +62,11 @@ class EventsDB:
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
             self.damaged = self.store.damaged_segments(gen)
-            readable = [s for s in gen.segments if s["name"] not in self.damaged]
+            readable = [s for s in gen.segments if s.name not in self.damaged]
             cur = self.conn.cursor()
             try:
                 if readable:
-                    files = ", ".join(_lit(str(self.store.segments / s["name"])) for s in readable)
+                    files = ", ".join(_lit(str(self.store.segments / s.name)) for s in readable)
                     base = f"SELECT * FROM read_parquet([{files}])"
                 else:
                     cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)

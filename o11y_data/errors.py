@@ -25,12 +25,78 @@ class SyncBusy(O11yError):
     """Another process holds the sync lock."""
 
 
-def describe_s3_error(exc: BaseException, *, bucket: str, endpoint_host: str) -> O11yError:
-    """Map a boto3/botocore exception to a human one-liner, never echoing credentials."""
+class TransportError(O11yError):
+    """The bytes did not arrive whole: a timeout, a server error, a body cut short or changed in
+    transit. Never a reason to set a file aside: the sync fails and a later one fetches again."""
+
+
+class LocalIOError(O11yError):
+    """The cache's own disk failed (full, not writable, I/O error): nothing is the source's
+    fault, so nothing is set aside and the next sync after the fix completes."""
+
+
+# errno -> (what happened, what to do); the cases a full, read-only or failing cache disk raises.
+_LOCAL_ERRNOS = {
+    28: ("cache disk full", "free space there or set O11Y_CACHE_DIR to a larger disk"),
+    122: ("cache disk quota exceeded", "free space there or set O11Y_CACHE_DIR elsewhere"),
+    13: ("cache folder not writable", "give this user write access or set O11Y_CACHE_DIR"),
+    1: ("cache folder not writable", "give this user write access or set O11Y_CACHE_DIR"),
+    30: ("cache disk is read-only", "remount it read-write or set O11Y_CACHE_DIR elsewhere"),
+    5: ("cache disk I/O error", "check the disk (dmesg) or set O11Y_CACHE_DIR elsewhere"),
+}
+_DUCKDB_STRERRORS = {
+    "No space left on device": 28,
+    "Disk quota exceeded": 122,
+    "Permission denied": 13,
+    "Operation not permitted": 1,
+    "Read-only file system": 30,
+    "Input/output error": 5,
+}
+
+
+def local_errno(exc: BaseException) -> int | None:
+    """The errno of a local file-system failure (OSError, or DuckDB's IOException text), else
+    None. A DuckDB error about a file's content is not one: it has no such errno."""
+    if isinstance(exc, OSError) and exc.errno in _LOCAL_ERRNOS:
+        return exc.errno
+    if type(exc).__name__ in {"IOException", "PermissionException"}:
+        text = str(exc)
+        for strerror, number in _DUCKDB_STRERRORS.items():
+            if strerror in text:
+                return number
+    return None
+
+
+def local_io_error(number: int, path: object, *, need_bytes: int = 0) -> LocalIOError:
+    """One line naming the cause and the fix, e.g. "cache disk full: /c needs about 12 MB more"."""
+    cause, fix = _LOCAL_ERRNOS[number]
+    need = ""
+    if number in (28, 122) and need_bytes > 0:
+        need = f" needs about {max(1, -(-need_bytes // 1_000_000)):,} MB more"
+    return LocalIOError(cause, f"{path}{need}; {fix}. Nothing was set aside; sync again after")
+
+
+def describe_s3_error(
+    exc: BaseException,
+    *,
+    bucket: str,
+    endpoint_host: str,
+    doing: str = "",
+    timeout_s: float | None = None,
+) -> O11yError:
+    """Map a boto3/botocore exception to a human one-liner, never echoing credentials.
+
+    ``doing`` names the request ("reading <key>", "listing <prefix>") for timeouts."""
     from botocore import exceptions as bex
 
     if isinstance(exc, O11yError):
         return exc
+    if isinstance(exc, bex.ReadTimeoutError):
+        waited = f" in {timeout_s:g} s" if timeout_s else ""
+        fix = "; sync again later, or raise O11Y_R2_TIMEOUT if R2 is just slow"
+        return TransportError("Timed out", f"R2 did not answer{waited} {doing}".rstrip() + fix)
+    if isinstance(exc, bex.ResponseStreamingError | bex.IncompleteReadError):
+        return TransportError("Download cut short", f"{doing} from {endpoint_host}".strip())
     if isinstance(exc, bex.ClientError):
         err = exc.response.get("Error", {}) if hasattr(exc, "response") else {}
         code = str(err.get("Code", ""))
@@ -46,7 +112,7 @@ def describe_s3_error(exc: BaseException, *, bucket: str, endpoint_host: str) ->
         if code == "NoSuchKey":
             return O11yError("Object missing", "an object named by the table metadata is gone")
         if code in {"SlowDown", "ServiceUnavailable", "InternalError", "503", "500"}:
-            return O11yError("R2 is unavailable", f"{code or status} from {endpoint_host}")
+            return TransportError("R2 is unavailable", f"{code or status} from {endpoint_host}")
         return O11yError("R2 request failed", f"{code or status} from {endpoint_host}")
     if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
         return O11yError("R2 credentials missing", "set O11Y_R2_ACCESS_KEY_ID and the secret key")
@@ -57,7 +123,7 @@ def describe_s3_error(exc: BaseException, *, bucket: str, endpoint_host: str) ->
         | bex.ReadTimeoutError
         | bex.ConnectionClosedError,
     ):
-        return O11yError("Cannot reach R2", f"no answer from {endpoint_host}")
+        return TransportError("Cannot reach R2", f"no answer from {endpoint_host}")
     if isinstance(exc, bex.BotoCoreError):
         return O11yError("R2 client error", type(exc).__name__)
     return O11yError("Unexpected error", type(exc).__name__)

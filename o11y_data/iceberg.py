@@ -1,22 +1,27 @@
-"""Just enough Iceberg to know which data files are live, read without writing anything.
+"""Just enough Iceberg to know which rows are live, read without writing anything.
 
 The current snapshot comes from the REST catalog when one is configured, else from the newest
-``metadata/NNNNN-<uuid>.metadata.json``. Its manifest list and manifests (Avro, read with
-fastavro) name the live data files; files in ``data/`` that no snapshot names (compaction
-leftovers, orphans of failed writes) are never read. Manifests are immutable, so they are cached
-by path and a sync reads only the ones it has not seen.
+``metadata/NNNNN-<uuid>.metadata.json`` (or ``.gz.metadata.json``, gzip-compressed; format
+versions 1 to 3). Its manifest list and manifests (Avro, read with fastavro, several at once) name
+the live data files and the delete files that apply to each of them (position deletes, equality
+deletes, v3 deletion vectors), following the spec's sequence-number and partition rules. Files in
+``data/`` that no snapshot names (compaction leftovers, orphans of failed writes) are never read.
+Manifests are immutable, so they are cached by path and a sync reads only the ones it has not seen.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +29,111 @@ from .errors import O11yError
 from .source import ObjectInfo, Source
 
 CATALOG_ROOT = "__r2_data_catalog/"
-_VERSION_RE = re.compile(r"^(?:(\d+)-.+|v(\d+))\.metadata\.json$")
+_VERSION_RE = re.compile(r"^(?:(\d+)-.+|v(\d+))(?:\.gz\.metadata\.json|\.metadata\.json(?:\.gz)?)$")
 EVENT_FIELDS = {"event_type", "agent", "mode", "durationMs", "toolCalls", "errors", "_ts"}
+MAX_FORMAT_VERSION = 3
+MANIFEST_WORKERS = 8  # manifests fetched at once: enough to hide R2's latency, few connections
+
+
+class BadMetadata(O11yError):
+    """The table's metadata itself is unreadable (not a transport error): a content problem."""
 
 
 @dataclass(frozen=True)
 class DataFile:
-    """A live data file: its key in the bucket, size and row count as the manifest says."""
+    """A live data file: its key in the bucket, size and row count as the manifest says.
+
+    ``seq`` is its data sequence number and ``spec_id``/``partition`` its partition, which decide
+    the delete files that apply to it."""
 
     key: str
     size: int
     record_count: int
+    uri: str = ""
+    seq: int = 0
+    spec_id: int = 0
+    partition: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    metadata_key: str | None
-    version: int | None
+class DeleteFile:
+    """A delete file of the snapshot. ``kind``: ``position``, ``equality`` or ``dv`` (a v3
+    deletion vector: one Puffin blob at ``offset``/``length`` for ``referenced`` only)."""
+
+    key: str
+    size: int
+    kind: str
+    seq: int
+    spec_id: int = 0
+    partition: tuple[tuple[str, Any], ...] = ()
+    equality_ids: tuple[int, ...] = ()
+    referenced: str | None = None  # the one data file (URI) it applies to, when known
+    path_bounds: tuple[str, str] | None = None  # min/max file_path a position delete names
+    offset: int = 0
+    length: int = 0
+
+    @property
+    def id(self) -> str:
+        """Unique within a snapshot: one Puffin file may hold the vectors of several files."""
+        return f"{self.key}#dv{self.offset}" if self.kind == "dv" else self.key
+
+
+def delete_key(delete_id: str) -> str:
+    """The object key of a ``DeleteFile.id``."""
+    return re.sub(r"#dv\d+$", "", delete_id)
+
+
+_DV_MAGIC = b"\xd1\xd3\x39\x64"
+
+
+def deletion_vector_positions(path: Path, dv: DeleteFile) -> list[int]:
+    """The deleted row positions of a v3 deletion vector (a ``deletion-vector-v1`` Puffin blob:
+    length, magic, a portable 64-bit Roaring bitmap, CRC-32), checked before it is trusted."""
+    import zlib
+
+    from pyroaring import BitMap64
+
+    with open(path, "rb") as fh:
+        fh.seek(dv.offset)
+        blob = fh.read(dv.length)
+    size = int.from_bytes(blob[:4], "big")
+    body = blob[4 : 4 + size]
+    crc = int.from_bytes(blob[4 + size : 8 + size], "big")
+    if len(blob) < 12 or size + 8 != len(blob) or body[:4] != _DV_MAGIC or zlib.crc32(body) != crc:
+        raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset} fails its checks")
+    try:
+        return list(BitMap64.deserialize(body[4:]))
+    except Exception:
+        raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset}: bad bitmap") from None
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """What the current snapshot makes live: data files, delete files, and which apply where."""
+
     snapshot_id: int | None
     files: tuple[DataFile, ...]
-    has_metadata: bool = True
+    delete_files: dict[str, DeleteFile] = field(default_factory=dict)
+    deletes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # data key -> delete ids
+    names: dict[int, str] = field(default_factory=dict)  # current schema: field id -> name
+
+
+@dataclass(frozen=True)
+class MetadataPick:
+    """The newest metadata file, and any other file claiming the same version number."""
+
+    key: str
+    version: int | None
+    duplicates: tuple[str, ...] = ()
+
+    def warning(self) -> str | None:
+        if not self.duplicates:
+            return None
+        return (
+            f"{len(self.duplicates) + 1} metadata files share version {self.version} (a failed "
+            f"commit?): using {self.key.rsplit('/', 1)[-1]}, the last one uploaded; set "
+            "O11Y_CATALOG_URI to let the catalog decide"
+        )
 
 
 def metadata_version(key: str) -> int | None:
@@ -63,77 +153,114 @@ def key_from_uri(uri: str, bucket: str, table_prefix: str | None = None) -> str:
     return m.group(2)
 
 
-def _probe(source: Source, meta_prefix: str, version: int) -> ObjectInfo | None:
-    """The metadata file with that version number, if any (newest upload wins a tie)."""
-    hits = [
-        o for o in source.list(f"{meta_prefix}{version:05d}-") if o.key.endswith(".metadata.json")
-    ]
-    return max(hits, key=lambda o: (o.mtime, o.key)) if hits else None
+def _version(key: str) -> int:
+    v = metadata_version(key)
+    return -1 if v is None else v
+
+
+def _metadata_listing(source: Source, meta_prefix: str, after: str | None) -> list[ObjectInfo]:
+    """Every metadata file named after ``after`` (all of them without it): one ListObjectsV2
+    with ``StartAfter``.
+
+    Keys come sorted, and every ``NNNNN-…`` name starts with a digit, so the listing stops at the
+    first name that does not (the manifests named ``snap-…`` or by UUID): one request when
+    nothing is new. A version with one digit more (``100000-…`` after ``99999-…``) sorts before
+    the current one, so near such a rollover (a current name starting with 9) the names starting
+    with 1 are listed too. Hadoop-style ``vN.metadata.json`` names are not zero-padded: listed
+    whole."""
+    name = after[len(meta_prefix) :] if after else ""
+    if name.startswith("v"):
+        return [o for o in source.list(f"{meta_prefix}v") if metadata_version(o.key) is not None]
+    found: list[ObjectInfo] = []
+    for obj in source.list(meta_prefix, start_after=after or None):
+        if not obj.key[len(meta_prefix) :][:1].isdigit():
+            break
+        if metadata_version(obj.key) is not None:
+            found.append(obj)
+    if name.startswith("9"):
+        found += [o for o in source.list(f"{meta_prefix}1") if metadata_version(o.key) is not None]
+    if not after and not found:
+        found = [o for o in source.list(f"{meta_prefix}v") if metadata_version(o.key) is not None]
+    return found
 
 
 def newest_metadata(
-    source: Source, table_prefix: str, *, known_version: int | None = None
-) -> ObjectInfo | None:
-    """The newest metadata file of the table.
+    source: Source, table_prefix: str, *, after: str | None = None
+) -> MetadataPick | None:
+    """The newest metadata file of the table, gaps in version numbers included.
 
-    Without a hint this lists ``metadata/`` once. With ``known_version`` (from the last sync) it
-    probes version numbers upward with narrow prefix listings (gallop, then bisect), so a sync with
-    nothing new costs one request however long the table's history is.
-    """
+    ``after`` (the metadata key of the last sync) lists only names sorting after it, so a sync
+    with nothing new costs one request however long the table's history is. Two files with the
+    newest version number (a failed commit) are reported; the last uploaded wins (then the
+    greater name), so the choice is the same on every run."""
     meta_prefix = f"{table_prefix}metadata/"
-    if known_version is not None:
-        best = None
-        lo, step = known_version, 1
-        while (hit := _probe(source, meta_prefix, lo + step)) is not None:
-            best, lo, step = hit, lo + step, step * 2
-            if step > 1 << 20:
-                break
-        hi = lo + step  # known absent
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            hit = _probe(source, meta_prefix, mid)
-            if hit is not None:
-                best, lo = hit, mid
-            else:
-                hi = mid
-        if best is not None:
-            return best
-        current = _probe(source, meta_prefix, known_version)
-        if current is not None:
-            return current
-        # The known version vanished (table rewritten?): fall back to a listing.
-    newest: tuple[int, float, str] | None = None
-    found: ObjectInfo | None = None
-    for obj in source.list(meta_prefix):
-        v = metadata_version(obj.key)
-        if v is not None and (newest is None or (v, obj.mtime, obj.key) > newest):
-            newest, found = (v, obj.mtime, obj.key), obj
-    return found
+    found: list[ObjectInfo] = []
+    if after and after.startswith(meta_prefix):
+        # Listing from just before ``after`` shows whether it is still there.
+        found = _metadata_listing(source, meta_prefix, after[:-1])
+        current = metadata_version(after)
+        if any(o.key == after for o in found):
+            found = [o for o in found if _version(o.key) > _version(after)]
+            if not found:
+                return MetadataPick(after, current)
+        else:  # the known version vanished (table rewritten?): look at everything
+            found = []
+    if not found:
+        found = _metadata_listing(source, meta_prefix, None)
+    if not found:
+        return None
+    top = max(_version(o.key) for o in found)
+    tied = sorted((o for o in found if _version(o.key) == top), key=lambda o: (o.mtime, o.key))
+    return MetadataPick(tied[-1].key, top, tuple(o.key for o in tied[:-1]))
 
 
 def load_json(source: Source, key: str) -> dict[str, Any]:
     raw = source.get(key)
+    if raw[:2] == b"\x1f\x8b":  # gzip (Java Iceberg's ``.gz.metadata.json``)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            raise BadMetadata("Bad table metadata", f"{key} is not readable gzip") from None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise O11yError("Bad table metadata", f"{key} is not JSON") from None
+        raise BadMetadata("Bad table metadata", f"{key} is not JSON") from None
     if not isinstance(data, dict):
-        raise O11yError("Bad table metadata", f"{key} is not a JSON object")
+        raise BadMetadata("Bad table metadata", f"{key} is not a JSON object")
+    version = data.get("format-version", 1)
+    if not isinstance(version, int) or not 1 <= version <= MAX_FORMAT_VERSION:
+        raise BadMetadata(
+            "Unsupported table format", f"{key} is Iceberg format version {version}; 1 to 3 read"
+        )
     return data
 
 
-def schema_columns(metadata: dict[str, Any]) -> list[tuple[str, str]]:
-    """The current schema's top-level columns as (name, type)."""
+def _current_schema(metadata: dict[str, Any]) -> dict[str, Any]:
     schemas = metadata.get("schemas") or ([metadata["schema"]] if "schema" in metadata else [])
     current = metadata.get("current-schema-id")
     schema = next((s for s in schemas if s.get("schema-id") == current), None)
     if schema is None and schemas:
         schema = schemas[-1]
+    return schema or {}
+
+
+def schema_columns(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """The current schema's top-level columns as (name, type)."""
     cols = []
-    for f in (schema or {}).get("fields", []):
+    for f in _current_schema(metadata).get("fields", []):
         t = f.get("type")
         cols.append((str(f.get("name")), t if isinstance(t, str) else str(t.get("type", "?"))))
     return cols
+
+
+def schema_names(metadata: dict[str, Any]) -> dict[int, str]:
+    """The current schema's top-level field ids and names: files are read by id, so a renamed
+    column keeps the values older files wrote under its old name."""
+    return {
+        int(f["id"]): str(f["name"])
+        for f in _current_schema(metadata).get("fields", [])
+        if "id" in f and "name" in f
+    }
 
 
 def is_event_table(columns: Iterable[str]) -> bool:
@@ -151,7 +278,7 @@ def current_snapshot(metadata: dict[str, Any]) -> dict[str, Any] | None:
     for snap in metadata.get("snapshots", []):
         if snap.get("snapshot-id") == sid:
             return snap
-    raise O11yError("Bad table metadata", f"current snapshot {sid} is not listed")
+    raise BadMetadata("Bad table metadata", f"current snapshot {sid} is not listed")
 
 
 class ManifestCache:
@@ -160,63 +287,173 @@ class ManifestCache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.fetched = 0
+        self._lock = threading.Lock()
 
     def read(self, source: Source, key: str) -> list[dict[str, Any]]:
         import fastavro
 
         path = self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".avro")
-        if path.is_file():
+        cached = path.is_file()
+        if cached:
             data = path.read_bytes()
         else:
             data = source.get(key)
-            self.fetched += 1
+            with self._lock:
+                self.fetched += 1
         try:
             records = list(fastavro.reader(io.BytesIO(data)))
         except Exception:
             path.unlink(missing_ok=True)
-            raise O11yError("Bad table metadata", f"{key} is not a readable Avro file") from None
-        if not path.is_file():
+            raise BadMetadata("Bad table metadata", f"{key} is not a readable Avro file") from None
+        if not cached:
             from .source import _atomic_write_stream
 
             _atomic_write_stream(path, iter([data]))
         return records
 
+    def read_many(
+        self, source: Source, keys: list[str], *, workers: int = MANIFEST_WORKERS
+    ) -> list[list[dict[str, Any]]]:
+        """Several manifests, fetched concurrently (bounded), in the order asked."""
+        if len(keys) <= 1:
+            return [self.read(source, k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(workers, len(keys))) as pool:
+            return list(pool.map(lambda k: self.read(source, k), keys))
 
-def live_files(
-    source: Source, metadata: dict[str, Any], cache: ManifestCache
-) -> tuple[int | None, list[DataFile]]:
-    """The current snapshot's id and its live data files (ADDED or EXISTING entries)."""
+
+def _partition(value: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((value or {}).items())) if isinstance(value, dict) else ()
+
+
+def _path_bounds(df: dict[str, Any]) -> tuple[str, str] | None:
+    """The min/max ``file_path`` (field 2147483546) a position delete file names, if recorded."""
+
+    def bound(name: str) -> bytes | None:
+        for item in df.get(name) or []:
+            if int(item.get("key", 0)) == 2147483546:
+                return item.get("value")
+        return None
+
+    lo, hi = bound("lower_bounds"), bound("upper_bounds")
+    if lo is None or hi is None:
+        return None
+    try:
+        return lo.decode(), hi.decode()
+    except (AttributeError, UnicodeDecodeError):
+        return None
+
+
+def _entry_seq(entry: dict[str, Any], manifest: dict[str, Any]) -> int:
+    """The entry's data sequence number: its own, else inherited from the manifest (ADDED)."""
+    seq = entry.get("sequence_number")
+    if seq is None:
+        seq = manifest.get("sequence_number")
+    return int(seq or 0)  # v1 tables have none: 0
+
+
+def _delete_file(key: str, df: dict[str, Any], seq: int, spec_id: int) -> DeleteFile:
+    content = int(df.get("content") or 0)
+    fmt = str(df.get("file_format", "PARQUET")).upper()
+    common = {
+        "key": key,
+        "size": int(df.get("file_size_in_bytes") or 0),
+        "seq": seq,
+        "spec_id": spec_id,
+        "partition": _partition(df.get("partition")),
+        "referenced": df.get("referenced_data_file"),
+    }
+    if content == 1 and fmt == "PUFFIN":
+        if not common["referenced"] or df.get("content_offset") is None:
+            raise BadMetadata("Bad table metadata", f"deletion vector {key} names no data file")
+        return DeleteFile(
+            kind="dv",
+            offset=int(df["content_offset"]),
+            length=int(df["content_size_in_bytes"]),
+            **common,
+        )
+    if fmt != "PARQUET":
+        raise O11yError(
+            "Unsupported delete file", f"{key} is a {fmt} delete file; only Parquet and Puffin read"
+        )
+    if content == 1:
+        return DeleteFile(kind="position", path_bounds=_path_bounds(df), **common)
+    ids = tuple(int(i) for i in df.get("equality_ids") or ())
+    if not ids:
+        raise BadMetadata("Bad table metadata", f"equality delete {key} names no columns")
+    return DeleteFile(kind="equality", equality_ids=ids, **common)
+
+
+def applies(delete: DeleteFile, data: DataFile) -> bool:
+    """Whether ``delete`` removes rows of ``data``, as the spec scopes delete files."""
+    if delete.kind == "equality":
+        # Older data only, in the same partition (or a global delete: an unpartitioned spec).
+        if delete.seq <= data.seq:
+            return False
+        return not delete.partition or (
+            delete.spec_id == data.spec_id and delete.partition == data.partition
+        )
+    if delete.seq < data.seq:
+        return False
+    if delete.referenced is not None:
+        return delete.referenced == data.uri
+    if delete.partition and (delete.spec_id, delete.partition) != (data.spec_id, data.partition):
+        return False
+    if delete.path_bounds is not None:
+        return delete.path_bounds[0] <= data.uri <= delete.path_bounds[1]
+    return True
+
+
+def read_snapshot(source: Source, metadata: dict[str, Any], cache: ManifestCache) -> LiveSnapshot:
+    """The current snapshot's live data files and the delete files that apply to each."""
     snap = current_snapshot(metadata)
+    names = schema_names(metadata)
     if snap is None:
-        return None, []
+        return LiveSnapshot(None, (), names=names)
     bucket = source.bucket
-    files: dict[str, DataFile] = {}
     if "manifest-list" in snap:
-        manifests = [
-            m
-            for m in cache.read(source, key_from_uri(snap["manifest-list"], bucket))
-            if int(m.get("content") or 0) == 0  # data manifests; the pipeline writes no deletes
-        ]
-        paths = [m["manifest_path"] for m in manifests]
-    else:
-        paths = list(snap.get("manifests", []))
-    for mpath in paths:
-        for entry in cache.read(source, key_from_uri(mpath, bucket)):
+        manifests = cache.read(source, key_from_uri(snap["manifest-list"], bucket))
+    else:  # v1: the snapshot names its manifests (all data manifests)
+        manifests = [{"manifest_path": p} for p in snap.get("manifests", [])]
+    entries = cache.read_many(source, [key_from_uri(m["manifest_path"], bucket) for m in manifests])
+    files: dict[str, DataFile] = {}
+    delete_files: dict[str, DeleteFile] = {}
+    for manifest, records in zip(manifests, entries, strict=True):
+        spec_id = int(manifest.get("partition_spec_id") or 0)
+        for entry in records:
             if int(entry.get("status", 1)) == 2:  # DELETED in this snapshot
                 continue
             df = entry.get("data_file") or {}
+            key = key_from_uri(df["file_path"], bucket)
+            seq = _entry_seq(entry, manifest)
             if int(df.get("content") or 0) != 0:
+                delete = _delete_file(key, df, seq, spec_id)
+                delete_files[delete.id] = delete
                 continue
             fmt = str(df.get("file_format", "PARQUET")).upper()
             if fmt != "PARQUET":
-                continue
-            key = key_from_uri(df["file_path"], bucket)
+                raise O11yError(
+                    "Unsupported data file", f"{key} is {fmt}; only Parquet data files are read"
+                )
             files[key] = DataFile(
                 key=key,
                 size=int(df.get("file_size_in_bytes") or 0),
                 record_count=int(df.get("record_count") or 0),
+                uri=str(df["file_path"]),
+                seq=seq,
+                spec_id=spec_id,
+                partition=_partition(df.get("partition")),
             )
-    return int(snap["snapshot-id"]), sorted(files.values(), key=lambda f: f.key)
+    deletes = {
+        k: tuple(sorted(d.id for d in delete_files.values() if applies(d, f)))
+        for k, f in files.items()
+    }
+    return LiveSnapshot(
+        int(snap["snapshot-id"]),
+        tuple(sorted(files.values(), key=lambda f: f.key)),
+        delete_files,
+        {k: v for k, v in deletes.items() if v},
+        names,
+    )
 
 
 def find_event_tables(source: Source) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -229,8 +466,8 @@ def find_event_tables(source: Source) -> list[tuple[str, list[tuple[str, str]]]]
                 continue
             try:
                 cols = schema_columns(load_json(source, meta.key))
-            except O11yError:
-                cols = [("unreadable metadata", "")]
+            except BadMetadata as exc:  # a transport error is no content problem: it propagates
+                cols = [(f"unreadable metadata: {exc.one_line()}", "")]
             out.append((table, cols))
     return out
 
@@ -247,8 +484,9 @@ def resolve_table(source: Source) -> str:
 
     listed = "; ".join(show(t, c) for t, c in tables) or "none"
     if not matches:
+        unreadable = any(c.startswith("unreadable metadata") for _, cols in tables for c, _ in cols)
         raise O11yError(
-            "No event table found",
+            "No readable event table found" if unreadable else "No event table found",
             f"no table under {CATALOG_ROOT} has a value column or the event fields; tables: "
             f"{listed}. Set O11Y_TABLE_PREFIX",
         )

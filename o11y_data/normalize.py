@@ -4,12 +4,14 @@ Every rule of ``EVENTS.md`` lives here: ``ts`` from ``_ts`` else ``__ingest_ts``
 ``unknown`` for a missing or empty agent/mode/event type; integers from JSON numbers or numeric
 strings, anything else NULL; a ``value`` that is not a JSON object is kept but flagged unparseable.
 A structured stream's columns are first turned back into the event's JSON, so both shapes take the
-same path.
+same path. Files are read by Iceberg field id where they carry one, a BINARY ``value`` as UTF-8,
+and rows that the table's delete files remove never reach the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,22 +66,176 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def source_sql(paths: Sequence[Path], raw_root: Path, columns: Sequence[str]) -> str:
-    """SELECT file, ingest_ts, value from files sharing one column set."""
-    names = set(columns)
+@dataclass(frozen=True)
+class Column:
+    """A top-level column as a Parquet file stores it."""
+
+    name: str
+    type: str  # Arrow's name for it: "string", "binary", "timestamp[us, tz=UTC]", …
+    field_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FileShape:
+    """A file's full top-level schema (names, types, field ids). Files are normalized together
+    only when their shapes are equal, so one file's shape never changes how another is read."""
+
+    columns: tuple[Column, ...]
+
+    def named(self, names: Mapping[int, str] | None = None) -> dict[str, Column]:
+        """Columns by their name in the table's current schema (``names``: field id -> name).
+
+        A column with a field id is matched by it, so a renamed column keeps older files'
+        values, and one the current schema dropped is left out; without ids, by name."""
+        out: dict[str, Column] = {}
+        for col in self.columns:
+            if names and col.field_id is not None:
+                if col.field_id in names:
+                    out[names[col.field_id]] = col
+            else:
+                out[col.name] = col
+        return out
+
+
+def file_shape(path: Path) -> FileShape:
+    """The shape of a Parquet file (reads its footer only)."""
+    import pyarrow.parquet as pq
+
+    cols = []
+    for f in pq.read_schema(path):
+        fid = (f.metadata or {}).get(b"PARQUET:field_id")
+        cols.append(Column(f.name, str(f.type), int(fid) if fid is not None else None))
+    return FileShape(tuple(cols))
+
+
+@dataclass(frozen=True)
+class EqualityDelete:
+    """An equality delete file and the batch's files it applies to."""
+
+    path: Path
+    on: tuple[tuple[str, str], ...]  # (data file column, delete file column) pairs
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Deletes:
+    """What removes rows from a batch: a table of (file key, pos) and equality delete files."""
+
+    positions: str | None = None  # name of a table with columns file, pos
+    equality: tuple[EqualityDelete, ...] = ()
+
+
+FILE_COLUMN = (
+    "__o11y_file"  # the source file's name, as read_parquet adds it (unlike any event field)
+)
+_BINARY = ("binary", "large_binary", "binary_view", "fixed_size_binary")
+_TEXT = ("string", "large_string", "string_view", "utf8", "large_utf8")
+
+
+def _as_text(col: Column) -> str:
+    """A column as VARCHAR: BINARY holds UTF-8 (invalid bytes give NULL: that row only)."""
+    if col.type.startswith(_BINARY):
+        return f"try(decode({_q(col.name)}))"
+    return _q(col.name)
+
+
+def _ingest_expr(col: Column | None) -> str:
+    """``__ingest_ts``; a value that does not parse is NULL for that row only (the contract)."""
+    if col is None:
+        return "NULL::TIMESTAMPTZ"
+    if col.type.startswith(("timestamp", "date")):
+        return f"{_q(col.name)}::TIMESTAMPTZ"
+    if col.type.startswith(_TEXT + _BINARY):
+        return f"try_cast({_as_text(col)} AS TIMESTAMPTZ)"
+    return "NULL::TIMESTAMPTZ"  # a number or anything else is not a time the contract parses
+
+
+def _value_expr(cols: Mapping[str, Column]) -> str:
+    if "value" in cols:
+        col = cols["value"]
+        if col.type.startswith(_TEXT + _BINARY):
+            return f"{_as_text(col)}::VARCHAR"
+        return f"to_json({_q(col.name)})::VARCHAR"
+    fields = {n: c for n, c in cols.items() if n != "__ingest_ts"}
+    if not fields:
+        return "NULL::VARCHAR"
+    pack = ", ".join(f"{_q(n)} := {_as_text(c)}" for n, c in fields.items())
+    return f"to_json(struct_pack({pack}))::VARCHAR"
+
+
+def source_sql(
+    paths: Sequence[Path],
+    raw_root: Path,
+    shape: FileShape,
+    *,
+    names: Mapping[int, str] | None = None,
+    deletes: Deletes | None = None,
+) -> str:
+    """SELECT file, ingest_ts, raw from files of one shape, minus the rows deletes remove."""
+    cols = shape.named(names)
     files = "[" + ", ".join(_lit(str(p)) for p in paths) + "]"
-    cut = len(str(raw_root)) + 2  # filename -> key relative to the raw folder
-    ingest = "__ingest_ts::TIMESTAMPTZ" if "__ingest_ts" in names else "NULL::TIMESTAMPTZ"
-    if "value" in names:
-        value = "value::VARCHAR"
-    else:
-        fields = [c for c in columns if c not in {"__ingest_ts", "filename"}]
-        pack = ", ".join(f"{_q(c)} := {_q(c)}" for c in fields)
-        value = f"to_json(struct_pack({pack}))::VARCHAR" if fields else "NULL::VARCHAR"
-    return (
-        f"SELECT substr(filename, {cut}) AS file, {ingest} AS ingest_ts, {value} AS raw "
-        f"FROM read_parquet({files}, filename = true, union_by_name = true)"
+    cut = len(str(raw_root)) + 2  # file name -> key relative to the raw folder
+    file = f"substr(s.{_q(FILE_COLUMN)}, {cut})"
+    deletes = deletes or Deletes()
+    # Row numbers only where positions are deleted: a file may have a column of that name.
+    rows = ", file_row_number = true" if deletes.positions else ""
+    sql = (
+        f"SELECT {file} AS file, {_ingest_expr(cols.get('__ingest_ts'))} "
+        f"AS ingest_ts, {_value_expr(cols)} AS raw "
+        f"FROM read_parquet({files}, filename = {_lit(FILE_COLUMN)}{rows}) s"
     )
+    if deletes.positions:
+        sql += (
+            f" ANTI JOIN {_q(deletes.positions)} p ON p.file = {file} AND p.pos = s.file_row_number"
+        )
+    conds = []
+    for eq in deletes.equality:
+        match = " AND ".join(f"e.{_q(d)} IS NOT DISTINCT FROM s.{_q(c)}" for c, d in eq.on)
+        keys = ", ".join(_lit(k) for k in eq.keys)
+        conds.append(
+            f"NOT ({file} IN ({keys}) AND EXISTS "
+            f"(SELECT 1 FROM read_parquet({_lit(str(eq.path))}) e WHERE {match}))"
+        )
+    if conds:
+        sql += " WHERE " + " AND ".join(conds)
+    return sql
+
+
+def load_positions(
+    conn: Any,
+    table: str,
+    *,
+    parquet: Sequence[tuple[Path, str, str]] = (),
+    vectors: Sequence[tuple[str, Sequence[int]]] = (),
+) -> None:
+    """Fill ``table`` (file, pos) with deleted positions: from position delete files
+    (``parquet``: delete file, data file URI it names, that data file's key) and from deletion
+    vectors (``vectors``: data file key, positions)."""
+    cur = conn.cursor()
+    try:
+        cur.execute(f"CREATE OR REPLACE TABLE {_q(table)} (file VARCHAR, pos BIGINT)")
+        if parquet:
+            cur.execute(
+                "CREATE OR REPLACE TABLE o11y_pos_targets AS SELECT unnest(?::VARCHAR[]) AS del, "
+                "unnest(?::VARCHAR[]) AS uri, unnest(?::VARCHAR[]) AS k",
+                [
+                    [str(p) for p, _, _ in parquet],
+                    [u for _, u, _ in parquet],
+                    [k for *_, k in parquet],
+                ],
+            )
+            files = "[" + ", ".join(_lit(str(p)) for p in sorted({p for p, _, _ in parquet})) + "]"
+            cur.execute(
+                f"INSERT INTO {_q(table)} SELECT t.k, d.pos FROM "
+                f"read_parquet({files}, filename = true) d JOIN o11y_pos_targets t "
+                "ON d.filename = t.del AND d.file_path = t.uri"
+            )
+        for key, positions in vectors:
+            cur.execute(
+                f"INSERT INTO {_q(table)} SELECT ?, unnest(?::BIGINT[])", [key, list(positions)]
+            )
+    finally:
+        cur.close()
 
 
 def normalized_sql(src: str) -> str:
@@ -110,22 +266,18 @@ def normalized_sql(src: str) -> str:
     """
 
 
-def file_columns(conn: Any, path: Path) -> list[str]:
-    cur = conn.cursor()
-    try:
-        rows = cur.execute(
-            "SELECT name FROM parquet_schema(?) WHERE name <> 'schema'", [str(path)]
-        ).fetchall()
-    finally:
-        cur.close()
-    return [r[0] for r in rows]
-
-
 def write_segment(
-    conn: Any, paths: Sequence[Path], raw_root: Path, columns: Sequence[str], out: Path
+    conn: Any,
+    paths: Sequence[Path],
+    raw_root: Path,
+    shape: FileShape,
+    out: Path,
+    *,
+    names: Mapping[int, str] | None = None,
+    deletes: Deletes | None = None,
 ) -> int:
-    """Normalize files of one column set into ``out`` (zstd Parquet); returns rows written."""
-    sql = normalized_sql(source_sql(paths, raw_root, columns))
+    """Normalize files of one shape into ``out`` (zstd Parquet); returns rows written."""
+    sql = normalized_sql(source_sql(paths, raw_root, shape, names=names, deletes=deletes))
     cur = conn.cursor()
     try:
         cur.execute(

@@ -449,6 +449,20 @@ def _ts(value: Any) -> datetime | None:
     return datetime.fromtimestamp(float(value), UTC) if value else None
 
 
+SET_ASIDE_COLUMNS = ["file", "reason", "tries", "set_aside_at", "next_retry_at"]
+
+
+def set_aside_files(db: EventsDB) -> pd.DataFrame:
+    """Source files set aside as unreadable: key, why, how many tries, when, and when the sync
+    downloads them afresh to try again (UTC). Keys are the source's, hostile: show as text."""
+    gen = db.refresh()
+    rows = [
+        (key, bad.reason, bad.attempts, _ts(bad.set_aside_at), _ts(bad.next_retry_at))
+        for key, bad in sorted(gen.bad_files.items())
+    ]
+    return pd.DataFrame(rows, columns=SET_ASIDE_COLUMNS)
+
+
 def since(spec: str, *, now: datetime | None = None) -> datetime:
     """``"1h"``, ``"7d"``, ``"30m"`` before now, or an ISO-8601 time (UTC unless it says)."""
     now = now or datetime.now(UTC)

@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,46 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 @dataclass
+class Segment:
+    """A normalized segment file and the source files whose rows it holds."""
+
+    name: str
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileRecord:
+    """A live source file that is in the store: its size at the source and its row counts."""
+
+    size: int | None = None
+    rows: int = 0
+    bad_rows: int = 0
+    deletes: list[str] = field(default_factory=list)  # delete files applied to its rows
+
+
+@dataclass
+class BadFile:
+    """A source file set aside: what it looked like at the source and why it was set aside."""
+
+    reason: str = ""
+    size: int | None = None
+    etag: str = ""
+    attempts: int = 1  # downloads that showed the failure, counting the fresh second copy once
+    set_aside_at: float = 0.0
+    next_retry_at: float = 0.0  # the sync after this time downloads it afresh and tries again
+
+
+def _record(cls: type[Any], data: Any) -> Any:
+    """A record from its JSON form; keys the record does not know (older/newer files) ignored."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} is not a JSON object")
+    return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
 class Generation:
     """One published state of the store."""
 
@@ -48,24 +88,34 @@ class Generation:
     metadata_key: str | None = None
     metadata_version: int | None = None
     snapshot_id: int | None = None
-    segments: list[dict[str, Any]] = field(default_factory=list)  # name, rows, files
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> size, rows, bad_rows
-    bad_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> size, etag, reason
+    segments: list[Segment] = field(default_factory=list)
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    bad_files: dict[str, BadFile] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. two metadata files, one version
 
     @property
     def rows(self) -> int:
-        return sum(int(f.get("rows", 0)) for f in self.files.values())
+        return sum(f.rows for f in self.files.values())
 
     @property
     def unparseable(self) -> int:
-        return sum(int(f.get("bad_rows", 0)) for f in self.files.values())
+        return sum(f.bad_rows for f in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        data = asdict(self)
+        for rec in data["files"].values():
+            if not rec["deletes"]:  # almost every file: keep the generation file small
+                del rec["deletes"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["segments"] = [_record(Segment, s) for s in known.get("segments") or []]
+        known["files"] = {k: _record(FileRecord, v) for k, v in (known.get("files") or {}).items()}
+        known["bad_files"] = {
+            k: _record(BadFile, v) for k, v in (known.get("bad_files") or {}).items()
+        }
         return cls(**known)
 
 
@@ -101,7 +151,7 @@ class Store:
             return Generation()
         try:
             return Generation.from_json(json.loads(self.gen_path(number).read_text()))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise O11yError("Cache is damaged", f"{self.gen_path(number).name}: {exc}") from None
 
     def publish(self, gen: Generation) -> None:
@@ -149,9 +199,9 @@ class Store:
         bad = []
         for seg in gen.segments:
             try:
-                pq.read_metadata(self.segments / seg["name"])
+                pq.read_metadata(self.segments / seg.name)
             except Exception:
-                bad.append(seg["name"])
+                bad.append(seg.name)
         return bad
 
     # -- sync lock and status ---------------------------------------------------------------

@@ -1,15 +1,27 @@
 """Sync: bring the table's live files into the local store, incrementally and crash-safe.
 
-One call does: find the current snapshot (a single narrow listing when nothing changed), diff its
-live files against the published generation, download only what is missing (concurrently, each
-file landing by atomic rename), normalize new files into segments, drop rows of files that left the
-snapshot, and publish a new generation. A file that cannot be read is set aside and reported; a
-missing file aborts the sync and the previous generation stays in use.
+One call (``_sync_locked``) runs these steps, in this order:
+
+1. open the source (bucket, folder or demo) and load the published generation;
+2. repair damaged segments: forget them so their files are normalized again;
+3. resolve the snapshot: the REST catalog's metadata file, else the newest one (a single narrow
+   listing when nothing changed), or every Parquet file of a flat folder;
+4. diff its live files against the generation: known, new, gone, still set aside;
+5. download only what is missing (concurrently, each file landing by atomic rename);
+6. normalize new files into segments;
+7. drop the rows of files that left the snapshot;
+8. merge small segments once there are too many;
+9. set aside files that cannot be read (reported, kept in ``quarantine/``);
+10. publish the new generation (readers switch to it atomically).
+
+A missing file or any failure aborts the sync and the previous generation stays in use.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,12 +34,22 @@ import duckdb
 
 from . import iceberg
 from .config import Settings
-from .errors import O11yError
-from .normalize import _lit, prepare, write_segment
+from .errors import O11yError, TransportError, local_errno, local_io_error
+from .normalize import (
+    Deletes,
+    EqualityDelete,
+    FileShape,
+    _lit,
+    file_shape,
+    load_positions,
+    prepare,
+    write_segment,
+)
 from .source import Source, open_source
-from .store import Generation, Store
+from .store import BadFile, FileRecord, Generation, Segment, Store
 
 Progress = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 # Files are normalized in batches of about SMALL_SEGMENT_ROWS rows (by the manifests' record
 # counts; at most BATCH_FILES files), so a first sync writes segments that are never "small" and
@@ -36,6 +58,15 @@ BATCH_FILES = 25_000
 MAX_SEGMENTS = 12
 SMALL_SEGMENT_ROWS = 2_000_000
 STATUS_EVERY_S = 0.5  # progress reaches status.json at most this often (each write is an fsync)
+# A file set aside is tried again (downloaded afresh) after RETRY_FIRST_S, then twice as long
+# each time up to RETRY_MAX_S, even when nothing changed at the source.
+RETRY_FIRST_S = 60.0
+RETRY_MAX_S = 3600.0
+
+
+def _now() -> float:
+    """The wall clock (one place, so tests can move time forward)."""
+    return time.time()
 
 
 @dataclass
@@ -52,13 +83,16 @@ class SyncReport:
     bad_files: dict[str, str] = field(default_factory=dict)
     changed: bool = True
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def one_line(self) -> str:
         what = "no change" if not self.changed else f"{self.downloaded} new files"
         bad = f", {len(self.bad_files)} unreadable files set aside" if self.bad_files else ""
+        warn = "".join(f"; warning: {w}" for w in self.warnings)
         return (
             f"synced {self.source}: {what}, {self.removed} removed; {self.live_files} live files, "
             f"{self.rows:,} rows, {self.unparseable:,} unparseable{bad} in {self.seconds:.1f}s"
+            f"{warn}"
         )
 
 
@@ -68,12 +102,13 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return conn
 
 
-def _list_all_parquet(source: Source, prefix: str) -> list[iceberg.DataFile]:
-    return [
+def _list_all_parquet(source: Source, prefix: str) -> iceberg.LiveSnapshot:
+    files = tuple(
         iceberg.DataFile(key=o.key, size=o.size, record_count=-1)
         for o in source.list(prefix)
         if o.key.endswith(".parquet")
-    ]
+    )
+    return iceberg.LiveSnapshot(None, files)
 
 
 def _resolve(source: Source, settings: Settings, gen: Generation) -> tuple[str, str]:
@@ -91,20 +126,16 @@ def _resolve(source: Source, settings: Settings, gen: Generation) -> tuple[str, 
     return iceberg.resolve_table(source), "iceberg"
 
 
-def _read_columns(path: Path) -> tuple[str, ...]:
-    import pyarrow.parquet as pq
-
-    return tuple(pq.read_schema(path).names)
-
-
 def _download_all(
     source: Source,
     store: Store,
-    wanted: Sequence[iceberg.DataFile],
+    wanted: Sequence[iceberg.DataFile | iceberg.DeleteFile],
     progress: Progress | None,
     workers: int,
-) -> tuple[int, int]:
-    """Download what is not already on disk; returns (files, bytes) fetched."""
+) -> tuple[int, int, dict[str, str]]:
+    """Download what is not already on disk; returns (files, bytes) fetched and the files whose
+    object at the source is not the size the table names (key -> reason): bad at the source,
+    as a fresh HEAD confirms, not in transit. Any other failure fails the sync."""
     todo = []
     for f in wanted:
         dest = store.raw / f.key
@@ -112,13 +143,23 @@ def _download_all(
             continue
         todo.append(f)
     if not todo:
-        return 0, 0
+        return 0, 0, {}
     fetched = nbytes = 0
+    wrong_size: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(source.download, f.key, store.raw / f.key): f for f in todo}
+        futures = {
+            pool.submit(source.download, f.key, store.raw / f.key, size=f.size): f for f in todo
+        }
         try:
             for fut in as_completed(futures):
-                nbytes += fut.result()
+                try:
+                    nbytes += fut.result()
+                except TransportError:
+                    reason = _size_differs_at_source(source, futures[fut])
+                    if reason is None:
+                        raise
+                    wrong_size[futures[fut].key] = reason
+                    continue
                 fetched += 1
                 if progress:
                     progress("download", fetched, len(todo))
@@ -126,7 +167,18 @@ def _download_all(
             for fut in futures:
                 fut.cancel()
             raise
-    return fetched, nbytes
+    return fetched, nbytes, wrong_size
+
+
+def _size_differs_at_source(source: Source, f: iceberg.DataFile) -> str | None:
+    """Why ``f`` is bad at the source when its object is not the size the table names (None when
+    it is, or is gone: then the failure was in transit, or the sync fails on the missing file)."""
+    if f.size < 0:
+        return None
+    info = source.head(f.key)
+    if info is None or info.size == f.size:
+        return None
+    return f"its object holds {info.size:,} bytes, the table says {f.size:,}"
 
 
 def _batches(members: list[str], rows: dict[str, int]) -> list[list[str]]:
@@ -168,58 +220,178 @@ def _normalize(
     store: Store,
     keys: Sequence[str],
     progress: Progress | None,
-    rows: dict[str, int] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, str]]:
+    snapshot: iceberg.LiveSnapshot,
+) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
     """New segments for ``keys``; per-file counts; files that could not be read (key -> reason).
 
-    ``rows`` (key -> record count from the manifest) sizes the batches."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+    Files are batched by their full shape (names, types, field ids) and read by the snapshot's
+    field ids, minus the rows its delete files remove; the manifests' record counts size the
+    batches. The counts' ``size`` is left unset: the caller knows the size at the source."""
+    groups: dict[FileShape, list[str]] = {}
     bad: dict[str, str] = {}
     for key in keys:
         try:
-            groups.setdefault(_read_columns(store.raw / key), []).append(key)
+            groups.setdefault(file_shape(store.raw / key), []).append(key)
         except Exception as exc:  # a corrupt or truncated file: set it aside, keep the rest
+            if local_errno(exc) is not None:
+                raise  # the cache's disk failed, not the file
             bad[key] = f"not a readable Parquet file ({type(exc).__name__})"
-    segments: list[dict[str, Any]] = []
-    counts: dict[str, dict[str, Any]] = {}
+    rows = {f.key: f.record_count for f in snapshot.files}
+    segments: list[Segment] = []
+    counts: dict[str, FileRecord] = {}
     done = 0
 
-    def attempt(batch: list[str], columns: tuple[str, ...]) -> None:
-        name = f"seg-{int(time.time())}-{uuid.uuid4().hex[:10]}.parquet"
+    def attempt(batch: list[str], shape: FileShape) -> None:
+        name = _segment_name()
         tmp = store.segments / f".part-{name}.tmp"
+        deletes = _batch_deletes(conn, store, snapshot, batch, shape)
         try:
-            write_segment(conn, [store.raw / k for k in batch], store.raw, columns, tmp)
+            write_segment(
+                conn,
+                [store.raw / k for k in batch],
+                store.raw,
+                shape,
+                tmp,
+                names=snapshot.names,
+                deletes=deletes,
+            )
         except duckdb.Error as exc:
             tmp.unlink(missing_ok=True)
+            if local_errno(exc) is not None:
+                raise  # writing the segment failed (disk full, …): no file is to blame
             if len(batch) == 1:
+                if deletes is not None and _reads_without_deletes(
+                    conn, store, batch[0], shape, snapshot
+                ):
+                    # The data file is fine: never set it aside for its delete files' sake.
+                    raise O11yError(
+                        "Cannot apply delete files",
+                        f"{batch[0]}: {', '.join(snapshot.deletes[batch[0]])} "
+                        f"({type(exc).__name__})",
+                    ) from exc
                 bad[batch[0]] = f"unreadable ({type(exc).__name__})"
                 return
             half = len(batch) // 2  # find the bad file without giving up the good ones
-            attempt(batch[:half], columns)
-            attempt(batch[half:], columns)
+            attempt(batch[:half], shape)
+            attempt(batch[half:], shape)
             return
         tmp.rename(store.segments / name)
         per_file = _segment_counts(conn, store.segments / name)
         for k in batch:
-            counts[k] = per_file.get(k, {"rows": 0, "bad_rows": 0})
-        segments.append(
-            {"name": name, "rows": sum(c["rows"] for c in per_file.values()), "files": batch}
-        )
+            rec = per_file.get(k, FileRecord())
+            rec.deletes = list(snapshot.deletes.get(k, ()))
+            counts[k] = rec
+        segments.append(Segment(name, sum(c.rows for c in per_file.values()), list(batch)))
 
-    for columns, members in groups.items():
-        if not any(c == "value" for c in columns) and not (set(columns) & iceberg.EVENT_FIELDS):
+    for shape, members in groups.items():
+        columns = set(shape.named(snapshot.names))
+        if "value" not in columns and not columns & iceberg.EVENT_FIELDS:
             for k in members:
                 bad[k] = "no value column and no event fields"
             continue
-        for batch in _batches(members, rows or {}):
-            attempt(batch, columns)
+        for batch in _batches(members, rows):
+            attempt(batch, shape)
             done += len(batch)
             if progress:
                 progress("normalize", done, len(keys))
     return segments, counts, bad
 
 
-def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, dict[str, Any]]:
+def _reads_without_deletes(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    key: str,
+    shape: FileShape,
+    snapshot: iceberg.LiveSnapshot,
+) -> bool:
+    """Whether ``key`` normalizes when no delete file is applied (the same path, thrown away)."""
+    tmp = store.segments / f".part-check-{uuid.uuid4().hex[:10]}.tmp"
+    try:
+        write_segment(conn, [store.raw / key], store.raw, shape, tmp, names=snapshot.names)
+    except duckdb.Error:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _batch_deletes(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    snapshot: iceberg.LiveSnapshot,
+    batch: list[str],
+    shape: FileShape,
+) -> Deletes | None:
+    """The rows the snapshot's delete files remove from ``batch``: deleted positions loaded into
+    the ``o11y_pos`` table, equality deletes matched by field id."""
+    applied = {k: snapshot.deletes.get(k, ()) for k in batch}
+    if not any(applied.values()):
+        return None
+    by_key = {f.key: f for f in snapshot.files}
+    parquet: list[tuple[Path, str, str]] = []
+    vectors: list[tuple[str, list[int]]] = []
+    equality: dict[str, list[str]] = {}
+    for data_key, delete_keys in applied.items():
+        for delete_id in delete_keys:
+            d = snapshot.delete_files[delete_id]
+            if d.kind == "position":
+                parquet.append((store.raw / d.key, by_key[data_key].uri, data_key))
+            elif d.kind == "dv":
+                vectors.append((data_key, iceberg.deletion_vector_positions(store.raw / d.key, d)))
+            else:
+                equality.setdefault(delete_id, []).append(data_key)
+    try:
+        if parquet or vectors:
+            load_positions(conn, "o11y_pos", parquet=parquet, vectors=vectors)
+    except duckdb.Error as exc:
+        names = sorted({str(p.relative_to(store.raw)) for p, _, _ in parquet})
+        raise O11yError(
+            "Unreadable delete file", f"{', '.join(names)} ({type(exc).__name__})"
+        ) from exc
+    eq = tuple(
+        EqualityDelete(
+            store.raw / snapshot.delete_files[i].key,
+            _equality_columns(snapshot, shape, snapshot.delete_files[i], store),
+            tuple(keys),
+        )
+        for i, keys in equality.items()
+    )
+    return Deletes(positions="o11y_pos" if parquet or vectors else None, equality=eq)
+
+
+def _equality_columns(
+    snapshot: iceberg.LiveSnapshot, shape: FileShape, delete: iceberg.DeleteFile, store: Store
+) -> tuple[tuple[str, str], ...]:
+    """(data column, delete file column) for each of the delete's field ids."""
+    try:
+        delete_shape = file_shape(store.raw / delete.key)
+    except Exception as exc:
+        raise O11yError("Unreadable delete file", f"{delete.key} ({type(exc).__name__})") from exc
+
+    def column(s: FileShape, fid: int) -> str | None:
+        by_id = {c.field_id: c.name for c in s.columns if c.field_id is not None}
+        if by_id:
+            return by_id.get(fid)
+        name = snapshot.names.get(fid)
+        return name if name in {c.name for c in s.columns} else None
+
+    pairs = []
+    for fid in delete.equality_ids:
+        data_col, delete_col = column(shape, fid), column(delete_shape, fid)
+        if data_col is None or delete_col is None:
+            raise O11yError(
+                "Unsupported equality delete",
+                f"{delete.key} matches field {fid}, which a data file or the delete lacks",
+            )
+        pairs.append((data_col, delete_col))
+    return tuple(pairs)
+
+
+def _segment_name() -> str:
+    return f"seg-{int(time.time())}-{uuid.uuid4().hex[:10]}.parquet"
+
+
+def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, FileRecord]:
     cur = conn.cursor()
     try:
         rows = cur.execute(
@@ -229,19 +401,19 @@ def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, di
         ).fetchall()
     finally:
         cur.close()
-    return {r[0]: {"rows": int(r[1]), "bad_rows": int(r[2])} for r in rows}
+    return {r[0]: FileRecord(rows=int(r[1]), bad_rows=int(r[2])) for r in rows}
 
 
 def _rewrite(
     conn: duckdb.DuckDBPyConnection,
     store: Store,
-    segments: list[dict[str, Any]],
+    segments: list[Segment],
     drop: set[str],
-) -> dict[str, Any]:
+) -> Segment:
     """One segment holding the rows of ``segments`` minus files in ``drop``."""
-    name = f"seg-{int(time.time())}-{uuid.uuid4().hex[:10]}.parquet"
+    name = _segment_name()
     tmp = store.segments / f".part-{name}.tmp"
-    files = "[" + ", ".join(_lit(str(store.segments / s["name"])) for s in segments) + "]"
+    files = "[" + ", ".join(_lit(str(store.segments / s.name)) for s in segments) + "]"
     cur = conn.cursor()
     try:
         cur.execute(
@@ -256,9 +428,9 @@ def _rewrite(
     finally:
         cur.close()
     tmp.rename(store.segments / name)
-    kept = [k for s in segments for k in s["files"] if k not in drop]
-    rows = sum(s["rows"] for s in segments)  # corrected by the caller from file counts
-    return {"name": name, "rows": rows, "files": kept}
+    kept = [k for s in segments for k in s.files if k not in drop]
+    rows = sum(s.rows for s in segments)  # corrected by the caller from file counts
+    return Segment(name, rows, kept)
 
 
 def sync(
@@ -271,6 +443,25 @@ def sync(
 ) -> SyncReport:
     """Sync the configured source into its cache; one sync at a time across processes."""
     store = Store(settings.store_dir)
+    try:
+        return _sync_store(settings, store, client, progress, wait, workers)
+    except OSError as exc:  # the cache itself (folder, lock, status file) cannot be written
+        number = local_errno(exc)
+        if number is None:
+            raise
+        err = local_io_error(number, store.root)
+        log.warning("sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc)
+        raise err from exc
+
+
+def _sync_store(
+    settings: Settings,
+    store: Store,
+    client: Any,
+    progress: Progress | None,
+    wait: bool,
+    workers: int,
+) -> SyncReport:
     store.ensure()
     started = time.time()
     with store.lock(wait=wait):  # SyncBusy when another process holds it
@@ -278,23 +469,16 @@ def sync(
         try:
             report = _sync_locked(settings, store, client, progress, workers)
         except Exception as exc:
-            # Never let a low-level error escape unlabelled; record the one line either way.
-            err = (
-                exc
-                if isinstance(exc, O11yError)
-                else O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
+            # Never let a low-level error escape unlabelled; record the one line either way and
+            # log the root cause with its chain (messages name keys and paths, never secrets).
+            err = _labelled(exc, store)
+            log.warning(
+                "sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc
             )
-            now = time.time()
-            store.write_status(
-                running=False,
-                finished_at=now,
-                ok=False,
-                last_error=err.one_line(),
-                last_error_at=now,
-            )
+            _record_failure(store, err)
             if err is exc:
                 raise
-            raise err from None
+            raise err from exc
     report.seconds = time.time() - started
     store.write_status(
         running=False,
@@ -308,33 +492,233 @@ def sync(
     return report
 
 
+def _record_failure(store: Store, err: O11yError) -> None:
+    """The failure's one line in status.json; a cache that cannot take even that (full,
+    read-only) must not hide the failure itself."""
+    now = time.time()
+    try:
+        store.write_status(
+            running=False, finished_at=now, ok=False, last_error=err.one_line(), last_error_at=now
+        )
+    except OSError:
+        log.warning("could not record the failure in %s", store.root / "status.json")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the table is and which metadata file is its current state."""
+
+    prefix: str
+    mode: str  # "iceberg" or "files"
+    metadata_key: str | None = None
+    metadata_version: int | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Diff:
+    """The current snapshot's live files against the published generation."""
+
+    snapshot: iceberg.LiveSnapshot
+    known: set[str]  # live files already in the store, unchanged (their deletes too)
+    new: list[iceberg.DataFile]  # live files to download and normalize (again)
+    gone: set[str]  # files whose rows leave the store: out of the snapshot, or deletes changed
+    still_bad: dict[str, BadFile]  # set aside before, still live, not changed at the source
+
+    @property
+    def snapshot_id(self) -> int | None:
+        return self.snapshot.snapshot_id
+
+    @property
+    def live(self) -> tuple[iceberg.DataFile, ...]:
+        return self.snapshot.files
+
+    @property
+    def live_by_key(self) -> dict[str, iceberg.DataFile]:
+        return {f.key: f for f in self.live}
+
+    def delete_files_needed(self) -> list[iceberg.DeleteFile]:
+        """The delete files that apply to the files normalized this sync."""
+        ids = {d for f in self.new for d in self.snapshot.deletes.get(f.key, ())}
+        by_key = {self.snapshot.delete_files[i].key: self.snapshot.delete_files[i] for i in ids}
+        return [by_key[k] for k in sorted(by_key)]
+
+
 def _sync_locked(
     settings: Settings, store: Store, client: Any, progress: Progress | None, workers: int
 ) -> SyncReport:
+    source = _open_source(settings, client)
+    gen = store.load()
+    _repair_damaged_segments(store, gen)
+    label = settings.source_label
+    target = resolve_snapshot(source, settings, gen)
+    now = _now()
+    retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
+    if _same_metadata(target, gen) and not retry_bad:
+        return _unchanged(label, target.prefix, gen)
+    diff = _diff(gen, _live_files(source, store, target), retry_bad)
+    if (
+        not diff.new
+        and not diff.gone
+        and not retry_bad
+        and gen.number
+        and _same_metadata(target, gen, any_mode=True)
+    ):
+        return _unchanged(label, target.prefix, gen)
+
+    # Temp files a killed sync left behind: swept only when there is work, since the walk over
+    # every downloaded file would dominate a sync with nothing new.
+    store.sweep_partials()
+    for k in retry_bad:  # a later copy replaces the bad one
+        (store.raw / k).unlink(missing_ok=True)
+    report_progress = _status_progress(store, progress)
+    try:
+        wanted = [*diff.new, *diff.delete_files_needed()]
+        fetched, nbytes, wrong_size = _download_all(source, store, wanted, report_progress, workers)
+        _fail_on_bad_delete_files(diff, wrong_size)
+        conn = _connect()
+        try:
+            readable = [f for f in diff.new if f.key not in wrong_size]
+            new_segments, counts, bad = _normalize_new(
+                conn, source, store, readable, report_progress, workers, diff.snapshot
+            )
+            bad.update(wrong_size)
+            segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
+            segments = _merge_small_segments(conn, store, segments)
+        finally:
+            conn.close()
+    except (OSError, duckdb.Error) as exc:
+        number = local_errno(exc)
+        if number is None:
+            raise
+        raise local_io_error(number, store.root, need_bytes=_space_short(store, diff.new)) from exc
+
+    files = _file_records(gen, diff, counts)
+    _recount(segments, files)
+    _remove_raw_copies(store, gen, diff)
+    set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
+    bad_files = {**diff.still_bad, **set_aside}
+
+    if fetched:
+        flush_to_disk(store.root)  # the downloads and segments, before the generation names them
+    new_gen = Generation(
+        source_label=label,
+        table_prefix=target.prefix,
+        mode=target.mode,
+        metadata_key=target.metadata_key,
+        metadata_version=target.metadata_version,
+        snapshot_id=diff.snapshot_id,
+        segments=segments,
+        files=files,
+        bad_files=bad_files,
+        warnings=list(target.warnings),
+    )
+    store.publish(new_gen)
+    return SyncReport(
+        label,
+        target.prefix,
+        diff.snapshot_id,
+        len(diff.live),
+        fetched,
+        nbytes,
+        len(diff.gone - set(diff.live_by_key)),
+        new_gen.rows,
+        new_gen.unparseable,
+        {k: v.reason for k, v in bad_files.items()},
+        warnings=list(target.warnings),
+    )
+
+
+def _open_source(settings: Settings, client: Any) -> Source:
     if settings.kind == "demo":
         from . import demo
 
-        source: Source = demo.demo_source(settings)
-    else:
-        source = open_source(settings, client=client)
-    gen = store.load()
-    damaged = set(store.damaged_segments(gen))
-    if damaged:
-        # A damaged cache segment: forget it and its files, so they are normalized again from
-        # the downloaded copies (or downloaded again) in this sync.
-        lost = {k for seg in gen.segments if seg["name"] in damaged for k in seg["files"]}
-        gen.segments = [seg for seg in gen.segments if seg["name"] not in damaged]
-        gen.files = {k: v for k, v in gen.files.items() if k not in lost}
-        gen.metadata_key = None  # force the full diff below
-        for k in lost:
-            raw = store.raw / k
-            if raw.is_file():
-                try:
-                    _read_columns(raw)
-                except Exception:
-                    raw.unlink()
-    label = settings.source_label
+        return demo.demo_source(settings)
+    return open_source(settings, client=client)
 
+
+def _repair_damaged_segments(store: Store, gen: Generation) -> None:
+    """Forget damaged cache segments and their files, so this sync normalizes them again from
+    the downloaded copies (or downloads them again when those are damaged too)."""
+    damaged = set(store.damaged_segments(gen))
+    if not damaged:
+        return
+    lost = {k for seg in gen.segments if seg.name in damaged for k in seg.files}
+    gen.segments = [seg for seg in gen.segments if seg.name not in damaged]
+    gen.files = {k: v for k, v in gen.files.items() if k not in lost}
+    gen.metadata_key = None  # force the full diff
+    for k in lost:
+        raw = store.raw / k
+        if raw.is_file():
+            try:
+                file_shape(raw)
+            except Exception:
+                raw.unlink()
+
+
+def resolve_snapshot(source: Source, settings: Settings, gen: Generation) -> Target:
+    """The table and its current metadata file: from the REST catalog when one is configured,
+    else the newest metadata file under the table (or a flat folder of Parquet files)."""
+    if settings.catalog_uri:
+        location = iceberg.catalog_metadata_location(
+            settings.catalog_uri,
+            warehouse=settings.catalog_warehouse,
+            token=settings.catalog_token.get() if settings.catalog_token else None,
+        )
+        meta_key = iceberg.key_from_uri(location, source.bucket)
+        prefix = settings.table_prefix or meta_key.split("metadata/")[0]
+        return Target(prefix, "iceberg", meta_key, iceberg.metadata_version(meta_key))
+    prefix, mode = _resolve(source, settings, gen)
+    if mode != "iceberg":
+        return Target(prefix, mode)
+    pick = iceberg.newest_metadata(
+        source, prefix, after=gen.metadata_key if gen.table_prefix == prefix else None
+    )
+    if pick is None:
+        raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
+    warning = pick.warning()
+    if pick.key == gen.metadata_key:
+        return Target(prefix, mode, pick.key, pick.version, tuple(gen.warnings))
+    return Target(prefix, mode, pick.key, pick.version, (warning,) if warning else ())
+
+
+def _same_metadata(target: Target, gen: Generation, *, any_mode: bool = False) -> bool:
+    """Whether ``gen`` was built from the table state ``target`` names (only an Iceberg table can
+    say so without listing its files, unless ``any_mode``)."""
+    return (
+        (any_mode or target.mode == "iceberg")
+        and target.metadata_key == gen.metadata_key
+        and gen.table_prefix == target.prefix
+    )
+
+
+def _live_files(source: Source, store: Store, target: Target) -> iceberg.LiveSnapshot:
+    """The snapshot's live data files and delete files (every Parquet file of a flat folder)."""
+    if target.mode != "iceberg":
+        return _list_all_parquet(source, target.prefix)
+    assert target.metadata_key is not None
+    metadata = iceberg.load_json(source, target.metadata_key)
+    return iceberg.read_snapshot(source, metadata, iceberg.ManifestCache(store.meta))
+
+
+def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, BadFile]) -> Diff:
+    """A file whose set of delete files changed (a DELETE on old data) counts as gone and new:
+    its rows are normalized again from the downloaded copy."""
+    live_by_key = {f.key: f for f in snapshot.files}
+    known = {
+        k
+        for k, v in gen.files.items()
+        if k in live_by_key
+        and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
+        and tuple(v.deletes) == snapshot.deletes.get(k, ())
+    }
+    still_bad = {k: v for k, v in gen.bad_files.items() if k in live_by_key and k not in retry_bad}
+    new = [f for f in snapshot.files if f.key not in known and f.key not in still_bad]
+    return Diff(snapshot, known, new, set(gen.files) - known, still_bad)
+
+
+def _status_progress(store: Store, progress: Progress | None) -> Progress:
+    """A progress callback that also reaches status.json, at most every STATUS_EVERY_S."""
     last_status = [0.0]
 
     def report_progress(phase: str, done: int, total: int) -> None:
@@ -345,148 +729,156 @@ def _sync_locked(
         if progress:
             progress(phase, done, total)
 
-    if settings.catalog_uri:
-        location = iceberg.catalog_metadata_location(
-            settings.catalog_uri,
-            warehouse=settings.catalog_warehouse,
-            token=settings.catalog_token.get() if settings.catalog_token else None,
-        )
-        meta_key = iceberg.key_from_uri(location, source.bucket)
-        prefix = settings.table_prefix or meta_key.split("metadata/")[0]
-        mode = "iceberg"
-        meta_version = iceberg.metadata_version(meta_key)
-    else:
-        prefix, mode = _resolve(source, settings, gen)
-        meta_key = meta_version = None
-        if mode == "iceberg":
-            obj = iceberg.newest_metadata(
-                source,
-                prefix,
-                known_version=gen.metadata_version if gen.table_prefix == prefix else None,
-            )
-            if obj is None:
-                raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
-            meta_key, meta_version = obj.key, iceberg.metadata_version(obj.key)
+    return report_progress
 
-    retry_bad = {k: v for k, v in gen.bad_files.items() if _changed(source, k, v)}
-    if (
-        mode == "iceberg"
-        and meta_key == gen.metadata_key
-        and gen.table_prefix == prefix
-        and not retry_bad
-    ):
-        return _unchanged(label, prefix, gen)
 
-    if mode == "iceberg":
-        assert meta_key is not None
-        metadata = iceberg.load_json(source, meta_key)
-        cache = iceberg.ManifestCache(store.meta)
-        snapshot_id, live = iceberg.live_files(source, metadata, cache)
-    else:
-        snapshot_id, live = None, _list_all_parquet(source, prefix)
+def _drop_gone_rows(
+    conn: duckdb.DuckDBPyConnection, store: Store, segments: list[Segment], gone: set[str]
+) -> list[Segment]:
+    """The segments without the rows of files that left the snapshot (touched ones rewritten)."""
+    kept = [s for s in segments if not set(s.files) & gone]
+    touched = [s for s in segments if set(s.files) & gone]
+    if touched:
+        kept.append(_rewrite(conn, store, touched, gone))
+    return kept
 
-    live_by_key = {f.key: f for f in live}
-    known = {
-        k
-        for k, v in gen.files.items()
-        if k in live_by_key
-        and (live_by_key[k].size <= 0 or v.get("size") in (None, live_by_key[k].size))
-    }
-    still_bad = {k: v for k, v in gen.bad_files.items() if k in live_by_key and k not in retry_bad}
-    new = [f for f in live if f.key not in known and f.key not in still_bad]
-    gone = set(gen.files) - known
 
-    if (
-        not new
-        and not gone
-        and not retry_bad
-        and gen.table_prefix == prefix
-        and gen.number
-        and meta_key == gen.metadata_key
-    ):
-        return _unchanged(label, prefix, gen)
+def _merge_small_segments(
+    conn: duckdb.DuckDBPyConnection, store: Store, segments: list[Segment]
+) -> list[Segment]:
+    """Past MAX_SEGMENTS, the small segments become one, so queries open few files."""
+    if len(segments) <= MAX_SEGMENTS:
+        return segments
+    small = [s for s in segments if s.rows < SMALL_SEGMENT_ROWS]
+    if len(small) <= 1:
+        return segments
+    return [s for s in segments if s not in small] + [_rewrite(conn, store, small, set())]
 
-    # Temp files a killed sync left behind: swept only when there is work, since the walk over
-    # every downloaded file would dominate a sync with nothing new.
-    store.sweep_partials()
-    for k in retry_bad:  # a later copy replaces the bad one
-        (store.raw / k).unlink(missing_ok=True)
-    fetched, nbytes = _download_all(source, store, new, report_progress, workers)
 
-    conn = _connect()
-    try:
-        segments, counts, bad = _normalize(
-            conn,
-            store,
-            [f.key for f in new],
-            report_progress,
-            {f.key: f.record_count for f in new},
-        )
-        kept_segments = [s for s in gen.segments if not set(s["files"]) & gone]
-        touched = [s for s in gen.segments if set(s["files"]) & gone]
-        if touched:
-            kept_segments.append(_rewrite(conn, store, touched, gone))
-        all_segments = kept_segments + segments
-        if len(all_segments) > MAX_SEGMENTS:
-            small = [s for s in all_segments if s["rows"] < SMALL_SEGMENT_ROWS]
-            if len(small) > 1:
-                all_segments = [s for s in all_segments if s not in small]
-                all_segments.append(_rewrite(conn, store, small, set()))
-    finally:
-        conn.close()
-
-    files = {k: gen.files[k] for k in known}
+def _file_records(
+    gen: Generation, diff: Diff, counts: dict[str, FileRecord]
+) -> dict[str, FileRecord]:
+    """The kept files' records plus the new files' counts, with their size at the source."""
+    live_by_key = diff.live_by_key
+    files = {k: gen.files[k] for k in diff.known}
     for k, c in counts.items():
-        files[k] = {"size": live_by_key[k].size, **c}
-    for seg in all_segments:
-        seg["rows"] = sum(files.get(k, {}).get("rows", 0) for k in seg["files"])
-    for k in gone:
+        files[k] = FileRecord(size=live_by_key[k].size, rows=c.rows, bad_rows=c.bad_rows)
+    return files
+
+
+def _recount(segments: list[Segment], files: dict[str, FileRecord]) -> None:
+    """Segment row counts from the file records (a rewrite only estimates them)."""
+    for seg in segments:
+        seg.rows = sum(files[k].rows if k in files else 0 for k in seg.files)
+
+
+def _remove_raw_copies(store: Store, gen: Generation, diff: Diff) -> None:
+    """Delete the downloaded copies of files out of the snapshot, and of delete files no live
+    file uses any more (files normalized again keep theirs)."""
+    live = diff.live_by_key
+    for k in diff.gone - set(live):
         (store.raw / k).unlink(missing_ok=True)
-    bad_files = dict(still_bad)
+    used = {iceberg.delete_key(d) for ids in diff.snapshot.deletes.values() for d in ids}
+    for rec in gen.files.values():
+        for key in {iceberg.delete_key(d) for d in rec.deletes} - used:
+            (store.raw / key).unlink(missing_ok=True)
+
+
+def _set_aside(
+    source: Source,
+    store: Store,
+    bad: dict[str, str],
+    live_by_key: dict[str, iceberg.DataFile],
+    before: dict[str, BadFile],
+    now: float,
+) -> dict[str, BadFile]:
+    """Record unreadable files with their size and ETag at the source (a new copy is retried at
+    once) and when to try again (backoff doubling from RETRY_FIRST_S to RETRY_MAX_S); move the
+    local copy to ``quarantine/`` for a person to inspect; it is out of every view."""
+    out: dict[str, BadFile] = {}
     for k, reason in bad.items():
         info = source.head(k)
-        bad_files[k] = {
-            "size": info.size if info else live_by_key[k].size,
-            "etag": info.etag if info else "",
-            "reason": reason,
-        }
-        # Keep the unreadable copy aside for a person to inspect; it is out of every view.
+        attempts = before[k].attempts + 1 if k in before else 1
+        out[k] = BadFile(
+            reason=reason,
+            size=info.size if info else live_by_key[k].size,
+            etag=info.etag if info else "",
+            attempts=attempts,
+            set_aside_at=before[k].set_aside_at if k in before else now,
+            next_retry_at=now + min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1)),
+        )
+        log.warning("set aside %s: %s (try %d)", k, reason, attempts)
         quarantine = store.root / "quarantine" / k
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         if (store.raw / k).exists():
             (store.raw / k).replace(quarantine)
+    return out
 
-    if fetched:
-        flush_to_disk(store.root)  # the downloads and segments, before the generation names them
-    new_gen = Generation(
-        source_label=label,
-        table_prefix=prefix,
-        mode=mode,
-        metadata_key=meta_key,
-        metadata_version=meta_version,
-        snapshot_id=snapshot_id,
-        segments=all_segments,
-        files=files,
-        bad_files=bad_files,
-    )
-    store.publish(new_gen)
-    return SyncReport(
-        label,
-        prefix,
-        snapshot_id,
-        len(live),
-        fetched,
-        nbytes,
-        len(gone),
-        new_gen.rows,
-        new_gen.unparseable,
-        {k: v["reason"] for k, v in bad_files.items()},
-    )
+
+def _fail_on_bad_delete_files(diff: Diff, wrong_size: dict[str, str]) -> None:
+    """A delete file cannot be set aside like a data file (its rows would count again)."""
+    deletes = {d.key for d in diff.snapshot.delete_files.values()}
+    for key, reason in wrong_size.items():
+        if key in deletes:
+            raise O11yError("Bad delete file", f"{key}: {reason}")
+
+
+def _normalize_new(
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    store: Store,
+    new: Sequence[iceberg.DataFile],
+    progress: Progress | None,
+    workers: int,
+    snapshot: iceberg.LiveSnapshot,
+) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
+    """``_normalize`` the new files; a file that fails is downloaded afresh and tried once more,
+    so only a failure the source's own bytes repeat sets a file aside (never a copy damaged on
+    the way or on disk)."""
+    segments, counts, bad = _normalize(conn, store, [f.key for f in new], progress, snapshot)
+    if not bad:
+        return segments, counts, bad
+    again = [f for f in new if f.key in bad]
+    for f in again:
+        (store.raw / f.key).unlink(missing_ok=True)
+    _, _, wrong_size = _download_all(source, store, again, None, workers)
+    again = [f for f in again if f.key not in wrong_size]
+    more, more_counts, bad = _normalize(conn, store, [f.key for f in again], None, snapshot)
+    counts.update(more_counts)
+    return segments + more, counts, {**bad, **wrong_size}
+
+
+def _space_short(store: Store, new: Sequence[iceberg.DataFile]) -> int:
+    """About how many more bytes the cache disk needs for this sync: the downloads still missing
+    plus segments about as large as the new files (zstd Parquet both), minus what is free."""
+    missing = sum(max(f.size, 0) for f in new if not (store.raw / f.key).is_file())
+    want = missing + sum(max(f.size, 0) for f in new) + 1_000_000  # + generation, status, slack
+    try:
+        free = shutil.disk_usage(store.root).free
+    except OSError:
+        free = 0
+    return max(want - free, 1)
+
+
+def _labelled(exc: BaseException, store: Store) -> O11yError:
+    """The one line a sync failure is shown as: ours as is, a local disk failure named with its
+    fix, anything else with its type (the cause is logged, not shown)."""
+    if isinstance(exc, O11yError):
+        return exc
+    number = local_errno(exc)
+    if number is not None:
+        return local_io_error(number, store.root)
+    return O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
+
+
+def _due(recorded: BadFile, now: float) -> bool:
+    """Whether a file set aside is due for another try."""
+    return now >= recorded.next_retry_at
 
 
 def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
     """The report of a sync that found nothing to do."""
-    bad = {k: v["reason"] for k, v in gen.bad_files.items()}
+    bad = {k: v.reason for k, v in gen.bad_files.items()}
     return SyncReport(
         label,
         prefix,
@@ -499,10 +891,11 @@ def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
         gen.unparseable,
         bad,
         changed=False,
+        warnings=list(gen.warnings),
     )
 
 
-def _changed(source: Source, key: str, recorded: dict[str, Any]) -> bool:
+def _changed(source: Source, key: str, recorded: BadFile) -> bool:
     """Whether a file set aside as unreadable has a new copy at the source."""
     try:
         info = source.head(key)
@@ -510,6 +903,4 @@ def _changed(source: Source, key: str, recorded: dict[str, Any]) -> bool:
         return False
     if info is None:
         return False
-    return info.size != recorded.get("size") or (
-        bool(info.etag) and info.etag != recorded.get("etag")
-    )
+    return info.size != recorded.size or (bool(info.etag) and info.etag != recorded.etag)

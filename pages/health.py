@@ -122,6 +122,27 @@ st.dataframe(
 if err:
     st.error(f"Last sync failed: {P.md_escape(err)}", icon=":material/sync_problem:")
 
+set_aside = P.load("set_aside_files", what="files set aside")
+if set_aside is not None and len(set_aside):
+    st.subheader("Files set aside", anchor=False)
+    st.caption(
+        "Unreadable at the source after two downloads; left out of every number until a later "
+        "copy reads. Each is downloaded afresh and tried again at its next retry."
+    )
+    # A dataframe shows cell values as plain text: file names from the bucket stay inert.
+    st.dataframe(
+        set_aside,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "file": st.column_config.TextColumn("File"),
+            "reason": st.column_config.TextColumn("Reason"),
+            "tries": st.column_config.NumberColumn("Tries"),
+            "set_aside_at": st.column_config.DatetimeColumn("Set aside (UTC)"),
+            "next_retry_at": st.column_config.DatetimeColumn("Next retry (UTC)"),
+        },
+    )
+
 
 def _sync_now() -> None:
     st.session_state["_sync_requested"] = D.sync_now()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ui import figures as FG
 
+ROOT = Path(__file__).resolve().parents[1]
 T0 = pd.Timestamp("2026-02-10 00:00", tz="UTC")
 A, B = "did:cf:aaaaaaaaaaaaaaaaaaaaaaaa", "did:cf:bbbbbbbbbbbbbbbbbbbbbbbb"
 LABELS = {A: "alpha", B: "did:cf:bbbb…bbbb"}
@@ -27,7 +33,22 @@ def test_modes_have_fixed_distinct_colors():
     colors = [FG.mode_color(m) for m in FG.MODE_ORDER]
     assert len(set(colors)) == 4
     assert FG.mode_color("think") == FG.MODE_COLORS["think"]
-    assert FG.mode_color("surprise") == FG.mode_color("surprise")  # stable for unknown modes
+    # An unknown mode gets a color none of the contract's modes has, the same in every process
+    # (a str hash would change with PYTHONHASHSEED from one server start to the next).
+    assert FG.mode_color("surprise") not in FG.MODE_COLORS.values()
+    code = "from ui import figures as FG; print(FG.mode_color('surprise'), FG.mode_color('x'))"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert seen == {f"{FG.mode_color('surprise')} {FG.mode_color('x')}\n"}
     assert FG.mode_sort(["unknown", "zeta", "think", "housekeeping"]) == [
         "think",
         "housekeeping",

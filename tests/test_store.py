@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import random
 import signal
@@ -69,14 +70,29 @@ def test_demo_store_holds_exactly_the_live_rows(demo_src, tmp_path):
 
 
 def test_two_syncs_at_once_one_waits_or_skips(demo_src, tmp_path):
+    import threading
+
+    rows, _ = expected_counts(demo_src)
     s = settings_for(demo_src, tmp_path)
     store = Store(s.store_dir)
+    done: list = []
     with store.lock():
-        with pytest.raises(SyncBusy):
+        # Without wait: skipped at once, in one line.
+        with pytest.raises(SyncBusy, match="already running"):
             sync(s)
         assert store.is_syncing()
+        # With wait: it blocks for as long as the other holds the lock...
+        waiter = threading.Thread(target=lambda: done.append(sync(s, wait=True)), daemon=True)
+        started = time.monotonic()
+        waiter.start()
+        waiter.join(timeout=1.5)
+        assert waiter.is_alive() and not done, "a waiting sync did not wait for the lock"
+        assert store.current_number() == 0
+    # ...and runs to the end once it is released.
+    waiter.join(timeout=120)
+    assert not waiter.is_alive() and time.monotonic() - started >= 1.5
+    assert done[0].rows == rows and store.current_number() == 1
     assert not store.is_syncing()
-    assert sync(s).rows > 0
 
 
 def test_two_processes_syncing_together_leave_one_consistent_store(demo_src, tmp_path):
@@ -102,18 +118,31 @@ def test_two_processes_syncing_together_leave_one_consistent_store(demo_src, tmp
     assert int(db.query("SELECT count(*) AS n FROM events_all").iloc[0].n) == rows
 
 
+def _wait_for_sync_start(store: Store, proc: subprocess.Popen, after: float) -> bool:
+    """Until status.json says a sync started after ``after`` is running (the process is past its
+    imports and holds the lock); False if the process ended first."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        status = store.read_status()
+        if status.get("running") and float(status.get("started_at") or 0) >= after:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp_path):
     rows, _ = expected_counts(demo_src)
     env = {**os.environ, "O11Y_SOURCE_DIR": str(demo_src), "O11Y_CACHE_DIR": str(tmp_path)}
     rng = random.Random(3)
     s = settings_for(demo_src, tmp_path)
-    kills = 0
+    kills = left_partial = 0
     for _ in range(20):
         # Start from a partial cache each time: forget some downloads and the published state.
         store = Store(s.store_dir)
         for p in list(store.raw.rglob("*.parquet"))[::3] if store.raw.exists() else []:
             p.unlink()
         (store.root / "CURRENT").unlink(missing_ok=True)
+        launched = time.time()
         proc = subprocess.Popen(
             [sys.executable, "-m", "o11y_data", "sync"],
             cwd=ROOT,
@@ -121,19 +150,24 @@ def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.3, 2.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        # Kill only inside the sync (most of a fixed sleep would land during the imports).
+        if _wait_for_sync_start(store, proc, launched - 1):
+            time.sleep(rng.uniform(0.0, 1.0))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
         proc.wait()
         partial = [p for p in store.root.rglob("*") if p.is_file() and p.name.startswith(".part-")]
-        # Readers never see partial files: they are hidden temp names, swept by the next sync.
+        left_partial += bool(partial)
+        # Readers never see partial files: hidden temp names (".part-*.tmp") that no generation
+        # names and the next sync sweeps.
+        assert all(fnmatch.fnmatch(p.name, ".part-*.tmp") for p in partial), partial
         db = open_db(s)
         n = int(db.query("SELECT count(*) AS n FROM events_all").iloc[0].n)
         assert n in (0, rows), "a reader saw a half-published store"
         db.close()
-        del partial
-    assert kills >= 5, "the kills never landed inside a sync; make the sleeps shorter"
+    assert kills >= 15, f"only {kills} of 20 kills landed inside a running sync"
+    assert left_partial >= 1, "no kill interrupted a write: the test proves nothing about them"
     report = sync(s)
     assert report.rows == rows
     db = open_db(s)

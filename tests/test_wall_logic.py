@@ -329,11 +329,20 @@ def test_assess_accepts_pandas_timestamps() -> None:
 # -- HTML ------------------------------------------------------------------------------------
 
 
-def test_grid_shape_fits_everyone() -> None:
+def test_grid_shape_fits_everyone_without_an_empty_row_or_column_in_the_biggest_tiles() -> None:
+    aspect = 16 / 9
+
+    def tile(cols: int, rows: int) -> float:  # a tile's height as a share of the grid's
+        return min(aspect / cols / 1.75, 1 / rows)
+
     for n in range(1, 61):
-        cols, rows = W.grid_shape(n)
-        assert cols * rows >= n and (cols - 1) * rows < n or cols * (rows - 1) < n
-    assert W.grid_shape(12) in {(3, 4), (4, 3)}
+        cols, rows = W.grid_shape(n, aspect=aspect)
+        assert cols * rows >= n, (n, cols, rows)  # everyone fits
+        assert (cols - 1) * rows < n, (n, cols, rows)  # no column could go
+        assert cols * (rows - 1) < n, (n, cols, rows)  # no row could go
+        biggest = max(tile(c, r) for c in range(1, n + 1) for r in range(1, n + 1) if c * r >= n)
+        assert tile(cols, rows) == pytest.approx(biggest), (n, cols, rows)
+    assert W.grid_shape(12, aspect=aspect) == (4, 3)
 
 
 def test_sparkline() -> None:

@@ -17,6 +17,7 @@ from o11y_data import EventsDB, O11yError, Settings, load_settings
 from o11y_data import queries as q
 from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer
+from o11y_data.logs import setup_logging
 
 T = TypeVar("T")
 
@@ -28,7 +29,9 @@ def get_settings() -> Settings:
         section = {k: str(v) for k, v in st.secrets.get("r2", {}).items()}
     except Exception:  # no secrets file anywhere: the environment alone
         section = {}
-    return load_settings(secrets=section)
+    settings = load_settings(secrets=section)
+    setup_logging(settings)  # root causes to <cache>/o11y.log, secrets redacted
+    return settings
 
 
 @st.cache_resource(show_spinner=False)

@@ -28,6 +28,8 @@ from ui.agents import agents_file, labels, load_names
 CTX_KEY = "_ctx"
 LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Ctx:
@@ -78,8 +80,10 @@ def load(name: str, *args: Any, what: str = "data", **kwargs: Any) -> Any:
     try:
         return D.cached(name, *args, **kwargs)
     except O11yError as exc:
+        log.info("loading %s failed: %s", what, exc.one_line(), exc_info=exc)
         st.error(f"Could not load {what}: {md_escape(exc.one_line())}", icon=":material/error:")
-    except Exception as exc:  # never a traceback on screen
+    except Exception as exc:  # never a traceback on screen; the cause goes to the log
+        log.exception("loading %s failed unexpectedly", what)
         st.error(
             f"Could not load {what}: unexpected {type(exc).__name__}: {md_escape(str(exc))[:200]}",
             icon=":material/error:",

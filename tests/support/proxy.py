@@ -6,6 +6,10 @@ slow or unreachable S3 endpoint:
     proxy.fail_next(2)              # next 2 requests -> 503 <Code>SlowDown</Code>
     proxy.set_delay(1.5)            # sleep before forwarding each request
     proxy.set_down(True)            # close connections without answering
+    proxy.set_fail_rate(0.3)        # ~30 % of requests -> 503 SlowDown (seeded, reproducible)
+    proxy.corrupt(".parquet", "short", times=2)  # next 2 matching GETs: half the body, its
+                                    # Content-Length matching ("flip": same length, bytes flipped)
+    proxy.stall("metadata.json", 5) # matching GETs are held 5 s before being forwarded
     proxy.requests                  # [("GET", "/bucket?list-type=2"), ...]
     proxy.reset()                   # clear faults and the request log
 
@@ -19,6 +23,7 @@ Fixture:
 from __future__ import annotations
 
 import http.client
+import random
 import threading
 import time
 import urllib.parse
@@ -63,6 +68,13 @@ class FaultProxy:
         self._fail_code = "SlowDown"
         self._delay = 0.0
         self._down = False
+        self._fail_paths: dict[str, tuple[int, int, str]] = {}  # fragment -> (left, status, code)
+        self._fail_rate = 0.0
+        self._rng = random.Random(0)
+        self._corrupt: tuple[str, str, int] | None = None  # (path part, mode, times left)
+        self._stall: tuple[str, float] | None = None  # (path part, seconds)
+        self.corrupted: list[str] = []  # paths whose response was corrupted
+        self.hold_s = 5.0
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -126,6 +138,13 @@ class FaultProxy:
             self._fail_status = status
             self._fail_code = code
 
+    def fail_matching(
+        self, fragment: str, n: int = 1, status: int = 503, code: str = "SlowDown"
+    ) -> None:
+        """Answer the next `n` requests whose path contains `fragment` with an S3-style error."""
+        with self._lock:
+            self._fail_paths[fragment] = (n, status, code)
+
     def set_delay(self, seconds: float) -> None:
         """Sleep `seconds` before handling each request (0 disables)."""
         with self._lock:
@@ -136,6 +155,34 @@ class FaultProxy:
         with self._lock:
             self._down = down
 
+    def set_fail_rate(
+        self, rate: float, status: int = 503, code: str = "SlowDown", seed: int = 0
+    ) -> None:
+        """Answer a random `rate` of requests (seeded) with an S3-style XML error."""
+        with self._lock:
+            self._fail_rate = rate
+            self._fail_status = status
+            self._fail_code = code
+            self._rng = random.Random(seed)
+
+    def corrupt(
+        self, path_part: str, mode: str = "short", times: int = 1, hold_s: float = 5.0
+    ) -> None:
+        """Damage the next `times` (-1: every) GET responses whose path holds `path_part`:
+        ``short`` sends the first half of the body with a Content-Length that matches it,
+        ``flip`` sends a body of the right length with bytes in its middle inverted,
+        ``hold`` sends the headers and half the body, then stalls `hold_s` before the rest."""
+        if mode not in ("short", "flip", "hold"):
+            raise ValueError(mode)
+        with self._lock:
+            self._corrupt = (path_part, mode, times)
+            self.hold_s = hold_s
+
+    def stall(self, path_part: str, seconds: float) -> None:
+        """Hold GETs whose path holds `path_part` for `seconds` before forwarding them."""
+        with self._lock:
+            self._stall = (path_part, seconds)
+
     def reset(self) -> None:
         """Clear all injected faults and delay, and the request log."""
         with self._lock:
@@ -144,6 +191,10 @@ class FaultProxy:
             self._fail_code = "SlowDown"
             self._delay = 0.0
             self._down = False
+            self._fail_paths.clear()
+            self._fail_rate = 0.0
+            self._corrupt = None
+            self._stall = None
             self._requests.clear()
 
     # -- used by the handler ---------------------------------------------------------------
@@ -156,7 +207,28 @@ class FaultProxy:
             if self._fail_remaining > 0:
                 self._fail_remaining -= 1
                 failure = (self._fail_status, self._fail_code)
-            return self._down, self._delay, failure
+            elif self._fail_rate and self._rng.random() < self._fail_rate:
+                failure = (self._fail_status, self._fail_code)
+            for fragment, (left, status, code) in self._fail_paths.items():
+                if failure is None and left > 0 and fragment in urllib.parse.unquote(path):
+                    self._fail_paths[fragment] = (left - 1, status, code)
+                    failure = (status, code)
+            delay = self._delay
+            if self._stall and method == "GET" and self._stall[0] in path:
+                delay += self._stall[1]
+            return self._down, delay, failure
+
+    def _damage(self, method: str, path: str) -> str | None:
+        """The corruption mode for this response, if one is due (counted down)."""
+        with self._lock:
+            if not self._corrupt or method != "GET" or self._corrupt[0] not in path:
+                return None
+            part, mode, times = self._corrupt
+            if times == 0:
+                return None
+            self._corrupt = (part, mode, times - 1 if times > 0 else times)
+            self.corrupted.append(path)
+            return mode
 
 
 def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -243,6 +315,10 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 conn.close()
 
         def _relay(self, resp: http.client.HTTPResponse) -> None:
+            damage = proxy._damage(self.command, self.path) if resp.status == 200 else None
+            if damage:
+                self._relay_damaged(resp, damage)
+                return
             self.send_response_only(resp.status, resp.reason)
             length = resp.getheader("Content-Length")
             no_body = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
@@ -265,6 +341,27 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(chunk)
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _relay_damaged(self, resp: http.client.HTTPResponse, mode: str) -> None:
+            body = resp.read()
+            if mode == "short":
+                body = body[: len(body) // 2]
+            elif mode == "flip":
+                mid = len(body) // 2
+                body = body[:mid] + bytes(b ^ 0xFF for b in body[mid : mid + 64]) + body[mid + 64 :]
+            self.send_response_only(resp.status, resp.reason)
+            for name, value in resp.getheaders():
+                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if mode == "hold":  # the body starts, then R2 goes silent
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(proxy.hold_s)
+                body = body[len(body) // 2 :]
+            self.wfile.write(body)
             self.wfile.flush()
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _handle
