@@ -17,6 +17,12 @@ import pandas as pd
 from .db import EventsDB
 
 MODES = ("think", "reflection", "housekeeping")
+UNKNOWN = "unknown"  # the agent of events without one (EVENTS.md): shown apart, never an agent
+RANKS = ("cycles", "errors")  # what "top N agents" ranks by
+# ``kind`` of a row of a per-agent breakdown: one of the top agents, the rest folded together,
+# or the events without an agent.
+KIND_AGENT, KIND_OTHERS, KIND_UNKNOWN = "agent", "others", "unknown"
+_NO_LIMIT = 2**62
 
 # Bucket widths the time axes may use, in seconds.
 _BUCKETS = [
@@ -148,15 +154,22 @@ def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 
 def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
-    """The overview tiles: agents active, cycles, error rate, p95 duration, tool calls, errors."""
+    """The overview tiles: agents active, cycles, error rate, p50/p95/p99 duration, tool calls,
+    errors; ``agents`` leaves ``unknown`` out, which is counted apart (``unknown_cycles``,
+    ``unknown_errors``)."""
     w, p = where(f)
     df = db.query(
         f"""
-        SELECT count(DISTINCT agent) AS agents, count(*) AS cycles,
+        SELECT count(DISTINCT agent) FILTER (WHERE agent <> '{UNKNOWN}') AS agents,
+               count(*) AS cycles,
                count(*) FILTER (WHERE errors > 0) / nullif(count(*), 0) AS error_rate,
+               quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms,
                coalesce(sum(tool_calls), 0) AS tools,
-               coalesce(sum(errors), 0) AS errors
+               coalesce(sum(errors), 0) AS errors,
+               count(*) FILTER (WHERE agent = '{UNKNOWN}') AS unknown_cycles,
+               coalesce(sum(errors) FILTER (WHERE agent = '{UNKNOWN}'), 0) AS unknown_errors
         FROM cycles WHERE {w}
         """,
         p,
@@ -176,19 +189,86 @@ def _by_expr(by: str | None) -> str:
     return by
 
 
+def _rank_order(rank_by: str) -> str:
+    if rank_by == "cycles":
+        return "count(*) DESC, agent"
+    if rank_by == "errors":
+        return (
+            "coalesce(sum(errors), 0) DESC, count(*) FILTER (WHERE errors > 0) DESC, "
+            "count(*) DESC, agent"
+        )
+    raise ValueError(f"rank_by must be one of {', '.join(RANKS)}, not {rank_by!r}")
+
+
+def agent_groups_sql(f: Filters, *, top: int | None, rank_by: str = "cycles") -> tuple[str, list]:
+    """CTEs ending in ``grouped``: the cycles under ``f`` with ``kind`` and ``key``.
+
+    The ``top`` agents by ``rank_by`` (``None``: every agent) keep their own ``key`` (kind
+    ``agent``); every other agent folds into one row of kind ``others`` (key ``others``), and
+    ``unknown`` stays apart (kind ``unknown``), never ranked. ``group_agents`` in ``sizes`` is
+    how many distinct agents each kind holds. Done in SQL so 5,000 agents never reach pandas.
+    """
+    w, p = where(f)
+    limit = _NO_LIMIT if top is None else max(0, int(top))
+    sql = f"""
+        WITH base AS (SELECT * FROM cycles WHERE {w}),
+        top_agents AS (
+            SELECT agent FROM base WHERE agent <> '{UNKNOWN}' GROUP BY agent
+            ORDER BY {_rank_order(rank_by)} LIMIT ?
+        ),
+        grouped AS (
+            SELECT base.*,
+                   CASE WHEN t.agent IS NOT NULL THEN '{KIND_AGENT}'
+                        WHEN base.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}'
+                        ELSE '{KIND_OTHERS}' END AS kind,
+                   CASE WHEN t.agent IS NULL AND base.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
+                        ELSE base.agent END AS key
+            FROM base LEFT JOIN top_agents t ON base.agent = t.agent
+        ),
+        sizes AS (SELECT kind, count(DISTINCT agent) AS group_agents FROM grouped GROUP BY kind)
+    """
+    return sql, [*p, limit]
+
+
 def cycles_over_time(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = "agent", bucket_s: int | None = None
+    db: EventsDB,
+    f: Filters = Filters(),
+    *,
+    by: str | None = "agent",
+    bucket_s: int | None = None,
+    top: int | None = None,
+    rank_by: str = "cycles",
 ) -> pd.DataFrame:
-    """bucket, key, cycles, error_cycles, errors, avg_ms per time bucket and agent/mode."""
+    """bucket, kind, key, cycles, error_cycles, errors, avg_ms per time bucket and agent/mode.
+
+    By agent: the ``top`` agents by ``rank_by`` plus ``others`` plus ``unknown`` (see
+    :func:`agent_groups_sql`; ``group_agents`` says how many agents a row stands for). Buckets
+    without cycles are absent: the figures decide what an empty bucket means (0 or a gap).
+    """
     b = _bucket_for(db, f, bucket_s)
+    measures = """count(*) AS cycles,
+               count(*) FILTER (WHERE errors > 0) AS error_cycles,
+               coalesce(sum(errors), 0) AS errors,
+               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms"""
+    if by == "agent":
+        groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
+        return db.query(
+            f"""
+            {groups},
+            agg AS (
+                SELECT o11y_bucket(ts, ?) AS bucket, kind, key, {measures}
+                FROM grouped GROUP BY ALL
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY bucket, kind, key
+            """,
+            [*gp, b],
+        )
     w, p = where(f)
     return db.query(
         f"""
-        SELECT o11y_bucket(ts, ?) AS bucket, {_by_expr(by)} AS key,
-               count(*) AS cycles,
-               count(*) FILTER (WHERE errors > 0) AS error_cycles,
-               coalesce(sum(errors), 0) AS errors,
-               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms
+        SELECT o11y_bucket(ts, ?) AS bucket, '{by or "all"}' AS kind, {_by_expr(by)} AS key,
+               {measures}
         FROM cycles WHERE {w}
         GROUP BY ALL ORDER BY bucket, key
         """,
@@ -197,10 +277,16 @@ def cycles_over_time(
 
 
 def error_rate_over_time(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = None, bucket_s: int | None = None
+    db: EventsDB,
+    f: Filters = Filters(),
+    *,
+    by: str | None = None,
+    bucket_s: int | None = None,
+    top: int | None = None,
+    rank_by: str = "errors",
 ) -> pd.DataFrame:
-    """bucket, key, cycles, error_cycles, errors, error_rate, errors_per_cycle."""
-    df = cycles_over_time(db, f, by=by, bucket_s=bucket_s)
+    """bucket, kind, key, cycles, error_cycles, errors, error_rate, errors_per_cycle."""
+    df = cycles_over_time(db, f, by=by, bucket_s=bucket_s, top=top, rank_by=rank_by)
     df["error_rate"] = df["error_cycles"] / df["cycles"]
     df["errors_per_cycle"] = df["errors"] / df["cycles"]
     return df
@@ -209,14 +295,15 @@ def error_rate_over_time(
 def ingest_lag_over_time(
     db: EventsDB, f: Filters = Filters(), *, bucket_s: int | None = None
 ) -> pd.DataFrame:
-    """bucket, events, lag_p50_s, lag_p95_s: ingest lag (``ingest_ts - ts``) per bucket."""
+    """bucket, events, lag_p50_s, lag_p95_s, lag_p99_s: ingest lag (``ingest_ts - ts``)."""
     b = _bucket_for(db, f, bucket_s)
     w, p = where(f, cycles=False)
     return db.query(
         f"""
         SELECT o11y_bucket(ts, ?) AS bucket, count(*) AS events,
                quantile_cont(epoch(ingest_ts) - epoch(ts), 0.5) AS lag_p50_s,
-               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.95) AS lag_p95_s
+               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.95) AS lag_p95_s,
+               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.99) AS lag_p99_s
         FROM events WHERE {w} AND ingest_ts IS NOT NULL
         GROUP BY ALL ORDER BY bucket
         """,
@@ -237,23 +324,48 @@ def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 # -- breakdowns ------------------------------------------------------------------------------
 
 
-def mode_breakdown(db: EventsDB, f: Filters = Filters(), *, by_agent: bool = False) -> pd.DataFrame:
-    """[agent,] mode, cycles, share, avg_ms, p50_ms, p95_ms, tools, avg_tools, error_rate."""
-    w, p = where(f)
-    group = "agent, mode" if by_agent else "mode"
-    part = "PARTITION BY agent" if by_agent else ""
-    return db.query(
-        f"""
-        SELECT {group}, count(*) AS cycles,
+def mode_breakdown(
+    db: EventsDB,
+    f: Filters = Filters(),
+    *,
+    by_agent: bool = False,
+    top: int | None = None,
+    rank_by: str = "cycles",
+) -> pd.DataFrame:
+    """[kind, agent,] mode, cycles, share, avg_ms, p50/p95/p99_ms, tools, avg_tools, error_rate.
+
+    ``by_agent``: per agent for the ``top`` agents, then ``others`` and ``unknown`` (``agent`` is
+    the group's key, ``kind`` says which, see :func:`agent_groups_sql`)."""
+    measures = """count(*) AS cycles,
                count(*) / sum(count(*)) OVER ({part}) AS share,
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
                quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms,
                coalesce(sum(tool_calls), 0) AS tools,
                avg(tool_calls) AS avg_tools,
-               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate
+               count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate"""
+    if by_agent:
+        groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
+        return db.query(
+            f"""
+            {groups},
+            agg AS (
+                SELECT kind, key AS agent, mode,
+                       {measures.format(part="PARTITION BY kind, key")}
+                FROM grouped GROUP BY kind, key, mode
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY kind, agent, mode
+            """,
+            gp,
+        )
+    w, p = where(f)
+    return db.query(
+        f"""
+        SELECT mode, {measures.format(part="")}
         FROM cycles WHERE {w}
-        GROUP BY {group} ORDER BY {group}
+        GROUP BY mode ORDER BY mode
         """,
         p,
     )
@@ -279,7 +391,8 @@ def duration_percentiles(
 
 
 def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """Per agent: cycles, error_rate, p50/p95, avg tool calls, mode mix, last seen."""
+    """Per agent: cycles, error_rate, p50/p95/p99, avg tool calls, mode mix, last seen;
+    ``unknown`` (events without an agent) last, apart from the agents."""
     w, p = where(f)
     shares = ", ".join(
         f"count(*) FILTER (WHERE mode = '{m}') / count(*) AS {m}_share" for m in MODES
@@ -291,24 +404,27 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
                coalesce(sum(errors), 0) AS errors,
                quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
+               quantile_cont(duration_ms, 0.99) AS p99_ms,
                avg(tool_calls) AS avg_tools, {shares},
                max(ts) AS last_seen
         FROM cycles WHERE {w}
-        GROUP BY agent ORDER BY cycles DESC, agent
+        GROUP BY agent ORDER BY agent = '{UNKNOWN}', cycles DESC, agent
         """,
         p,
     )
 
 
 def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``)."""
+    """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``); agents
+    only (``unknown`` is not an agent that can go quiet)."""
 
     def compute(g: Filters) -> pd.DataFrame:
         w, p = where(g)
         return db.query(
             f"""
             SELECT agent, max(ts) AS last_ts, arg_max(mode, ts) AS last_mode, count(*) AS cycles
-            FROM cycles WHERE {w} GROUP BY agent ORDER BY last_ts DESC, agent
+            FROM cycles WHERE {w} AND agent <> '{UNKNOWN}'
+            GROUP BY agent ORDER BY last_ts DESC, agent
             """,
             p,
         )
@@ -324,14 +440,15 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 
 
 def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:
-    """agent, cycles, error_cycles, errors, error_rate — most errors first."""
+    """agent, cycles, error_cycles, errors, error_rate — most errors first; agents only
+    (``unknown``'s errors are in :func:`totals`)."""
     w, p = where(f)
     return db.query(
         f"""
         SELECT agent, count(*) AS cycles, count(*) FILTER (WHERE errors > 0) AS error_cycles,
                coalesce(sum(errors), 0) AS errors,
                count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate
-        FROM cycles WHERE {w} GROUP BY agent
+        FROM cycles WHERE {w} AND agent <> '{UNKNOWN}' GROUP BY agent
         HAVING count(*) FILTER (WHERE errors > 0) > 0
         ORDER BY errors DESC, error_rate DESC, agent LIMIT ?
         """,

@@ -7,6 +7,7 @@ import streamlit as st
 from ui import figures as FG
 from ui import fmt
 from ui import page as P
+from ui import view as V
 
 c = P.ctx()
 P.title("Errors", c)
@@ -33,34 +34,61 @@ cols[3].metric(
     "Errors per cycle", f"{tot['errors'] / cycles:.3f}", border=True, help="Errors ÷ cycles."
 )
 
-split = (
-    st.segmented_control(
-        "Split by", ["mode", "agent"], default="mode", key="err_split", required=True
-    )
-    or "mode"
-)
+P.unknown_note(tot)
+
+left, right = st.columns([1, 1])
+with left:
+    split = P.split_picker()
+with right:
+    top = P.top_picker() if split == "agent" else V.TOP_DEFAULT
 b = P.bucket_s(c, points=80)  # rates need a few cycles per bucket to mean something
-ert = P.load("error_rate_over_time", c.filters, by=split, bucket_s=b, what="error rate")
+start, end = P.window(c)
+ert = P.load(
+    "error_rate_over_time",
+    c.filters,
+    by=split,
+    bucket_s=b,
+    **({"top": top, "rank_by": "errors"} if split == "agent" else {}),
+    what="error rate",
+)
 if ert is not None:
     left, right = st.columns(2)
-    with left:
-        P.chart(
-            FG.rate_over_time(ert, metric="error_rate", by=split, labels=c.labels, tz=c.tz),
-            key="er_rate",
-        )
-    with right:
-        P.chart(
-            FG.rate_over_time(ert, metric="errors_per_cycle", by=split, labels=c.labels, tz=c.tz),
-            key="er_per_cycle",
-        )
-    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}.")
+    for col, metric, key in (
+        (left, "error_rate", "er_rate"),
+        (right, "errors_per_cycle", "er_per_cycle"),
+    ):
+        with col:
+            P.chart(
+                FG.rate_over_time(
+                    ert,
+                    metric=metric,
+                    by=split,
+                    labels=c.labels,
+                    tz=c.tz,
+                    bucket_s=b,
+                    start=start,
+                    end=end,
+                ),
+                key=key,
+            )
+    ranked = (
+        f" Agents: the top {top} by errors named, the rest summed as “others”."
+        if split == "agent"
+        else ""
+    )
+    st.caption(
+        f"Buckets of {fmt.bucket_label(b)}; a bucket without cycles has no rate (the line "
+        f"breaks); times in {P.md_escape(c.tz)}.{ranked}"
+    )
 
-top = P.load("top_error_agents", c.filters, limit=10, what="top erroring agents")
-if top is not None:
-    if top.empty:
-        st.success("No cycles with errors for these filters.", icon=":material/check_circle:")
+top_agents = P.load("top_error_agents", c.filters, limit=10, what="top erroring agents")
+if top_agents is not None:
+    if top_agents.empty:
+        st.success(
+            "No agent had cycles with errors for these filters.", icon=":material/check_circle:"
+        )
     else:
-        P.chart(FG.top_error_agents(top, labels=c.labels), key="er_top")
+        P.chart(FG.top_error_agents(top_agents, labels=c.labels), key="er_top")
 
 st.subheader("Most recent cycles with errors", anchor=False)
 recent = P.load("recent_errors", c.filters, limit=50, what="recent errors")

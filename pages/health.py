@@ -88,7 +88,10 @@ with cols[4]:
 left, right = st.columns(2)
 with left:
     if hourly is not None:
-        P.chart(FG.events_per_hour(hourly, usual=usual, tz=c.tz), key="hl_hourly")
+        P.chart(
+            FG.events_per_hour(hourly, usual=usual, tz=c.tz, start=h_start, end=f.end or end),
+            key="hl_hourly",
+        )
         h_local = h_start.astimezone(c.state.zone)
         st.caption(
             f"From {h_local:%Y-%m-%d %H:%M} {P.md_escape(c.tz)}; "
@@ -96,10 +99,14 @@ with left:
         )
 with right:
     b = P.bucket_s(c, points=80)
+    w_start, w_end = P.window(c)
     lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
     if lag is not None:
-        P.chart(FG.ingest_lag(lag, tz=c.tz), key="hl_lag")
-        st.caption(f"p50 and p95 of ingest_ts − ts per {fmt.bucket_label(b)}.")
+        P.chart(FG.ingest_lag(lag, tz=c.tz, bucket_s=b, start=w_start, end=w_end), key="hl_lag")
+        st.caption(
+            f"p50, p95 and p99 of ingest_ts − ts per {fmt.bucket_label(b)}; a bucket without "
+            "events has no lag (the lines break)."
+        )
 
 st.subheader("Sync", anchor=False)
 state = syncer.state

@@ -22,7 +22,8 @@ left, right = st.columns([1, 2])
 with left:
     P.chart(FG.mode_share(bd), key="md_share")
 with right:
-    bda = P.load("mode_breakdown", c.filters, by_agent=True, what="modes per agent")
+    top = P.top_picker()
+    bda = P.load("mode_breakdown", c.filters, by_agent=True, top=top, what="modes per agent")
     if bda is not None:
         P.chart(FG.mode_share_by_agent(bda, labels=c.labels), key="md_share_agent")
 
@@ -37,10 +38,14 @@ with right:
     P.chart(FG.tools_by_mode(bd), key="md_tools")
 
 b = P.bucket_s(c)
+start, end = P.window(c)
 mix = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="mode mix")
 if mix is not None:
-    P.chart(FG.mode_mix_over_time(mix, tz=c.tz), key="md_mix")
-    st.caption(f"Buckets of {fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}.")
+    P.chart(FG.mode_mix_over_time(mix, tz=c.tz, start=start, end=end), key="md_mix")
+    st.caption(
+        f"Buckets of {fmt.bucket_label(b)}; a bucket without cycles has no mix and is left "
+        f"empty; times in {P.md_escape(c.tz)}."
+    )
 
 st.subheader("By mode", anchor=False)
 st.dataframe(
@@ -51,6 +56,7 @@ st.dataframe(
         "Avg s": bd["avg_ms"] / 1000,
         "p50 s": bd["p50_ms"] / 1000,
         "p95 s": bd["p95_ms"] / 1000,
+        "p99 s": bd["p99_ms"] / 1000,
         "Tool calls": bd["tools"],
         "Avg tools": bd["avg_tools"],
         "Error rate %": bd["error_rate"] * 100,
@@ -62,6 +68,7 @@ st.dataframe(
         "Avg s": st.column_config.NumberColumn(format="%.1f"),
         "p50 s": st.column_config.NumberColumn(format="%.1f"),
         "p95 s": st.column_config.NumberColumn(format="%.1f"),
+        "p99 s": st.column_config.NumberColumn(format="%.1f"),
         "Avg tools": st.column_config.NumberColumn(format="%.2f"),
         "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
     },

@@ -22,7 +22,11 @@ if not cur.get("cycles"):
     st.stop()
 
 prev = prev or {}
-vs = f"vs prev. {c.state.range}" if c.state.range in F.PRESETS else "vs prev. period"
+vs = (
+    f"against the previous {c.state.range}"
+    if c.state.range in F.PRESETS and c.state.range != "all"
+    else "against the previous period of the same length"
+)
 cycles = cur["cycles"]
 tiles = [
     (
@@ -30,7 +34,8 @@ tiles = [
         fmt.fmt_int(cur["agents"]),
         fmt.change(cur["agents"], prev.get("agents")),
         "normal",
-        "Distinct agents with at least one cycle.",
+        "Distinct agents with at least one cycle; events without an agent (unknown) are not "
+        "an agent and are counted apart.",
     ),
     (
         "Cycles",
@@ -54,6 +59,13 @@ tiles = [
         "95th percentile of durationMs.",
     ),
     (
+        "p99 duration",
+        fmt.fmt_ms(cur["p99_ms"]),
+        fmt.change(cur["p99_ms"], prev.get("p99_ms")),
+        "inverse",
+        "99th percentile of durationMs.",
+    ),
+    (
         "Tool calls",
         fmt.fmt_int(cur["tools"]),
         fmt.change(cur["tools"], prev.get("tools")),
@@ -67,12 +79,17 @@ for col, (label, value, delta, color, help_) in zip(st.columns(len(tiles)), tile
         value,
         delta=delta,
         delta_color=color if delta else "off",
-        delta_description=vs if delta else None,
         help=help_,
         border=True,
     )
+st.caption(
+    f"Changes are {vs}. Cycle duration p50 {fmt.fmt_ms(cur['p50_ms'])}, "
+    f"p95 {fmt.fmt_ms(cur['p95_ms'])}, p99 {fmt.fmt_ms(cur['p99_ms'])}."
+)
+P.unknown_note(cur)
 
 b = P.bucket_s(c)
+start, end = P.window(c)
 left, right = st.columns([3, 1])
 with left:
     cot = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="activity")
@@ -84,6 +101,9 @@ with left:
                 bucket=fmt.bucket_label(b),
                 title="Cycles over time by mode",
                 tz=c.tz,
+                bucket_s=b,
+                start=start,
+                end=end,
             ),
             key="ov_activity",
         )
@@ -101,7 +121,7 @@ st.subheader("Agents", anchor=False)
 st.caption("Select a row (or its timeline link) to open that agent's timeline with these filters.")
 agents = P.load("agent_overview", c.filters, what="agents")
 if agents is not None and not agents.empty:
-    table = tables.agent_table(agents, c.labels, c.params, tz=c.tz)
+    table = tables.agent_table(agents, c.names, c.params, tz=c.tz)
     nonce = st.session_state.setdefault("_ov_nonce", 0)
     key = f"ov_agents_{nonce}"
 
@@ -119,24 +139,30 @@ if agents is not None and not agents.empty:
         on_select=partial(_open, list(agents["agent"]), key),
         selection_mode="single-row",
         column_config={
-            "Agent": st.column_config.TextColumn(help="Friendly name or short DID"),
+            "Agent": st.column_config.TextColumn(
+                help="Friendly name (agents.toml) or the whole DID", width="medium"
+            ),
             "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
             "Cycles": st.column_config.NumberColumn(format="%d"),
-            "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
+            "Error rate %": st.column_config.NumberColumn(
+                "Errors", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
+            ),
             "p50 s": st.column_config.NumberColumn(format="%.1f"),
             "p95 s": st.column_config.NumberColumn(format="%.1f"),
-            "Avg tools": st.column_config.NumberColumn(format="%.2f"),
-            "think %": st.column_config.ProgressColumn(format="%.0f%%", min_value=0, max_value=100),
-            "reflection %": st.column_config.ProgressColumn(
-                format="%.0f%%", min_value=0, max_value=100
+            "p99 s": st.column_config.NumberColumn(format="%.1f"),
+            "Avg tools": st.column_config.NumberColumn(
+                "Tools", format="%.2f", help="Average tool calls per cycle"
             ),
-            "housekeeping %": st.column_config.ProgressColumn(
-                format="%.0f%%", min_value=0, max_value=100
+            # Shares as short numbers (not bars) so every column fits at 1440 px.
+            "think %": st.column_config.NumberColumn("think", format="%.0f%%", width="small"),
+            "reflection %": st.column_config.NumberColumn(
+                "reflect.", format="%.0f%%", width="small", help="reflection"
             ),
-            tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(
-                format="YYYY-MM-DD HH:mm:ss"
+            "housekeeping %": st.column_config.NumberColumn(
+                "housek.", format="%.0f%%", width="small", help="housekeeping"
             ),
-            "DID": st.column_config.TextColumn(width="large"),
+            tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
+            "DID": None,  # in the Agent column unless the agent has a friendly name
         },
     )
     goto = st.session_state.pop("_ov_goto", None)

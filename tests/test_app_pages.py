@@ -40,7 +40,7 @@ def _make_rows(now: datetime) -> tuple[list[tuple[datetime, str]], pd.DataFrame]
     rng = random.Random(3)
     events: list[dict] = []
 
-    def cycle(ts: datetime, agent: str, i: int) -> None:
+    def cycle(ts: datetime, agent: str | None, i: int) -> None:
         mode = ["think", "think", "reflection", "housekeeping"][i % 4]
         dur = rng.randint(500, 90_000)
         tools = rng.randint(0, 6)
@@ -59,11 +59,13 @@ def _make_rows(now: datetime) -> tuple[list[tuple[datetime, str]], pd.DataFrame]
         if i % 23 == 0:
             raw["toolCalls"] = "n/a"  # not a number: NULL
             tools = None
+        if agent is None:  # no agent in the event: it reads as "unknown", never as an agent
+            del raw["agent"]
         events.append(
             {
                 "ts": ts,
                 "event_type": "agent.cycle",
-                "agent": agent,
+                "agent": agent or "unknown",
                 "mode": mode,
                 "duration_ms": dur,
                 "tool_calls": tools,
@@ -78,6 +80,9 @@ def _make_rows(now: datetime) -> tuple[list[tuple[datetime, str]], pd.DataFrame]
         cycle(ts, A if i % 3 else B, i)
     for i in range(6):
         cycle(now - timedelta(minutes=50) + timedelta(minutes=7 * i), B, 200 + i)
+    # 4 cycles without an agent, 6 hours ago
+    for i in range(4):
+        cycle(now - timedelta(hours=6) + timedelta(minutes=10 * i), None, 400 + i)
     # the previous 24 h: 60 cycles of A, B and C
     for i in range(60):
         ts = now - timedelta(hours=47) + timedelta(seconds=i * 21 * 3600 / 60)
@@ -200,23 +205,35 @@ def test_overview_tiles_match_independent_numbers(dataset):
     cur = cycles_in(df, start, end)
     prev = cycles_in(df, start - pd.Timedelta(hours=24), start)
     m = metrics(at)
-    assert m["Agents active"] == str(cur["agent"].nunique()) == "2"
+    agents = cur.loc[cur["agent"] != "unknown", "agent"]
+    assert (cur["agent"] == "unknown").sum() == 4
+    assert m["Agents active"] == str(agents.nunique()) == "2"  # unknown is not an agent
     assert m["Cycles"] == f"{len(cur):,}"
     assert m["Error rate"] == pct((cur["errors"] > 0).mean())
     p95 = np.percentile(cur["duration_ms"].astype(float), 95)
     p95_text = f"{p95 / 1000:.1f} s" if p95 < 60_000 else f"{p95 / 60000:.1f} min"
     assert m["p95 duration"] == p95_text
+    p99 = np.percentile(cur["duration_ms"].astype(float), 99)
+    assert m["p99 duration"] == (
+        f"{p99 / 1000:.1f} s" if p99 < 60_000 else f"{p99 / 60000:.1f} min"
+    )
+    assert any("unknown (no agent): 4 cycles" in x.value for x in at.caption)
     assert m["Tool calls"] == f"{int(cur['tool_calls'].fillna(0).sum()):,}"
     deltas = {x.label: x.proto.delta for x in at.metric}
     assert deltas["Cycles"] == f"{(len(cur) - len(prev)) / len(prev) * 100:+.1f}%"
     assert deltas["Agents active"] == f"{(2 - 3) / 3 * 100:+.1f}%"
 
     table = at.dataframe[1].value  # [0] is events by type
-    assert list(table["DID"]) == list(cur["agent"].value_counts().index)
+    # the agents by cycles, then unknown apart at the end, labelled as such
+    assert list(table["DID"]) == [*agents.value_counts().index, "unknown"]
+    assert table["Agent"].iloc[-1] == "unknown (no agent)"
     by_agent = cur.groupby("agent").size()
     for _, row in table.iterrows():
         assert row["Cycles"] == by_agent[row["DID"]]
         assert f"agent={row['DID']}" in row["Timeline"].replace("%3A", ":")
+        sub = cur.loc[cur["agent"] == row["DID"], "duration_ms"].astype(float)
+        assert row["p99 s"] == pytest.approx(np.percentile(sub, 99) / 1000)
+        assert row["p95 s"] == pytest.approx(np.percentile(sub, 95) / 1000)
     assert "alpha-agent" in set(table["Agent"])  # the friendly name from agents.toml
 
     types = at.dataframe[0].value
@@ -274,12 +291,22 @@ def test_errors_page_matches(dataset):
     assert at.json[0].value == json.dumps(json.loads(err.iloc[0]["raw"]))
 
 
-def test_errors_split_by_agent(dataset):
+def test_errors_split_by_agent_is_in_the_url_and_keeps_unknown_apart(dataset):
     at = run("errors")
-    at.segmented_control(key="err_split").set_value("agent").run()
+    at.segmented_control(key="v_split").set_value("agent").run()
     assert not at.exception
+    assert at.query_params["split"] in ("agent", ["agent"])
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert {t["name"] for t in spec["data"]} == {"alpha-agent", "did:cf:brav…vo02"}
+    assert [t["name"] for t in spec["data"]] == [
+        "alpha-agent",
+        "did:cf:brav…vo02",
+        "unknown (no agent)",
+    ]
+    # and a link with split=agent opens the same view
+    at = run("errors", {"split": "agent"})
+    assert at.segmented_control(key="v_split").value == "agent"
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "unknown (no agent)" in {t["name"] for t in spec["data"]}
 
 
 def test_health_page_matches(dataset):
@@ -457,3 +484,39 @@ def test_changing_the_zone_keeps_a_custom_range(dataset):
     assert not at.exception
     assert at.query_params.get("start") == (s + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert at.query_params.get("tz") == "Asia/Tokyo"
+
+
+def test_modes_table_shows_p99_beside_p50_and_p95(dataset):
+    now, df = dataset
+    at = run("modes")
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    table = at.dataframe[0].value
+    for _, row in table.iterrows():
+        sub = cur.loc[cur["mode"] == row["Mode"], "duration_ms"].astype(float)
+        for p in (50, 95, 99):
+            assert row[f"p{p} s"] == pytest.approx(np.percentile(sub, p) / 1000)
+
+
+def test_who_went_quiet_never_lists_unknown(dataset):
+    at = run("timeline", {"range": "7d"})
+    quiet = at.dataframe[-1].value
+    assert "unknown" not in set(quiet["DID"])
+    assert set(quiet["DID"]) == {A, B, C}
+
+
+def test_top_n_is_read_from_the_url_and_folds_the_rest_into_others(dataset):
+    now, df = dataset
+    start, end = window(now)
+    cur = cycles_in(df, start, end)
+    busiest = cur.loc[cur["agent"] != "unknown", "agent"].value_counts().index[0]
+    at = run("timeline", {"top": "1"})
+    assert at.selectbox(key="v_top").value == 1
+    fig = pio.from_json(at.get("plotly_chart")[0].proto.spec)
+    assert [t.name for t in fig.data] == [
+        "alpha-agent" if busiest == A else "did:cf:brav…vo02",
+        "others (1 agent)",
+        "unknown (no agent)",
+    ]
+    at = run("timeline", {"top": "nonsense"})
+    assert any("top='nonsense'" in w.value for w in at.warning)

@@ -47,6 +47,12 @@ def test_demo_has_the_stories_a_dashboard_should_show(tmp_path):
     assert {"think", "reflection", "housekeeping"} <= set(modes.index)
     p = q.duration_percentiles(db).iloc[0]
     assert p.p99_ms > 3 * p.p50_ms  # long-tailed
+    # the demo's events without an agent are "unknown": apart, never an agent, never quiet
+    day = q.Filters(start=T0 - timedelta(hours=24), end=T0)
+    t = q.totals(db, day)
+    assert t["unknown_cycles"] > 0
+    assert t["agents"] == 12 == len(ids)  # what the wall shows, unknown left out
+    assert "unknown" not in set(seen.index)
     fresh = q.freshness(db)
     assert fresh["unparseable"] == 4  # truncated, array, scalar, empty
     # Leftovers of compaction and an orphan sit in data/ but are not live.

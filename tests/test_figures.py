@@ -79,17 +79,18 @@ def test_cycles_over_time_by_mode_stacks_bars_in_mode_colors():
 def test_cycles_over_time_by_agent_draws_a_line_per_agent_with_labels():
     df = buckets([(0, A, {"cycles": 2}), (0, B, {"cycles": 5}), (1, A, {"cycles": 1})])
     fig = FG.cycles_over_time(df, by="agent", labels=LABELS)
-    assert [t.name for t in fig.data] == ["alpha", "did:cf:bbbb…bbbb"]
-    assert list(fig.data[0].y) == [2, 1] and list(fig.data[1].y) == [5]
-    assert list(fig.data[0].customdata) == [A, A]  # the full DID on hover
+    # the busiest agent first (legend order is rank order)
+    assert [t.name for t in fig.data] == ["did:cf:bbbb…bbbb", "alpha"]
+    assert list(fig.data[1].y) == [2, 1] and list(fig.data[0].y) == [5]
+    assert list(fig.data[1].customdata) == [A, A]  # the full DID on hover
     assert fig.data[0].line.color != fig.data[1].line.color
 
 
 def test_mode_mix_is_normalised_to_percent():
     df = buckets([(0, "think", {"cycles": 3}), (0, "housekeeping", {"cycles": 1})])
     fig = FG.mode_mix_over_time(df)
-    assert {t.groupnorm for t in fig.data} == {"percent"}
-    assert fig.data[1].fillcolor == FG.MODE_COLORS["housekeeping"]
+    assert fig.layout.barnorm == "percent" and fig.layout.barmode == "stack"
+    assert fig.data[1].marker.color == FG.MODE_COLORS["housekeeping"]
     assert fig.layout.yaxis.title.text == "Share of cycles (%)"
 
 
@@ -140,8 +141,9 @@ def test_heatmap_fills_empty_buckets_with_zero():
     z = np.asarray(h.z, dtype=float)
     assert z.shape == (2, 4)  # two agents, four 5-minute buckets (two of them empty)
     assert z.sum() == 7
-    assert list(h.y) == ["did:cf:bbbb…bbbb", "alpha"]
-    assert list(z[1]) == [2, 0, 0, 1]
+    # the busiest agent (B, 4 cycles) is the top row; plotly draws the first row at the bottom
+    assert list(h.y) == ["alpha", "did:cf:bbbb…bbbb"]
+    assert list(z[0]) == [2, 0, 0, 1]
 
 
 def test_mode_share_donut():
@@ -313,3 +315,134 @@ def test_heatmap_in_a_zone_keeps_utc_buckets_and_fills_gaps():
         _naive(T0) + KOLKATA + pd.Timedelta(minutes=5 * i) for i in range(4)
     ]
     assert list(np.asarray(h.z, dtype=float)[0]) == [2, 0, 0, 1]
+
+
+# -- honest axes, gaps, groups ----------------------------------------------------------------
+
+
+def _agent_rates(minutes: list[int]) -> pd.DataFrame:
+    """One agent with cycles in the 5-minute buckets at ``minutes`` only."""
+    return pd.DataFrame(
+        {
+            "bucket": [T0 + pd.Timedelta(minutes=m) for m in minutes],
+            "kind": "agent",
+            "key": A,
+            "cycles": 2,
+            "error_cycles": 1,
+            "errors": 1,
+            "error_rate": 0.5,
+            "errors_per_cycle": 0.5,
+            "group_agents": 1,
+        }
+    )
+
+
+def test_a_per_agent_rate_line_breaks_across_a_40_minute_silence():
+    df = _agent_rates([0, 5, 50, 55])  # silent from 00:10 to 00:50
+    fig = FG.rate_over_time(df, by="agent", bucket_s=300, labels=LABELS)
+    t = fig.data[0]
+    assert t.connectgaps is False
+    y = np.asarray(t.y, dtype=float)
+    x = x_of(t)
+    assert len(x) == 12  # every 5-minute bucket from 00:00 to 00:55 is on the line
+    silent = [i for i, xi in enumerate(x) if pd.Timestamp("2026-02-10 00:10") <= xi
+              < pd.Timestamp("2026-02-10 00:50")]  # fmt: skip
+    assert len(silent) == 8 and np.isnan(y[silent]).all()  # a break, not a bridge, not a zero
+    assert y[0] == 50.0 and y[-1] == 50.0
+
+
+def test_a_per_agent_count_line_drops_to_zero_in_a_silence():
+    df = _agent_rates([0, 5, 50, 55])
+    fig = FG.cycles_over_time(df, by="agent", bucket_s=300, labels=LABELS)
+    y = list(fig.data[0].y)
+    assert y == [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2]
+    assert fig.data[0].connectgaps is False
+
+
+def test_ingest_lag_breaks_where_no_events_landed():
+    df = pd.DataFrame(
+        {
+            "bucket": [T0, T0 + pd.Timedelta(minutes=30)],
+            "events": [5, 3],
+            "lag_p50_s": [2.0, 3.0],
+            "lag_p95_s": [9.0, 8.0],
+            "lag_p99_s": [12.0, 11.0],
+        }
+    )
+    fig = FG.ingest_lag(df, bucket_s=600)
+    assert [t.name for t in fig.data] == ["p50", "p95", "p99"]
+    y = np.asarray(fig.data[2].y, dtype=float)
+    assert y[0] == 12.0 and np.isnan(y[1]) and np.isnan(y[2]) and y[3] == 11.0
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda df, **kw: FG.cycles_over_time(df, by="mode", **kw),
+        lambda df, **kw: FG.cycles_over_time(df, by="agent", **kw),
+        lambda df, **kw: FG.rate_over_time(df, by="agent", **kw),
+        lambda df, **kw: FG.heatmap(df, **kw),
+        lambda df, **kw: FG.mode_mix_over_time(df, start=kw["start"], end=kw["end"]),
+    ],
+)
+def test_a_seven_day_range_spans_seven_days_with_two_days_of_data(build):
+    end = T0 + pd.Timedelta(days=2)
+    start = end - pd.Timedelta(days=7)
+    df = _agent_rates([0, 60 * 24, 60 * 47])  # data on two days only
+    fig = build(df, bucket_s=3600, start=start, end=end)
+    lo, hi = (pd.Timestamp(v) for v in fig.layout.xaxis.range)
+    assert hi - lo == pd.Timedelta(days=7)
+    assert lo == pd.Timestamp("2026-02-05 00:00") and hi == pd.Timestamp("2026-02-12 00:00")
+
+
+def test_events_per_hour_axis_spans_the_range_and_empty_hours_are_zero():
+    df = pd.DataFrame({"hour": [T0 + pd.Timedelta(hours=2)], "events": [7]})
+    fig = FG.events_per_hour(df, start=T0, end=T0 + pd.Timedelta(hours=4))
+    assert list(fig.data[0].y) == [0, 0, 7, 0]
+    lo, hi = (pd.Timestamp(v) for v in fig.layout.xaxis.range)
+    assert hi - lo == pd.Timedelta(hours=4)
+
+
+def test_top_agents_others_and_unknown_are_separate_named_series():
+    rows = []
+    for kind, key, n, size in [
+        ("agent", A, 9, 1),
+        ("agent", B, 4, 1),
+        ("others", "others", 30, 4998),
+        ("unknown", "unknown", 2, 1),
+    ]:
+        rows.append({"bucket": T0, "kind": kind, "key": key, "cycles": n, "group_agents": size})
+    df = pd.DataFrame(rows)
+    fig = FG.cycles_over_time(df, by="agent", labels=LABELS)
+    assert [t.name for t in fig.data] == [
+        "alpha",
+        "did:cf:bbbb…bbbb",
+        "others (4,998 agents)",
+        "unknown (no agent)",
+    ]
+    assert fig.data[2].line.color == FG.OTHERS_COLOR
+    assert fig.data[3].line.color == FG.UNKNOWN_COLOR
+    heat = FG.heatmap(df, labels=LABELS)
+    assert list(heat.data[0].y)[0] == "unknown (no agent)"  # the bottom row, apart
+    assert list(heat.data[0].y)[-1] == "alpha"  # the busiest agent on top
+
+
+def test_an_agent_named_others_stays_an_agent():
+    df = pd.DataFrame(
+        [
+            {"bucket": T0, "kind": "agent", "key": "others", "cycles": 5, "group_agents": 1},
+            {"bucket": T0, "kind": "others", "key": "others", "cycles": 3, "group_agents": 7},
+        ]
+    )
+    fig = FG.cycles_over_time(df, by="agent")
+    assert [t.name for t in fig.data] == ["others", "others (7 agents)"]
+    assert [list(t.y) for t in fig.data] == [[5], [3]]
+
+
+def test_event_strings_reach_plotly_escaped():
+    evil = '<a href="http://x">click</a><br>%{x}'
+    df = pd.DataFrame([{"bucket": T0, "kind": "agent", "key": evil, "cycles": 1}])
+    fig = FG.cycles_over_time(df, by="agent")
+    assert "<a" not in fig.data[0].name and "&lt;a" in fig.data[0].name
+    assert "<a" not in fig.data[0].customdata[0]
+    assert evil not in fig.data[0].hovertemplate

@@ -353,6 +353,7 @@ def test_times_for_people_follow_the_zone():
             "error_rate": [0.0],
             "p50_ms": [1000.0],
             "p95_ms": [2000.0],
+            "p99_ms": [2500.0],
             "avg_tools": [1.0],
             "think_share": [1.0],
             "reflection_share": [0.0],
@@ -364,3 +365,16 @@ def test_times_for_people_follow_the_zone():
     t = tables.agent_table(overview, {}, {}, tz="Asia/Tokyo")
     assert list(t["Last seen (Asia/Tokyo)"]) == [pd.Timestamp("2026-02-10 21:30:15")]
     assert "Last seen (UTC)" in tables.agent_table(overview, {}, {}).columns
+
+
+@pytest.mark.parametrize(
+    "agent",
+    ["did:cf:with space", "did:cf:🦊fox", "did:cf:quo'te\"s", " padded ", "名前", "x" * 500],
+)
+def test_any_agent_string_the_data_holds_is_taken_from_the_link_exactly(agent):
+    known = ["did:cf:plain", agent]
+    s = F.parse_params({"agent": [agent]}, agents=known)
+    assert s.agents == (agent,)
+    assert not s.notices
+    # and it survives the round trip through the URL form
+    assert F.parse_params(F.to_params(s), agents=known).agents == (agent,)

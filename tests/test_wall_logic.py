@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ui import wall as W
+from ui import wall_logic as wl
 from ui.wall_logic import (
     DEFAULT,
     AgentStats,
@@ -390,3 +391,47 @@ def test_dead_man_animation_changes_every_render() -> None:
     assert name.search(a).group(1) != name.search(b).group(1)
     assert "linear 90s forwards" in a  # 3 x 30 s refresh
     assert W.dead_after(WallConfig(refresh_s=2)) == 22
+
+
+def _tile(name: str, status: str) -> wl.Tile:
+    return wl.Tile(
+        agent=f"did:cf:{name}",
+        name=name,
+        status=status,
+        age_s=1.0,
+        last_ts=None,
+        cycles=1,
+        error_cycles=0,
+        error_rate=0.0,
+        p95_ms=None,
+    )
+
+
+def test_a_full_wall_shows_the_worst_first_and_counts_what_it_left_off() -> None:
+    tiles = [_tile(f"h{i:04d}", "healthy") for i in range(4990)]
+    tiles += [_tile(f"d{i}", "down") for i in range(5)]
+    tiles += [_tile(f"g{i}", "degraded") for i in range(50)]
+    shown, more = wl.fit(tiles, 48)
+    assert len(shown) == 48
+    assert [t.status for t in shown[:5]] == ["down"] * 5
+    assert all(t.status == "degraded" for t in shown[5:])
+    assert more.hidden == len(tiles) - 48
+    assert more.by_status == {"down": 0, "stale": 0, "degraded": 7, "healthy": 4990}
+    assert more.text() == "+4,997 more (7 degraded)"
+
+
+def test_a_wall_that_fits_keeps_every_tile_in_its_order() -> None:
+    tiles = [_tile("b", "healthy"), _tile("a", "down")]
+    shown, more = wl.fit(tiles, 48)
+    assert shown == tiles and more is None
+
+
+def test_wall_html_with_thousands_of_agents_draws_what_fits_and_says_the_rest() -> None:
+    tiles = [_tile(f"h{i:04d}", "healthy") for i in range(5000)] + [_tile("x", "down")]
+    cfg = wl.WallConfig()
+    health = wl.Health(True, datetime(2026, 1, 1, tzinfo=UTC))
+    out = W.wall_html(tiles, None, health, cfg, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert out.count('class="tile ') == wl.MAX_TILES
+    assert 'data-tiles="48"' in out
+    assert "+4,953 more (all healthy)" in out
+    assert 'data-agent="did:cf:x"' in out  # the down agent is on screen

@@ -53,6 +53,14 @@ def label(did: str, names: dict[str, str] | None = None) -> str:
     return short_did(did)
 
 
+def picker_label(did: str, names: dict[str, str] | None = None) -> str:
+    """An agent as a picker lists it: the whole DID (so typing any part of it finds it), after
+    the friendly name when there is one."""
+    if names and did in names:
+        return f"{names[did]} · {did}"
+    return did
+
+
 def labels(dids, names: dict[str, str] | None = None) -> dict[str, str]:
     """A DID -> label map whose labels are unique (a clash falls back to the short DID)."""
     out: dict[str, str] = {}

@@ -5,10 +5,18 @@ each mode has one color (:data:`MODE_COLORS`), time axes are drawn in the zone `
 default UTC) and their title and hovers name it, errors are red, and agents are shown by label
 (friendly name or short DID) with the full DID in the hover. Buckets stay as the queries made them
 (aligned in UTC); only their labels move to the zone.
+
+Honest axes: a time chart given ``start``/``end`` spans exactly that range, however little of it
+has data. Given ``bucket_s`` as well, an empty bucket is 0 where the chart counts (cycles, events)
+and a break where it shows a rate or a duration (NaN, ``connectgaps=False``): a line never bridges
+a silence. Per-agent charts take the query's ``kind`` column: the top agents by name, then one
+"others (N agents)" series, then "unknown (no agent)" apart. Every event-derived string reaches
+plotly through :func:`safe_label`.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -23,7 +31,7 @@ MODE_COLORS: dict[str, str] = {
 }
 MODE_ORDER = ("think", "reflection", "housekeeping", "unknown")
 ERROR_COLOR = "#D62728"
-LAG_COLORS = {"p50": "#4C78A8", "p95": "#F58518"}
+LAG_COLORS = {"p50": "#4C78A8", "p95": "#F58518", "p99": "#D62728"}
 _EXTRA = ["#F58518", "#72B7B2", "#EECA3B", "#FF9DA6", "#9C755F", "#BAB0AC", "#17BECF"]
 AGENT_PALETTE = [
     "#1F77B4",
@@ -44,6 +52,10 @@ AGENT_PALETTE = [
     "#DBDB8D",
     "#9EDAE5",
 ]
+OTHERS_COLOR = "#5A5A5A"
+UNKNOWN_COLOR = MODE_COLORS["unknown"]
+UNKNOWN_LABEL = "unknown (no agent)"
+MAX_GRID = 5000  # buckets per series filled in; past that the axis is left as the data made it
 TIME_TITLE = "Time (UTC)"
 UTC_NAME = "UTC"
 HEIGHT = 340
@@ -77,8 +89,110 @@ def _local(s: pd.Series, tz: str = UTC_NAME) -> pd.Series:
     return s.dt.tz_convert(tz).dt.tz_localize(None)
 
 
+def safe_label(text: object) -> str:
+    """An event-derived string as plotly text: its pseudo-HTML (``<a>``, ``<br>``, entities)
+    escaped, so a name shows as written and never becomes a link or markup."""
+    return html.escape(str(text), quote=False)
+
+
 def _label(key: str, labels: Mapping[str, str] | None) -> str:
-    return labels.get(key, key) if labels else key
+    return safe_label(labels.get(key, key) if labels else key)
+
+
+def series_name(
+    kind: str, key: str, labels: Mapping[str, str] | None = None, group_agents: object = None
+) -> str:
+    """The legend name of a per-agent series: the agent's label, "others (N agents)" or
+    "unknown (no agent)"."""
+    if kind == "others":
+        if group_agents is None or pd.isna(group_agents):
+            return "others"
+        n = int(group_agents)
+        return f"others ({n:,} agent{'' if n == 1 else 's'})"
+    if kind == "unknown":
+        return UNKNOWN_LABEL
+    return _label(key, labels)
+
+
+def _groups(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(kind, key) of a per-agent frame: agents (most cycles first), then others, then unknown."""
+    d = df if "kind" in df else df.assign(kind="agent")
+    d = d.assign(kind=d["kind"].where(d["key"] != "unknown", "unknown"))
+    tot = d.groupby(["kind", "key"], sort=False)["cycles"].sum().reset_index()
+    rank = {"agent": 0, "others": 1, "unknown": 2}
+    tot["r"] = tot["kind"].map(rank).fillna(0)
+    tot = tot.sort_values(["r", "cycles", "key"], ascending=[True, False, True])
+    return list(zip(tot["kind"], tot["key"], strict=True))
+
+
+def _group_colors(groups: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    agents = agent_colors([k for kind, k in groups if kind == "agent"])
+    return {
+        (kind, k): OTHERS_COLOR
+        if kind == "others"
+        else UNKNOWN_COLOR
+        if kind == "unknown"
+        else agents[k]
+        for kind, k in groups
+    }
+
+
+def _mask(df: pd.DataFrame, kind: str, key: str) -> pd.Series:
+    m = df["key"] == key
+    if "kind" in df:
+        m &= df["kind"] == kind
+    return m
+
+
+def bucket_grid(start: datetime, end: datetime, bucket_s: int) -> pd.DatetimeIndex:
+    """Every bucket (UTC, aligned like ``o11y_bucket`` in the queries) ``[start, end)`` touches."""
+    lo = pd.Timestamp(start).tz_convert("UTC").floor(f"{bucket_s}s")
+    hi = (pd.Timestamp(end).tz_convert("UTC") - pd.Timedelta(microseconds=1)).floor(f"{bucket_s}s")
+    return pd.date_range(lo, max(lo, hi), freq=f"{bucket_s}s")
+
+
+def fill_buckets(
+    df: pd.DataFrame,
+    *,
+    bucket_s: int | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    zero: Sequence[str] = ("cycles",),
+) -> pd.DataFrame:
+    """Every series of ``df`` (by ``kind``/``key`` where present) on every bucket of the range.
+
+    Columns in ``zero`` (counts) are 0 in an empty bucket; every other measure is NaN there (a
+    break in a line). Per-series constants (``group_agents``) are carried over.
+    """
+    if df is None or df.empty or not bucket_s:
+        return df
+    d = df.copy()
+    d["bucket"] = pd.to_datetime(d["bucket"], utc=True)
+    lo, hi = d["bucket"].min(), d["bucket"].max()
+    if start is not None and end is not None:
+        grid = bucket_grid(start, end, bucket_s)
+        lo, hi = min(lo, grid[0]), max(hi, grid[-1])
+    grid = pd.date_range(lo, hi, freq=f"{bucket_s}s")
+    if len(grid) > MAX_GRID:
+        return df
+    keys = [c for c in ("kind", "key") if c in d]
+    grid_df = pd.DataFrame({"bucket": grid})
+    full = d[keys].drop_duplicates().merge(grid_df, how="cross") if keys else grid_df
+    out = full.merge(d, on=[*keys, "bucket"], how="left")
+    for c in zero:
+        if c in out:
+            out[c] = out[c].fillna(0)
+    if "group_agents" in out:
+        out["group_agents"] = out.groupby(keys)["group_agents"].transform("first")
+    return out.sort_values(["bucket", *keys]).reset_index(drop=True)
+
+
+def span(fig: go.Figure, start: datetime | None, end: datetime | None, tz: str = UTC_NAME) -> None:
+    """The time axis spans exactly ``[start, end)`` (shown in ``tz``), data or not."""
+    if start is None or end is None:
+        return
+    lo, hi = _local(pd.Series([pd.Timestamp(start), pd.Timestamp(end)]), tz)
+    fig.update_xaxes(range=[lo, hi], autorange=False)
 
 
 def _base(title: str, x_title: str | None = TIME_TITLE, y_title: str | None = None) -> go.Figure:
@@ -90,6 +204,9 @@ def _base(title: str, x_title: str | None = TIME_TITLE, y_title: str | None = No
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
         hovermode="closest",
     )
+    # The margins grow to fit tick labels and axis titles: nothing is clipped at 1440 px.
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     if x_title is not None:
         fig.update_xaxes(title_text=x_title)
     if y_title is not None:
@@ -128,65 +245,89 @@ def cycles_over_time(
     bucket: str = "bucket",
     title: str = "Cycles over time",
     tz: str = UTC_NAME,
+    bucket_s: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> go.Figure:
-    """``bucket, key, cycles``: stacked bars by mode (mode colors) or one line per agent."""
+    """``bucket, [kind,] key, cycles``: stacked bars by mode (mode colors) or one line per agent
+    (top agents, others, unknown); empty buckets are 0 cycles."""
     fig = _base(title, x_title=time_title(tz), y_title=f"Cycles per {bucket}")
     if df is None or df.empty:
+        span(fig, start, end, tz)
         return _empty(fig)
+    df = fill_buckets(df, bucket_s=bucket_s, start=start, end=end, zero=("cycles",))
     x_all = _local(df["bucket"], tz)
     if by == "mode":
         for mode in mode_sort(df["key"].unique().tolist()):
             m = df["key"] == mode
+            name = safe_label(mode)
             fig.add_bar(
                 x=x_all[m],
                 y=df.loc[m, "cycles"],
-                name=mode,
+                name=name,
                 marker_color=mode_color(mode),
-                hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y}} cycles"
-                "<extra></extra>",
+                hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d %H:%M} "
+                + tz
+                + "<br>%{y} cycles<extra></extra>",
             )
         fig.update_layout(barmode="stack", bargap=0, legend_traceorder="normal")
     else:
-        colors = agent_colors(df["key"].unique().tolist())
-        for key in sorted(df["key"].unique()):
-            m = df["key"] == key
-            name = _label(key, labels)
+        groups = _groups(df)
+        colors = _group_colors(groups)
+        for kind, key in groups:
+            m = _mask(df, kind, key)
+            size = df.loc[m, "group_agents"].iloc[0] if "group_agents" in df else None
+            name = series_name(kind, key, labels, size)
             fig.add_scatter(
                 x=x_all[m],
                 y=df.loc[m, "cycles"],
                 name=name,
                 mode="lines",
-                line={"width": 1.6, "color": colors[key]},
-                customdata=[key] * int(m.sum()),
-                hovertemplate=f"{name}<br>%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} {tz}"
-                "<br>%{y} cycles<extra></extra>",
+                connectgaps=False,
+                line={
+                    "width": 1.6,
+                    "color": colors[(kind, key)],
+                    "dash": "dot" if kind == "unknown" else "solid",
+                },
+                customdata=[safe_label(key)] * int(m.sum()),
+                hovertemplate="%{fullData.name}<br>%{customdata}<br>%{x|%Y-%m-%d %H:%M} "
+                + tz
+                + "<br>%{y} cycles<extra></extra>",
             )
         _side_legend(fig)
+    span(fig, start, end, tz)
     return fig
 
 
 def mode_mix_over_time(
-    df: pd.DataFrame, *, title: str = "Mode mix over time", tz: str = UTC_NAME
+    df: pd.DataFrame,
+    *,
+    title: str = "Mode mix over time",
+    tz: str = UTC_NAME,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> go.Figure:
-    """``bucket, key (mode), cycles``: stacked areas normalised to 100% per bucket."""
+    """``bucket, key (mode), cycles``: bars stacked to 100% per bucket; a bucket without cycles
+    has no mix, so nothing is drawn there (no share is made up)."""
     fig = _base(title, x_title=time_title(tz), y_title="Share of cycles (%)")
     if df is None or df.empty:
+        span(fig, start, end, tz)
         return _empty(fig)
     x_all = _local(df["bucket"], tz)
     for mode in mode_sort(df["key"].unique().tolist()):
         m = df["key"] == mode
-        fig.add_scatter(
+        fig.add_bar(
             x=x_all[m],
             y=df.loc[m, "cycles"],
-            name=mode,
-            mode="lines",
-            stackgroup="mix",
-            groupnorm="percent",
-            line={"width": 0.5, "color": mode_color(mode)},
-            fillcolor=mode_color(mode),
-            hovertemplate=f"{mode}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}}%<extra></extra>",
+            name=safe_label(mode),
+            marker_color=mode_color(mode),
+            hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d %H:%M} "
+            + tz
+            + "<br>%{y:.1f}%<extra></extra>",
         )
+    fig.update_layout(barmode="stack", barnorm="percent", bargap=0, legend_traceorder="normal")
     fig.update_yaxes(range=[0, 100])
+    span(fig, start, end, tz)
     return fig
 
 
@@ -198,8 +339,12 @@ def rate_over_time(
     labels: Mapping[str, str] | None = None,
     title: str | None = None,
     tz: str = UTC_NAME,
+    bucket_s: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> go.Figure:
-    """``bucket, key, <metric>``: one line per mode (mode colors) or per agent."""
+    """``bucket, [kind,] key, cycles, <metric>``: one line per mode (mode colors) or per agent
+    group; a bucket without cycles has no rate: the line breaks there."""
     is_rate = metric == "error_rate"
     y_title = "Error rate (%)" if is_rate else "Errors per cycle"
     fig = _base(
@@ -208,30 +353,41 @@ def rate_over_time(
         y_title=y_title,
     )
     if df is None or df.empty:
+        span(fig, start, end, tz)
         return _empty(fig)
+    df = fill_buckets(df, bucket_s=bucket_s, start=start, end=end, zero=("cycles",))
     x_all = _local(df["bucket"], tz)
-    keys = mode_sort(df["key"].unique().tolist()) if by == "mode" else sorted(df["key"].unique())
-    colors = (
-        {k: mode_color(k) for k in keys} if by == "mode" else agent_colors(keys)  # type: ignore[arg-type]
-    )
-    for key in keys:
-        m = df["key"] == key
+    if by == "mode":
+        groups = [("mode", k) for k in mode_sort(df["key"].unique().tolist())]
+        colors = {g: mode_color(g[1]) for g in groups}
+    else:
+        groups = _groups(df)
+        colors = _group_colors(groups)
+    fmt = "%{y:.1f}%" if is_rate else "%{y:.2f} errors/cycle"
+    for kind, key in groups:
+        m = df["key"] == key if by == "mode" else _mask(df, kind, key)
         y = df.loc[m, metric] * (100 if is_rate else 1)
-        name = key if by == "mode" else _label(key, labels)
-        fmt = "%{y:.1f}%" if is_rate else "%{y:.2f} errors/cycle"
+        if by == "mode":
+            name = safe_label(key)
+        else:
+            size = df.loc[m, "group_agents"].iloc[0] if "group_agents" in df else None
+            name = series_name(kind, key, labels, size)
         fig.add_scatter(
             x=x_all[m],
             y=y,
             name=name,
             mode="lines+markers",
+            connectgaps=False,
             marker={"size": 4},
-            line={"width": 1.5, "color": colors[key]},
+            line={"width": 1.5, "color": colors[(kind, key)]},
             customdata=df.loc[m, "cycles"],
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>{fmt}"
-            "<br>of %{customdata} cycles<extra></extra>",
+            hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d %H:%M} "
+            + tz
+            + f"<br>{fmt}<br>of %{{customdata}} cycles<extra></extra>",
         )
     if by != "mode":
         _side_legend(fig)
+    span(fig, start, end, tz)
     return fig
 
 
@@ -241,17 +397,21 @@ def agent_strip(
     labels: Mapping[str, str] | None = None,
     title: str = "Every cycle, per agent",
     tz: str = UTC_NAME,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> go.Figure:
     """``ts, agent, mode, duration_ms, tool_calls, errors``: one row per agent, a dot per cycle.
 
     Dots are colored by mode and sized by duration; cycles with errors get a red ring.
     """
     fig = _base(title, x_title=time_title(tz), y_title=None)
+    span(fig, start, end, tz)
     if points is None or points.empty:
         return _empty(fig)
     df = points.copy()
     df["x"] = _local(df["ts"], tz)
-    df["label"] = [_label(a, labels) for a in df["agent"]]
+    df["label"] = [UNKNOWN_LABEL if a == "unknown" else _label(a, labels) for a in df["agent"]]
+    df["safe_agent"] = [safe_label(a) for a in df["agent"]]
     dur = pd.to_numeric(df["duration_ms"], errors="coerce")
     df["size"] = (4 + (dur.fillna(0) / 1000).clip(0, 240) ** 0.5 * 1.4).round(1)
     df["dur_s"] = (dur / 1000).round(1)
@@ -269,7 +429,7 @@ def agent_strip(
                 "opacity": 0.75,
                 "line": {"width": 0},
             },
-            customdata=m[["agent", "dur_s", "tool_calls", "errors"]].to_numpy(),
+            customdata=m[["safe_agent", "dur_s", "tool_calls", "errors"]].to_numpy(),
             hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}<br>{mode}, "
             "%{customdata[1]} s, %{customdata[2]} tool calls, %{customdata[3]} errors"
             "<extra></extra>",
@@ -287,7 +447,7 @@ def agent_strip(
                 "size": err["size"] + 5,
                 "line": {"width": 2, "color": ERROR_COLOR},
             },
-            customdata=err[["agent", "errors"]].to_numpy(),
+            customdata=err[["safe_agent", "errors"]].to_numpy(),
             hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}"
             "<br>%{customdata[1]} errors<extra></extra>",
         )
@@ -306,40 +466,40 @@ def heatmap(
     title: str = "Cycles per agent over time",
     tz: str = UTC_NAME,
 ) -> go.Figure:
-    """``bucket, key (agent), cycles`` as agent × time; empty buckets are 0 so gaps show."""
+    """``bucket, [kind,] key (agent), cycles`` as agent × time, top agents first, then others and
+    unknown; empty buckets are 0 so gaps show."""
     fig = _base(title, x_title=time_title(tz), y_title=None)
     if df is None or df.empty:
+        span(fig, start, end, tz)
         return _empty(fig)
-    d = df.copy()
-    d["x"] = _local(d["bucket"])  # the grid is filled in UTC (as bucketed), then moved to tz
-    grid = d.pivot_table(index="key", columns="x", values="cycles", aggfunc="sum", fill_value=0)
-    if bucket_s:
-        lo = grid.columns.min()
-        hi = grid.columns.max()
-        if start is not None:
-            s = pd.Timestamp(start).tz_convert("UTC").tz_localize(None).floor(f"{bucket_s}s")
-            lo = min(lo, s)
-        if end is not None:
-            e = pd.Timestamp(end).tz_convert("UTC").tz_localize(None) - pd.Timedelta(seconds=1)
-            hi = max(hi, e.floor(f"{bucket_s}s"))
-        full = pd.date_range(lo, hi, freq=f"{bucket_s}s")
-        if len(full) <= 2000:
-            grid = grid.reindex(columns=grid.columns.union(full), fill_value=0)
-    grid = grid.sort_index(ascending=False)
-    ylab = [_label(k, labels) for k in grid.index]
+    d = df if "kind" in df else df.assign(kind="agent")
+    groups = _groups(d)
+    d = fill_buckets(d, bucket_s=bucket_s, start=start, end=end, zero=("cycles",))
+    d = d.assign(bucket=pd.to_datetime(d["bucket"], utc=True))
+    grid = d.pivot_table(
+        index=["kind", "key"], columns="bucket", values="cycles", aggfunc="sum", fill_value=0
+    )
+    rows = list(reversed(groups))  # plotly draws the first row at the bottom
+    grid = grid.reindex(index=pd.MultiIndex.from_tuples(rows), fill_value=0)
+    sizes = (
+        d.groupby(["kind", "key"])["group_agents"].first().to_dict() if "group_agents" in d else {}
+    )
+    ylab = [series_name(kind, key, labels, sizes.get((kind, key))) for kind, key in rows]
     fig.add_heatmap(
-        x=list(_local(pd.Series(grid.columns).dt.tz_localize("UTC"), tz)),
+        x=list(_local(pd.Series(grid.columns), tz)),
         y=ylab,
         z=grid.to_numpy().tolist(),
         colorscale="Blues",
         colorbar={"title": {"text": "cycles"}, "thickness": 12},
-        customdata=[[k] * grid.shape[1] for k in grid.index],
-        hovertemplate=f"%{{customdata}}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{z}} cycles"
-        "<extra></extra>",
+        customdata=[[safe_label(key)] * grid.shape[1] for _, key in rows],
+        hovertemplate="%{customdata}<br>%{x|%Y-%m-%d %H:%M} "
+        + tz
+        + "<br>%{z} cycles<extra></extra>",
         xgap=0,
         ygap=1,
     )
     fig.update_layout(height=max(HEIGHT, 60 + 26 * len(ylab)))
+    span(fig, start, end, tz)
     return fig
 
 
@@ -360,9 +520,11 @@ def mode_share(df: pd.DataFrame, *, title: str = "Share of cycles by mode") -> g
         sort=False,
         marker={"colors": [mode_color(m) for m in d["mode"]]},
         textinfo="label+percent",
+        textposition="inside",  # outside labels are clipped in a narrow column
+        insidetextorientation="horizontal",
         hovertemplate="%{label}<br>%{value} cycles (%{percent})<extra></extra>",
     )
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=False, uniformtext={"minsize": 9, "mode": "hide"})
     return fig
 
 
@@ -372,23 +534,34 @@ def mode_share_by_agent(
     labels: Mapping[str, str] | None = None,
     title: str = "Mode share per agent",
 ) -> go.Figure:
-    """``agent, mode, cycles, share``: 100% stacked horizontal bars, one per agent."""
+    """``[kind,] agent, mode, cycles, share``: 100% stacked horizontal bars, one per agent group
+    (top agents from the top, then others and unknown at the bottom)."""
     fig = _base(title, x_title="Share of the agent's cycles (%)")
     if df is None or df.empty:
         return _empty(fig)
-    d = df.copy()
-    d["label"] = [_label(a, labels) for a in d["agent"]]
-    order = sorted(d["label"].unique(), reverse=True)
+    d = df.rename(columns={"agent": "key"})
+    groups = _groups(d)
+    if "kind" not in d:
+        d = d.assign(kind="agent")
+    sizes = (
+        d.groupby(["kind", "key"])["group_agents"].first().to_dict() if "group_agents" in d else {}
+    )
+    names = {g: series_name(g[0], g[1], labels, sizes.get(g)) for g in groups}
+    d["label"] = [
+        names.get((k, a), safe_label(a)) for k, a in zip(d["kind"], d["key"], strict=True)
+    ]
+    d["safe_agent"] = [safe_label(a) for a in d["key"]]
+    order = [names[g] for g in reversed(groups)]
     for mode in mode_sort(d["mode"].unique().tolist()):
         m = d[d["mode"] == mode]
         fig.add_bar(
             x=m["share"] * 100,
             y=m["label"],
             orientation="h",
-            name=mode,
+            name=safe_label(mode),
             marker_color=mode_color(mode),
-            customdata=m[["agent", "cycles"]].to_numpy(),
-            hovertemplate=f"%{{customdata[0]}}<br>{mode}: %{{x:.1f}}% "
+            customdata=m[["safe_agent", "cycles"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>%{fullData.name}: %{x:.1f}% "
             "(%{customdata[1]} cycles)<extra></extra>",
         )
     fig.update_layout(barmode="stack", height=max(HEIGHT, 80 + 24 * len(order)))
@@ -452,7 +625,7 @@ def top_error_agents(
         marker_color=ERROR_COLOR,
         text=[f"{r * 100:.1f}% of cycles" for r in d["error_rate"]],
         textposition="auto",
-        customdata=d[["agent", "cycles"]].to_numpy(),
+        customdata=[[safe_label(a), n] for a, n in zip(d["agent"], d["cycles"], strict=True)],
         hovertemplate="%{customdata[0]}<br>%{x} errors in %{customdata[1]} cycles<extra></extra>",
     )
     fig.update_layout(showlegend=False, height=max(HEIGHT, 80 + 28 * len(d)))
@@ -468,12 +641,18 @@ def events_per_hour(
     usual: float | None = None,
     title: str = "Events per hour",
     tz: str = UTC_NAME,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> go.Figure:
-    """``hour, events`` as bars, with the usual rate as a dashed line."""
+    """``hour, events`` as bars (an hour without events is 0), with the usual rate dashed."""
     fig = _base(title, x_title=time_title(tz), y_title="Events per hour")
     if df is None or df.empty:
+        span(fig, start, end, tz)
         return _empty(fig)
-    x = _local(df["hour"], tz)
+    df = fill_buckets(
+        df.rename(columns={"hour": "bucket"}), bucket_s=3600, start=start, end=end, zero=("events",)
+    )
+    x = _local(df["bucket"], tz)
     fig.add_bar(
         x=x,
         y=df["events"],
@@ -490,24 +669,38 @@ def events_per_hour(
             line={"dash": "dash", "color": "#F58518", "width": 2},
             hoverinfo="skip",
         )
+    span(fig, start, end, tz)
     return fig
 
 
 def ingest_lag(
-    df: pd.DataFrame, *, title: str = "Ingest lag (ingest_ts − ts)", tz: str = UTC_NAME
+    df: pd.DataFrame,
+    *,
+    title: str = "Ingest lag (ingest_ts − ts)",
+    tz: str = UTC_NAME,
+    bucket_s: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> go.Figure:
-    """``bucket, lag_p50_s, lag_p95_s``: two lines, in seconds."""
+    """``bucket, lag_p50_s, lag_p95_s[, lag_p99_s]``: lines in seconds, broken where a bucket
+    had no events (a lag there is unknown, not zero)."""
     fig = _base(title, x_title=time_title(tz), y_title="Lag (s)")
     if df is None or df.empty:
+        span(fig, start, end, tz)
         return _empty(fig)
+    df = fill_buckets(df, bucket_s=bucket_s, start=start, end=end, zero=("events",))
     x = _local(df["bucket"], tz)
-    for col, name in (("lag_p50_s", "p50"), ("lag_p95_s", "p95")):
+    for col, name in (("lag_p50_s", "p50"), ("lag_p95_s", "p95"), ("lag_p99_s", "p99")):
+        if col not in df:
+            continue
         fig.add_scatter(
             x=x,
             y=df[col],
             name=name,
             mode="lines",
+            connectgaps=False,
             line={"width": 1.8, "color": LAG_COLORS[name]},
             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}} s<extra></extra>",
         )
+    span(fig, start, end, tz)
     return fig

@@ -210,11 +210,16 @@ def _pick(
 ) -> tuple[str, ...]:
     out: list[str] = []
     bad: list[str] = []
-    for v in values[:MAX_VALUES]:
-        v = v.strip()
+    known_set = set(known or ())
+    for raw in values[:MAX_VALUES]:
+        # A value the data holds is taken exactly as written, whatever its characters (spaces,
+        # emoji, quotes): it is only ever bound as a parameter. With no known list (the data
+        # could not be read) the shape check is what keeps odd text out.
+        v = raw if raw in known_set else raw.strip()
         if not v:
             continue
-        if len(v) > MAX_VALUE_LEN or not _SAFE_VALUE.match(v) or (known and v not in known):
+        shaped = len(v) <= MAX_VALUE_LEN and bool(_SAFE_VALUE.match(v))
+        if not (v in known_set if known_set else shaped):
             bad.append(v)
         elif v not in out:
             out.append(v)

@@ -23,7 +23,8 @@ from o11y_data.queries import Filters
 from ui import data as D
 from ui import filters as F
 from ui import fmt, sidebar
-from ui.agents import agents_file, labels, load_names
+from ui import view as V
+from ui.agents import agents_file, labels, load_names, picker_label
 
 CTX_KEY = "_ctx"
 LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
@@ -259,3 +260,97 @@ def window(c: Ctx) -> tuple[datetime | None, datetime | None]:
         rng = load("time_range", c.filters, what="time range") or (None, None)
         start, end = start or rng[0], end or rng[1]
     return start, end
+
+
+# -- view choices in the URL (top, split, dot) -----------------------------------------------
+
+
+def _write_param(param: str, widget_key: str, default: str) -> None:
+    """A view widget's callback: its value into ``?param=`` (left out when it is the default)."""
+    value = st.session_state.get(widget_key)
+    text = "" if value is None else str(value)
+    if text and text != default:
+        st.query_params[param] = text
+    elif param in st.query_params:
+        del st.query_params[param]
+
+
+def url_choice(param: str, choice: V.Choice) -> object:
+    """The parsed value of ``?param=``; a value that was dropped says so and leaves the URL."""
+    if choice.notice:
+        st.warning(md_escape(choice.notice), icon=":material/link_off:")
+        if param in st.query_params:
+            del st.query_params[param]
+    return choice.value
+
+
+def top_picker(*, key: str = "v_top", help_: str | None = None) -> int:
+    """How many agents the charts name (``?top=``, default 10); the rest are "others"."""
+    n = int(url_choice("top", V.parse_top(st.query_params.get("top"))))  # type: ignore[arg-type]
+    st.session_state[key] = n
+    st.selectbox(
+        "Agents named in charts",
+        sorted({*V.TOP_CHOICES, n}),
+        key=key,
+        on_change=_write_param,
+        args=("top", key, str(V.TOP_DEFAULT)),
+        format_func=lambda v: f"top {v}",
+        help=help_
+        or "The busiest agents get their own series; every other agent is summed into "
+        "“others”, and events without an agent are “unknown (no agent)”, apart.",
+    )
+    return n
+
+
+def split_picker(*, key: str = "v_split") -> str:
+    """What a breakdown splits by (``?split=mode|agent``)."""
+    raw = st.query_params.get("split")
+    value = str(url_choice("split", V.parse_option(raw, V.SPLITS, key="split", default="mode")))
+    st.session_state[key] = value
+    st.segmented_control(
+        "Split by",
+        list(V.SPLITS),
+        key=key,
+        required=True,
+        on_change=_write_param,
+        args=("split", key, "mode"),
+    )
+    return str(st.session_state.get(key) or value)
+
+
+def agent_picker(
+    c: Ctx, agents: list[str], *, param: str = "dot", key: str = "v_dot", label: str
+) -> str | None:
+    """One agent from ``agents`` (searchable; ``?param=`` holds it exactly, URL-encoded)."""
+    chosen = url_choice(param, V.parse_agent(st.query_params.get(param), agents, key=param))
+    st.session_state[key] = chosen
+    st.selectbox(
+        label,
+        agents,
+        key=key,
+        index=None,
+        placeholder="Type any part of a DID or name",
+        format_func=lambda d: picker_label(d, c.names),
+        on_change=_write_param,
+        args=(param, key, ""),
+    )
+    return st.session_state.get(key)
+
+
+def agents_in(df: Any) -> int:
+    """How many agents (``unknown`` not among them) a per-agent query's rows stand for."""
+    if df is None or df.empty or "group_agents" not in df:
+        return 0
+    sizes = df[df["kind"] != q.KIND_UNKNOWN].groupby("kind")["group_agents"].first()
+    return int(sizes.sum())
+
+
+def unknown_note(tot: dict[str, Any] | None) -> None:
+    """A caption for the cycles of events without an agent: shown apart, not as an agent."""
+    n = (tot or {}).get("unknown_cycles") or 0
+    if n:
+        errs = (tot or {}).get("unknown_errors") or 0
+        st.caption(
+            f"unknown (no agent): {fmt.fmt_int(n)} cycles, {fmt.fmt_int(errs)} errors, from "
+            "events without an agent; counted in the totals, never as an agent."
+        )

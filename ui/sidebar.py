@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import streamlit as st
 
 from ui import filters as F
-from ui.agents import label
+from ui.agents import picker_label
 
 K_RANGE, K_START, K_END = "f_range", "f_start", "f_end"
 K_AGENTS, K_MODES, K_TYPES, K_ERRORS = "f_agents", "f_modes", "f_types", "f_errors"
@@ -159,10 +159,10 @@ def draw(state: F.FilterState, choices: dict[str, list[str]], names: dict[str, s
         "Agents",
         agents,
         key=K_AGENTS,
-        format_func=lambda d: label(d, names),
+        format_func=lambda d: picker_label(d, names),
         on_change=_changed,
         placeholder="All agents",
-        help="Short DIDs (or names from agents.toml); tables show the full DID.",
+        help="Type any part of a DID or a name from agents.toml to search.",
     )
     modes = sorted(set(choices.get("mode", [])) | set(state.modes))
     sb.multiselect("Modes", modes, key=K_MODES, on_change=_changed, placeholder="All modes")

@@ -8,8 +8,10 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from ui.agents import short_did
 from ui.fmt import local
+
+UNKNOWN = "unknown"
+UNKNOWN_LABEL = "unknown (no agent)"
 
 
 def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | list[str]) -> str:
@@ -19,28 +21,38 @@ def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | li
     return f"{path}?{qs}" if qs else path
 
 
+def agent_cell(did: str, names: Mapping[str, str]) -> str:
+    """An agent in a table: its friendly name, else its whole DID (short forms of thousands of
+    DIDs look alike); ``unknown`` is labelled as events without an agent."""
+    if did == UNKNOWN:
+        return UNKNOWN_LABEL
+    return names.get(did) or did
+
+
 def last_seen_column(tz: str = "UTC") -> str:
     return f"Last seen ({tz})"
 
 
 def agent_table(
     df: pd.DataFrame,
-    labels: Mapping[str, str],
+    names: Mapping[str, str],
     params: Mapping[str, str | list[str]],
     tz: str = "UTC",
 ) -> pd.DataFrame:
-    """``queries.agent_overview`` rows as shown on the overview (percentages 0-100, seconds).
+    """``queries.agent_overview`` rows as shown on the overview (percentages 0-100, seconds);
+    ``names`` are the friendly names from agents.toml.
 
     Last seen is a wall-clock time in ``tz`` (naive; the column heading names the zone).
     """
     out = pd.DataFrame(
         {
-            "Agent": [labels.get(a) or short_did(a) for a in df["agent"]],
+            "Agent": [agent_cell(a, names) for a in df["agent"]],
             "Timeline": [page_url("timeline", params, agent=a) for a in df["agent"]],
             "Cycles": df["cycles"].astype("int64"),
             "Error rate %": df["error_rate"] * 100,
             "p50 s": df["p50_ms"] / 1000,
             "p95 s": df["p95_ms"] / 1000,
+            "p99 s": df["p99_ms"] / 1000,
             "Avg tools": df["avg_tools"],
             "think %": df["think_share"] * 100,
             "reflection %": df["reflection_share"] * 100,

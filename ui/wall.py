@@ -30,6 +30,7 @@ from ui.wall_logic import (
     assess,
     build_tiles,
     config_from_env,
+    fit,
     format_clock,
     format_ms,
     format_rate,
@@ -82,13 +83,15 @@ WALL_CSS = Template(
   flex: 0 0 auto; margin-bottom: 1vh; overflow: hidden; }
 .wall-top { display: flex; align-items: baseline; gap: 1.6vw; white-space: nowrap; }
 .wall-title { font-size: 3.4vh; font-weight: 800; letter-spacing: 0.05em; color: #fff; }
-.wall-totals { display: flex; gap: 1.8vw; font-size: 3.4vh; align-items: baseline;
+.wall-totals { display: flex; gap: 1.2vw; font-size: 2.9vh; align-items: baseline;
   flex: 1 1 auto; overflow: hidden; }
 .wall-totals b, .wall-net b { font-weight: 800; color: #fff; }
 .wall-net { display: flex; gap: 2.2vw; font-size: 3vh; align-items: baseline;
   white-space: nowrap; overflow: hidden; }
 .wall-net .k { color: #9fb0c0; font-size: 2.2vh; margin-right: 0.5vw; }
 .wall-count { font-weight: 800; }
+.wall-more { font-size: 2.4vh; font-weight: 700; color: #ffb020; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }
 .wall-clock { font-size: 2.1vh; color: #c7d2dd; text-align: right; }
 .wall-clock b { font-size: 3vh; color: #fff; }
 .wall-banner { font-size: 2.6vh; font-weight: 700; padding: 0.6vh 1vw; border-radius: 0.6vh;
@@ -220,12 +223,12 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[str, str]:
     """(agent counts by status, network numbers over the window) for the header's two rows."""
     chips = "".join(
         f'<span class="wall-count" data-status="{s}" style="color:{COLORS[s]}">'
-        f"{tot.by_status[s]} {s}</span>"
+        f"{tot.by_status[s]:,} {s}</span>"
         for s in ("healthy", "degraded", "stale", "down")
         if tot.by_status[s] or s == "healthy"
     )
     win = format_span(cfg.window_s)
-    counts = f'<div class="wall-totals"><span data-k="agents"><b>{tot.agents}</b> agents</span>'
+    counts = f'<div class="wall-totals"><span data-k="agents"><b>{tot.agents:,}</b> agents</span>'
     net = (
         f'<div class="wall-net"><span class="k">all agents, last {win}:</span>'
         f'<span data-k="cycles"><span class="k">cycles/{win}</span><b>{tot.cycles:,}</b></span>'
@@ -264,8 +267,10 @@ def wall_html(
     source: str = "",
     alerts: FiringSummary | None = None,
 ) -> str:
-    """The whole wall as one HTML block (with its own CSS)."""
+    """The whole wall as one HTML block (with its own CSS); at most as many tiles as fit the
+    screen, the worst first, and a "+K more (x down, y degraded)" line for the rest."""
     e = html.escape
+    tiles, overflow = fit(tiles)
     cols, rows = grid_shape(len(tiles))
     token = f"w{int(now.timestamp() * 1000) % 10**10}"  # a new animation on every render
     dead = dead_after(cfg)
@@ -291,6 +296,11 @@ def wall_html(
     head += [clock, "</div>"]
     if net:
         head.append(net)
+    if overflow is not None:
+        head.append(
+            f'<div class="wall-more" data-k="more" data-hidden="{overflow.hidden}">'
+            f"{e(overflow.text())} · the worst are shown</div>"
+        )
     if health.banner:
         head.append(
             f'<div class="wall-banner {health.level}" role="alert">{e(health.banner)}</div>'

@@ -387,6 +387,32 @@ def build_tiles(
     return tiles
 
 
+MAX_TILES = 48  # 8 x 6 on a 16:9 screen: past this a tile is too small to read across a room
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """The tiles left off a full wall, by status."""
+
+    hidden: int
+    by_status: dict[str, int]
+
+    def text(self) -> str:
+        """``+K more (x down, y degraded)``: what the room does not see, worst first."""
+        bad = [f"{self.by_status[s]:,} {s}" for s in STATUSES[:-1] if self.by_status.get(s)]
+        return f"+{self.hidden:,} more ({', '.join(bad) if bad else 'all healthy'})"
+
+
+def fit(tiles: Sequence[Tile], max_tiles: int = MAX_TILES) -> tuple[list[Tile], Overflow | None]:
+    """The tiles that fit the screen: all of them when they fit, else the worst first (down,
+    stale, degraded, then healthy; by name within a status) and what was left off."""
+    if len(tiles) <= max_tiles:
+        return list(tiles), None
+    ranked = sorted(tiles, key=lambda t: (STATUSES.index(t.status), t.name, t.agent))
+    shown, rest = ranked[:max_tiles], ranked[max_tiles:]
+    return shown, Overflow(len(rest), {s: sum(t.status == s for t in rest) for s in STATUSES})
+
+
 @dataclass(frozen=True)
 class Totals:
     agents: int
