@@ -98,8 +98,10 @@ WALL_CSS = Template(
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .wall-banner.error { background: #b00020; color: #fff; }
 .wall-banner.warn { background: #ffb020; color: #111; }
-.wall-alerts { flex: 0 1 auto; max-width: 36vw; font-size: 2.4vh; font-weight: 800;
-  padding: 0.3vh 0.8vw; border-radius: 0.6vh; background: #b00020; color: #fff;
+.wall-row2 { display: flex; align-items: baseline; gap: 2vw; overflow: hidden; }
+.wall-row2 .wall-net { flex: 1 1 auto; min-width: 0; }
+.wall-alerts { flex: 0 1 auto; max-width: 48vw; margin-left: auto; font-size: 2.4vh;
+  font-weight: 800; padding: 0.3vh 0.8vw; border-radius: 0.6vh; background: #b00020; color: #fff;
   overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .wall-grid { flex: 1 1 auto; min-height: 0; display: grid; gap: 1vh 0.8vw;
   grid-template-columns: repeat(var(--cols), minmax(0, 1fr));
@@ -290,11 +292,10 @@ def wall_html(
         "</div>"
     )
     counts, net = totals_html(totals, cfg) if totals else ('<div class="wall-totals"></div>', "")
-    head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts]
-    if alerts:
-        head.append(alerts_html(alerts))
-    head += [clock, "</div>"]
-    if net:
+    head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts, clock, "</div>"]
+    if alerts:  # beside the network numbers, where the row has room: the counts keep theirs
+        head.append(f'<div class="wall-row2">{net}{alerts_html(alerts)}</div>')
+    elif net:
         head.append(net)
     if overflow is not None:
         head.append(
