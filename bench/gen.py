@@ -33,6 +33,11 @@ CATALOG_ID = "b3c1d2e4f5a60718293a4b5c6d7e8f90"
 TABLE_ID = "0199b0b0-bench-7000-8000-agentevents00"
 TABLE_PREFIX = f"__r2_data_catalog/{CATALOG_ID}/{TABLE_ID}/"
 EVENTS_PER_FILE = 100
+# From LARGE_EVENTS on, files hold LARGE_PER_FILE events: ten years of a busy network is what
+# R2's compaction would have merged into bigger files, and 1M files of 100 rows would take this
+# 2-core machine hours to generate.
+LARGE_EVENTS = 50_000_000
+LARGE_PER_FILE = 1_000
 EVENTS_PER_DAY = 27_400
 COMMIT_FILES = 1000
 CHUNK_FILES = 500
@@ -68,6 +73,10 @@ class Spec:
     dt_us: int  # one file's ingest window
 
     @property
+    def per_file(self) -> int:
+        return self.events // self.files
+
+    @property
     def end(self) -> datetime:
         return datetime.fromtimestamp((self.t0_us + self.files * self.dt_us) / 1e6, UTC)
 
@@ -78,12 +87,13 @@ class Spec:
 
 def make_spec(name: str, now: datetime | None = None) -> Spec:
     events = parse_size(name)
-    files = events // EVENTS_PER_FILE
+    per = LARGE_PER_FILE if events >= LARGE_EVENTS else EVENTS_PER_FILE
+    files = events // per
     span = timedelta(days=max(2.0, events / EVENTS_PER_DAY))
     end = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     end_us = int(end.timestamp() * 1e6)
     dt_us = int(span.total_seconds() * 1e6) // files
-    return Spec(name, files * EVENTS_PER_FILE, files, end_us - files * dt_us, dt_us)
+    return Spec(name, files * per, files, end_us - files * dt_us, dt_us)
 
 
 def dids() -> list[str]:
@@ -97,7 +107,7 @@ def dids() -> list[str]:
 
 def _rows_sql(spec: Spec, f0: int, f1: int) -> str:
     agents = "[" + ", ".join(f"'{d}'" for d in dids()) + "]"
-    per = EVENTS_PER_FILE
+    per = spec.per_file
     step = spec.dt_us // per
     # u(tag): a uniform [0, 1) from the row number, deterministic across runs and machines.
     u = "((hash(i, '{t}') % 1000003) / 1000003.0)"
@@ -156,7 +166,7 @@ def _write_chunk(args: tuple[Spec, int, int, str]) -> list[tuple[str, int, int, 
     root = Path(src)
     made: set[Path] = set()
     for k, fid in enumerate(range(f0, f1)):
-        part = table.slice(k * EVENTS_PER_FILE, EVENTS_PER_FILE)
+        part = table.slice(k * spec.per_file, spec.per_file)
         start_s = (spec.t0_us + fid * spec.dt_us) / 1e6
         first = datetime.fromtimestamp(start_s, UTC)
         day = first.strftime("%Y-%m-%d")
@@ -191,7 +201,7 @@ def ensure(name: str, *, log=print) -> dict[str, Any]:
     info_path = folder / "dataset.json"
     if info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info.get("format") == FORMAT and info.get("events") == parse_size(name) // 100 * 100:
+        if info.get("format") == FORMAT and info.get("events") == make_spec(name).events:
             return info
     spec = make_spec(name)
     if folder.exists():
@@ -255,15 +265,15 @@ def new_files(info: dict[str, Any], count: int, put) -> list[str]:
     conn.execute("SET TimeZone = 'UTC'")
     # The new files land right after the table's end, one every 6 s of ingest time.
     dt = 6_000_000
-    extra = Spec(
-        spec.name, spec.events, spec.files + count, spec.t0_us + spec.files * (spec.dt_us - dt), dt
-    )
+    per = spec.per_file
+    t0 = spec.t0_us + spec.files * (spec.dt_us - dt)
+    extra = Spec(spec.name, (spec.files + count) * per, spec.files + count, t0, dt)
     table = conn.sql(_rows_sql(extra, spec.files, spec.files + count)).to_arrow_table()
     conn.close()
     keys = []
     added = []
     for k in range(count):
-        part = table.slice(k * EVENTS_PER_FILE, EVENTS_PER_FILE).select(["__ingest_ts", "value"])
+        part = table.slice(k * per, per).select(["__ingest_ts", "value"])
         key, records, size, day = writer.write_data(part, name=f"new-{uuid.uuid4()}")
         added.append((key, records, size, day))
         keys.append(key)

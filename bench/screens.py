@@ -119,6 +119,8 @@ def _run_pass(fn_call, plan) -> tuple[dict[str, float], float]:
 
 
 def measure(store_dir: Path, now: datetime, window: str, screen: str) -> dict[str, Any]:
+    import pandas  # noqa: F401  (the app has pandas loaded: its import is not a query's cost)
+
     from o11y_data import queries as q
     from o11y_data.db import EventsDB
 

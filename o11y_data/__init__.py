@@ -1,7 +1,9 @@
 """The agent network's event data: sync from R2 into a local cache, query with DuckDB.
 
 Library first: the CLI (``python -m o11y_data``) and the Streamlit app are thin layers over these
-functions. This package never imports the UI.
+functions. This package never imports the UI. Importing it loads DuckDB but not pandas, pyarrow,
+boto3 or fastavro (each is imported where it is first needed), so the CLI's ``status`` and
+``summary`` start fast; a test checks it.
 """
 
 import logging

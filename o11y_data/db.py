@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
+from . import rollups
 from .errors import O11yError
 from .normalize import STORE_COLUMNS, _lit, prepare
-from .store import Generation, Store
+from .store import GenerationHead, Store
+
+if TYPE_CHECKING:  # pandas is imported by the first DataFrame query, not by the CLI's status
+    import pandas as pd
 
 _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, file"
 
@@ -38,19 +42,22 @@ class EventsDB:
             },
         )
         prepare(self.conn)
+        rollups.prepare(self.conn)
+        self.rollups_ok = False
+        self._segment_files = ""  # the readable segments, as a DuckDB list's items
         self._lock = threading.Lock()
         self._number: int | None = None
         self.damaged: list[str] = []
         # Answers that cannot change within a generation (newest times, distinct values): kept
         # until the next generation is published, so every page run does not rescan the store.
         self._memo: dict[str, Any] = {}
-        self.generation = Generation()
+        self.generation = GenerationHead()
         self.refresh()
 
     def close(self) -> None:
         self.conn.close()
 
-    def refresh(self) -> Generation:
+    def refresh(self) -> GenerationHead:
         """Follow CURRENT: rebuild the views when a new generation was published."""
         number = self.store.current_number()
         if number == self._number:
@@ -58,10 +65,10 @@ class EventsDB:
         with self._lock:
             if number == self._number:
                 return self.generation
-            gen = self.store.load()
+            gen = self.store.load_head()
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
-            self.damaged = self.store.damaged_segments(gen)
+            self.damaged = self.store.damaged_segments(gen, self.conn.cursor())
             readable = [s for s in gen.segments if s.name not in self.damaged]
             cur = self.conn.cursor()
             try:
@@ -97,18 +104,34 @@ class EventsDB:
                         gen.source_label,
                         gen.table_prefix,
                         gen.snapshot_id,
-                        len(gen.files),
+                        gen.files,
                         gen.rows,
                         gen.unparseable,
                         len(gen.bad_files),
                     ],
                 )
-                cur.execute(
-                    "CREATE OR REPLACE VIEW freshness AS SELECT "
-                    "(SELECT max(ts) FROM events) AS newest_ts, "
-                    "(SELECT max(ingest_ts) FROM events_all) AS newest_ingest_ts, * "
-                    "FROM store_info"
+                # Rollups answer long windows; they are used only when they cover exactly the
+                # rows the views read (current version, no damaged segment left out).
+                self.rollups_ok = (
+                    rollups.is_current(gen.rollups)
+                    and not self.damaged
+                    and not self.store.damaged_files(
+                        self.store.rollups, rollups.names(gen.rollups), self.conn.cursor()
+                    )
                 )
+                for table in rollups.TABLES:
+                    sql = rollups.view_sql(self.store.rollups, gen.rollups, table)
+                    if not self.rollups_ok:
+                        sql = rollups.view_sql(self.store.rollups, {}, table)
+                    cur.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
+                newest = "(SELECT max(ts) FROM events)"
+                if self.rollups_ok:
+                    newest = "(SELECT max(max_ts) FROM daily)"
+                cur.execute(
+                    f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
+                    "NULL::TIMESTAMPTZ AS newest_ingest_ts, * FROM store_info"
+                )
+                self._segment_files = files if readable else ""
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -117,11 +140,33 @@ class EventsDB:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run one read query on its own cursor and return a DataFrame (the result is finished)."""
+        return self._run(sql, params, lambda cur: cur.df())
+
+    def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Run one read query and return its rows as dicts of Python values (no pandas)."""
+
+        def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            names = [d[0] for d in cur.description or []]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+        return self._run(sql, params, rows)
+
+    def copy(self, sql: str, params: list[Any] | None = None) -> int:
+        """Run one ``COPY (…) TO …`` statement (DuckDB streams the rows to the file); returns the
+        rows written."""
+        return int(self._run(sql, params, lambda cur: cur.fetchall()[0][0]))
+
+    def _run(
+        self,
+        sql: str,
+        params: list[Any] | None,
+        take: Callable[[duckdb.DuckDBPyConnection], Any],
+    ) -> Any:
         for attempt in range(2):
             self.refresh()
             cur = self.conn.cursor()
             try:
-                return cur.execute(sql, params or []).df()
+                return take(cur.execute(sql, params or []))
             except duckdb.IOException as exc:
                 # A sync replaced a segment between our refresh and the read: follow it once.
                 if attempt == 0:
@@ -135,6 +180,21 @@ class EventsDB:
                 cur.close()
         raise AssertionError("unreachable")
 
+    def newest_ingest_ts(self) -> Any:
+        """The newest ``ingest_ts`` of any row (unparseable ones included): from the segments'
+        column statistics when every row group has them, else a scan."""
+
+        def newest(cur: duckdb.DuckDBPyConnection) -> Any:
+            files = self._segment_files
+            if files and _stats_complete(cur, files, "ingest_ts"):
+                return cur.execute(
+                    "SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+                    f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
+                ).fetchall()[0][0]
+            return cur.execute("SELECT max(ingest_ts) FROM events_all").fetchall()[0][0]
+
+        return self._run("SELECT 1", None, lambda cur: newest(cur))
+
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes
         twice, both right)."""
@@ -147,3 +207,14 @@ class EventsDB:
     def status(self) -> dict[str, Any]:
         """The last sync attempt as the sync process recorded it."""
         return self.store.read_status()
+
+
+def _stats_complete(cur: duckdb.DuckDBPyConnection, files: str, column: str) -> bool:
+    """Whether every row group of ``files`` carries a max for ``column`` (or holds only NULLs),
+    so the newest value can be read from the statistics exactly."""
+    row = cur.execute(
+        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values) "
+        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = ?",
+        [column],
+    ).fetchall()
+    return bool(row and row[0][0])

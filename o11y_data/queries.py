@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import pandas as pd
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .db import EventsDB
+
+if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
+    import pandas as pd
 
 MODES = ("think", "reflection", "housekeeping")
 UNKNOWN = "unknown"  # the agent of events without one (EVENTS.md): shown apart, never an agent
@@ -122,13 +124,14 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
     """First and last cycle ``ts`` under the filters (unfiltered: once per generation)."""
 
     def compute() -> tuple[datetime | None, datetime | None]:
+        facts = _facts(db, f)
+        if facts is not None:
+            sql, p = facts
+            row = db.fetch(f"SELECT min(min_ts) AS lo, max(max_ts) AS hi FROM ({sql})", p)[0]
+            return row["lo"], row["hi"]
         w, p = where(f)
-        df = db.query(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)
-        lo, hi = df.iloc[0]["lo"], df.iloc[0]["hi"]
-        return (
-            None if pd.isna(lo) else lo.to_pydatetime(),
-            None if pd.isna(hi) else hi.to_pydatetime(),
-        )
+        row = db.fetch(f"SELECT min(ts) AS lo, max(ts) AS hi FROM cycles WHERE {w}", p)[0]
+        return row["lo"], row["hi"]
 
     return db.per_generation("time_range", compute) if f == Filters() else compute()
 
@@ -136,10 +139,19 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
 # -- the seed's summary ----------------------------------------------------------------------
 
 
-def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
+def _summary_sql(db: EventsDB, f: Filters) -> tuple[str, list[Any]]:
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        return (
+            f"SELECT agent, mode, {_CYCLES} AS cycles, {_AVG_MS} AS avg_ms, "
+            f"CAST(coalesce(sum(tools_sum), 0) AS BIGINT) AS tools, "
+            f"CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors FROM ({sql}) "
+            "GROUP BY agent, mode ORDER BY agent, cycles DESC, mode",
+            p,
+        )
     w, p = where(f)
-    return db.query(
+    return (
         f"""
         SELECT agent, mode, count(*) AS cycles,
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
@@ -153,10 +165,49 @@ def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     )
 
 
+def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
+    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
+    return db.query(*_summary_sql(db, f))
+
+
+def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
+    """:func:`summary` as plain rows (no pandas: the CLI prints them)."""
+    return db.fetch(*_summary_sql(db, f))
+
+
 def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
     """The overview tiles: agents active, cycles, error rate, p50/p95/p99 duration, tool calls,
     errors; ``agents`` leaves ``unknown`` out, which is counted apart (``unknown_cycles``,
-    ``unknown_errors``)."""
+    ``unknown_errors``). ``p95_approx`` says whether the percentiles came from histograms (a
+    window longer than 7 days)."""
+    qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        pct, pct_p, approx = _percentiles(db, f, {}, qs)
+        row = db.fetch(
+            f"SELECT count(DISTINCT agent) FILTER (WHERE agent <> '{UNKNOWN}') AS agents, "
+            f"{_CYCLES} AS cycles, {_ERR_RATE} AS error_rate, {_TOOLS} AS tools, "
+            f"{_ERRORS} AS errors, "
+            f"CAST(coalesce(sum(events) FILTER (WHERE agent = '{UNKNOWN}'), 0) AS BIGINT) "
+            "AS unknown_cycles, "
+            f"CAST(coalesce(sum(errors) FILTER (WHERE agent = '{UNKNOWN}'), 0) AS HUGEINT) "
+            f"AS unknown_errors FROM ({sql})",
+            p,
+        )[0]
+        got = db.fetch(pct, pct_p)
+        pcts = {k: (got[0][k] if got else None) for k in qs}
+        return {
+            "agents": row["agents"],
+            "cycles": row["cycles"],
+            "error_rate": row["error_rate"],
+            **pcts,
+            "tools": row["tools"],
+            "errors": row["errors"],
+            "unknown_cycles": row["unknown_cycles"],
+            "unknown_errors": row["unknown_errors"],
+            "p95_approx": approx and pcts["p95_ms"] is not None,
+        }
     w, p = where(f)
     df = db.query(
         f"""
@@ -174,8 +225,10 @@ def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
         """,
         p,
     )
+    import pandas as pd
+
     row = df.iloc[0].to_dict()
-    return {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    return {k: (None if pd.isna(v) else v) for k, v in row.items()} | {"p95_approx": False}
 
 
 # -- over time -------------------------------------------------------------------------------
@@ -230,6 +283,38 @@ def agent_groups_sql(f: Filters, *, top: int | None, rank_by: str = "cycles") ->
     return sql, [*p, limit]
 
 
+def _rollup_agent_groups(
+    facts: str, params: list[Any], *, top: int | None, rank_by: str
+) -> tuple[str, list[Any]]:
+    """:func:`agent_groups_sql` over rollup-shaped rows (``facts``): the same top agents by the
+    same order (cycles, or errors then cycles with errors then cycles), ``others``, ``unknown``."""
+    if rank_by == "cycles":
+        order = f"{_CYCLES} DESC, agent"
+    elif rank_by == "errors":
+        order = f"{_ERRORS} DESC, {_ERR_CYCLES} DESC, {_CYCLES} DESC, agent"
+    else:
+        raise ValueError(f"rank_by must be one of {', '.join(RANKS)}, not {rank_by!r}")
+    limit = _NO_LIMIT if top is None else max(0, int(top))
+    sql = f"""
+        WITH base AS ({facts}),
+        top_agents AS (
+            SELECT agent FROM base WHERE agent <> '{UNKNOWN}' GROUP BY agent
+            ORDER BY {order} LIMIT ?
+        ),
+        grouped AS (
+            SELECT base.*,
+                   CASE WHEN t_.agent IS NOT NULL THEN '{KIND_AGENT}'
+                        WHEN base.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}'
+                        ELSE '{KIND_OTHERS}' END AS kind,
+                   CASE WHEN t_.agent IS NULL AND base.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
+                        ELSE base.agent END AS key
+            FROM base LEFT JOIN top_agents t_ ON base.agent = t_.agent
+        ),
+        sizes AS (SELECT kind, count(DISTINCT agent) AS group_agents FROM grouped GROUP BY kind)
+    """
+    return sql, [*params, limit]
+
+
 def cycles_over_time(
     db: EventsDB,
     f: Filters = Filters(),
@@ -250,6 +335,23 @@ def cycles_over_time(
                count(*) FILTER (WHERE errors > 0) AS error_cycles,
                coalesce(sum(errors), 0) AS errors,
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms"""
+    facts = _facts(db, f, grain_s=b)
+    if by == "agent" and facts is not None:
+        sql, p = facts
+        groups, gp = _rollup_agent_groups(sql, p, top=top, rank_by=rank_by)
+        return db.query(
+            f"""
+            {groups},
+            agg AS (
+                SELECT o11y_bucket(t, ?) AS bucket, kind, key, {_CYCLES} AS cycles,
+                       {_ERR_CYCLES} AS error_cycles, {_ERRORS} AS errors, {_AVG_MS} AS avg_ms
+                FROM grouped GROUP BY ALL
+            )
+            SELECT agg.*, sizes.group_agents FROM agg JOIN sizes USING (kind)
+            ORDER BY bucket, kind, key
+            """,
+            [*gp, b],
+        )
     if by == "agent":
         groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
         return db.query(
@@ -263,6 +365,15 @@ def cycles_over_time(
             ORDER BY bucket, kind, key
             """,
             [*gp, b],
+        )
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT o11y_bucket(t, ?) AS bucket, '{by or 'all'}' AS kind, "
+            f"{_by_expr(by)} AS key, {_CYCLES} AS cycles, {_ERR_CYCLES} AS error_cycles, "
+            f"{_ERRORS} AS errors, {_AVG_MS} AS avg_ms "
+            f"FROM ({sql}) GROUP BY ALL ORDER BY bucket, key",
+            [b, *p],
         )
     w, p = where(f)
     return db.query(
@@ -295,15 +406,33 @@ def error_rate_over_time(
 def ingest_lag_over_time(
     db: EventsDB, f: Filters = Filters(), *, bucket_s: int | None = None
 ) -> pd.DataFrame:
-    """bucket, events, lag_p50_s, lag_p95_s, lag_p99_s: ingest lag (``ingest_ts - ts``)."""
+    """bucket, events, lag_p50_s, lag_p95_s, lag_p99_s: ingest lag (``ingest_ts - ts``) per
+    bucket; approx: percentiles from the daily lag histograms (a window longer than 7 days,
+    whole-day buckets)."""
     b = _bucket_for(db, f, bucket_s)
+    if b % _DAY == 0 and approximate(db, f):
+        rows = _lag_hist_rows(f, b)
+        if rows is not None:
+            sql, p = rows
+            pct = hist_percentiles_sql(sql, ["bucket"], {"p50": 0.5, "p95": 0.95, "p99": 0.99})
+            return db.query(
+                f"""
+                WITH n AS (SELECT bucket, sum(n) AS events FROM ({sql}) GROUP BY bucket),
+                q AS ({pct})
+                SELECT bucket, CAST(events AS BIGINT) AS events, q.p50 / 1e6 AS lag_p50_s,
+                       q.p95 / 1e6 AS lag_p95_s, q.p99 / 1e6 AS lag_p99_s, true AS approx
+                FROM n JOIN q USING (bucket) ORDER BY bucket
+                """,
+                [*p, *p],
+            )
     w, p = where(f, cycles=False)
     return db.query(
         f"""
         SELECT o11y_bucket(ts, ?) AS bucket, count(*) AS events,
                quantile_cont(epoch(ingest_ts) - epoch(ts), 0.5) AS lag_p50_s,
                quantile_cont(epoch(ingest_ts) - epoch(ts), 0.95) AS lag_p95_s,
-               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.99) AS lag_p99_s
+               quantile_cont(epoch(ingest_ts) - epoch(ts), 0.99) AS lag_p99_s,
+               false AS approx
         FROM events WHERE {w} AND ingest_ts IS NOT NULL
         GROUP BY ALL ORDER BY bucket
         """,
@@ -311,8 +440,38 @@ def ingest_lag_over_time(
     )
 
 
+def _lag_hist_rows(f: Filters, bucket_s: int) -> tuple[str, list[Any]] | None:
+    """Rows (bucket, k, n) of the ingest-lag histogram over ``f`` (every event type): daily
+    histograms for whole days, the raw rows bucketed the same way at the partial-day edges."""
+    d0 = _ceil(f.start, _DAY) if f.start else None
+    d1 = _floor(f.end, _DAY) if f.end else None
+    if d0 is not None and d1 is not None and d0 >= d1:
+        return None
+    w, p = _rollup_where(f, d0, d1, cycles=False)
+    sqls = [f"SELECT o11y_bucket(t, {int(bucket_s)}) AS bucket, k, n FROM lag_hist WHERE {w}"]
+    params = list(p)
+    for lo, hi in ((f.start, d0), (d1, f.end)):
+        if lo is not None and hi is not None and lo < hi:
+            w, p = where(_sub(f, lo, hi), cycles=False)
+            sqls.append(
+                f"SELECT o11y_bucket(ts, {int(bucket_s)}) AS bucket, "
+                "o11y_hist_key(epoch_us(ingest_ts) - epoch_us(ts)) AS k, 1 AS n FROM events "
+                f"WHERE {w} AND ingest_ts IS NOT NULL"
+            )
+            params += p
+    return " UNION ALL ".join(sqls), params
+
+
 def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """hour, events: all event types landed per hour of ``ts``."""
+    facts = _facts(db, f, cycles=False, grain_s=_HOUR)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT date_trunc('hour', t) AS hour, {_CYCLES} AS events FROM ({sql}) "
+            "GROUP BY ALL ORDER BY hour",
+            p,
+        )
     w, p = where(f, cycles=False)
     return db.query(
         f"SELECT date_trunc('hour', ts) AS hour, count(*) AS events FROM events WHERE {w} "
@@ -345,6 +504,9 @@ def mode_breakdown(
                coalesce(sum(tool_calls), 0) AS tools,
                avg(tool_calls) AS avg_tools,
                count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate"""
+    facts = _facts(db, f)
+    if by_agent and facts is not None:
+        return _mode_breakdown_by_agent(db, f, facts, top=top, rank_by=rank_by)
     if by_agent:
         groups, gp = agent_groups_sql(f, top=top, rank_by=rank_by)
         return db.query(
@@ -360,6 +522,24 @@ def mode_breakdown(
             """,
             gp,
         )
+    if facts is not None:
+        sql, p = facts
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+        pct, pct_p, approx = _percentiles(db, f, {"mode": "mode"}, qs)
+        return db.query(
+            f"""
+            WITH a AS (
+                SELECT mode, {_CYCLES} AS cycles, {_CYCLES} / sum({_CYCLES}) OVER () AS share,
+                       {_AVG_MS} AS avg_ms, {_TOOLS} AS tools, {_AVG_TOOLS} AS avg_tools,
+                       {_ERR_RATE} AS error_rate
+                FROM ({sql}) GROUP BY mode
+            ), q AS ({pct})
+            SELECT a.mode, cycles, share, avg_ms, q.p50_ms, q.p95_ms, q.p99_ms, tools,
+                   avg_tools, error_rate, ? AS approx
+            FROM a LEFT JOIN q USING (mode) ORDER BY mode
+            """,
+            [*p, *pct_p, approx],
+        )
     w, p = where(f)
     return db.query(
         f"""
@@ -371,10 +551,80 @@ def mode_breakdown(
     )
 
 
+def _mode_breakdown_by_agent(
+    db: EventsDB, f: Filters, facts: tuple[str, list[Any]], *, top: int | None, rank_by: str
+) -> pd.DataFrame:
+    """:func:`mode_breakdown` per agent group from the rollups: counts from the facts, the
+    percentiles of each (kind, key, mode) exact from the raw rows up to EXACT_PERCENTILES, else
+    merged from the daily histograms of the group's agents (``approx``)."""
+    sql, p = facts
+    groups, gp = _rollup_agent_groups(sql, p, top=top, rank_by=rank_by)
+    qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+    rows = _hist_rows(f, "agent, mode") if approximate(db, f) else None
+    group_of = f"""
+        CASE WHEN t_.agent IS NOT NULL THEN '{KIND_AGENT}'
+             WHEN r.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}' ELSE '{KIND_OTHERS}' END AS kind,
+        CASE WHEN t_.agent IS NULL AND r.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
+             ELSE r.agent END AS key"""
+    if rows is not None:
+        hist, hp = rows
+        mapped = (
+            f"SELECT {group_of}, r.mode, r.k, r.n FROM ({hist}) r "
+            "LEFT JOIN top_agents t_ ON r.agent = t_.agent"
+        )
+        pct, pp, approx = hist_percentiles_sql(mapped, ["kind", "key", "mode"], qs), hp, True
+    else:
+        w, wp = where(f)
+        cols = ", ".join(f"quantile_cont(duration_ms, {v!r}) AS {n}" for n, v in qs.items())
+        pct = (
+            f"SELECT kind, key, mode, {cols} FROM (SELECT {group_of}, r.mode, r.duration_ms "
+            f"FROM (SELECT * FROM cycles WHERE {w}) r "
+            "LEFT JOIN top_agents t_ ON r.agent = t_.agent) GROUP BY kind, key, mode"
+        )
+        pp, approx = wp, False
+    return db.query(
+        f"""
+        {groups},
+        agg AS (
+            SELECT kind, key, mode, {_CYCLES} AS cycles,
+                   {_CYCLES} / sum({_CYCLES}) OVER (PARTITION BY kind, key) AS share,
+                   {_AVG_MS} AS avg_ms, {_TOOLS} AS tools, {_AVG_TOOLS} AS avg_tools,
+                   {_ERR_RATE} AS error_rate
+            FROM grouped GROUP BY kind, key, mode
+        ), q AS ({pct})
+        SELECT agg.kind, agg.key AS agent, agg.mode, cycles, share, avg_ms, q.p50_ms, q.p95_ms,
+               q.p99_ms, tools, avg_tools, error_rate, sizes.group_agents, ? AS approx
+        FROM agg LEFT JOIN q USING (kind, key, mode) JOIN sizes USING (kind)
+        ORDER BY agg.kind, agent, agg.mode
+        """,
+        [*gp, *pp, approx],
+    )
+
+
 def duration_percentiles(
     db: EventsDB, f: Filters = Filters(), *, by: str | None = None
 ) -> pd.DataFrame:
-    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``."""
+    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``, approx (percentiles from
+    histograms: a window longer than 7 days)."""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        key = _by_expr(by)
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+        pct, pct_p, approx = _percentiles(db, f, {"key": key} if by else {}, qs)
+        on = "USING (key)" if by else "ON true"
+        return db.query(
+            f"""
+            WITH a AS (
+                SELECT {key} AS key, CAST(coalesce(sum(dur_n), 0) AS BIGINT) AS cycles,
+                       {_AVG_MS} AS avg_ms
+                FROM ({sql}) GROUP BY ALL
+            ), q AS ({pct})
+            SELECT a.key, cycles, avg_ms, q.p50_ms, q.p95_ms, q.p99_ms, ? AS approx
+            FROM a LEFT JOIN q {on} ORDER BY a.key
+            """,
+            [*p, *pct_p, approx],
+        )
     w, p = where(f)
     return db.query(
         f"""
@@ -382,7 +632,7 @@ def duration_percentiles(
                CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
                quantile_cont(duration_ms, 0.5) AS p50_ms,
                quantile_cont(duration_ms, 0.95) AS p95_ms,
-               quantile_cont(duration_ms, 0.99) AS p99_ms
+               quantile_cont(duration_ms, 0.99) AS p99_ms, false AS approx
         FROM cycles WHERE {w}
         GROUP BY ALL ORDER BY key
         """,
@@ -392,7 +642,32 @@ def duration_percentiles(
 
 def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """Per agent: cycles, error_rate, p50/p95/p99, avg tool calls, mode mix, last seen;
-    ``unknown`` (events without an agent) last, apart from the agents."""
+    ``unknown`` (events without an agent) last, apart from the agents; approx: percentiles from
+    histograms (a window longer than 7 days)."""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+        pct, pct_p, approx = _percentiles(db, f, {"agent": "agent"}, qs)
+        mix = ", ".join(
+            f"CAST(coalesce(sum(events) FILTER (WHERE mode = '{m}'), 0) AS DOUBLE) "
+            f"/ {_CYCLES} AS {m}_share"
+            for m in MODES
+        )
+        return db.query(
+            f"""
+            WITH a AS (
+                SELECT agent, {_CYCLES} AS cycles, {_ERR_RATE} AS error_rate,
+                       {_ERRORS} AS errors, {_AVG_TOOLS} AS avg_tools, {mix},
+                       max(max_ts) AS last_seen
+                FROM ({sql}) GROUP BY agent
+            ), q AS ({pct})
+            SELECT a.agent, cycles, error_rate, errors, q.p50_ms, q.p95_ms, q.p99_ms, avg_tools,
+                   {", ".join(f"{m}_share" for m in MODES)}, last_seen, ? AS approx
+            FROM a LEFT JOIN q USING (agent) ORDER BY agent = '{UNKNOWN}', cycles DESC, agent
+            """,
+            [*p, *pct_p, approx],
+        )
     w, p = where(f)
     shares = ", ".join(
         f"count(*) FILTER (WHERE mode = '{m}') / count(*) AS {m}_share" for m in MODES
@@ -406,7 +681,7 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
                quantile_cont(duration_ms, 0.95) AS p95_ms,
                quantile_cont(duration_ms, 0.99) AS p99_ms,
                avg(tool_calls) AS avg_tools, {shares},
-               max(ts) AS last_seen
+               max(ts) AS last_seen, false AS approx
         FROM cycles WHERE {w}
         GROUP BY agent ORDER BY agent = '{UNKNOWN}', cycles DESC, agent
         """,
@@ -419,6 +694,18 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     only (``unknown`` is not an agent that can go quiet)."""
 
     def compute(g: Filters) -> pd.DataFrame:
+        facts = _facts(db, g)
+        if facts is not None:
+            sql, p = facts
+            return db.query(
+                f"""
+                SELECT agent, max(max_ts) AS last_ts, arg_max(mode, max_ts) AS last_mode,
+                       {_CYCLES} AS cycles
+                FROM ({sql}) WHERE agent <> '{UNKNOWN}'
+                GROUP BY agent ORDER BY last_ts DESC, agent
+                """,
+                p,
+            )
         w, p = where(g)
         return db.query(
             f"""
@@ -442,6 +729,16 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
 def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:
     """agent, cycles, error_cycles, errors, error_rate — most errors first; agents only
     (``unknown``'s errors are in :func:`totals`)."""
+    facts = _facts(db, f)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT agent, {_CYCLES} AS cycles, {_ERR_CYCLES} AS error_cycles, "
+            f"{_ERRORS} AS errors, {_ERR_RATE} AS error_rate FROM ({sql}) "
+            f"WHERE agent <> '{UNKNOWN}' GROUP BY agent "
+            f"HAVING {_ERR_CYCLES} > 0 ORDER BY errors DESC, error_rate DESC, agent LIMIT ?",
+            [*p, int(limit)],
+        )
     w, p = where(f)
     return db.query(
         f"""
@@ -460,11 +757,25 @@ def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -
 
 
 def _newest(
-    db: EventsDB, view: str, columns: str, w: str, p: list[Any], limit: int
+    db: EventsDB,
+    view: str,
+    columns: str,
+    w: str,
+    p: list[Any],
+    limit: int,
+    *,
+    hint: Filters | None = None,
 ) -> pd.DataFrame:
     """The ``limit`` newest rows of ``view`` under ``w``, read in two steps so wide columns (the
     raw JSON) are read only for the rows returned: find the ts of the limit-th newest row on the
-    narrow ts column, then read whole rows from that time on."""
+    narrow ts column, then read whole rows from that time on.
+
+    ``hint`` (the same rows as Filters) lets the hourly rollup bound the first step to the
+    newest hours that hold at least ``limit`` rows, instead of sorting every row's ts."""
+    since = _newest_hours(db, hint, cycles=view == "cycles", limit=limit) if hint else None
+    if since is not None:
+        w += " AND ts >= ?"
+        p = [*p, since]
     edge = db.query(
         f"SELECT ts FROM {view} WHERE {w} ORDER BY ts DESC LIMIT 1 OFFSET ?", [*p, int(limit) - 1]
     )
@@ -479,12 +790,17 @@ def _newest(
 def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
     """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
     w, p = where(f)
-    return _newest(db, "cycles", "ts, agent, mode, duration_ms, tool_calls, errors", w, p, limit)
+    cols = "ts, agent, mode, duration_ms, tool_calls, errors"
+    return _newest(db, "cycles", cols, w, p, limit, hint=f)
 
 
 def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> pd.DataFrame:
     """The most recent cycles with errors, each with its raw event."""
     w, p = where(f)
+    since = _newest_hours(db, _sub(f, f.start, f.end, errors_only=True), cycles=True, limit=limit)
+    if since is not None:
+        w += " AND ts >= ?"
+        p = [*p, since]
     return db.query(
         f"SELECT ts, agent, mode, errors, duration_ms, tool_calls, raw FROM cycles "
         f"WHERE {w} AND errors > 0 ORDER BY ts DESC LIMIT ?",
@@ -507,17 +823,29 @@ def events_table(
     """The explorer: filtered events of every type, newest first, with a text search."""
     w, p = _search_where(f, search)
     cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
-    return _newest(db, "events", cols, w, p, limit)
+    return _newest(db, "events", cols, w, p, limit, hint=None if search else f)
 
 
 def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> int:
     """How many events ``events_table`` would list without its limit."""
+    facts = None if search else _facts(db, f, cycles=False)
+    if facts is not None:
+        sql, p = facts
+        return int(db.fetch(f"SELECT {_CYCLES} AS n FROM ({sql})", p)[0]["n"])
     w, p = _search_where(f, search)
     return int(db.query(f"SELECT count(*) AS n FROM events WHERE {w}", p).iloc[0]["n"])
 
 
 def event_type_counts(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """event_type, events: every type, cycles included, counted on its own."""
+    facts = _facts(db, f, cycles=False)
+    if facts is not None:
+        sql, p = facts
+        return db.query(
+            f"SELECT event_type, {_CYCLES} AS events FROM ({sql}) "
+            "GROUP BY ALL ORDER BY events DESC, event_type",
+            p,
+        )
     w, p = where(f, cycles=False)
     return db.query(
         f"SELECT event_type, count(*) AS events FROM events WHERE {w} "
@@ -531,9 +859,10 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
 
     def compute() -> dict[str, list[str]]:
         out = {}
+        view = "daily" if db.rollups_ok else "events"  # the daily rollup holds every value
         for col in ("agent", "mode", "event_type"):
             df = db.query(
-                f"SELECT DISTINCT {col} AS v FROM events WHERE {col} IS NOT NULL ORDER BY v"
+                f"SELECT DISTINCT {col} AS v FROM {view} WHERE {col} IS NOT NULL ORDER BY v"
             )
             out[col] = [str(v) for v in df["v"]]
         return out
@@ -543,15 +872,14 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
 
 def freshness(db: EventsDB) -> dict[str, Any]:
     """Newest event and landing time, store counts, and the last sync attempt."""
+
     # The newest times only change with a new generation: scan for them once per generation.
-    row = dict(
-        db.per_generation(
-            "freshness", lambda: db.query("SELECT * FROM freshness").iloc[0].to_dict()
-        )
-    )
-    out = {
-        k: (None if (not isinstance(v, list | dict) and pd.isna(v)) else v) for k, v in row.items()
-    }
+    def compute() -> dict[str, Any]:
+        row = db.fetch("SELECT * FROM freshness")[0]
+        row["newest_ingest_ts"] = db.newest_ingest_ts()
+        return row
+
+    out = dict(db.per_generation("freshness", compute))
     status = db.status()
     out["last_sync_at"] = _ts(status.get("last_success_at"))
     out["last_attempt_at"] = _ts(status.get("finished_at"))
@@ -562,8 +890,12 @@ def freshness(db: EventsDB) -> dict[str, Any]:
     return out
 
 
-def _ts(value: Any) -> datetime | None:
+def utc_time(value: Any) -> datetime | None:
+    """A stored epoch-seconds time as a UTC datetime (None when unset)."""
     return datetime.fromtimestamp(float(value), UTC) if value else None
+
+
+_ts = utc_time
 
 
 SET_ASIDE_COLUMNS = ["file", "reason", "tries", "set_aside_at", "next_retry_at"]
@@ -572,6 +904,8 @@ SET_ASIDE_COLUMNS = ["file", "reason", "tries", "set_aside_at", "next_retry_at"]
 def set_aside_files(db: EventsDB) -> pd.DataFrame:
     """Source files set aside as unreadable: key, why, how many tries, when, and when the sync
     downloads them afresh to try again (UTC). Keys are the source's, hostile: show as text."""
+    import pandas as pd
+
     gen = db.refresh()
     rows = [
         (key, bad.reason, bad.attempts, _ts(bad.set_aside_at), _ts(bad.next_retry_at))
@@ -656,6 +990,8 @@ def wall_agents(
         """,
         [*seen_p, f.start, width, n - 1, *p],
     )
+    import pandas as pd
+
     spark_n, spark_err = [], []
     for bs, ns, es in zip(df["spark_b"], df["spark_bn"], df["spark_be"], strict=True):
         counts, errs = [0] * n, [0] * n
@@ -668,3 +1004,255 @@ def wall_agents(
     out["spark_n"] = spark_n
     out["spark_err"] = spark_err
     return out
+
+
+# -- rollups ---------------------------------------------------------------------------------
+# Long windows read the rollups kept at sync time (rollups.py): whole days from ``daily``, whole
+# hours from ``hourly``, and only the partial hours at the window's edges from the raw rows, so
+# counts, sums and rates stay exact at every window. Percentiles are exact (``quantile_cont``)
+# for windows up to EXACT_PERCENTILES; beyond, they come from the daily histograms (within 1 %)
+# and the result says so (``approx``), for the screen to mark them "≈" (EVENTS.md).
+
+EXACT_PERCENTILES = timedelta(days=7)
+_HOUR, _DAY = 3600, 86400
+
+# Rollup columns and, for raw rows, the same columns (one row each).
+_FACT_COLS = "t, event_type, agent, mode, erred, events, errors, dur_n, dur_sum, tools_n, "
+_FACT_COLS += "tools_sum, min_ts, max_ts, lag_n, lag_sum"
+_RAW_FACTS = (
+    "ts AS t, event_type, agent, mode, coalesce(errors > 0, false) AS erred, 1 AS events, errors, "
+    "CAST(duration_ms IS NOT NULL AS INTEGER) AS dur_n, duration_ms AS dur_sum, "
+    "CAST(tool_calls IS NOT NULL AS INTEGER) AS tools_n, tool_calls AS tools_sum, "
+    "ts AS min_ts, ts AS max_ts, "
+    "CAST(ingest_ts IS NOT NULL AND ts IS NOT NULL AS INTEGER) AS lag_n, "
+    "epoch_us(ingest_ts) - epoch_us(ts) AS lag_sum"
+)
+
+
+def _floor(t: datetime, unit: int) -> datetime:
+    return datetime.fromtimestamp(t.timestamp() // unit * unit, UTC)
+
+
+def _ceil(t: datetime, unit: int) -> datetime:
+    f = _floor(t, unit)
+    return f if f == t else f + timedelta(seconds=unit)
+
+
+def _pieces(
+    f: Filters, *, grain_s: int | None
+) -> list[tuple[str, datetime | None, datetime | None]] | None:
+    """The window cut into (source, lo, hi): ``daily``/``hourly`` for whole days/hours (only
+    those the bucket width ``grain_s`` keeps whole), ``raw`` for the partial edges; None when
+    rollups cannot help (less than one whole hour, or buckets finer than an hour)."""
+    if grain_s is not None and grain_s % _HOUR:
+        return None
+    h0 = _ceil(f.start, _HOUR) if f.start else None
+    h1 = _floor(f.end, _HOUR) if f.end else None
+    if h0 is not None and h1 is not None and h0 >= h1:
+        return None
+    out: list[tuple[str, datetime | None, datetime | None]] = []
+    if f.start is not None and f.start < h0:
+        out.append(("raw", f.start, h0))
+    d0 = _ceil(h0, _DAY) if h0 else None
+    d1 = _floor(h1, _DAY) if h1 else None
+    days = (grain_s is None or grain_s % _DAY == 0) and (d0 is None or d1 is None or d0 < d1)
+    if days:
+        if h0 is not None and h0 < d0:
+            out.append(("hourly", h0, d0))
+        out.append(("daily", d0, d1))
+        if h1 is not None and d1 < h1:
+            out.append(("hourly", d1, h1))
+    else:
+        out.append(("hourly", h0, h1))
+    if f.end is not None and h1 < f.end:
+        out.append(("raw", h1, f.end))
+    return out
+
+
+def _rollup_where(f: Filters, lo: datetime | None, hi: datetime | None, *, cycles: bool):
+    parts, params = ["true"], []
+    if lo is not None:
+        parts.append("t >= ?")
+        params.append(lo)
+    if hi is not None:
+        parts.append("t < ?")
+        params.append(hi)
+    if cycles:
+        parts.append("event_type = 'agent.cycle'")
+    elif f.event_types:
+        parts.append("list_contains(?::VARCHAR[], event_type)")
+        params.append(list(f.event_types))
+    if f.agents:
+        parts.append("list_contains(?::VARCHAR[], agent)")
+        params.append(list(f.agents))
+    if f.modes:
+        parts.append("list_contains(?::VARCHAR[], mode)")
+        params.append(list(f.modes))
+    if f.errors_only:
+        parts.append("erred")
+    return " AND ".join(parts), params
+
+
+def _sub(
+    f: Filters, lo: datetime | None, hi: datetime | None, *, errors_only: bool | None = None
+) -> Filters:
+    only = f.errors_only if errors_only is None else errors_only
+    return Filters(lo, hi, f.agents, f.modes, f.event_types, only)
+
+
+def _facts(
+    db: EventsDB, f: Filters, *, cycles: bool = True, grain_s: int | None = None
+) -> tuple[str, list[Any]] | None:
+    """A SELECT of rollup-shaped rows covering exactly ``f`` (see :func:`_pieces`), or None."""
+    if not db.rollups_ok:
+        return None
+    pieces = _pieces(f, grain_s=grain_s)
+    if pieces is None:
+        return None
+    sqls, params = [], []
+    for source, lo, hi in pieces:
+        if source == "raw":
+            w, p = where(_sub(f, lo, hi), cycles=cycles)
+            view = "cycles" if cycles else "events"
+            sqls.append(f"SELECT {_RAW_FACTS} FROM {view} WHERE {w}")
+        else:
+            w, p = _rollup_where(f, lo, hi, cycles=cycles)
+            sqls.append(f"SELECT {_FACT_COLS} FROM {source} WHERE {w}")
+        params += p
+    return " UNION ALL ".join(sqls), params
+
+
+def approximate(db: EventsDB, f: Filters) -> bool:
+    """Whether percentiles over ``f`` come from histograms: rollups are in use and the window
+    (the data's own range where ``f`` is open) is longer than EXACT_PERCENTILES."""
+    if not db.rollups_ok:
+        return False
+    start, end = f.start, f.end
+    if start is None or end is None:
+        lo, hi = time_range(db, Filters())
+        start, end = start or lo, end or hi
+    if start is None or end is None:
+        return False
+    return end - start > EXACT_PERCENTILES
+
+
+def _hist_rows(f: Filters, keys: str) -> tuple[str, list[Any]] | None:
+    """Rows (``keys``..., k, n) of the duration histogram over ``f``: daily histograms for
+    whole days, the raw rows bucketed the same way for the partial days at the edges."""
+    d0 = _ceil(f.start, _DAY) if f.start else None
+    d1 = _floor(f.end, _DAY) if f.end else None
+    if d0 is not None and d1 is not None and d0 >= d1:
+        return None
+    w, p = _rollup_where(f, d0, d1, cycles=False)
+    sqls = [f"SELECT {keys}, k, n FROM duration_hist WHERE {w}"]
+    params = list(p)
+    for lo, hi in ((f.start, d0), (d1, f.end)):
+        if lo is not None and hi is not None and lo < hi:
+            w, p = where(_sub(f, lo, hi))
+            sqls.append(
+                f"SELECT {keys}, o11y_hist_key(duration_ms) AS k, 1 AS n FROM cycles "
+                f"WHERE {w} AND duration_ms IS NOT NULL"
+            )
+            params += p
+    return " UNION ALL ".join(sqls), params
+
+
+def hist_percentiles_sql(rows: str, keys: list[str], qs: dict[str, float]) -> str:
+    """Percentiles per ``keys`` from histogram rows (keys..., k, n), interpolated between order
+    statistics as ``quantile_cont`` does, each order statistic read as its bucket's value."""
+    part = f"PARTITION BY {', '.join(keys)}" if keys else ""
+    sel = "".join(f"{k}, " for k in keys)
+
+    def at(r: str) -> str:
+        return f"min(v) FILTER (WHERE cum > {r})"
+
+    cols = []
+    for name, q in qs.items():
+        h = f"((total - 1) * {q!r})"
+        lo, hi = at(f"floor({h})"), at(f"ceil({h})")
+        cols.append(f"{lo} + (any_value({h}) - floor(any_value({h}))) * ({hi} - {lo}) AS {name}")
+    group = f"GROUP BY {', '.join(keys)}" if keys else ""
+    return f"""
+        WITH h AS (SELECT {sel}k, sum(n) AS n FROM ({rows}) GROUP BY {sel}k),
+        c AS (
+            SELECT *, o11y_hist_value(k) AS v,
+                   sum(n) OVER ({part} ORDER BY k ROWS UNBOUNDED PRECEDING) AS cum,
+                   sum(n) OVER ({part}) AS total
+            FROM h
+        )
+        SELECT {sel}{", ".join(cols)} FROM c {group}
+    """
+
+
+def _percentiles(
+    db: EventsDB, f: Filters, keys: dict[str, str], qs: dict[str, float]
+) -> tuple[str, list[Any], bool]:
+    """A SELECT of ``keys`` (name -> expression over agent/mode) and percentiles of
+    ``duration_ms`` over ``f``'s cycles, and whether they are approximate: exact
+    ``quantile_cont`` up to EXACT_PERCENTILES, histograms beyond."""
+    sel = "".join(f"{e} AS {n}, " for n, e in keys.items())
+    if approximate(db, f):
+        rows = _hist_rows(f, sel + "1 AS one")
+        if rows is not None:
+            sql, p = rows
+            return hist_percentiles_sql(sql, list(keys), qs), p, True
+    w, p = where(f)
+    cols = ", ".join(f"quantile_cont(duration_ms, {q!r}) AS {n}" for n, q in qs.items())
+    group = "GROUP BY ALL" if keys else ""
+    return f"SELECT {sel}{cols} FROM cycles WHERE {w} {group}", p, False
+
+
+_CYCLES = "CAST(coalesce(sum(events), 0) AS BIGINT)"
+_ERR_CYCLES = "CAST(coalesce(sum(events) FILTER (WHERE erred), 0) AS BIGINT)"
+_ERRORS = "CAST(coalesce(sum(errors), 0) AS HUGEINT)"
+_TOOLS = "CAST(coalesce(sum(tools_sum), 0) AS HUGEINT)"
+_AVG_MS = "CAST(round(CAST(sum(dur_sum) AS DOUBLE) / nullif(sum(dur_n), 0)) AS BIGINT)"
+_AVG_TOOLS = "CAST(sum(tools_sum) AS DOUBLE) / nullif(sum(tools_n), 0)"
+_ERR_RATE = f"CAST({_ERR_CYCLES} AS DOUBLE) / nullif({_CYCLES}, 0)"
+
+
+def _newest_hours(db: EventsDB, f: Filters, *, cycles: bool, limit: int) -> datetime | None:
+    """The start of the newest whole hours inside ``f`` that hold at least ``limit`` of its rows
+    (by the hourly rollup), or None. Only hours wholly inside the window are counted, so the rows
+    at or after that time are at least ``limit``: the newest ``limit`` rows all lie there."""
+    if not db.rollups_ok:
+        return None
+    lo = _ceil(f.start, _HOUR) if f.start else None
+    hi = _floor(f.end, _HOUR) if f.end else None
+    w, p = _rollup_where(f, lo, hi, cycles=cycles)
+    row = db.fetch(
+        f"SELECT max(t) AS since FROM (SELECT t, sum(sum(events)) OVER (ORDER BY t DESC) AS cum "
+        f"FROM hourly WHERE {w} AND t IS NOT NULL GROUP BY t) WHERE cum >= ?",
+        [*p, int(limit)],
+    )
+    return row[0]["since"] if row else None
+
+
+_ISO_UTC = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+
+
+def export_events(
+    db: EventsDB, f: Filters, *, dest: Path, fmt: str, search: str = "", limit: int
+) -> int:
+    """Write the explorer's filtered view (every matching event, newest first, at most ``limit``)
+    to ``dest`` as CSV (times as ISO-8601 UTC text) or zstd Parquet. DuckDB streams the rows to
+    the file: nothing is materialised in Python. Returns the rows written."""
+    from .normalize import _lit
+
+    w, p = _search_where(f, search)
+    if fmt == "csv":
+        cols = (
+            f"strftime(ts, {_ISO_UTC}) AS ts, strftime(ingest_ts, {_ISO_UTC}) AS ingest_ts, "
+            "event_type, agent, mode, duration_ms, tool_calls, errors, raw"
+        )
+        options = "FORMAT csv, HEADER"
+    elif fmt == "parquet":
+        cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
+        options = "FORMAT parquet, COMPRESSION zstd"
+    else:
+        raise ValueError(f"fmt must be csv or parquet, not {fmt!r}")
+    return db.copy(
+        f"COPY (SELECT {cols} FROM events WHERE {w} ORDER BY ts DESC LIMIT ?) "
+        f"TO {_lit(str(dest))} ({options})",
+        [*p, int(limit)],
+    )

@@ -11,8 +11,9 @@ One call (``_sync_locked``) runs these steps, in this order:
 6. normalize new files into segments;
 7. drop the rows of files that left the snapshot;
 8. merge small segments once there are too many;
-9. set aside files that cannot be read (reported, kept in ``quarantine/``);
-10. publish the new generation (readers switch to it atomically).
+9. update the rollups (``rollups.py``): recompute the days this sync touched;
+10. set aside files that cannot be read (reported, kept in ``quarantine/``);
+11. publish the new generation with its rollups (readers switch to both atomically).
 
 A missing file or any failure aborts the sync and the previous generation stays in use.
 """
@@ -32,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from . import iceberg
+from . import iceberg, rollups
 from .config import Settings
 from .errors import O11yError, TransportError, local_errno, local_io_error
 from .normalize import (
@@ -99,6 +100,7 @@ class SyncReport:
 def _connect() -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect(":memory:", config={"threads": "2"})
     prepare(conn)
+    rollups.prepare(conn)
     return conn
 
 
@@ -554,7 +556,8 @@ def _sync_locked(
     target = resolve_snapshot(source, settings, gen)
     now = _now()
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
-    if _same_metadata(target, gen) and not retry_bad:
+    rolled_up = rollups.is_current(gen.rollups) or not gen.number
+    if _same_metadata(target, gen) and not retry_bad and rolled_up:
         return _unchanged(label, target.prefix, gen)
     diff = _diff(gen, _live_files(source, store, target), retry_bad)
     if (
@@ -562,6 +565,7 @@ def _sync_locked(
         and not diff.gone
         and not retry_bad
         and gen.number
+        and rolled_up
         and _same_metadata(target, gen, any_mode=True)
     ):
         return _unchanged(label, target.prefix, gen)
@@ -585,6 +589,7 @@ def _sync_locked(
             bad.update(wrong_size)
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
             segments = _merge_small_segments(conn, store, segments)
+            rollup_state = _update_rollups(conn, store, gen, segments, new_segments, diff.gone)
         finally:
             conn.close()
     except (OSError, duckdb.Error) as exc:
@@ -612,6 +617,7 @@ def _sync_locked(
         files=files,
         bad_files=bad_files,
         warnings=list(target.warnings),
+        rollups=rollup_state,
     )
     store.publish(new_gen)
     return SyncReport(
@@ -647,6 +653,7 @@ def _repair_damaged_segments(store: Store, gen: Generation) -> None:
     gen.segments = [seg for seg in gen.segments if seg.name not in damaged]
     gen.files = {k: v for k, v in gen.files.items() if k not in lost}
     gen.metadata_key = None  # force the full diff
+    gen.rollups = {}  # the lost rows' days are unknown: roll up everything again
     for k in lost:
         raw = store.raw / k
         if raw.is_file():
@@ -741,6 +748,34 @@ def _drop_gone_rows(
     if touched:
         kept.append(_rewrite(conn, store, touched, gone))
     return kept
+
+
+def _update_rollups(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    gen: Generation,
+    segments: list[Segment],
+    new_segments: list[Segment],
+    gone: set[str],
+) -> dict[str, Any]:
+    """The rollups of the new segments: the published ones with the days this sync touched
+    recomputed from the segments (all of them for a store without current rollups)."""
+    days = None
+    if rollups.is_current(gen.rollups):
+        touched = [store.segments / s.name for s in gen.segments if set(s.files) & gone]
+        days = rollups.touched_days(
+            conn,
+            new_segments=[store.segments / s.name for s in new_segments],
+            old_segments=touched,
+            gone=gone,
+        )
+    return rollups.update(
+        conn,
+        store.rollups,
+        [store.segments / s.name for s in segments],
+        previous=gen.rollups,
+        days=days,
+    )
 
 
 def _merge_small_segments(

@@ -62,7 +62,7 @@ db, f = D.get_db(), c.filters
 buttons = st.container(horizontal=True)
 buttons.download_button(
     f"CSV ({n:,} rows)",
-    data=lambda: export.to_csv(export.filtered_view(db, f, search)),
+    data=lambda: export.download(db, f, search, fmt="csv"),
     file_name="events.csv",
     mime="text/csv",
     icon=":material/download:",
@@ -71,7 +71,7 @@ buttons.download_button(
 )
 buttons.download_button(
     f"Parquet ({n:,} rows)",
-    data=lambda: export.to_parquet(export.filtered_view(db, f, search)),
+    data=lambda: export.download(db, f, search, fmt="parquet"),
     file_name="events.parquet",
     mime="application/vnd.apache.parquet",
     icon=":material/download:",

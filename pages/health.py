@@ -103,8 +103,11 @@ with right:
     lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
     if lag is not None:
         P.chart(FG.ingest_lag(lag, tz=c.tz, bucket_s=b, start=w_start, end=w_end), key="hl_lag")
+        approx = "approx" in lag and bool(lag["approx"].any())
+        what = fmt.approx("p50, p95 and p99", approx)
+        note = " (from daily histograms, within 1 %)" if approx else ""
         st.caption(
-            f"p50, p95 and p99 of ingest_ts − ts per {fmt.bucket_label(b)}; a bucket without "
+            f"{what} of ingest_ts − ts per {fmt.bucket_label(b)}{note}; a bucket without "
             "events has no lag (the lines break)."
         )
 

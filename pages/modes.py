@@ -48,15 +48,18 @@ if mix is not None:
     )
 
 st.subheader("By mode", anchor=False)
+# Percentiles over more than 7 days come from rollups (within 1 %): their headings say "≈".
+APPROX = bool(bd["approx"].any()) if "approx" in bd else False
+P50, P95, P99 = (fmt.approx(f"p{q} s", APPROX) for q in (50, 95, 99))
 st.dataframe(
     {
         "Mode": bd["mode"],
         "Cycles": bd["cycles"],
         "Share %": bd["share"] * 100,
         "Avg s": bd["avg_ms"] / 1000,
-        "p50 s": bd["p50_ms"] / 1000,
-        "p95 s": bd["p95_ms"] / 1000,
-        "p99 s": bd["p99_ms"] / 1000,
+        P50: bd["p50_ms"] / 1000,
+        P95: bd["p95_ms"] / 1000,
+        P99: bd["p99_ms"] / 1000,
         "Tool calls": bd["tools"],
         "Avg tools": bd["avg_tools"],
         "Error rate %": bd["error_rate"] * 100,
@@ -66,9 +69,9 @@ st.dataframe(
     column_config={
         "Share %": st.column_config.NumberColumn(format="%.1f%%"),
         "Avg s": st.column_config.NumberColumn(format="%.1f"),
-        "p50 s": st.column_config.NumberColumn(format="%.1f"),
-        "p95 s": st.column_config.NumberColumn(format="%.1f"),
-        "p99 s": st.column_config.NumberColumn(format="%.1f"),
+        P50: st.column_config.NumberColumn(format="%.1f"),
+        P95: st.column_config.NumberColumn(format="%.1f"),
+        P99: st.column_config.NumberColumn(format="%.1f"),
         "Avg tools": st.column_config.NumberColumn(format="%.2f"),
         "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
     },

@@ -53,14 +53,14 @@ tiles = [
     ),
     (
         "p95 duration",
-        fmt.fmt_ms(cur["p95_ms"]),
+        fmt.approx(fmt.fmt_ms(cur["p95_ms"]), bool(cur.get("p95_approx"))),
         fmt.change(cur["p95_ms"], prev.get("p95_ms")),
         "inverse",
         "95th percentile of durationMs.",
     ),
     (
         "p99 duration",
-        fmt.fmt_ms(cur["p99_ms"]),
+        fmt.approx(fmt.fmt_ms(cur["p99_ms"]), bool(cur.get("p95_approx"))),
         fmt.change(cur["p99_ms"], prev.get("p99_ms")),
         "inverse",
         "99th percentile of durationMs.",
@@ -82,9 +82,11 @@ for col, (label, value, delta, color, help_) in zip(st.columns(len(tiles)), tile
         help=help_,
         border=True,
     )
+APPROX = bool(cur.get("p95_approx"))  # percentiles from rollups (a window over 7 days)
 st.caption(
-    f"Changes are {vs}. Cycle duration p50 {fmt.fmt_ms(cur['p50_ms'])}, "
-    f"p95 {fmt.fmt_ms(cur['p95_ms'])}, p99 {fmt.fmt_ms(cur['p99_ms'])}."
+    f"Changes are {vs}. Cycle duration "
+    + ", ".join(f"p{q} {fmt.approx(fmt.fmt_ms(cur[f'p{q}_ms']), APPROX)}" for q in (50, 95, 99))
+    + ("; ≈ within 1 %, from daily histograms." if APPROX else ".")
 )
 P.unknown_note(cur)
 
@@ -147,9 +149,12 @@ if agents is not None and not agents.empty:
             "Error rate %": st.column_config.NumberColumn(
                 "Errors", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
             ),
-            "p50 s": st.column_config.NumberColumn(format="%.1f"),
-            "p95 s": st.column_config.NumberColumn(format="%.1f"),
-            "p99 s": st.column_config.NumberColumn(format="%.1f"),
+            # "≈ p50 s" etc. when the percentiles come from rollups (a window over 7 days)
+            **{
+                col: st.column_config.NumberColumn(format="%.1f")
+                for col in table.columns
+                if col.endswith(("p50 s", "p95 s", "p99 s"))
+            },
             "Avg tools": st.column_config.NumberColumn(
                 "Tools", format="%.2f", help="Average tool calls per cycle"
             ),

@@ -7,6 +7,7 @@ computed in this file from the Python rows (pandas/numpy), never by the queries 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -339,9 +340,15 @@ def test_explorer_counts_search_and_downloads(dataset):
     from ui import export
 
     db = open_db(load_settings(secrets_paths=[]))
-    view = export.filtered_view(db, Filters(start.to_pydatetime(), end.to_pydatetime()), "bravo")
-    assert len(pd.read_parquet(__import__("io").BytesIO(export.to_parquet(view)))) == n_b
-    assert export.to_csv(view).decode().count("\n") == n_b + 1
+    f = Filters(start.to_pydatetime(), end.to_pydatetime())
+    parquet = pd.read_parquet(io.BytesIO(export.download(db, f, "bravo", fmt="parquet")))
+    assert len(parquet) == n_b
+    csv = pd.read_csv(io.BytesIO(export.download(db, f, "bravo", fmt="csv")))
+    assert len(csv) == n_b and list(csv.columns) == list(parquet.columns)
+    mine = cur[cur["agent"] == B].sort_values("ts", ascending=False)
+    ms = [t.replace(microsecond=t.microsecond // 1000 * 1000) for t in mine["ts"]]  # as _ts
+    assert list(csv["ts"]) == [t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for t in ms]
+    assert list(parquet["raw"]) == list(mine["raw"])
 
 
 def test_filters_from_the_url_apply(dataset):

@@ -72,7 +72,7 @@ def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path):
         {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(tmp_path / "c")}, secrets_paths=[]
     )
     sync(s)
-    newest = q.freshness(open_db(s))["newest_ts"].to_pydatetime()
+    newest = q.freshness(open_db(s))["newest_ts"]
     assert T0 < newest <= T0 + timedelta(minutes=10)
     after = json.loads((src / demo.STATE_FILE).read_text())
     assert after["writer"]["version"] == state["writer"]["version"] + 1
@@ -108,7 +108,7 @@ def test_a_demo_running_for_weeks_keeps_its_table_small(tmp_path, monkeypatch):
     # Maintenance compacted old files, and the store still holds exactly the live rows once.
     live_rows, _ = _live_rows(src)
     assert report.rows == live_rows
-    newest = q.freshness(open_db(s))["newest_ts"].to_pydatetime()
+    newest = q.freshness(open_db(s))["newest_ts"]
     assert t - timedelta(minutes=15) < newest <= t
 
 

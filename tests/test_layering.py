@@ -37,3 +37,21 @@ def test_importing_every_data_module_loads_no_streamlit():
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cli_status_and_summary_load_no_pandas_pyarrow_boto3_or_fastavro(tmp_path):
+    # A local query over the store needs DuckDB only; the heavy imports cost ~0.5 s per run.
+    code = (
+        "import sys\n"
+        "from o11y_data import cli\n"
+        "for argv in (['status'], ['summary'], ['summary', '--format', 'csv']):\n"
+        "    assert cli.main(argv) == 0, argv\n"
+        "heavy = ('pandas', 'pyarrow', 'boto3', 'botocore', 'fastavro', 'numpy')\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & set(heavy))\n"
+        "print(bad, file=sys.stderr); sys.exit(1 if bad else 0)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "O11Y_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stdout + r.stderr

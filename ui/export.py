@@ -1,10 +1,14 @@
-"""Downloads of exactly the explorer's filtered view (every matching row, not just those shown)."""
+"""Downloads of exactly the explorer's filtered view (every matching row, not just those shown).
+
+DuckDB writes the file (``queries.export_events``, a ``COPY … TO``) into the cache's temporary
+folder; only the finished file's bytes are handed to Streamlit, so a 1M-row download never
+builds a DataFrame or a CSV string in Python.
+"""
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
+import tempfile
+from pathlib import Path
 
 from o11y_data import EventsDB
 from o11y_data import queries as q
@@ -13,25 +17,11 @@ from o11y_data.queries import Filters
 MAX_EXPORT_ROWS = 1_000_000
 
 
-def filtered_view(db: EventsDB, f: Filters, search: str = "") -> pd.DataFrame:
-    """All events matching the filters and search, newest first (up to MAX_EXPORT_ROWS)."""
-    n = q.count_events(db, f, search=search)
-    return q.events_table(db, f, search=search, limit=max(1, min(n, MAX_EXPORT_ROWS)))
-
-
-def _utc_text(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in ("ts", "ingest_ts"):
-        if col in out:
-            out[col] = pd.to_datetime(out[col], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return out
-
-
-def to_csv(df: pd.DataFrame) -> bytes:
-    return _utc_text(df).to_csv(index=False).encode()
-
-
-def to_parquet(df: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    return buf.getvalue()
+def download(db: EventsDB, f: Filters, search: str = "", *, fmt: str) -> bytes:
+    """The filtered view (newest first, up to MAX_EXPORT_ROWS) as CSV or Parquet bytes."""
+    folder = db.store.root / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
+        dest = Path(tmp) / f"events.{fmt}"
+        q.export_events(db, f, dest=dest, fmt=fmt, search=search, limit=MAX_EXPORT_ROWS)
+        return dest.read_bytes()

@@ -37,6 +37,12 @@ def fmt_pct(v: Any, digits: int = 1) -> str:
     return NO_DATA if missing(v) else f"{float(v) * 100:.{digits}f}%"
 
 
+def approx(text: str, is_approx: bool) -> str:
+    """``text`` marked "≈" when the value is approximate (a percentile read from rollups over a
+    window longer than 7 days; EVENTS.md)."""
+    return f"≈ {text}" if is_approx else text
+
+
 def fmt_ms(v: Any) -> str:
     """A duration in ms, readable: ``850 ms``, ``12.3 s``, ``4.2 min``."""
     return NO_DATA if missing(v) else format_ms(float(v))

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from ui.fmt import local
+from ui.fmt import approx, local
 
 UNKNOWN = "unknown"
 UNKNOWN_LABEL = "unknown (no agent)"
@@ -44,15 +44,16 @@ def agent_table(
 
     Last seen is a wall-clock time in ``tz`` (naive; the column heading names the zone).
     """
+    is_approx = bool(df["approx"].any()) if "approx" in df else False
     out = pd.DataFrame(
         {
             "Agent": [agent_cell(a, names) for a in df["agent"]],
             "Timeline": [page_url("timeline", params, agent=a) for a in df["agent"]],
             "Cycles": df["cycles"].astype("int64"),
             "Error rate %": df["error_rate"] * 100,
-            "p50 s": df["p50_ms"] / 1000,
-            "p95 s": df["p95_ms"] / 1000,
-            "p99 s": df["p99_ms"] / 1000,
+            approx("p50 s", is_approx): df["p50_ms"] / 1000,
+            approx("p95 s", is_approx): df["p95_ms"] / 1000,
+            approx("p99 s", is_approx): df["p99_ms"] / 1000,
             "Avg tools": df["avg_tools"],
             "think %": df["think_share"] * 100,
             "reflection %": df["reflection_share"] * 100,

@@ -1,0 +1,370 @@
+"""Issue 13: speed that does not depend on how much data there is. Every ratio side by side in one
+run on this machine; results in ``bench/data/speed-<size>.json`` and printed.
+
+    .venv/bin/python -m bench.speed --sizes 10m            # ~15 min here
+    .venv/bin/python -m bench.speed --sizes 100m --parts sync,screens,cli,export
+
+Each size is the generated table of ``bench/gen.py`` read as a local folder (the sync path is the
+same as R2's; the S3 side is measured by ``python -m bench``), synced into
+``bench/data/cache<size>``. Parts:
+
+- ``sync``: the full sync (with the rollups) as a process: seconds, peak RSS, store size on disk;
+  then a sync after 50 new files (the incremental rollup step).
+- ``screens``: every screen's data, all time and last 24 h, first call in a fresh process (the
+  views built, every query answered once: what the first visit after a new generation pays).
+- ``cli``: ``status`` and ``summary`` as whole processes against the seed's hand-run DuckDB query
+  (``python -c`` over the downloaded Parquet) as a whole process.
+- ``export``: a 1M-row CSV and Parquet download through ``ui.export.download`` in a process with
+  the app's DuckDB settings: its peak RSS.
+- ``browser``: the real app and the floor app (``bench/floor/app.py``: same shape, no data) in
+  one headless Chromium, each page alternately, median of 3; the first visit after a sync against
+  a warm visit; the same pages on the 20k-event demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import gen
+from bench.__main__ import SEED_SQL, screens_run
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PAGES = ("overview", "timeline", "modes", "errors", "health", "explorer")
+HEADINGS = {
+    "overview": ("Overview", 1),
+    "timeline": ("Activity timeline", 3),
+    "modes": ("Modes", 5),
+    "errors": ("Errors", 3),
+    "health": ("Pipeline health", 2),
+    "explorer": ("Explorer", 0),
+}
+
+
+def log(msg: str) -> None:
+    print(f"{datetime.now():%H:%M:%S} {msg}", flush=True)
+
+
+def env_for(size: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("O11Y_")}
+    env.update(
+        O11Y_SOURCE_DIR=str(gen.DATA_DIR / size / "src"),
+        O11Y_CACHE_DIR=str(gen.DATA_DIR / f"cache{size}"),
+        O11Y_BACKGROUND_SYNC="0",
+        **extra,
+    )
+    return env
+
+
+def demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("O11Y_")}
+    env.update(
+        O11Y_CACHE_DIR=str(gen.DATA_DIR / "cache20k"), O11Y_DEMO_LIVE="0", O11Y_BACKGROUND_SYNC="0"
+    )
+    return env
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """(seconds, peak RSS in KB of the child, stdout) of one process."""
+    t = time.monotonic()
+    r = subprocess.run(
+        ["/usr/bin/time", "-f", "MAXRSS %M", *cmd], env=env, cwd=REPO, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    secs = time.monotonic() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {r.stderr[-2000:]}")
+    rss = next((int(x.split()[1]) for x in r.stderr.splitlines() if x.startswith("MAXRSS")), 0)
+    return secs, rss, r.stdout
+
+
+def store_dir(size: str) -> Path:
+    return next((gen.DATA_DIR / f"cache{size}").glob("local-*"))
+
+
+def du(path: Path) -> int:
+    return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True)
+               .stdout.split()[0])  # fmt: skip
+
+
+def part_sync(size: str, out: dict[str, Any]) -> None:
+    info = gen.ensure(size, log=log)
+    env = env_for(size)
+    secs, rss, stdout = timed([PY, "-m", "o11y_data", "sync"], env)
+    log(f"[sync] {size}: {stdout.strip()} ({secs:.1f}s, peak RSS {rss / 1024:.0f} MB)")
+    out["sync"] = {"seconds": secs, "max_rss_kb": rss, "report": stdout.strip()}
+    root = store_dir(size)
+    out["store"] = {
+        "total_bytes": du(root),
+        "segments_bytes": du(root / "segments"),
+        "rollups_bytes": du(root / "rollups"),
+        "raw_bytes": du(root / "raw"),
+    }
+    put = gen.folder_put_fast(gen.DATA_DIR / size / "src")
+    gen.new_files(info, 50, put)
+    secs, rss, stdout = timed([PY, "-m", "o11y_data", "sync"], env)
+    log(f"[sync] {size} after 50 new files: {secs:.1f}s")
+    out["sync_50_new"] = {"seconds": secs, "max_rss_kb": rss, "report": stdout.strip()}
+
+
+def part_screens(size: str, out: dict[str, Any]) -> None:
+    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
+    now = datetime.fromisoformat(info["end"])
+    out["screens"] = screens_run(store_dir(size), now, env_for(size))
+
+
+def part_cli(size: str, out: dict[str, Any]) -> None:
+    env = env_for(size)
+    res: dict[str, Any] = {}
+    # The floor: a Python process that imports DuckDB and nothing else, run interleaved.
+    cmds = {
+        "status": [PY, "-m", "o11y_data", "status"],
+        "summary": [PY, "-m", "o11y_data", "summary"],
+        "import_duckdb": [PY, "-c", "import duckdb"],
+    }
+    runs: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(7):
+        for k, cmd in cmds.items():
+            runs[k].append(timed(cmd, env)[0])
+    for k, r in runs.items():
+        res[k] = {"median_s": statistics.median(r), "runs": r}
+        log(f"[cli] {k}: {statistics.median(r) * 1000:.0f} ms")
+    glob = f"{store_dir(size) / 'raw'}/**/*.parquet"
+    code = (
+        "import duckdb; duckdb.connect().execute("
+        + repr(SEED_SQL.format(glob=glob))
+        + ").fetchall()"
+    )
+    runs = [timed([PY, "-c", code], env)[0] for _ in range(3)]
+    res["seed"] = {"median_s": statistics.median(runs), "runs": runs}
+    res["summary_vs_seed"] = res["seed"]["median_s"] / res["summary"]["median_s"]
+    log(f"[cli] seed {res['seed']['median_s']:.1f}s: summary {res['summary_vs_seed']:.1f}x faster")
+    out["cli"] = res
+
+
+EXPORT_CODE = """
+import json, sys, time
+import pandas, plotly  # the app has these loaded
+from o11y_data import load_settings, open_db
+from o11y_data.queries import Filters
+from ui import export
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM'):
+            return int(line.split()[1])
+db = open_db(load_settings(secrets_paths=[]))
+out = {'before_kb': hwm()}
+for fmt in ('csv', 'parquet'):
+    t = time.monotonic()
+    data = export.download(db, Filters(), fmt=fmt)
+    out[fmt] = {'bytes': len(data), 'seconds': time.monotonic() - t, 'hwm_kb': hwm()}
+    del data
+print(json.dumps(out))
+"""
+
+
+def part_export(size: str, out: dict[str, Any]) -> None:
+    secs, rss, stdout = timed([PY, "-c", EXPORT_CODE], env_for(size))
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res["max_rss_kb"] = rss
+    log(f"[export] 1M rows: peak RSS {rss / 1024:.0f} MB ({json.dumps(res)})")
+    out["export"] = res
+
+
+def part_browser(size: str, out: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from bench.app import _settle
+    from tests.support.app_server import start_streamlit, stop_streamlit
+    from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
+
+    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
+    subprocess.run([PY, "-m", "o11y_data", "sync"], env=demo_env(), cwd=REPO, check=True)
+    res: dict[str, Any] = {"floor": {}, "real": {}, "demo20k": {}, "after_sync": {}, "warm": {}}
+
+    def visit(page: Any, url: str, name: str) -> float:
+        heading, charts = HEADINGS[name]
+        t = time.monotonic()
+        page.goto(f"{url}/{name}?range=all", timeout=120_000)
+        _settle(page, heading, charts)
+        page.wait_for_timeout(500)  # "nothing running for 0.5 s"
+        return time.monotonic() - t - 0.5
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        real_url, real = start_streamlit(REPO / "app.py", env_for(size), timeout=120)
+        floor_url, floor = start_streamlit(REPO / "bench/floor/app.py", env_for(size), timeout=120)
+        demo_url, demo = start_streamlit(REPO / "app.py", demo_env(), timeout=120)
+        try:
+            for name in PAGES:  # warm every server's caches and imports once
+                for url in (real_url, floor_url, demo_url):
+                    visit(page, url, name)
+            for name in PAGES:
+                for key in ("floor", "real", "demo20k"):
+                    res[key][name] = []
+                for _ in range(3):
+                    for key, url in (
+                        ("floor", floor_url), ("real", real_url), ("demo20k", demo_url),
+                    ):  # fmt: skip
+                        res[key][name].append(visit(page, url, name))
+                log(
+                    f"[browser] {name}: floor {statistics.median(res['floor'][name]):.2f}s "
+                    f"real {statistics.median(res['real'][name]):.2f}s "
+                    f"20k {statistics.median(res['demo20k'][name]):.2f}s"
+                )
+            put = gen.folder_put_fast(gen.DATA_DIR / size / "src")
+            for name in PAGES:  # a new generation, then the page: first visit, then warm
+                gen.new_files(info, 5, put)
+                subprocess.run([PY, "-m", "o11y_data", "sync"], env=env_for(size), check=True)
+                res["after_sync"][name] = visit(page, real_url, name)
+                res["warm"][name] = statistics.median(visit(page, real_url, name) for _ in range(2))
+                log(
+                    f"[browser] {name}: first after sync {res['after_sync'][name]:.2f}s, "
+                    f"warm {res['warm'][name]:.2f}s"
+                )
+            res["server_hwm_kb"] = _hwm(real.pid)
+        finally:
+            for proc in (real, floor, demo):
+                stop_streamlit(proc)
+            context.close()
+            browser.close()
+    out["browser"] = res
+
+
+def _hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+PARTS = {
+    "sync": part_sync,
+    "screens": part_screens,
+    "cli": part_cli,
+    "export": part_export,
+    "browser": part_browser,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__)
+    p.add_argument("--sizes", default="10m")
+    p.add_argument("--parts", default=",".join(PARTS))
+    p.add_argument("--render", action="store_true", help="print the targets table and exit")
+    args = p.parse_args(argv)
+    if args.render:
+        found = {
+            f.stem.removeprefix("speed-"): json.loads(f.read_text())
+            for f in sorted(gen.DATA_DIR.glob("speed-*.json"))
+        }
+        print(render(found))
+        return
+    for size in args.sizes.split(","):
+        path = gen.DATA_DIR / f"speed-{size}.json"
+        out: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        out["load_at_start"] = os.getloadavg()
+        for part in args.parts.split(","):
+            log(f"== {size}: {part}")
+            PARTS[part](size, out)
+            out.setdefault("done_at", {})[part] = datetime.now().isoformat()
+            path.write_text(json.dumps(out, indent=1, default=str))
+        log(f"wrote {path}")
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def render(results: dict[str, dict[str, Any]]) -> str:
+    """The targets table (markdown) from ``speed-<size>.json`` results."""
+    lines = ["| size | target | measured | |", "| --- | --- | --- | --- |"]
+
+    def row(size: str, target: str, measured: str, ok: bool | None) -> None:
+        lines.append(f"| {size} | {target} | {measured} | {'' if ok is None else _verdict(ok)} |")
+
+    for size, r in results.items():
+        if "screens" in r:
+            for window in ("all", "24h"):
+                cold = {
+                    k.split()[0]: v["cold_s"] for k, v in r["screens"].items()
+                    if k.endswith(f" {window}")
+                }  # fmt: skip
+                worst = max(cold, key=cold.get)
+                row(
+                    size,
+                    f"every screen's data, {window}, first call after a new generation ≤ 150 ms",
+                    f"slowest {worst} {cold[worst] * 1000:.0f} ms; "
+                    + ", ".join(f"{k} {v * 1000:.0f}" for k, v in cold.items()),
+                    cold[worst] <= 0.150,
+                )
+        b = r.get("browser")
+        if b:
+            for name in PAGES:
+                fl, re_, dm = (statistics.median(b[k][name]) for k in ("floor", "real", "demo20k"))
+                row(size, f"{name}: page ≤ 1.2× the floor page", f"{re_:.2f} s vs {fl:.2f} s = "
+                    f"{re_ / fl:.2f}×", re_ / fl <= 1.2)  # fmt: skip
+                row(size, f"{name}: page ≤ 1.3× the same page at 20k", f"{re_:.2f} s vs "
+                    f"{dm:.2f} s = {re_ / dm:.2f}×", re_ / dm <= 1.3)  # fmt: skip
+                a, w = b["after_sync"][name], b["warm"][name]
+                row(size, f"{name}: first visit after a sync ≤ 1.2× warm", f"{a:.2f} s vs "
+                    f"{w:.2f} s = {a / w:.2f}×", a / w <= 1.2)  # fmt: skip
+            row(
+                size,
+                "app server peak RSS (VmHWM) over the browser run",
+                f"{b['server_hwm_kb'] / 1024:.0f} MB",
+                None,
+            )
+        c = r.get("cli")
+        if c:
+            row(size, "`summary` as a process ≥ 15× the seed's query as a process",
+                f"{c['summary_vs_seed']:.1f}× (seed {c['seed']['median_s']:.1f} s, summary "
+                f"{c['summary']['median_s'] * 1000:.0f} ms)",
+                c["summary_vs_seed"] >= 15)  # fmt: skip
+            floor = c.get("import_duckdb", {}).get("median_s")
+            extra = f" (a process importing DuckDB only: {floor * 1000:.0f} ms)" if floor else ""
+            row(size, "`status` as a process < 0.5 s",
+                f"{c['status']['median_s'] * 1000:.0f} ms{extra}",
+                c["status"]["median_s"] < 0.5)  # fmt: skip
+        e = r.get("export")
+        if e:
+            mb = e["max_rss_kb"] / 1024
+            row(size, "1M-row export (CSV then Parquet) peak RSS < 1.5 GB",
+                f"{mb:.0f} MB (CSV {e['csv']['bytes'] / 1e6:.0f} MB in "
+                f"{e['csv']['seconds']:.1f} s, "
+                f"Parquet {e['parquet']['bytes'] / 1e6:.0f} MB in {e['parquet']['seconds']:.1f} s)",
+                mb < 1536)  # fmt: skip
+        s = r.get("sync")
+        if s:
+            st = r["store"]
+            row(size, "full sync with rollups (local folder)", f"{s['seconds']:.0f} s, peak RSS "
+                f"{s['max_rss_kb'] / 1024:.0f} MB; store {st['total_bytes'] / 1e9:.2f} GB "
+                f"(segments {st['segments_bytes'] / 1e6:.0f} MB, rollups "
+                f"{st['rollups_bytes'] / 1e6:.0f} MB, raw {st['raw_bytes'] / 1e6:.0f} MB)",
+                None)  # fmt: skip
+            n = r.get("sync_50_new")
+            if n:
+                row(
+                    size,
+                    "sync after 50 new files (incl. the rollup step)",
+                    f"{n['seconds']:.1f} s",
+                    None,
+                )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

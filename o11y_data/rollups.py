@@ -1,0 +1,312 @@
+"""Rollups kept at sync time, so long windows read thousands of rows instead of millions.
+
+Four tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
+(UTC), named in the generation and published atomically with it:
+
+- ``hourly`` and ``daily`` (``t`` = the hour or day): per event type × agent × mode × ``erred``
+  (``errors > 0``): events, errors, duration count and sum, tool-call count and sum, first and
+  last ``ts``, ingest-lag count and sum (µs). Counts and sums are exact, so every count, sum, mean
+  and rate the screens show can be answered exactly from them.
+- ``duration_hist`` (cycles) and ``lag_hist`` (every event type), per day × agent × mode ×
+  ``erred`` (and event type for lag): log-spaced histograms that merge by addition. A value ``v``
+  falls in bucket ``k`` (:data:`GAMMA`-spaced); the bucket's representative is within
+  :data:`ALPHA` (0.9 %) of every value in it, so a percentile read from merged histograms is within
+  1 % of the exact ``quantile_cont`` (EVENTS.md: approximate only past 7 days, marked "≈").
+
+Histograms are kept per day, not per hour: at hour grain a histogram holds about as many buckets
+as cycles, and the partial days at a window's edges are bucketed from the raw rows at query time.
+
+A sync recomputes exactly the days its changes touch (days of new rows, days of rows of files
+that left the snapshot) from the segments and rewrites only those days' months; a store without
+rollups (or of an older :data:`VERSION`) is rolled up whole.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .normalize import _lit
+
+VERSION = 1
+ALPHA = 0.009  # relative error of a histogram bucket's representative value
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+TABLES = ("hourly", "daily", "duration_hist", "lag_hist")
+NO_TIME = "none"  # the month of rows without a ts (no _ts and no __ingest_ts)
+
+MACROS = f"""
+CREATE OR REPLACE MACRO o11y_hist_key(v) AS CASE
+    WHEN v = 0 THEN 0
+    WHEN v > 0 THEN 1 + CAST(ceil(ln(v) / {math.log(GAMMA)!r}) AS BIGINT)
+    ELSE -1 - CAST(ceil(ln(-v) / {math.log(GAMMA)!r}) AS BIGINT) END;
+CREATE OR REPLACE MACRO o11y_hist_value(k) AS CASE
+    WHEN k = 0 THEN 0.0
+    WHEN k > 0 THEN 2 * pow({GAMMA!r}, k - 1) / {GAMMA + 1!r}
+    ELSE -2 * pow({GAMMA!r}, -k - 1) / {GAMMA + 1!r} END;
+CREATE OR REPLACE MACRO o11y_month(t) AS coalesce(strftime(t, '%Y-%m'), '{NO_TIME}');
+"""
+
+# The measures of hourly/daily rows, and how raw event rows produce them.
+MEASURES: list[tuple[str, str, str]] = [
+    # name, from raw rows (one row each), merge
+    ("events", "1", "sum"),
+    ("errors", "errors", "sum"),
+    ("dur_n", "CAST(duration_ms IS NOT NULL AS INTEGER)", "sum"),
+    ("dur_sum", "duration_ms", "sum"),
+    ("tools_n", "CAST(tool_calls IS NOT NULL AS INTEGER)", "sum"),
+    ("tools_sum", "tool_calls", "sum"),
+    ("min_ts", "ts", "min"),
+    ("max_ts", "ts", "max"),
+    ("lag_n", "CAST(ingest_ts IS NOT NULL AND ts IS NOT NULL AS INTEGER)", "sum"),
+    ("lag_sum", "epoch_us(ingest_ts) - epoch_us(ts)", "sum"),
+]
+KEYS = "event_type, agent, mode, erred"
+ERRED = "coalesce(errors > 0, false)"
+
+
+def prepare(conn: Any) -> None:
+    for stmt in MACROS.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+def _agg(name: str, merge: str, source: str) -> str:
+    if merge == "sum":  # DECIMAL(38,0): exact, and Parquet keeps it exact (no HUGEINT there)
+        return f"CAST(coalesce(sum({source}), 0) AS DECIMAL(38,0)) AS {name}"
+    return f"{merge}({source}) AS {name}"
+
+
+def raw_facts_sql(grain: str, source: str, where: str = "true") -> str:
+    """hourly/daily rows (``grain`` = hour/day) aggregated from raw event rows of ``source``."""
+    measures = ", ".join(_agg(n, m, raw) for n, raw, m in MEASURES)
+    return (
+        f"SELECT date_trunc('{grain}', ts) AS t, event_type, agent, mode, {ERRED} AS erred, "
+        f"{measures} FROM {source} WHERE parsed AND {where} GROUP BY ALL"
+    )
+
+
+def merged_facts_sql(grain: str, source: str) -> str:
+    """Rollup rows of a finer grain (hourly) merged into ``grain`` (day)."""
+    measures = ", ".join(
+        _agg(n, m, n) if m == "sum" else f"{m}({n}) AS {n}" for n, _, m in MEASURES
+    )
+    return f"SELECT date_trunc('{grain}', t) AS t, {KEYS}, {measures} FROM {source} GROUP BY ALL"
+
+
+def duration_hist_sql(source: str, where: str = "true") -> str:
+    return (
+        f"SELECT date_trunc('day', ts) AS t, agent, mode, {ERRED} AS erred, "
+        "o11y_hist_key(duration_ms) AS k, count(*) AS n "
+        f"FROM {source} WHERE parsed AND event_type = 'agent.cycle' "
+        f"AND duration_ms IS NOT NULL AND {where} GROUP BY ALL"
+    )
+
+
+def lag_hist_sql(source: str, where: str = "true") -> str:
+    return (
+        f"SELECT date_trunc('day', ts) AS t, {KEYS.replace('erred', f'{ERRED} AS erred')}, "
+        "o11y_hist_key(epoch_us(ingest_ts) - epoch_us(ts)) AS k, count(*) AS n "
+        f"FROM {source} WHERE parsed AND ingest_ts IS NOT NULL AND ts IS NOT NULL "
+        f"AND {where} GROUP BY ALL"
+    )
+
+
+def _files_sql(paths: Sequence[Path]) -> str:
+    return "read_parquet([" + ", ".join(_lit(str(p)) for p in paths) + "])"
+
+
+def _days(conn: Any, sql: str, params: list[Any] | None = None) -> set[Any]:
+    cur = conn.cursor()
+    try:
+        return {r[0] for r in cur.execute(sql, params or []).fetchall()}
+    finally:
+        cur.close()
+
+
+def touched_days(
+    conn: Any,
+    *,
+    new_segments: Sequence[Path],
+    old_segments: Sequence[Path],
+    gone: set[str],
+) -> set[Any]:
+    """Days (UTC; ``None`` for rows without a ts) whose rows a sync adds or removes."""
+    days: set[Any] = set()
+    if new_segments:
+        days |= _days(
+            conn, f"SELECT DISTINCT date_trunc('day', ts) FROM {_files_sql(new_segments)}"
+        )
+    if gone and old_segments:
+        days |= _days(
+            conn,
+            f"SELECT DISTINCT date_trunc('day', ts) FROM {_files_sql(old_segments)} "
+            "WHERE list_contains(?::VARCHAR[], file)",
+            [sorted(gone)],
+        )
+    return days
+
+
+def _day_filter(days: set[Any] | None) -> tuple[str, list[Any]]:
+    """A WHERE clause on ``ts`` for ``days`` (None: every row). The range bound lets DuckDB skip
+    row groups of the ts-sorted segments; the list makes it exact."""
+    if days is None:
+        return "true", []
+    real = sorted(d for d in days if d is not None)
+    parts = []
+    params: list[Any] = []
+    if real:
+        parts.append(
+            "(ts >= ? AND ts < ? + INTERVAL 1 DAY "
+            "AND list_contains(?::TIMESTAMPTZ[], date_trunc('day', ts)))"
+        )
+        params += [real[0], real[-1], real]
+    if None in days:
+        parts.append("ts IS NULL")
+    return ("(" + " OR ".join(parts) + ")") if parts else "false", params
+
+
+def update(
+    conn: Any,
+    folder: Path,
+    segments: Sequence[Path],
+    *,
+    previous: dict[str, Any] | None,
+    days: set[Any] | None,
+) -> dict[str, Any]:
+    """The rollups for ``segments`` (the store's segments after this sync), written under
+    ``folder``: ``previous`` (the published generation's rollups) with ``days`` recomputed, or
+    everything recomputed when ``days`` is None or ``previous`` is not of this :data:`VERSION`.
+
+    Returns the generation's ``rollups`` entry: ``{"version", "months": {month: {table: file}}}``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    months_prev: dict[str, dict[str, str]] = {}
+    if previous and previous.get("version") == VERSION and days is not None:
+        months_prev = {m: dict(t) for m, t in previous.get("months", {}).items()}
+    else:
+        days = None
+    if days is not None and not days:
+        return {"version": VERSION, "months": months_prev}
+    where, params = _day_filter(days)
+    src = _files_sql(segments) if segments else None
+    cur = conn.cursor()
+    try:
+        for table, sql in (
+            ("hourly", raw_facts_sql("hour", "o11y_src", where)),
+            ("duration_hist", duration_hist_sql("o11y_src", where)),
+            ("lag_hist", lag_hist_sql("o11y_src", where)),
+        ):
+            if src is None:
+                sql, p = _empty(table), []
+            else:
+                cur.execute(f"CREATE OR REPLACE TEMP VIEW o11y_src AS SELECT * FROM {src}")
+                p = params
+            # The month of each row, computed once (the files are written per month).
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE o11y_r_{table} AS "
+                f"SELECT *, o11y_month(t) AS o11y_m FROM ({sql})",
+                p,
+            )
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE o11y_r_daily AS SELECT *, o11y_month(t) AS o11y_m "
+            f"FROM ({merged_facts_sql('day', 'o11y_r_hourly')})"
+        )
+        if days is None:
+            months = {
+                r[0] for r in cur.execute("SELECT DISTINCT o11y_m FROM o11y_r_hourly").fetchall()
+            }
+            months |= {
+                r[0] for r in cur.execute("SELECT DISTINCT o11y_m FROM o11y_r_lag_hist").fetchall()
+            }
+        else:
+            months = {_month(d) for d in days}
+        out = {m: t for m, t in months_prev.items() if m not in months}
+        day_list = sorted(d for d in (days or ()) if d is not None)
+        for month in sorted(months):
+            files: dict[str, str] = {}
+            for table in TABLES:
+                name = f"{table}-{month}-{int(time.time())}-{uuid.uuid4().hex[:8]}.parquet"
+                fresh = f"SELECT * EXCLUDE (o11y_m) FROM o11y_r_{table} WHERE o11y_m = ?"
+                p: list[Any] = [month]
+                old = months_prev.get(month, {}).get(table)
+                if old is not None:
+                    # The month's other days, as published; the touched days come fresh.
+                    fresh += (
+                        f" UNION ALL BY NAME SELECT * FROM read_parquet({_lit(str(folder / old))})"
+                        " WHERE NOT (list_contains(?::TIMESTAMPTZ[], date_trunc('day', t))"
+                        + (" OR t IS NULL" if None in (days or ()) else "")
+                        + ")"
+                    )
+                    p.append(day_list)
+                n = _write(cur, fresh, p, folder / name)
+                if n:
+                    files[table] = name
+            if files.get("hourly") or files.get("lag_hist"):
+                out[month] = files
+    finally:
+        cur.close()
+    return {"version": VERSION, "months": out}
+
+
+def _write(cur: Any, sql: str, params: list[Any], dest: Path) -> int:
+    """COPY ``sql`` to ``dest`` through a temporary name; returns rows (none: no file)."""
+    tmp = dest.parent / f".part-{dest.name}.tmp"
+    cur.execute(
+        f"COPY ({sql} ORDER BY t) TO {_lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)", params
+    )
+    rows = cur.fetchall()
+    n = int(rows[0][0]) if rows and rows[0] else 0
+    if n:
+        tmp.rename(dest)
+    else:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def _month(day: Any) -> str:
+    return NO_TIME if day is None else f"{day.year:04d}-{day.month:02d}"
+
+
+def files(rollups: dict[str, Any], table: str) -> list[str]:
+    """The file names of ``table`` in a generation's rollups entry."""
+    return [t[table] for _, t in sorted(rollups.get("months", {}).items()) if table in t]
+
+
+def names(rollups: dict[str, Any]) -> set[str]:
+    """Every file a generation's rollups entry uses (kept by garbage collection)."""
+    return {name for t in rollups.get("months", {}).values() for name in t.values()}
+
+
+def is_current(rollups: dict[str, Any] | None) -> bool:
+    return bool(rollups) and rollups.get("version") == VERSION
+
+
+_EMPTY_COLS = {
+    "hourly": "NULL::TIMESTAMPTZ AS t, NULL::VARCHAR AS event_type, NULL::VARCHAR AS agent, "
+    "NULL::VARCHAR AS mode, NULL::BOOLEAN AS erred, "
+    + ", ".join(
+        f"NULL::{'TIMESTAMPTZ' if m in ('min', 'max') else 'DECIMAL(38,0)'} AS {n}"
+        for n, _, m in MEASURES
+    ),
+    "duration_hist": "NULL::TIMESTAMPTZ AS t, NULL::VARCHAR AS agent, NULL::VARCHAR AS mode, "
+    "NULL::BOOLEAN AS erred, NULL::BIGINT AS k, NULL::BIGINT AS n",
+    "lag_hist": "NULL::TIMESTAMPTZ AS t, NULL::VARCHAR AS event_type, NULL::VARCHAR AS agent, "
+    "NULL::VARCHAR AS mode, NULL::BOOLEAN AS erred, NULL::BIGINT AS k, NULL::BIGINT AS n",
+}
+_EMPTY_COLS["daily"] = _EMPTY_COLS["hourly"]
+
+
+def _empty(table: str) -> str:
+    return f"SELECT {_EMPTY_COLS[table]} WHERE false"
+
+
+def view_sql(folder: Path, rollups: dict[str, Any], table: str) -> str:
+    """A SELECT over ``table``'s files (typed and empty when there are none)."""
+    names_ = files(rollups, table)
+    if not names_:
+        return _empty(table)
+    return f"SELECT * FROM {_files_sql([folder / n for n in names_])}"

@@ -1,0 +1,126 @@
+"""The "≈" mark: shown exactly where a percentile is approximate (a window over 7 days read from
+rollups, EVENTS.md), never on exact values. Through AppTest on a 130-day dataset (long enough
+for the health page's lag chart to use whole-day buckets)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from tests.test_app_pages import APP
+
+A, B = "did:cf:alphaalphaalphaalpha01", "did:cf:bravobravobravobravo02"
+
+
+@pytest.fixture(scope="module")
+def long_dataset(tmp_path_factory: pytest.TempPathFactory):
+    from o11y_data import load_settings, sync
+
+    root = tmp_path_factory.mktemp("approx")
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(130 * 8):  # a cycle every 3 hours per agent for 130 days
+        ts = now - timedelta(hours=3 * i, minutes=7)
+        for n, agent in enumerate((A, B)):
+            body = {
+                "event_type": "agent.cycle",
+                "agent": agent,
+                "mode": ["think", "reflection"][(i + n) % 2],
+                "durationMs": 1000 + (i * 7919 + n * 104729) % 90_000,
+                "toolCalls": i % 5,
+                "errors": 1 if i % 11 == 0 else 0,
+                "_ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            }
+            rows.append((ts + timedelta(seconds=3), json.dumps(body)))
+    src = root / "src" / "data"
+    src.mkdir(parents=True)
+    rows.sort()
+    pq.write_table(
+        pa.table(
+            {
+                "__ingest_ts": pa.array([r[0] for r in rows], pa.timestamp("us", tz="UTC")),
+                "value": pa.array([r[1] for r in rows], pa.string()),
+            }
+        ),
+        src / "part-000.parquet",
+    )
+    env = {
+        "O11Y_SOURCE_DIR": str(root / "src"),
+        "O11Y_CACHE_DIR": str(root / "cache"),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_AGENTS_FILE": str(root / "agents.toml"),
+    }
+    sync(load_settings(env, secrets_paths=[]))
+    mp = pytest.MonkeyPatch()
+    init = PagesManager.__init__
+
+    def v2_only(self, *args, **kwargs):  # run app.py's st.navigation, as the server does
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    mp.setattr(PagesManager, "__init__", v2_only)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    mp.undo()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run(page: str, rng: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["range"] = rng
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def marked_columns(at: AppTest) -> list[str]:
+    return [c for d in at.dataframe for c in d.value.columns if "≈" in str(c)]
+
+
+@pytest.mark.parametrize("rng, approx", [("24h", False), ("7d", False), ("all", True)])
+def test_overview_marks_p95_and_agent_percentiles_approximate_only_past_seven_days(
+    long_dataset, rng, approx
+):
+    at = run("overview", rng)
+    tiles = {m.label: m.value for m in at.metric}
+    for label in ("p95 duration", "p99 duration"):
+        assert tiles[label].startswith("≈ ") == approx
+    assert marked_columns(at) == (["≈ p50 s", "≈ p95 s", "≈ p99 s"] if approx else [])
+    # nothing else is marked: counts, sums and rates are exact at every window
+    others = [v for k, v in tiles.items() if k not in ("p95 duration", "p99 duration")]
+    assert not [v for v in others if "≈" in v]
+
+
+@pytest.mark.parametrize("rng, approx", [("24h", False), ("all", True)])
+def test_modes_table_marks_percentile_columns_approximate_only_past_seven_days(
+    long_dataset, rng, approx
+):
+    at = run("modes", rng)
+    assert marked_columns(at) == (["≈ p50 s", "≈ p95 s", "≈ p99 s"] if approx else [])
+
+
+@pytest.mark.parametrize("rng, approx", [("24h", False), ("all", True)])
+def test_health_marks_ingest_lag_percentiles_approximate_only_past_seven_days(
+    long_dataset, rng, approx
+):
+    at = run("health", rng)
+    lag = [c.value for c in at.caption if "ingest_ts − ts" in c.value]
+    assert len(lag) == 1 and lag[0].startswith("≈ ") == approx
