@@ -123,3 +123,26 @@ def test_doctor_checks_the_rest_catalog_when_one_is_configured(
         assert "<account>_<bucket>" in line and "Data Catalog read" in line
         assert token not in line
         assert checks["table"].status == "skip"
+
+
+def test_doctor_counts_the_delete_files_another_engine_wrote(
+    s3_admin, bucket, moto_endpoint, tmp_path
+):
+    from tests.support.reference_tables import RefTable
+    from tests.test_iceberg_reader import arrow_rows, events
+
+    ref = RefTable.create(
+        endpoint=moto_endpoint, s3=s3_admin, bucket=bucket, db=tmp_path / "catalog.db"
+    )
+    a = ref.append(arrow_rows(events(4, "did:cf:a")))[0]
+    ref.append(arrow_rows(events(3, "did:cf:b")))
+    env = r2_env(moto_endpoint, bucket, tmp_path / "cache")
+    checks = {c.name: c for c in run_checks(lambda: load_settings(env, secrets_paths=[]))}
+    assert checks["delete files"].detail == "none: every live row counts"
+    ref.delete_positions({a: [0, 3]})  # a DELETE by another engine: one position delete file
+    checks = {c.name: c for c in run_checks(lambda: load_settings(env, secrets_paths=[]))}
+    line = checks["delete files"].line()
+    assert line == (
+        "ok    delete files: 1 delete file (1 position) on 1 data file: the sync applies them"
+    ), line
+    assert "2 live data files, 7 rows" in checks["metadata"].detail

@@ -65,6 +65,10 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
         logs = [p.read_text(errors="replace") for p in getattr(proc, "o11y_logs", ())]
     finally:
         stop_streamlit(proc)
+    # The app's own log of root causes (logs.setup_logging) has the failure, not the secrets.
+    app_log = (tmp_path / "cache" / "o11y.log").read_text(errors="replace")
+    assert "R2 rejected the credentials" in app_log and "Traceback" in app_log
+    logs.append(app_log)
     assert all(not scan(html) for html in seen), [scan(h) for h in seen]
     assert logs and not scan("\n".join(logs))
     assert any("did:cf:" in html for html in seen)  # the pages did show data
