@@ -4,6 +4,9 @@
 # (requirements-dev.txt, which starts with `-r requirements.txt`).
 
 PORT ?= 8501
+# Loopback only by default: `make run HOST=0.0.0.0` to serve other machines (see the README,
+# "Deploying for the team": sign-in, the wall token and TLS first).
+HOST ?= 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-app
@@ -30,7 +33,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 
 # No data source configured => the app serves demo data.
 run: venv
-	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.headless true --server.address $(HOST) --server.port $(PORT)
 
 test: dev
 	$(BIN)/ruff check .

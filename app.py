@@ -68,3 +68,5 @@ P.ensure_first_sync(syncer, quiet=is_wall)
 if not is_wall:
     P.setup(settings, syncer)
 pg.run()
+if not is_wall:
+    P.finish(settings, syncer)

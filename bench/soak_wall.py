@@ -1,6 +1,10 @@
-"""Soak the wall: run the real app for many refreshes and watch the server's memory.
+"""Soak the wall (or any page): run the real app for many refreshes and watch the server's memory.
 
     .venv/bin/python -m bench.soak_wall --refreshes 1000
+    .venv/bin/python -m bench.soak_wall --page overview --pages 4 --refreshes 200
+
+An ordinary page (``--page overview``, ``errors``…) is opened with ``?refresh=10s`` (the shortest
+choice of its refresh picker) and a refresh is counted when its freshness bar changes.
 
 Builds the demo table in a temporary folder (a local source, so nothing leaves the machine), starts
 ``streamlit run app.py`` on 127.0.0.1 with a 5 s background sync, opens ``/wall?refresh=1`` in
@@ -34,6 +38,14 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def refresh_marker(page, name: str) -> str:
+    """What changes on every refresh: the wall's render time, or a page's freshness bar."""
+    if name == "wall":
+        return page.get_attribute(".wall-clock", "data-updated") or ""
+    bar = page.locator("[data-testid=stMarkdown]").filter(has_text="Last sync")
+    return bar.first.inner_text() if bar.count() else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m bench.soak_wall", description=__doc__.split("\n")[0]
@@ -44,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--advance", type=float, default=15.0, help="new source data every N s")
     ap.add_argument("--warmup", type=int, default=50, help="refreshes before the start sample")
     ap.add_argument("--max-minutes", type=float, default=40.0, help="hard time limit")
+    ap.add_argument("--page", default="wall", help="the page to soak: wall (default) or any other")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -95,18 +108,22 @@ def main(argv: list[str] | None = None) -> int:
             pages = []
             for _ in range(max(1, args.pages)):
                 page = browser.new_page(viewport={"width": 1920, "height": 1080})
-                page.goto(f"{url}/wall?refresh={args.refresh}")
-                page.wait_for_selector(".tile", timeout=120_000)
+                if args.page == "wall":
+                    page.goto(f"{url}/wall?refresh={args.refresh}")
+                    page.wait_for_selector(".tile", timeout=120_000)
+                else:
+                    page.goto(f"{url}/{args.page}?refresh=10s")
+                    page.get_by_text("Last sync").first.wait_for(timeout=120_000)
                 pages.append(page)
             last = ["" for _ in pages]
             next_sample = 0
             while total < args.refreshes and time.monotonic() < deadline:
                 for i, page in enumerate(pages):
-                    value = page.get_attribute(".wall-clock", "data-updated") or ""
+                    value = refresh_marker(page, args.page)
                     if value and value != last[i]:
                         last[i] = value
                         total += 1
-                        banner = page.locator(".wall-banner")
+                        banner = page.locator(".wall-banner, [data-testid=stAlertContentError]")
                         if banner.count():
                             banners.add(banner.first.inner_text()[:100])
                 if total >= next_sample:
@@ -135,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"refreshes: {total} over {elapsed / 60:.1f} min "
-        f"({args.pages} tabs, refresh {args.refresh}s)"
+        f"({args.pages} tabs on {args.page}, "
+        f"refresh {args.refresh if args.page == 'wall' else 10}s)"
     )
     print(f"source commits during the soak: {advanced[0]}")
     print(f"RSS first sample: {samples[0][2]:.1f} MiB at {samples[0][0]} refreshes")

@@ -2,9 +2,9 @@
 
 ``build`` writes an Iceberg table under ``<folder>/__r2_data_catalog/<catalog>/<table>/``
 with two days of a dozen agents: a mode mix, long-tailed durations, ingest lag, an error burst,
-one agent that went silent an hour ago, the awkward rows EVENTS.md lists, a compaction (old files
-left in ``data/``) and an orphan file. ``advance`` appends what happened since, so the default
-dashboard looks live.
+one agent that went silent an hour ago, the awkward rows docs/events.md lists, a compaction
+(old files left in ``data/``) and an orphan file. ``advance`` appends what happened since, so
+the default dashboard looks live.
 Everything is drawn from a seeded generator: the same ``now`` and seed give the same table.
 """
 
@@ -123,7 +123,7 @@ def _cycles(
 
 
 def awkward_rows(built: datetime, ids: list[str]) -> list[tuple[datetime, datetime, str]]:
-    """One of each row EVENTS.md says to handle, two hours before the build time."""
+    """One of each row docs/events.md says to handle, two hours before the build time."""
     t = built - timedelta(hours=2)
     base = {"event_type": "agent.cycle", "agent": ids[0], "mode": "think", "_ts": _iso(t)}
 

@@ -1,6 +1,6 @@
 """The contract's normalization, once, in DuckDB SQL: raw Parquet rows -> typed events.
 
-Every rule of ``EVENTS.md`` lives here: ``ts`` from ``_ts`` else ``__ingest_ts``; strings with
+Every rule of ``docs/events.md`` lives here: ``ts`` from ``_ts`` else ``__ingest_ts``; strings with
 ``unknown`` for a missing or empty agent/mode/event type; integers from JSON numbers or numeric
 strings, anything else NULL; a ``value`` that is not a JSON object is kept but flagged unparseable.
 A structured stream's columns are first turned back into the event's JSON, so both shapes take the

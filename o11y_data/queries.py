@@ -1,7 +1,7 @@
 """One function per question the screens ask, all taking the same :class:`Filters`.
 
 Every value is bound with ``?``; nothing the user typed is formatted into SQL. Definitions follow
-EVENTS.md: cycle metrics count ``agent.cycle`` events only; ``avg_ms`` is the mean of non-null
+docs/events.md: cycle metrics count ``agent.cycle`` events only; ``avg_ms`` is the mean of non-null
 durations rounded to an integer; percentiles interpolate (``quantile_cont``); error rate is cycles
 with ``errors > 0`` over cycles; NULLs add nothing to sums.
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status do
     import pandas as pd
 
 MODES = ("think", "reflection", "housekeeping")
-UNKNOWN = "unknown"  # the agent of events without one (EVENTS.md): shown apart, never an agent
+UNKNOWN = "unknown"  # the agent of events without one (docs/events.md): shown apart, never an agent
 RANKS = ("cycles", "errors")  # what "top N agents" ranks by
 # ``kind`` of a row of a per-agent breakdown: one of the top agents, the rest folded together,
 # or the events without an agent.
@@ -1011,7 +1011,7 @@ def wall_agents(
 # hours from ``hourly``, and only the partial hours at the window's edges from the raw rows, so
 # counts, sums and rates stay exact at every window. Percentiles are exact (``quantile_cont``)
 # for windows up to EXACT_PERCENTILES; beyond, they come from the daily histograms (within 1 %)
-# and the result says so (``approx``), for the screen to mark them "≈" (EVENTS.md).
+# and the result says so (``approx``), for the screen to mark them "≈" (docs/events.md).
 
 EXACT_PERCENTILES = timedelta(days=7)
 _HOUR, _DAY = 3600, 86400

@@ -11,7 +11,7 @@ Four tables, stored as zstd Parquet under ``rollups/``, one file per table and c
   ``erred`` (and event type for lag): log-spaced histograms that merge by addition. A value ``v``
   falls in bucket ``k`` (:data:`GAMMA`-spaced); the bucket's representative is within
   :data:`ALPHA` (0.9 %) of every value in it, so a percentile read from merged histograms is within
-  1 % of the exact ``quantile_cont`` (EVENTS.md: approximate only past 7 days, marked "≈").
+  1 % of the exact ``quantile_cont`` (docs/events.md: approximate only past 7 days, marked "≈").
 
 Histograms are kept per day, not per hour: at hour grain a histogram holds about as many buckets
 as cycles, and the partial days at a window's edges are bucketed from the raw rows at query time.

@@ -40,6 +40,21 @@ def test_decisions():
     assert decide(page="explorer", token_given=None, **{**kw, "logged_in": True}) == "allow"
 
 
+def test_a_configured_wall_token_is_required_without_sign_in():
+    kw = {"auth_required": False, "logged_in": False, "token": TOKEN}
+    assert decide(page="wall", token_given=TOKEN, **kw) == "allow"
+    assert decide(page="wall", token_given="WRONG", **kw) == "deny"
+    assert decide(page="wall", token_given=None, **kw) == "deny"
+    assert decide(page="wall", token_given="", **kw) == "deny"
+    assert decide(page="overview", token_given=None, **kw) == "allow"  # the token is the wall's
+    # no token configured and no sign-in: the wall is as open as every other page
+    assert decide(page="wall", token_given="x", **{**kw, "token": ""}) == "allow"
+    # signed in: no token needed, but a wrong one is still refused
+    signed = {"auth_required": True, "logged_in": True, "token": TOKEN}
+    assert decide(page="wall", token_given=None, **signed) == "allow"
+    assert decide(page="wall", token_given="WRONG", **signed) == "deny"
+
+
 def test_token_matching_is_exact_and_never_matches_an_unset_token():
     assert token_matches(TOKEN, TOKEN)
     assert not token_matches(TOKEN[:-1], TOKEN) and not token_matches(TOKEN + "x", TOKEN)
@@ -74,10 +89,15 @@ def app_env(demo_store):
     st.cache_data.clear()
 
 
-def run(page: str, *, params: dict | None = None, auth: bool = True) -> AppTest:
+def run(
+    page: str, *, params: dict | None = None, auth: bool = True, token: bool | None = None
+) -> AppTest:
+    """``page`` through app.py; sign-in configured when ``auth``, the wall token when ``token``
+    (default: with sign-in)."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
     if auth:
         at.secrets["auth"] = AUTH
+    if auth if token is None else token:
         at.secrets["wall"] = {"token": TOKEN}
     for k, v in (params or {}).items():
         at.query_params[k] = v
@@ -123,3 +143,24 @@ def test_without_sign_in_configured_pages_are_open(app_env):
     at = run("overview", auth=False)
     assert at.metric  # tiles drawn
     assert os.environ["O11Y_BACKGROUND_SYNC"] == "0"
+
+
+@pytest.mark.parametrize("given", ["WRONG", None, TOKEN[:-1]])
+def test_without_sign_in_a_wall_token_still_guards_the_wall(app_env, given):
+    at = run("wall", params={"token": given} if given else None, auth=False, token=True)
+    assert len(at.error) == 1
+    assert "wall link" in at.error[0].value
+    html = " ".join(m.value for m in at.markdown)
+    assert 'class="tile' not in html and "did:cf:" not in html
+    assert not shows_data(at)
+
+
+def test_without_sign_in_the_right_wall_token_opens_the_wall_and_never_shows_it(app_env):
+    at = run("wall", params={"token": TOKEN}, auth=False, token=True)
+    assert not at.error
+    html = " ".join(m.value for m in at.markdown)
+    assert 'class="tile' in html
+    assert TOKEN not in html
+    assert "href=" not in html  # the wall renders no links at all, so none can carry the token
+    other = run("overview", params={"token": TOKEN}, auth=False, token=True)
+    assert other.metric  # pages other than the wall stay open without sign-in

@@ -527,3 +527,21 @@ def test_top_n_is_read_from_the_url_and_folds_the_rest_into_others(dataset):
     ]
     at = run("timeline", {"top": "nonsense"})
     assert any("top='nonsense'" in w.value for w in at.warning)
+
+
+def test_the_refresh_picker_lives_in_the_url(dataset):
+    at = run("overview")
+    assert at.selectbox(key="f_refresh").value == "1m"
+    assert "refresh" not in at.query_params  # the default keeps a clean URL
+    at.selectbox(key="f_refresh").set_value("10s").run()
+    assert not at.exception
+    assert at.query_params.get("refresh") == "10s"
+    assert metrics(at)["Cycles"]  # the page still shows its data
+
+    at = run("errors", {"refresh": "off"})
+    assert at.selectbox(key="f_refresh").value == "off"
+    assert at.metric and not errors_shown(at)
+
+    at = run("modes", {"refresh": "banana"})
+    assert any("Ignored refresh=" in w.value for w in at.warning)
+    assert at.selectbox(key="f_refresh").value == "1m"

@@ -1,5 +1,5 @@
 """The "≈" mark: shown exactly where a percentile is approximate (a window over 7 days read from
-rollups, EVENTS.md), never on exact values. Through AppTest on a 130-day dataset (long enough
+rollups, docs/events.md), never on exact values. Through AppTest on a 130-day dataset (long enough
 for the health page's lag chart to use whole-day buckets)."""
 
 from __future__ import annotations

@@ -191,6 +191,11 @@ def test_short_did_and_names(tmp_path):
     assert agents.short_did("did:cf:3zv2mwufxbv54byvsehogfqr") == "did:cf:3zv2…gfqr"
     assert agents.short_did("did:cf:short") == "did:cf:short"
     assert agents.short_did("unknown") == "unknown"
+    # one short form everywhere, and a huge or odd agent string cannot take over a label
+    assert agents.short_did("") == "unknown"
+    assert len(agents.short_did("x" * 100_000)) == 21
+    assert len(agents.short_did("did:cf:" + "W" * 100_000)) <= 21
+    assert agents.short_did("planner-agent") == "planner-agent"
     path = tmp_path / "agents.toml"
     path.write_text(f'[agents]\n"{AGENTS[0]}" = "planner"\n')
     names = agents.load_names(path)
@@ -237,8 +242,25 @@ def test_freshness_levels():
     assert fmt.last_sync_level(30, 60) == "ok"
     assert fmt.last_sync_level(5 * 60, 60) == "amber"
     assert fmt.last_sync_level(3600, 60) == "red"
-    assert fmt.fmt_age(None) == "never" and fmt.fmt_age(90) == "2 min ago"
+    assert fmt.fmt_age(None) == "never" and fmt.fmt_age(90) == "1m ago"
     assert fmt.age_s(NOW - timedelta(seconds=30), NOW) == 30
+
+
+def test_a_failed_sync_is_red_however_recent_and_ages_use_one_format():
+    assert fmt.last_sync_level(5, 60, failed=True) == "red"
+    assert fmt.last_sync_level(5, 60, failed=False) == "ok"
+    # ages as the freshness bar and the wall both show them
+    assert [fmt.fmt_age(s) for s in (0, 45, 60, 3780, 90000)] == [
+        "0s ago",
+        "45s ago",
+        "1m ago",
+        "1h 03m ago",
+        "1d 1h ago",
+    ]
+    # one duration format (the wall shows a dash where pages say "No data")
+    assert fmt.fmt_ms(None) == "No data" and fmt.fmt_ms(None, empty=fmt.DASH) == "—"
+    assert fmt.as_utc(pd.Timestamp("2026-01-01 00:00")) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert fmt.as_utc(pd.NaT) is None and fmt.as_utc("not a time") is None
 
 
 def test_tables():

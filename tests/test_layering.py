@@ -39,6 +39,25 @@ def test_importing_every_data_module_loads_no_streamlit():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_the_wall_depends_on_the_shared_helpers_never_the_reverse():
+    """One app: the wall imports the shared formats, parsers and rules; nothing shared (or any
+    ordinary page) imports the wall's modules."""
+    wall = {"ui.wall", "ui.wall_logic"}
+    offenders = []
+    sources = [*(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py")]
+    for path in sources:
+        if path.stem in {"wall", "wall_logic"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+                offenders += [f"{path.name}: {n}" for n in names & wall]
+    assert offenders == []
+    logic = (ROOT / "ui" / "wall_logic.py").read_text()
+    for shared in ("from ui.fmt import", "from ui.agents import", "from ui.filters import"):
+        assert shared in logic
+
+
 def test_cli_status_and_summary_load_no_pandas_pyarrow_boto3_or_fastavro(tmp_path):
     # A local query over the store needs DuckDB only; the heavy imports cost ~0.5 s per run.
     code = (

@@ -1,4 +1,4 @@
-"""Every normalization rule of EVENTS.md, on real Parquet files read by DuckDB."""
+"""Every normalization rule of docs/events.md, on real Parquet files read by DuckDB."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ json_values = st.recursive(
 
 
 def reference_int(v: Any) -> int | None:
-    """EVENTS.md, read independently: a JSON number or numeric string parses, else NULL."""
+    """docs/events.md, read independently: a JSON number or numeric string parses, else NULL."""
     if isinstance(v, bool) or v is None:
         return None
     if isinstance(v, int):

@@ -337,7 +337,7 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
             _frames_equal(a.drop(columns=pct), b.drop(columns=pct))
             if exact_pct:
                 _frames_equal(a[pct], b[pct])
-            else:  # within 1 % of the exact percentile (EVENTS.md)
+            else:  # within 1 % of the exact percentile (docs/events.md)
                 for c in pct:
                     ok = (a[c] - b[c]).abs() <= 0.01 * b[c].abs() + 1e-9
                     assert ok.all(), (c, a[c].tolist(), b[c].tolist())

@@ -229,12 +229,12 @@ def test_recovers_after_server_restart_and_source_outage(
         # The source folder disappears (as R2 being unreachable does): a banner, tiles as of.
         hidden = wall_app.src.with_name("src-away")
         os.rename(wall_app.src, hidden)
-        page.wait_for_selector(".wall-banner.error", timeout=40_000)
+        page.wait_for_selector(".wall-banner.red", timeout=40_000)
         assert "Sync failing" in page.inner_text(".wall-banner")
         assert page.locator(".wall-grid.asof").count() == 1
         assert page.locator(".t-asof").count() == 14
         os.rename(hidden, wall_app.src)
-        page.wait_for_selector(".wall-banner.error", state="detached", timeout=60_000)
+        page.wait_for_selector(".wall-banner.red", state="detached", timeout=60_000)
         assert page.locator(".wall-grid.asof").count() == 0
 
         # The server goes away: the browser itself says the screen stopped updating...

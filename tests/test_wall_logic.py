@@ -9,6 +9,9 @@ import pytest
 
 from ui import wall as W
 from ui import wall_logic as wl
+from ui.agents import short_did
+from ui.fmt import DASH, format_rate, format_span, parse_duration
+from ui.fmt import fmt_ms as _fmt_ms
 from ui.wall_logic import (
     DEFAULT,
     AgentStats,
@@ -19,17 +22,17 @@ from ui.wall_logic import (
     build_tiles,
     config_from_env,
     config_to_params,
-    format_ms,
-    format_rate,
-    format_span,
     network_totals,
     parse_config,
-    parse_duration,
     parse_rate,
     select,
-    short_did,
     window_bounds,
 )
+
+
+def format_ms(v):
+    return _fmt_ms(v, empty=DASH)
+
 
 NOW = datetime(2026, 11, 2, 12, 0, 0, tzinfo=UTC)
 A = "did:cf:aaaabbbbccccddddeeeeffff"
@@ -297,27 +300,27 @@ def test_assess_current() -> None:
 
 def test_assess_never_synced() -> None:
     h = assess(_fresh(last_sync_at=None, newest_ingest_ts=None, newest_ts=None), NOW)
-    assert (h.current, h.at, h.level) == (False, None, "warn")
+    assert (h.current, h.at, h.level) == (False, None, "amber")
     h = assess(_fresh(last_sync_at=None, last_error="Source folder not found: /x"), NOW)
-    assert h.at is None and h.level == "error" and "Source folder not found" in (h.banner or "")
+    assert h.at is None and h.level == "red" and "Source folder not found" in (h.banner or "")
 
 
 def test_assess_failing_sync_shows_data_as_of_last_good_sync() -> None:
     h = assess(_fresh(last_sync_at=ago(300), last_error="Cannot reach R2: timeout"), NOW)
-    assert (h.current, h.at, h.level) == (False, ago(300), "error")
+    assert (h.current, h.at, h.level) == (False, ago(300), "red")
     assert "Cannot reach R2: timeout" in h.banner and "11:55" in h.banner
 
 
 def test_assess_old_sync() -> None:
     h = assess(_fresh(last_sync_at=ago(300)), NOW)  # fresh_s = 300: exactly too old
-    assert (h.current, h.at, h.level) == (False, ago(300), "error")
+    assert (h.current, h.at, h.level) == (False, ago(300), "red")
     assert "out of date" in h.banner and "5m ago" in h.banner
     assert assess(_fresh(last_sync_at=ago(299)), NOW).current
 
 
 def test_assess_pipeline_quiet_is_current_but_warned() -> None:
     h = assess(_fresh(newest_ingest_ts=ago(1800)), NOW)
-    assert (h.current, h.at, h.level) == (True, NOW, "warn")
+    assert (h.current, h.at, h.level) == (True, NOW, "amber")
     assert "30m" in h.banner and "11:30" in h.banner
 
 
@@ -369,7 +372,7 @@ def test_wall_html_current() -> None:
 
 def test_wall_html_not_current_marks_tiles_as_of() -> None:
     tiles = build_tiles(select(_stats(), ())[0], ago(900))
-    h = Health(False, ago(900), "error", "Sync failing: boom")
+    h = Health(False, ago(900), "red", "Sync failing: boom")
     out = _html(tiles, h)
     assert 'class="wall-grid asof"' in out
     assert out.count("as of 11:45") == 3

@@ -203,7 +203,7 @@ def test_failing_sync_shows_banner_and_marks_tiles_as_of(source: dict[str, Path]
         ok=False, last_error="Cannot reach R2: timed out", last_success_at=last_ok.timestamp()
     )
     html = wall_html(run_wall())
-    assert 'class="wall-banner error"' in html
+    assert 'class="wall-banner red"' in html
     assert "Sync failing: Cannot reach R2: timed out" in html
     assert 'class="wall-grid asof"' in html
     assert html.count(f"as of {last_ok:%H:%M}") == 4
@@ -234,5 +234,5 @@ def test_unreachable_source_before_any_sync(tmp_path: Path, monkeypatch) -> None
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
-    assert 'class="wall-banner error"' in html and "Source folder not found" in html
+    assert 'class="wall-banner red"' in html and "Source folder not found" in html
     assert "No data yet." in html

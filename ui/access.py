@@ -4,6 +4,9 @@ Sign-in is on when Streamlit's ``[auth]`` section is configured in secrets; then
 to a visitor who has not signed in. A TV cannot complete a sign-in, so the wall URL may carry a
 separate read-only token (``?token=…``; from ``O11Y_WALL_TOKEN`` or ``[wall] token`` in secrets),
 compared in constant time, which opens the wall page and nothing else.
+
+A configured wall token is required on the wall whether or not sign-in is configured: a wall URL
+without it (or with a wrong one) shows one line and no wall. Only a signed-in person needs no token.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 Decision = Literal["allow", "login", "deny"]
+WRONG_TOKEN = "This wall link's token is not valid. Ask for a new wall link."
+NEEDS_TOKEN = "This wall needs a link with its token. Ask for a wall link."
 
 
 def auth_configured(secrets: Mapping[str, Any]) -> bool:
@@ -41,14 +46,22 @@ def token_matches(given: str | None, expected: str) -> bool:
 def decide(
     *, page: str, auth_required: bool, logged_in: bool, token_given: str | None, token: str
 ) -> Decision:
-    """Whether this visitor may see ``page`` (a url_path)."""
-    if not auth_required or logged_in:
-        return "allow"
+    """Whether this visitor may see ``page`` (a url_path).
+
+    The wall: a wrong token is refused even for a signed-in person (a link that is wrong should
+    say so); without a token, sign-in is offered when configured, else a configured token is the
+    only way in.
+    """
+    signed_in = auth_required and logged_in
     if page == "wall":
-        if token_matches(token_given, token):
+        if token and token_given and not token_matches(token_given, token):
+            return "deny"
+        if signed_in or token_matches(token_given, token):
             return "allow"
-        return "deny" if token_given else "login"
-    return "login"
+        if auth_required:
+            return "login"
+        return "deny" if token else "allow"
+    return "login" if auth_required and not logged_in else "allow"
 
 
 def gate(page: str) -> None:
@@ -60,24 +73,30 @@ def gate(page: str) -> None:
     except Exception:  # no secrets file
         secrets = {}
     required = auth_configured(secrets)
-    if not required:
+    token = expected_wall_token(secrets)
+    if not required and not (page == "wall" and token):
         return
-    try:
-        logged_in = bool(st.user.is_logged_in)
-    except Exception:
-        logged_in = False
+    logged_in = False
+    if required:
+        try:
+            logged_in = bool(st.user.is_logged_in)
+        except Exception:
+            logged_in = False
     given = st.query_params.get("token")
     verdict = decide(
         page=page,
         auth_required=required,
         logged_in=logged_in,
         token_given=given,
-        token=expected_wall_token(secrets),
+        token=token,
     )
     if verdict == "allow":
         return
     if verdict == "deny":
-        st.error("This wall link's token is not valid. Ask for a new wall link.")
+        if given:
+            st.error(WRONG_TOKEN)
+        else:
+            st.error(NEEDS_TOKEN)
         st.stop()
     st.title("Agent network · o11y")
     st.info("Sign in to see the dashboard.")

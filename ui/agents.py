@@ -36,14 +36,25 @@ def load_names(path: Path) -> dict[str, str]:
     }
 
 
+UNKNOWN_AGENT = "unknown"  # the contract: a missing or empty agent reads as "unknown"
+SHORT_MAX = 24  # a non-DID agent string longer than this is clipped in the middle
+
+
 def short_did(did: str, *, head: int = 4, tail: int = 4) -> str:
-    """``did:cf:abcd…wxyz``: the method prefix, the first and last characters of the id."""
+    """The one short form of an agent, on every screen: ``did:cf:abcd…wxyz`` (the method prefix,
+    the first and last characters of the id); a short DID or name is kept; any other string
+    longer than :data:`SHORT_MAX` keeps its start and end (an agent string is untrusted: a 100 KB
+    one must not take over a legend or a tile)."""
     if not isinstance(did, str) or not did:
-        return "unknown"
-    prefix, _, ident = did.rpartition(":")
-    if not prefix or len(ident) <= head + tail + 1:
+        return UNKNOWN_AGENT
+    if did.startswith("did:") and len(did) <= 80:
+        prefix, _, ident = did.rpartition(":")
+        if len(ident) <= head + tail + 1:
+            return did
+        return f"{prefix}:{ident[:head]}…{ident[-tail:]}"
+    if len(did) <= SHORT_MAX:
         return did
-    return f"{prefix}:{ident[:head]}…{ident[-tail:]}"
+    return did[:12] + "…" + did[-8:]
 
 
 def label(did: str, names: dict[str, str] | None = None) -> str:

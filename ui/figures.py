@@ -52,6 +52,8 @@ AGENT_PALETTE = [
     "#DBDB8D",
     "#9EDAE5",
 ]
+# Hovers name the trace with %{fullData.name} (the escaped name), never by putting data into a
+# template: Plotly renders a subset of HTML in hovers.
 OTHERS_COLOR = "#5A5A5A"
 UNKNOWN_COLOR = MODE_COLORS["unknown"]
 UNKNOWN_LABEL = "unknown (no agent)"
@@ -430,9 +432,9 @@ def agent_strip(
                 "line": {"width": 0},
             },
             customdata=m[["safe_agent", "dur_s", "tool_calls", "errors"]].to_numpy(),
-            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}<br>{mode}, "
-            "%{customdata[1]} s, %{customdata[2]} tool calls, %{customdata[3]} errors"
-            "<extra></extra>",
+            hovertemplate=f"%{{customdata[0]}}<br>%{{x|%Y-%m-%d %H:%M:%S}} {tz}<br>"
+            "%{fullData.name}, %{customdata[1]} s, %{customdata[2]} tool calls, "
+            "%{customdata[3]} errors<extra></extra>",
         )
     err = df[pd.to_numeric(df["errors"], errors="coerce").fillna(0) > 0]
     if not err.empty:
@@ -583,7 +585,7 @@ def duration_by_mode(points: pd.DataFrame, *, title: str = "Cycle duration by mo
             name=mode,
             marker_color=mode_color(mode),
             boxpoints="outliers",
-            hovertemplate=f"{mode}<br>%{{y:.1f}} s<extra></extra>",
+            hovertemplate="%{fullData.name}<br>%{y:.1f} s<extra></extra>",
         )
     fig.update_yaxes(type="log")
     fig.update_layout(showlegend=False)
@@ -700,7 +702,8 @@ def ingest_lag(
             mode="lines",
             connectgaps=False,
             line={"width": 1.8, "color": LAG_COLORS[name]},
-            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}} s<extra></extra>",
+            hovertemplate="%{fullData.name}<br>"
+            f"%{{x|%Y-%m-%d %H:%M}} {tz}<br>%{{y:.1f}} s<extra></extra>",
         )
     span(fig, start, end, tz)
     return fig

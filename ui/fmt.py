@@ -1,22 +1,81 @@
-"""Formatting and freshness rules, as pure functions (tested without Streamlit)."""
+"""Formatting, durations and freshness rules for every screen (the wall included), as pure
+functions tested without Streamlit.
+
+One age format (:func:`format_span`, :func:`fmt_age`), one duration-in-ms format (:func:`fmt_ms`),
+one duration parser (:func:`parse_duration`) and one freshness rule set (:func:`level`,
+:func:`newest_event_level`, :func:`last_sync_level`; levels ``ok``, ``amber``, ``red``).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import re
+from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from ui.wall_logic import format_ms  # one rule for durations on every screen, wall included
+from ui.filters import zone
 
 NO_DATA = "No data"
+DASH = "—"  # the wall's "nothing to show" (a TV has no room for words)
 
-# Freshness thresholds (seconds): amber past the first, red past the second.
+# The freshness rule set (seconds): amber past the first threshold, red past the second.
+LEVELS = ("ok", "amber", "red")
 NEWEST_EVENT_AMBER_S = 15 * 60
 NEWEST_EVENT_RED_S = 60 * 60
 LAST_SYNC_AMBER_FACTOR = 3  # x the sync interval
+LAST_SYNC_AMBER_MIN_S = 120
 LAST_SYNC_RED_S = 15 * 60
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|sec|min)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``"90"``, ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"``; else ValueError."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ValueError("not a duration (use e.g. 30s, 10m, 1h)")
+    unit = (m.group(2) or "s").lower()
+    unit = {"sec": "s", "min": "m"}.get(unit, unit)
+    value = float(m.group(1)) * _UNITS[unit]
+    if not math.isfinite(value):
+        raise ValueError("not a duration")
+    return int(round(value))
+
+
+def format_span(seconds: float | None) -> str:
+    """A compact duration: ``45s``, ``7m``, ``1h 05m``, ``3d 4h``; ``—`` for None."""
+    if seconds is None or missing(seconds) or not math.isfinite(seconds):
+        return DASH
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h}h" if m == 0 else f"{h}h {m:02d}m"
+    d, h = divmod(s // 3600, 24)
+    return f"{d}d" if h == 0 else f"{d}d {h}h"
+
+
+def format_rate(rate: float | None) -> str:
+    """The wall's compact rate: ``0.0%``, ``3.4%``, ``12%``, ``100%``; ``—`` for nothing."""
+    if rate is None or missing(rate):
+        return DASH
+    pct = float(rate) * 100
+    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
+
+
+def format_clock(t: datetime | None, zone: tzinfo = UTC, *, seconds: bool = False) -> str:
+    """``HH:MM`` (or ``HH:MM:SS``) in ``zone``; naive means UTC; ``—`` for None."""
+    if t is None or missing(t):
+        return DASH
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(zone).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
 def missing(v: Any) -> bool:
@@ -39,51 +98,54 @@ def fmt_pct(v: Any, digits: int = 1) -> str:
 
 def approx(text: str, is_approx: bool) -> str:
     """``text`` marked "≈" when the value is approximate (a percentile read from rollups over a
-    window longer than 7 days; EVENTS.md)."""
+    window longer than 7 days; docs/events.md)."""
     return f"≈ {text}" if is_approx else text
 
 
-def fmt_ms(v: Any) -> str:
-    """A duration in ms, readable: ``850 ms``, ``12.3 s``, ``4.2 min``."""
-    return NO_DATA if missing(v) else format_ms(float(v))
+def fmt_ms(v: Any, *, empty: str = NO_DATA) -> str:
+    """A duration in ms, readable: ``850 ms``, ``12.3 s``, ``4.2 min``; ``empty`` when missing."""
+    if missing(v):
+        return empty
+    ms = float(v)
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms / 60_000:.1f} min"
 
 
 def fmt_age(seconds: float | None) -> str:
+    """How long ago, in the one age format: ``45s ago``, ``1h 05m ago``; ``never`` for None."""
     if seconds is None or missing(seconds):
         return "never"
-    s = max(0.0, float(seconds))
-    if s < 60:
-        return f"{s:.0f} s ago"
-    if s < 3600:
-        return f"{s / 60:.0f} min ago"
-    if s < 86400 * 2:
-        return f"{s / 3600:.1f} h ago"
-    return f"{s / 86400:.1f} days ago"
+    return f"{format_span(float(seconds))} ago"
 
 
-def _zone(tz: str) -> Any:
-    return UTC if tz == "UTC" else ZoneInfo(tz)
+def as_utc(value: Any) -> datetime | None:
+    """A time from the data layer (datetime or pandas Timestamp; naive means UTC) as an aware
+    datetime; None for a missing value or anything that is not a time."""
+    if missing(value):
+        return None
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def fmt_ts(t: Any, tz: str = "UTC") -> str:
     """A time for people, in the zone ``tz`` (an IANA name), which it names."""
     if missing(t):
         return NO_DATA
-    if not isinstance(t, datetime):
-        try:
-            t = t.to_pydatetime()
-        except AttributeError:
-            return str(t)
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M:%S ") + tz
+    aware = as_utc(t)
+    if aware is None:
+        return str(t)
+    return aware.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M:%S ") + tz
 
 
 def fmt_clock(t: datetime, tz: str = "UTC") -> str:
     """``HH:MM:SS`` in the zone ``tz`` (naive means UTC)."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(_zone(tz)).strftime("%H:%M:%S")
+    return format_clock(t, zone(tz), seconds=True)
 
 
 def local(s: Any, tz: str = "UTC") -> pd.Series:
@@ -96,15 +158,11 @@ def local(s: Any, tz: str = "UTC") -> pd.Series:
 
 
 def age_s(t: Any, now: datetime | None = None) -> float | None:
-    if missing(t):
+    """Seconds from ``t`` to ``now`` (default: the clock); None when ``t`` is not a time."""
+    aware = as_utc(t)
+    if aware is None:
         return None
-    if not isinstance(t, datetime):
-        try:
-            t = t.to_pydatetime()
-        except AttributeError:
-            return None
-    now = now or datetime.now(UTC)
-    return (now - t).total_seconds()
+    return ((now or datetime.now(UTC)) - aware).total_seconds()
 
 
 def level(age: float | None, amber: float, red: float) -> str:
@@ -122,8 +180,16 @@ def newest_event_level(age: float | None) -> str:
     return level(age, NEWEST_EVENT_AMBER_S, NEWEST_EVENT_RED_S)
 
 
-def last_sync_level(age: float | None, interval_s: float) -> str:
-    amber = max(LAST_SYNC_AMBER_FACTOR * interval_s, 120)
+def last_sync_amber_s(interval_s: float) -> float:
+    """The last sync is late (amber) past this: a few missed intervals."""
+    return max(LAST_SYNC_AMBER_FACTOR * interval_s, LAST_SYNC_AMBER_MIN_S)
+
+
+def last_sync_level(age: float | None, interval_s: float, *, failed: bool = False) -> str:
+    """``red`` when the last sync failed or is long overdue, ``amber`` when late, else ``ok``."""
+    if failed:
+        return "red"
+    amber = last_sync_amber_s(interval_s)
     return level(age, amber, max(LAST_SYNC_RED_S, amber * 2))
 
 

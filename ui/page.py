@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -22,11 +23,17 @@ from o11y_data.background import BackgroundSyncer
 from o11y_data.queries import Filters
 from ui import data as D
 from ui import filters as F
-from ui import fmt, sidebar
+from ui import fmt, refresh, sidebar
 from ui import view as V
 from ui.agents import agents_file, labels, load_names, picker_label
+from ui.safe import escape_figure, md_text
 
 CTX_KEY = "_ctx"
+REFRESH_S = "_refresh_s"  # this run's refresh interval (None: off)
+REFRESH_SAVED = "_refresh_saved"  # the session's last choice, restored after sidebar navigation
+K_REFRESH = "f_refresh"
+BAR_KEY = "_freshness_bar"
+LIVE_RAN = "_live_ran"  # this run's page drew the freshness bar itself (live)
 LEVEL_COLOR = {"ok": "green", "amber": "orange", "red": "red"}
 
 log = logging.getLogger(__name__)
@@ -64,11 +71,9 @@ class Ctx:
 
 
 def md_escape(text: str) -> str:
-    """Text safe to put inside Streamlit markdown (paths, error messages, DIDs)."""
-    out = str(text)
-    for ch in "\\`*_[]{}<>#|:~$":
-        out = out.replace(ch, "\\" + ch)
-    return out
+    """Text safe to put inside Streamlit markdown (paths, error messages, DIDs): one line, every
+    Markdown character escaped (:func:`ui.safe.md_text`)."""
+    return md_text(text)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -115,11 +120,13 @@ def ensure_first_sync(syncer: BackgroundSyncer, *, quiet: bool = False, timeout:
 
 
 def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
-    """The sidebar filters, URL notices and the freshness bar; stores the page context."""
+    """The sidebar filters and refresh picker, URL notices and the freshness bar; stores the page
+    context for :func:`live`."""
     choices = load("choices", what="filter choices") or {}
     names = agent_names()
     state = sidebar.read_state(choices)
     sidebar.draw(state, choices, names)
+    every, refresh_notice = refresh_picker()
     c = Ctx(
         state=state,
         filters=state.to_filters(),
@@ -129,11 +136,100 @@ def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
         settings=settings,
     )
     st.session_state[CTX_KEY] = c
+    st.session_state[REFRESH_S] = every
     with st.sidebar:
         st.caption(f"Source: {md_escape(settings.source_label)}")
-    for notice in state.notices:
-        st.warning(notice, icon=":material/link_off:")
-    freshness_bar(settings, syncer, tz=state.tz)
+    notices = [*state.notices, *([refresh_notice] if refresh_notice else [])]
+    for notice in notices:  # they quote URL values: hostile text
+        st.warning(md_escape(notice), icon=":material/link_off:")
+    # The freshness bar's place: live() draws the bar inside the page's refreshing fragment (a
+    # fragment writing into a container made outside it breaks the page after navigation), and
+    # finish() fills this place for a page that does not use live().
+    st.session_state[BAR_KEY] = st.empty()
+    st.session_state[LIVE_RAN] = False
+    return c
+
+
+def finish(settings: Settings, syncer: BackgroundSyncer) -> None:
+    """After the page ran: the freshness bar in its place, unless :func:`live` drew it."""
+    bar = st.session_state.get(BAR_KEY)
+    if bar is not None and not st.session_state.get(LIVE_RAN):
+        with bar.container():
+            freshness_bar(settings, syncer, tz=ctx().tz)
+
+
+def _set_refresh(choice: str) -> None:
+    param = refresh.to_param(choice)
+    if param is None:
+        if refresh.KEY in st.query_params:
+            del st.query_params[refresh.KEY]
+    elif st.query_params.get_all(refresh.KEY) != [param]:
+        st.query_params[refresh.KEY] = param
+    st.session_state[REFRESH_SAVED] = choice
+
+
+def _refresh_changed() -> None:
+    _set_refresh(st.session_state.get(K_REFRESH) or refresh.DEFAULT)
+
+
+def refresh_picker() -> tuple[int | None, str | None]:
+    """The sidebar's refresh picker, kept in the URL (``refresh=``); (seconds or None, notice).
+
+    A URL without ``refresh`` (sidebar navigation, a link to another page) keeps the session's
+    last choice: the interval is how this person watches, not part of a view.
+    """
+    values = st.query_params.get_all(refresh.KEY)
+    saved = st.session_state.get(REFRESH_SAVED)
+    if not values and saved:
+        values = [saved]
+    choice, notice = refresh.parse_refresh(values)
+    _set_refresh(choice)
+    st.session_state[K_REFRESH] = choice
+    st.sidebar.selectbox(
+        "Refresh",
+        list(refresh.CHOICES),
+        key=K_REFRESH,
+        format_func=refresh.LABELS.get,
+        on_change=_refresh_changed,
+        help="How often this page re-reads the data and the freshness bar, in place: no reload, "
+        "selections kept.",
+    )
+    return refresh.seconds(choice), notice
+
+
+def live(body: Callable[[Ctx], None]) -> None:
+    """Run a page's ``body`` with the current context, and re-run it (with the freshness bar) in
+    place every refresh interval the user picked: no reload, widgets and selections kept.
+
+    Every page calls this once with its body. Each run gets a new :class:`Ctx`: the relative time
+    range moves to now and agents that appeared since are labelled.
+    """
+    every = st.session_state.get(REFRESH_S)
+    st.session_state[LIVE_RAN] = True
+
+    def run() -> None:
+        c = current_ctx()
+        freshness_bar(c.settings, D.get_syncer(), tz=c.tz)
+        body(c)
+
+    if not every:
+        run()
+        return
+    st.fragment(run_every=timedelta(seconds=every))(run)()
+
+
+def current_ctx() -> Ctx:
+    """The stored context, moved to now: relative ranges end now, new agents get labels."""
+    c = ctx()
+    now = datetime.now(UTC)
+    choices = load("choices", what="filter choices") or {}
+    c = replace(
+        c,
+        filters=c.state.to_filters(now),
+        now=now,
+        labels=labels(choices.get("agent", []), c.names),
+    )
+    st.session_state[CTX_KEY] = c
     return c
 
 
@@ -193,7 +289,8 @@ def freshness_bar(settings: Settings, syncer: BackgroundSyncer, *, tz: str = "UT
     t_sync = last_sync_time(fr, syncer)
     a2 = fmt.age_s(t_sync, now)
     c1 = LEVEL_COLOR[fmt.newest_event_level(a1)]
-    c2 = LEVEL_COLOR[fmt.last_sync_level(a2, settings.sync_interval_s)]
+    err = sync_error(fr, syncer)
+    c2 = LEVEL_COLOR[fmt.last_sync_level(a2, settings.sync_interval_s, failed=bool(err))]
     newest_txt = (
         f"Newest event {fmt.fmt_age(a1)} ({fmt.fmt_clock(newest, tz)} {md_escape(tz)})"
         if a1 is not None
@@ -217,7 +314,6 @@ def freshness_bar(settings: Settings, syncer: BackgroundSyncer, *, tz: str = "UT
             "First sync running: the data appears here as soon as it finishes.",
             icon=":material/hourglass_top:",
         )
-    err = sync_error(fr, syncer)
     if err:
         st.error(
             f"Last sync failed; showing cached data. {md_escape(err)}",
@@ -238,23 +334,25 @@ def no_data(what: str = "these filters") -> None:
 
 
 def chart(fig: go.Figure, *, key: str | None = None) -> None:
+    """A figure, its data-derived strings made inert first (Plotly renders HTML in them)."""
     st.plotly_chart(
-        fig, width="stretch", key=key, config={"displaylogo": False, "displayModeBar": False}
+        escape_figure(fig),
+        width="stretch",
+        key=key,
+        config={"displaylogo": False, "displayModeBar": False},
     )
 
 
 def bucket_s(c: Ctx, *, points: int = 200) -> int:
     """The time bucket for the filters' range (about 100-300 points; fewer for busy charts)."""
-    start, end = c.filters.start, c.filters.end
-    if start is None or end is None:
-        rng = load("time_range", c.filters, what="time range") or (None, None)
-        start, end = start or rng[0], end or rng[1]
+    start, end = window(c)
     if start is None or end is None:
         return 60
     return q.pick_bucket(start, end, points=points)
 
 
 def window(c: Ctx) -> tuple[datetime | None, datetime | None]:
+    """The filters' time range; an open end (``all``) is the data's own first/last time."""
     start, end = c.filters.start, c.filters.end
     if start is None or end is None:
         rng = load("time_range", c.filters, what="time range") or (None, None)

@@ -11,7 +11,6 @@ needs no server to tell the room the screen has stopped.
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import os
@@ -21,6 +20,10 @@ from datetime import UTC, datetime, timedelta
 from string import Template
 
 from o11y_data.alerts import FiringSummary, firing_summary, read_state
+from ui.agents import agents_file, load_names, short_did
+from ui.agents import labels as agent_labels
+from ui.fmt import DASH, as_utc, fmt_ms, format_clock, format_rate, format_span, missing
+from ui.safe import Safe, clip, h, join
 from ui.wall_logic import (
     AgentStats,
     Health,
@@ -31,14 +34,9 @@ from ui.wall_logic import (
     build_tiles,
     config_from_env,
     fit,
-    format_clock,
-    format_ms,
-    format_rate,
-    format_span,
     network_totals,
     parse_config,
     select,
-    short_did,
     window_bounds,
 )
 
@@ -96,8 +94,8 @@ WALL_CSS = Template(
 .wall-clock b { font-size: 3vh; color: #fff; }
 .wall-banner { font-size: 2.6vh; font-weight: 700; padding: 0.6vh 1vw; border-radius: 0.6vh;
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.wall-banner.error { background: #b00020; color: #fff; }
-.wall-banner.warn { background: #ffb020; color: #111; }
+.wall-banner.red { background: #b00020; color: #fff; }
+.wall-banner.amber { background: #ffb020; color: #111; }
 .wall-row2 { display: flex; align-items: baseline; gap: 2vw; overflow: hidden; }
 .wall-row2 .wall-net { flex: 1 1 auto; min-width: 0; }
 .wall-alerts { flex: 0 1 auto; max-width: 48vw; margin-left: auto; font-size: 2.4vh;
@@ -193,69 +191,102 @@ def sparkline_svg(counts: Sequence[int], errors: Sequence[int]) -> str:
     )
 
 
-def tile_html(t: Tile, cfg: WallConfig, health: Health) -> str:
-    e = html.escape
-    age = format_span(t.age_s) if t.age_s is not None else "never"
-    err_cls = " bad" if t.error_rate is not None and t.error_rate >= cfg.err else ""
+AGENT_ATTR_MAX = 300  # an agent string in an attribute (tooltip, data-agent) is clipped to this
+
+
+def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
+    """One agent's tile; every value is escaped (an agent string is untrusted)."""
     asof = (
-        f'<span class="t-asof">as of {format_clock(health.at, cfg.zone)}</span>'
+        h('<span class="t-asof">as of {}</span>', format_clock(health.at, cfg.zone))
         if not health.current
-        else ""
+        else Safe("")
     )
-    win = format_span(cfg.window_s)
-    return (
-        f'<div class="tile {t.status}" data-agent="{e(t.agent)}" data-status="{t.status}" '
-        f'title="{e(t.agent)}">'
-        f'<div class="t-row"><span class="t-status">{t.status}</span>{asof}'
-        f'<span class="t-age" data-age="{"" if t.age_s is None else int(t.age_s)}">{age}'
-        "<small> ago</small></span></div>"
-        f'<div class="t-name">{e(t.name)}</div>'
+    return h(
+        '<div class="tile {status}" data-agent="{agent}" data-status="{status}" title="{agent}">'
+        '<div class="t-row"><span class="t-status">{status}</span>{asof}'
+        '<span class="t-age" data-age="{age_s}">{age}<small> ago</small></span></div>'
+        '<div class="t-name">{name}</div>'
         '<div class="t-nums">'
-        f'<div class="t-num" data-k="cycles"><b>{t.cycles}</b><span>cycles/{win}</span></div>'
-        f'<div class="t-num{err_cls}" data-k="error_rate"><b>{format_rate(t.error_rate)}</b>'
+        '<div class="t-num" data-k="cycles"><b>{cycles}</b><span>cycles/{win}</span></div>'
+        '<div class="t-num{err_cls}" data-k="error_rate"><b>{rate}</b>'
         "<span>error rate</span></div>"
-        f'<div class="t-num" data-k="p95"><b>{format_ms(t.p95_ms)}</b><span>p95</span></div>'
-        "</div>"
-        f"{sparkline_svg(t.spark_n, t.spark_err)}"
-        "</div>"
+        '<div class="t-num" data-k="p95"><b>{p95}</b><span>p95</span></div>'
+        "</div>{spark}</div>",
+        status=t.status,
+        agent=clip(t.agent, AGENT_ATTR_MAX),
+        asof=asof,
+        age_s="" if t.age_s is None else int(t.age_s),
+        age=format_span(t.age_s) if t.age_s is not None else "never",
+        name=t.name,
+        cycles=t.cycles,
+        win=format_span(cfg.window_s),
+        err_cls=" bad" if t.error_rate is not None and t.error_rate >= cfg.err else "",
+        rate=format_rate(t.error_rate),
+        p95=fmt_ms(t.p95_ms, empty=DASH),
+        spark=Safe(sparkline_svg(t.spark_n, t.spark_err)),  # numbers only, built here
     )
 
 
-def totals_html(tot: Totals, cfg: WallConfig) -> tuple[str, str]:
+def totals_html(tot: Totals, cfg: WallConfig) -> tuple[Safe, Safe]:
     """(agent counts by status, network numbers over the window) for the header's two rows."""
-    chips = "".join(
-        f'<span class="wall-count" data-status="{s}" style="color:{COLORS[s]}">'
-        f"{tot.by_status[s]:,} {s}</span>"
+    chips = join(
+        h(
+            '<span class="wall-count" data-status="{s}" style="color:{color}">{n:,} {s}</span>',
+            s=s,
+            color=COLORS[s],
+            n=tot.by_status[s],
+        )
         for s in ("healthy", "degraded", "stale", "down")
         if tot.by_status[s] or s == "healthy"
     )
-    win = format_span(cfg.window_s)
-    counts = f'<div class="wall-totals"><span data-k="agents"><b>{tot.agents:,}</b> agents</span>'
-    net = (
-        f'<div class="wall-net"><span class="k">all agents, last {win}:</span>'
-        f'<span data-k="cycles"><span class="k">cycles/{win}</span><b>{tot.cycles:,}</b></span>'
-        f'<span data-k="error_rate"><span class="k">error rate</span>'
-        f"<b>{format_rate(tot.error_rate)}</b></span>"
-        f'<span data-k="p95"><span class="k">p95</span><b>{format_ms(tot.p95_ms)}</b></span>'
-        "</div>"
+    counts = h(
+        '<div class="wall-totals"><span data-k="agents"><b>{n:,}</b> agents</span>{chips}</div>',
+        n=tot.agents,
+        chips=chips,
     )
-    return f"{counts}{chips}</div>", net
+    net = h(
+        '<div class="wall-net"><span class="k">all agents, last {win}:</span>'
+        '<span data-k="cycles"><span class="k">cycles/{win}</span><b>{cycles:,}</b></span>'
+        '<span data-k="error_rate"><span class="k">error rate</span><b>{rate}</b></span>'
+        '<span data-k="p95"><span class="k">p95</span><b>{p95}</b></span></div>',
+        win=format_span(cfg.window_s),
+        cycles=tot.cycles,
+        rate=format_rate(tot.error_rate),
+        p95=fmt_ms(tot.p95_ms, empty=DASH),
+    )
+    return counts, net
 
 
-def alerts_html(a: FiringSummary) -> str:
-    """The firing alerts' banner in the header row: the count and the worst (escaped)."""
-    e = html.escape
+def alerts_html(a: FiringSummary) -> Safe:
+    """The firing alerts' banner: the count and the worst (every value escaped)."""
     who = f" · {short_did(a.key)}" if a.key else ""
-    text = f"{a.count} alert{'s' if a.count != 1 else ''} firing · {a.title}{who}"
-    return (
-        f'<span class="wall-alerts" role="alert" data-count="{a.count}" '
-        f'data-severity="{e(a.severity)}">{e(text)}</span>'
+    return h(
+        '<span class="wall-alerts" role="alert" data-count="{n}" data-severity="{sev}">'
+        "{text}</span>",
+        n=a.count,
+        sev=a.severity,
+        text=f"{a.count} alert{'s' if a.count != 1 else ''} firing · {a.title}{who}",
     )
 
 
 def dead_after(cfg: WallConfig) -> int:
     """Seconds without a re-render after which the browser itself marks the screen stopped."""
     return max(3 * cfg.refresh_s, cfg.refresh_s + 20)
+
+
+def wall_css(now: datetime, cfg: WallConfig) -> Safe:
+    """The wall's stylesheet and this render's "screen stopped" animation (numbers only)."""
+    token = f"w{int(now.timestamp() * 1000) % 10**10}"  # a new animation on every render
+    dead = dead_after(cfg)
+    return Safe(
+        f"<style>{WALL_CSS}"
+        f"@keyframes {token}-v {{ from {{ visibility: hidden; }} to {{ visibility: visible; }} }}"
+        f"@keyframes {token}-g {{ from {{ filter: none; }} to {{ filter: grayscale(1) "
+        f"brightness(0.45); }} }}"
+        f".wall-dead {{ animation: {token}-v 0.1s linear {dead}s forwards; }}"
+        f".wall-grid:not(.asof) {{ animation: {token}-g 0.1s linear {dead}s forwards; }}"
+        "</style>"
+    )
 
 
 def wall_html(
@@ -268,65 +299,92 @@ def wall_html(
     notices: Sequence[str] = (),
     source: str = "",
     alerts: FiringSummary | None = None,
-) -> str:
-    """The whole wall as one HTML block (with its own CSS); at most as many tiles as fit the
-    screen, the worst first, and a "+K more (x down, y degraded)" line for the rest."""
-    e = html.escape
+) -> Safe:
+    """The whole wall as one HTML block (with its own CSS); every value escaped. At most as
+    many tiles as fit the screen, the worst first, and a "+K more (x down, y degraded)" line for
+    the rest."""
     tiles, overflow = fit(tiles)
     cols, rows = grid_shape(len(tiles))
-    token = f"w{int(now.timestamp() * 1000) % 10**10}"  # a new animation on every render
-    dead = dead_after(cfg)
     updated = format_clock(now, cfg.zone, seconds=True)
-    css = (
-        f"<style>{WALL_CSS}"
-        f"@keyframes {token}-v {{ from {{ visibility: hidden; }} to {{ visibility: visible; }} }}"
-        f"@keyframes {token}-g {{ from {{ filter: none; }} to {{ filter: grayscale(1) "
-        f"brightness(0.45); }} }}"
-        f".wall-dead {{ animation: {token}-v 0.1s linear {dead}s forwards; }}"
-        f".wall-grid:not(.asof) {{ animation: {token}-g 0.1s linear {dead}s forwards; }}"
-        "</style>"
+    clock = h(
+        '<div class="wall-clock" data-updated="{iso}">updated <b>{updated}</b> {tz}</div>',
+        iso=now.isoformat(),
+        updated=updated,
+        tz=cfg.tz,
     )
-    tz = "UTC" if cfg.tz == "UTC" else cfg.tz
-    clock = (
-        f'<div class="wall-clock" data-updated="{now.isoformat()}">updated <b>{updated}</b> {e(tz)}'
-        "</div>"
-    )
-    counts, net = totals_html(totals, cfg) if totals else ('<div class="wall-totals"></div>', "")
-    head = ['<div class="wall-top"><div class="wall-title">AGENTS</div>', counts, clock, "</div>"]
+    if totals:
+        counts, net = totals_html(totals, cfg)
+    else:
+        counts, net = Safe('<div class="wall-totals"></div>'), Safe("")
     if alerts:  # beside the network numbers, where the row has room: the counts keep theirs
-        head.append(f'<div class="wall-row2">{net}{alerts_html(alerts)}</div>')
-    elif net:
-        head.append(net)
+        net = h('<div class="wall-row2">{net}{alerts}</div>', net=net, alerts=alerts_html(alerts))
+    head = [
+        h(
+            '<div class="wall-top"><div class="wall-title">AGENTS</div>{counts}{clock}</div>',
+            counts=counts,
+            clock=clock,
+        ),
+        net,
+    ]
     if overflow is not None:
         head.append(
-            f'<div class="wall-more" data-k="more" data-hidden="{overflow.hidden}">'
-            f"{e(overflow.text())} · the worst are shown</div>"
+            h(
+                '<div class="wall-more" data-k="more" data-hidden="{n}">{text} · the worst are '
+                "shown</div>",
+                n=overflow.hidden,
+                text=overflow.text(),
+            )
         )
     if health.banner:
         head.append(
-            f'<div class="wall-banner {health.level}" role="alert">{e(health.banner)}</div>'
+            h(
+                '<div class="wall-banner {level}" role="alert">{banner}</div>',
+                level=health.level,
+                banner=health.banner,
+            )
         )
     if tiles:
-        grid_cls = "wall-grid" if health.current else "wall-grid asof"
-        body = f'<div class="{grid_cls}">{"".join(tile_html(t, cfg, health) for t in tiles)}</div>'
+        body = h(
+            '<div class="{cls}">{tiles}</div>',
+            cls="wall-grid" if health.current else "wall-grid asof",
+            tiles=join(tile_html(t, cfg, health) for t in tiles),
+        )
     else:
         msg = "No agents to show yet." if health.at else "No data yet."
         if cfg.agents:
             msg = "None of the listed agents has been seen."
-        body = f'<div class="wall-grid"><div class="wall-empty">{e(msg)}</div></div>'
+        body = h('<div class="wall-grid"><div class="wall-empty">{}</div></div>', msg)
     settings = (
         f"window {format_span(cfg.window_s)} · degraded ≥ {cfg.err:.0%} errors · stale "
         f"{format_span(cfg.stale_s)} · down {format_span(cfg.down_s)}"
     )
-    notice = f'<span class="notice" role="note">{e(" · ".join(notices))}</span>' if notices else ""
-    foot = f'<div class="wall-foot"><span>{e(settings)} · {e(source)}</span>{notice}</div>'
-    dead_msg = (
-        f'<div class="wall-dead" role="alert">No update since {updated} — '
-        "this screen has lost its server. Reconnecting…</div>"
+    notice = (
+        h('<span class="notice" role="note">{}</span>', " · ".join(notices))
+        if notices
+        else Safe("")
     )
-    return (
-        f'{css}<div class="wall" style="--cols:{cols};--rows:{rows}" data-tiles="{len(tiles)}">'
-        f'<div class="wall-head">{"".join(head)}</div>{body}{foot}{dead_msg}</div>'
+    foot = h(
+        '<div class="wall-foot"><span>{settings} · {source}</span>{notice}</div>',
+        settings=settings,
+        source=source,
+        notice=notice,
+    )
+    dead_msg = h(
+        '<div class="wall-dead" role="alert">No update since {} — '
+        "this screen has lost its server. Reconnecting…</div>",
+        updated,
+    )
+    return h(
+        '{css}<div class="wall" style="--cols:{cols};--rows:{rows}" data-tiles="{n}">'
+        '<div class="wall-head">{head}</div>{body}{foot}{dead}</div>',
+        css=wall_css(now, cfg),
+        cols=cols,
+        rows=rows,
+        n=len(tiles),
+        head=join(head),
+        body=body,
+        foot=foot,
+        dead=dead_msg,
     )
 
 
@@ -336,15 +394,14 @@ def wall_html(
 def _stats_from_frame(df) -> list[AgentStats]:
     out = []
     for r in df.itertuples(index=False):
-        last = r.last_ts
         out.append(
             AgentStats(
                 agent=str(r.agent),
-                last_ts=None if last is None or last != last else last.to_pydatetime(),
+                last_ts=as_utc(r.last_ts),
                 cycles=int(r.cycles),
                 error_cycles=int(r.error_cycles),
                 errors=int(r.errors),
-                p95_ms=None if r.p95_ms is None or r.p95_ms != r.p95_ms else float(r.p95_ms),
+                p95_ms=None if missing(r.p95_ms) else float(r.p95_ms),
                 spark_n=tuple(int(x) for x in r.spark_n),
                 spark_err=tuple(int(x) for x in r.spark_err),
             )
@@ -353,13 +410,8 @@ def _stats_from_frame(df) -> list[AgentStats]:
 
 
 def _names(dids: Sequence[str]) -> dict[str, str]:
-    """Friendly names from agents.toml when the shared helper is there; else none."""
-    try:
-        from ui import agents as agent_names
-
-        return agent_names.labels(dids, agent_names.load_names(agent_names.agents_file()))
-    except Exception:  # the names are a nicety: never let them break the wall
-        return {}
+    """Friendly names from agents.toml (unique labels), through the app's one helper."""
+    return agent_labels(dids, load_names(agents_file()))
 
 
 def load(cfg: WallConfig, at: datetime) -> tuple[list[Tile], Totals, list[str], dict[str, str]]:
@@ -432,10 +484,10 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
             if missing:
                 notes.append("no agent matches " + ", ".join(m[:24] for m in missing[:3]))
     except O11yError as exc:
-        health = Health(False, None, "error", f"Cannot read the data: {exc.one_line()}")
+        health = Health(False, None, "red", f"Cannot read the data: {exc.one_line()}")
     except Exception as exc:  # a wall must keep running: say so, log it, try again next refresh
         log.exception("wall render failed")
-        health = Health(False, None, "error", f"The wall hit an error: {type(exc).__name__}")
+        health = Health(False, None, "red", f"The wall hit an error: {type(exc).__name__}")
     firing = None
     try:
         firing = firing_summary(read_state(get_settings().store_dir))

@@ -8,7 +8,7 @@ is not current), first match wins:
 
 - ``down``: no cycle for ``down`` seconds (default 60 min), or never seen;
 - ``stale``: no cycle for ``stale`` seconds (default 10 min);
-- ``degraded``: error rate (cycles with ``errors > 0`` / cycles, EVENTS.md) in the window is at
+- ``degraded``: error rate (cycles with ``errors > 0`` / cycles, docs/events.md) in the window is at
   least ``err`` (default 10 %);
 - ``healthy`` otherwise.
 """
@@ -21,10 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ui.agents import UNKNOWN_AGENT, short_did
+from ui.filters import parse_zone, zone
+from ui.fmt import as_utc, format_clock, format_span, newest_event_level, parse_duration
 
 STATUSES = ("down", "stale", "degraded", "healthy")  # most severe first
-UNKNOWN_AGENT = "unknown"  # EVENTS.md: a missing or empty agent reads as "unknown"
 
 # URL parameter -> environment variable giving its default (config without a link).
 ENV_NAMES = {
@@ -58,28 +60,12 @@ class WallConfig:
 
     @property
     def zone(self) -> tzinfo:
-        return UTC if self.tz == "UTC" else ZoneInfo(self.tz)
+        return zone(self.tz)
 
 
 DEFAULT = WallConfig()
 
 # -- parsing ---------------------------------------------------------------------------------
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|sec|min)?\s*$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from ``"90"``, ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"``; else ValueError."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ValueError("not a duration (use e.g. 30s, 10m, 1h)")
-    unit = (m.group(2) or "s").lower()
-    unit = {"sec": "s", "min": "m"}.get(unit, unit)
-    value = float(m.group(1)) * _UNITS[unit]
-    if not math.isfinite(value):
-        raise ValueError("not a duration")
-    return int(round(value))
 
 
 def parse_rate(text: str) -> float:
@@ -178,11 +164,10 @@ def parse_config(
             bad("sort", raw, "use name or status", base.sort)
     if "tz" in params:
         raw = _first(params["tz"]).strip()
-        try:
-            if raw.upper() != "UTC":
-                ZoneInfo(raw)
-            changes["tz"] = "UTC" if raw.upper() == "UTC" else raw
-        except (ZoneInfoNotFoundError, ValueError, OSError):
+        name = parse_zone(raw)  # the app's one zone parser: shape-checked, canonical name
+        if name:
+            changes["tz"] = name
+        else:
             bad("tz", raw, "unknown time zone", base.tz)
 
     cfg = replace(base, **changes)
@@ -218,60 +203,6 @@ def config_to_params(cfg: WallConfig) -> dict[str, str]:
         else:
             out[key] = str(value)
     return out
-
-
-# -- formatting ------------------------------------------------------------------------------
-
-
-def short_did(did: str, *, head: int = 4, tail: int = 4) -> str:
-    """``did:cf:abcdefgh…`` -> ``did:cf:abcd…wxyz``; anything short or not a DID is kept."""
-    if not did.startswith("did:"):
-        return did if len(did) <= 24 else did[:12] + "…" + did[-8:]
-    prefix, _, ident = did.rpartition(":")
-    if len(ident) <= head + tail + 1:
-        return did
-    return f"{prefix}:{ident[:head]}…{ident[-tail:]}"
-
-
-def format_span(seconds: float | None) -> str:
-    """A compact duration: ``45s``, ``7m``, ``1h 05m``, ``3d 4h``; ``—`` for None."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        h, m = divmod(s // 60, 60)
-        return f"{h}h" if m == 0 else f"{h}h {m:02d}m"
-    d, h = divmod(s // 3600, 24)
-    return f"{d}d" if h == 0 else f"{d}d {h}h"
-
-
-def format_ms(ms: float | None) -> str:
-    """A duration in ms shown for people: ``850 ms``, ``12.3 s``, ``2.1 min``; ``—`` for None."""
-    if ms is None or (isinstance(ms, float) and math.isnan(ms)):
-        return "—"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    return f"{ms / 60_000:.1f} min"
-
-
-def format_rate(rate: float | None) -> str:
-    """``0.0%``, ``3.4%``, ``12%``, ``100%``; ``—`` when there is nothing to divide."""
-    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
-        return "—"
-    pct = rate * 100
-    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
-
-
-def format_clock(t: datetime | None, zone: tzinfo = UTC, *, seconds: bool = False) -> str:
-    if t is None:
-        return "—"
-    return t.astimezone(zone).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
 # -- status and tiles ------------------------------------------------------------------------
@@ -447,19 +378,9 @@ class Health:
 
     current: bool
     at: datetime | None  # None: nothing synced yet, no tiles
-    level: str = "ok"  # ok | warn | error
+    level: str = "ok"  # the app's freshness levels (ui.fmt.LEVELS): ok | amber | red
     banner: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _dt(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def assess(fresh: Mapping[str, Any], now: datetime, cfg: WallConfig = DEFAULT) -> Health:
@@ -468,41 +389,43 @@ def assess(fresh: Mapping[str, Any], now: datetime, cfg: WallConfig = DEFAULT) -
     - nothing synced yet: no tiles, a banner (with the sync error if there is one);
     - the last sync failed: banner with the error; tiles as of the last good sync, marked so;
     - the last good sync is older than ``fresh``: banner; tiles as of that sync, marked so;
-    - synced, but no event has landed for ``fresh``: the numbers are current (nothing is
-      missing from the cache) but the pipeline may be stalled: a warning banner.
+    - synced, but no event has landed for a while (the app's newest-event rule,
+      :func:`ui.fmt.newest_event_level`): the numbers are current (nothing is missing from the
+      cache) but the pipeline may be stalled: an amber or red banner.
     """
     zone = cfg.zone
-    last_sync = _dt(fresh.get("last_sync_at"))
+    last_sync = as_utc(fresh.get("last_sync_at"))
     error = fresh.get("last_error")
-    newest_ingest = _dt(fresh.get("newest_ingest_ts")) or _dt(fresh.get("newest_ts"))
+    newest_ingest = as_utc(fresh.get("newest_ingest_ts")) or as_utc(fresh.get("newest_ts"))
     if last_sync is None:
         if error:
-            return Health(False, None, "error", f"Cannot sync the data: {error}")
-        return Health(False, None, "warn", "Waiting for the first sync…")
+            return Health(False, None, "red", f"Cannot sync the data: {error}")
+        return Health(False, None, "amber", "Waiting for the first sync…")
     since = (now - last_sync).total_seconds()
     when = f"{format_clock(last_sync, zone)} ({format_span(since)} ago)"
     if error:
         return Health(
             False,
             last_sync,
-            "error",
+            "red",
             f"Sync failing: {error}. Showing data as of the last good sync at {when}.",
         )
     if since >= cfg.fresh_s:
         return Health(
             False,
             last_sync,
-            "error",
+            "red",
             f"Data is out of date: last sync at {when}. Showing data as of then.",
         )
     if newest_ingest is None:
-        return Health(True, now, "warn", "The source holds no events yet.")
+        return Health(True, now, "amber", "The source holds no events yet.")
     quiet = (now - newest_ingest).total_seconds()
-    if quiet >= cfg.fresh_s:
+    quiet_level = newest_event_level(quiet)
+    if quiet_level != "ok":
         return Health(
             True,
             now,
-            "warn",
+            quiet_level,
             f"No new events have landed for {format_span(quiet)} (newest at "
             f"{format_clock(newest_ingest, zone)}): the pipeline may be stalled.",
         )

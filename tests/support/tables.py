@@ -79,3 +79,16 @@ def r2_env(endpoint: str, bucket: str, cache: Path, **extra: str) -> dict[str, s
 
 def r2_settings(endpoint: str, bucket: str, cache: Path, **extra: str) -> Settings:
     return load_settings(r2_env(endpoint, bucket, cache, **extra), secrets_paths=[])
+
+
+def local_env(src: Path, root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a dashboard server reading the local source folder ``src`` (cache and
+    an absent agents file under ``root``; any R2 settings of the caller's environment cleared)."""
+    return {
+        "O11Y_SOURCE_DIR": str(src),
+        "O11Y_CACHE_DIR": str(root / "cache"),
+        "O11Y_AGENTS_FILE": str(root / "no-agents.toml"),
+        "O11Y_R2_ENDPOINT": "",
+        "O11Y_R2_ACCOUNT_ID": "",
+        **extra,
+    }
