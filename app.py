@@ -43,6 +43,12 @@ PAGES = [
     st.Page(
         "pages/explorer.py", title="Explorer", icon=":material/table_view:", url_path="explorer"
     ),
+    st.Page(
+        "pages/alerts.py",
+        title="Alerts",
+        icon=":material/notifications:",
+        url_path="alerts",
+    ),
     st.Page("pages/wall.py", title="Wall", icon=":material/tv:", url_path="wall"),
 ]
 
