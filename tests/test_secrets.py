@@ -19,6 +19,7 @@ SECRET = "s3cr3t-leak-canary-9911"
 WALL = "wall-leak-canary-4242"
 HOOK = "hook-leak-canary-5353"  # a webhook URL's token (Slack's are in the path)
 PAGES = ["", "timeline", "modes", "errors", "health", "explorer", "alerts", "wall"]
+CHART_PAGES = {"", "timeline", "modes", "errors", "health"}
 
 
 def scan(text: str) -> list[str]:
@@ -50,6 +51,11 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
             marker = "updated" if path == "wall" else "Last sync"
             expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
             expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+            if path in CHART_PAGES:  # charts draw after the script ends; scan them drawn
+                page.wait_for_function(
+                    "document.querySelector('.js-plotly-plot .main-svg') !== null",
+                    timeout=60_000,
+                )
             page.wait_for_timeout(500)
             seen.append(page.content())
             page.screenshot(path=str(SCREENSHOT_DIR / f"secrets_{path or 'overview'}.png"))
