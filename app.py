@@ -45,6 +45,12 @@ PAGES = [
     ),
     st.Page("pages/summary.py", title="Summary", icon=":material/summarize:", url_path="summary"),
     st.Page("pages/sql.py", title="SQL console", icon=":material/terminal:", url_path="sql"),
+    st.Page(
+        "pages/alerts.py",
+        title="Alerts",
+        icon=":material/notifications:",
+        url_path="alerts",
+    ),
     st.Page("pages/wall.py", title="Wall", icon=":material/tv:", url_path="wall"),
 ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,9 @@ class BackgroundSyncer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Called after every sync attempt, failed ones too (alerts evaluate then). A hook must
+        # return at once: it hands work to a thread of its own, it never runs it here.
+        self.after_sync: list[Callable[[], None]] = []
 
     def start(self) -> BackgroundSyncer:
         with self._lock:
@@ -63,7 +67,17 @@ class BackgroundSyncer:
         self._wake.set()
 
     def run_once(self) -> SyncReport | None:
-        """One sync attempt, recorded in ``state``; never raises."""
+        """One sync attempt, recorded in ``state``, then the after-sync hooks; never raises."""
+        try:
+            return self._attempt()
+        finally:
+            for hook in list(self.after_sync):
+                try:
+                    hook()
+                except Exception:  # a hook's bug must not stop the syncing
+                    log.exception("after-sync hook failed")
+
+    def _attempt(self) -> SyncReport | None:
         st = self.state
         st.running, st.last_attempt = True, time.time()
 

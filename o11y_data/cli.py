@@ -1,5 +1,5 @@
-"""``python -m o11y_data``: sync, status, summary, sql and demo, each a few lines over
-the library.
+"""``python -m o11y_data``: sync, status, summary, sql, demo, alerts and watch, each a few lines
+over the library.
 
 Each command imports what it uses inside its function (pandas, pyarrow, boto3 and fastavro are
 loaded only by the commands that need them), so ``status`` and ``summary`` start in a fraction of
@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -216,6 +217,86 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _print_problems(problems: Sequence[str]) -> None:
+    for line in problems:
+        print(f"alerts: {line}", file=sys.stderr)
+
+
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    """Evaluate the alert rules once, send the notices due, print each rule's state."""
+    from . import alerts
+
+    db = EventsDB(settings.store_dir)
+    try:
+        ev = alerts.evaluate(settings, db, who=f"alerts pid {os.getpid()}")
+        sent = alerts.deliver_all(settings, ev.notices)
+    finally:
+        db.close()
+    _print_problems(ev.problems)
+    for line in alerts.state_lines(alerts.read_state(settings.store_dir)):
+        print(line)
+    for n in ev.notices:
+        print(f"notice: {n.text}")
+    for d in sent:
+        if not d.ok:
+            print(f"not delivered to {d.target}: {d.error}", file=sys.stderr)
+    return 0
+
+
+def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
+    """Sync and evaluate the alert rules in a loop (for a service or a terminal); Ctrl-C stops."""
+    import signal
+    import time
+
+    from . import alerts
+    from .errors import SyncBusy
+    from .sync import sync
+
+    def stamp() -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def report(ev: alerts.Evaluation, sent: list) -> None:
+        for n in ev.notices:
+            print(f"{stamp()} notice: {n.text}", flush=True)
+        for d in sent:
+            if not d.ok:
+                print(f"{stamp()} not delivered to {d.target}: {d.error}", flush=True)
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*_: object) -> None:
+        raise Stopped
+
+    signal.signal(signal.SIGTERM, stop)  # systemd stops the unit with SIGTERM: a clean exit 0
+    interval = max(1.0, float(args.interval or settings.sync_interval_s))
+    db = EventsDB(settings.store_dir)
+    worker = alerts.AlertWorker(settings, db, on_result=report, who=f"watch pid {os.getpid()}")
+    print(f"{stamp()} watching {settings.source_label} every {interval:g}s", flush=True)
+    _print_problems(alerts.load_rules(settings.alerts_file).problems)
+    try:
+        while True:
+            try:
+                line = sync(settings).one_line()
+            except SyncBusy:
+                line = "sync skipped: another process is syncing this cache"
+            except O11yError as exc:
+                line = f"sync failed: {exc.one_line()}"
+            except Exception as exc:  # a service keeps going; the cause goes to the log
+                log.exception("sync failed")
+                line = f"sync failed: unexpected {type(exc).__name__}"
+            print(f"{stamp()} {line}", flush=True)
+            worker.request()  # evaluates and delivers on its own thread
+            time.sleep(interval)
+    except Stopped:
+        print(f"{stamp()} stopped", flush=True)
+        return 0
+    finally:
+        worker.wait_idle(timeout=60)
+        worker.stop()
+        db.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
 
@@ -256,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--now", help="pretend it is this time (ISO-8601), for reproducible data")
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(func=cmd_demo)
+    s = sub.add_parser("alerts", help=cmd_alerts.__doc__, description=cmd_alerts.__doc__)
+    s.set_defaults(func=cmd_alerts)
+    s = sub.add_parser("watch", help=cmd_watch.__doc__, description=cmd_watch.__doc__)
+    s.add_argument(
+        "--interval", type=float, help="seconds between syncs (default O11Y_SYNC_INTERVAL, 60)"
+    )
+    s.set_defaults(func=cmd_watch)
     return p
 
 

@@ -32,6 +32,9 @@ _KEYS = {
     "O11Y_CACHE_DIR": "cache_dir",
     "O11Y_SYNC_INTERVAL": "sync_interval",
     "O11Y_DEMO_LIVE": "demo_live",
+    "O11Y_ALERTS_FILE": "alerts_file",
+    "O11Y_ALERT_WEBHOOK": "alert_webhook",
+    "O11Y_PUBLIC_URL": "public_url",
     "O11Y_R2_TIMEOUT": "timeout",
 }
 
@@ -78,6 +81,10 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     sync_interval_s: float = 60.0
     demo_live: bool = True
+    # Alerts (o11y_data/alerts.py): the rules file, where notices go, the dashboard's address.
+    alerts_file: Path = Path("alerts.toml")
+    alert_webhooks: tuple[Secret, ...] = ()  # URLs may carry tokens (Slack): never shown whole
+    public_url: str | None = None
     r2_timeout_s: float = 20.0  # a request that sends nothing for this long is a timeout
 
     @property
@@ -196,6 +203,11 @@ def load_settings(
     source_dir = get("O11Y_SOURCE_DIR")
     cache_dir = get("O11Y_CACHE_DIR")
     token = get("O11Y_CATALOG_TOKEN")
+    alerts_file = get("O11Y_ALERTS_FILE")
+    hooks = [u.strip() for u in (get("O11Y_ALERT_WEBHOOK") or "").split(",") if u.strip()]
+    for url in hooks:
+        if not url.lower().startswith(("http://", "https://")):
+            raise O11yError("Bad O11Y_ALERT_WEBHOOK", "every URL must start with http(s)://")
     return Settings(
         endpoint=endpoint,
         access_key_id=Secret(key_id) if key_id else None,
@@ -209,6 +221,9 @@ def load_settings(
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         sync_interval_s=max(5.0, sync_interval),
         demo_live=(get("O11Y_DEMO_LIVE") or "1") not in {"0", "false", "no"},
+        alerts_file=Path(alerts_file).expanduser() if alerts_file else Path("alerts.toml"),
+        alert_webhooks=tuple(Secret(u) for u in hooks),
+        public_url=(get("O11Y_PUBLIC_URL") or "").rstrip("/") or None,
         r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
     )
 
@@ -217,6 +232,19 @@ def secret_values(settings: Settings) -> list[str]:
     """Every secret in the settings, for scanners that prove none leaks."""
     return [
         s.get()
-        for s in (settings.access_key_id, settings.secret_access_key, settings.catalog_token)
+        for s in (
+            settings.access_key_id,
+            settings.secret_access_key,
+            settings.catalog_token,
+            *settings.alert_webhooks,
+        )
         if s
     ]
+
+
+def webhook_label(url: Secret) -> str:
+    """A webhook shown safely: scheme and host only (the path of a Slack URL is its secret)."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(url.get())
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"

@@ -112,7 +112,7 @@ def shows_data(at: AppTest) -> bool:
 
 
 @pytest.mark.parametrize(
-    "page", ["overview", "timeline", "modes", "errors", "health", "explorer", "wall"]
+    "page", ["overview", "timeline", "modes", "errors", "health", "explorer", "alerts", "wall"]
 )
 def test_no_page_shows_data_before_sign_in(app_env, page):
     at = run(page)

@@ -38,6 +38,7 @@ PAGES = [  # path, heading (None: the wall)
     ("errors", "Errors"),
     ("health", "Pipeline health"),
     ("explorer", "Explorer"),
+    ("alerts", "Alerts"),
     ("wall", None),
 ]
 

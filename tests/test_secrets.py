@@ -17,11 +17,24 @@ REPO = Path(__file__).resolve().parent.parent
 KEY_ID = "AKIDLEAKCANARY7731"
 SECRET = "s3cr3t-leak-canary-9911"
 WALL = "wall-leak-canary-4242"
-PAGES = ["", "timeline", "modes", "errors", "health", "explorer", "summary", "sql", "wall"]
+HOOK = "hook-leak-canary-5353"  # a webhook URL's token (Slack's are in the path)
+PAGES = [
+    "",
+    "timeline",
+    "modes",
+    "errors",
+    "health",
+    "explorer",
+    "summary",
+    "sql",
+    "alerts",
+    "wall",
+]
+CHART_PAGES = {"", "timeline", "modes", "errors", "health"}
 
 
 def scan(text: str) -> list[str]:
-    return [s for s in (KEY_ID, SECRET, WALL) if s in text]
+    return [s for s in (KEY_ID, SECRET, WALL, HOOK) if s in text]
 
 
 def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy, tmp_path):
@@ -32,6 +45,8 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
         "O11Y_R2_ACCESS_KEY_ID": KEY_ID,
         "O11Y_R2_SECRET_ACCESS_KEY": SECRET,
         "O11Y_WALL_TOKEN": WALL,
+        # Nothing listens there: every delivery fails, is logged and listed on the alerts page.
+        "O11Y_ALERT_WEBHOOK": f"http://127.0.0.1:9/services/{HOOK}",
         "O11Y_BUCKET": bucket,
         "O11Y_CACHE_DIR": str(tmp_path / "cache"),
         "O11Y_SYNC_INTERVAL": "5",
@@ -47,6 +62,11 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
             marker = "updated" if path == "wall" else "Last sync"
             expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
             expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+            if path in CHART_PAGES:  # charts draw after the script ends; scan them drawn
+                page.wait_for_function(
+                    "document.querySelector('.js-plotly-plot .main-svg') !== null",
+                    timeout=60_000,
+                )
             page.wait_for_timeout(500)
             seen.append(page.content())
             page.screenshot(path=str(SCREENSHOT_DIR / f"secrets_{path or 'overview'}.png"))

@@ -15,6 +15,7 @@ import streamlit as st
 
 from o11y_data import EventsDB, O11yError, Settings, load_settings
 from o11y_data import queries as q
+from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer
 from o11y_data.logs import setup_logging
 
@@ -42,9 +43,16 @@ def get_db() -> EventsDB:
 def get_syncer() -> BackgroundSyncer:
     """The process's one background syncer, started on first use (never blocks a page)."""
     syncer = BackgroundSyncer(get_settings())
+    # Alerts are evaluated after every sync, on their own thread (never blocking the sync).
+    syncer.after_sync.append(get_alert_worker().request)
     if os.environ.get("O11Y_BACKGROUND_SYNC", "1") not in {"0", "false", "no"}:
         syncer.start()
     return syncer
+
+
+@st.cache_resource(show_spinner=False)
+def get_alert_worker() -> AlertWorker:
+    return AlertWorker(get_settings(), get_db(), who=f"app pid {os.getpid()}")
 
 
 def generation() -> int:

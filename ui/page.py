@@ -262,6 +262,22 @@ def last_sync_time(fr: dict[str, Any] | None, syncer: BackgroundSyncer) -> datet
     return t
 
 
+def alerts_firing(settings: Settings) -> str | None:
+    """ "2 alerts firing · worst: No data landing" (rule titles only: agent names stay out of
+    Markdown), or None."""
+    from o11y_data.alerts import firing_summary, read_state
+
+    try:
+        summary = firing_summary(read_state(settings.store_dir))
+    except Exception:  # a hand-damaged state file must not take the freshness bar down
+        logging.getLogger(__name__).exception("cannot read the alert state")
+        return None
+    if summary is None:
+        return None
+    plural = "alert" if summary.count == 1 else "alerts"
+    return f"{summary.count} {plural} firing · worst: {summary.title}"
+
+
 def freshness_bar(settings: Settings, syncer: BackgroundSyncer, *, tz: str = "UTC") -> None:
     """Newest event and last sync, amber/red past thresholds; the last sync error if any.
 
@@ -289,6 +305,9 @@ def freshness_bar(settings: Settings, syncer: BackgroundSyncer, *, tz: str = "UT
         extra = f" {prog[0]} {prog[1]}/{prog[2]}" if prog else ""
         parts.append(f":blue-badge[:material/progress_activity: Syncing{extra}]")
     parts.append(f":gray-badge[:material/database: {md_escape(settings.source_label)}]")
+    firing = alerts_firing(settings)
+    if firing:
+        parts.append(f":red-badge[:material/notifications_active: {md_escape(firing)}]")
     st.markdown(" ".join(parts))
     if fr is not None and fr.get("generation") in (0, None) and newest is None:
         st.info(

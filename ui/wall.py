@@ -19,7 +19,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from string import Template
 
-from ui.agents import agents_file, load_names
+from o11y_data.alerts import FiringSummary, firing_summary, read_state
+from ui.agents import agents_file, load_names, short_did
 from ui.agents import labels as agent_labels
 from ui.fmt import DASH, as_utc, fmt_ms, format_clock, format_rate, format_span, missing
 from ui.safe import Safe, clip, h, join
@@ -95,6 +96,11 @@ WALL_CSS = Template(
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .wall-banner.red { background: #b00020; color: #fff; }
 .wall-banner.amber { background: #ffb020; color: #111; }
+.wall-row2 { display: flex; align-items: baseline; gap: 2vw; overflow: hidden; }
+.wall-row2 .wall-net { flex: 1 1 auto; min-width: 0; }
+.wall-alerts { flex: 0 1 auto; max-width: 48vw; margin-left: auto; font-size: 2.4vh;
+  font-weight: 800; padding: 0.3vh 0.8vw; border-radius: 0.6vh; background: #b00020; color: #fff;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .wall-grid { flex: 1 1 auto; min-height: 0; display: grid; gap: 1vh 0.8vw;
   grid-template-columns: repeat(var(--cols), minmax(0, 1fr));
   grid-template-rows: repeat(var(--rows), minmax(0, 1fr)); }
@@ -251,6 +257,18 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[Safe, Safe]:
     return counts, net
 
 
+def alerts_html(a: FiringSummary) -> Safe:
+    """The firing alerts' banner: the count and the worst (every value escaped)."""
+    who = f" · {short_did(a.key)}" if a.key else ""
+    return h(
+        '<span class="wall-alerts" role="alert" data-count="{n}" data-severity="{sev}">'
+        "{text}</span>",
+        n=a.count,
+        sev=a.severity,
+        text=f"{a.count} alert{'s' if a.count != 1 else ''} firing · {a.title}{who}",
+    )
+
+
 def dead_after(cfg: WallConfig) -> int:
     """Seconds without a re-render after which the browser itself marks the screen stopped."""
     return max(3 * cfg.refresh_s, cfg.refresh_s + 20)
@@ -280,6 +298,7 @@ def wall_html(
     now: datetime,
     notices: Sequence[str] = (),
     source: str = "",
+    alerts: FiringSummary | None = None,
 ) -> Safe:
     """The whole wall as one HTML block (with its own CSS); every value escaped. At most as
     many tiles as fit the screen, the worst first, and a "+K more (x down, y degraded)" line for
@@ -297,6 +316,8 @@ def wall_html(
         counts, net = totals_html(totals, cfg)
     else:
         counts, net = Safe('<div class="wall-totals"></div>'), Safe("")
+    if alerts:  # beside the network numbers, where the row has room: the counts keep theirs
+        net = h('<div class="wall-row2">{net}{alerts}</div>', net=net, alerts=alerts_html(alerts))
     head = [
         h(
             '<div class="wall-top"><div class="wall-title">AGENTS</div>{counts}{clock}</div>',
@@ -467,8 +488,13 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
     except Exception as exc:  # a wall must keep running: say so, log it, try again next refresh
         log.exception("wall render failed")
         health = Health(False, None, "red", f"The wall hit an error: {type(exc).__name__}")
+    firing = None
+    try:
+        firing = firing_summary(read_state(get_settings().store_dir))
+    except Exception:  # the banner is extra: never let it break the wall
+        log.exception("wall: cannot read the alert state")
     st.markdown(
-        wall_html(tiles, totals, health, cfg, now=now, notices=notes, source=source),
+        wall_html(tiles, totals, health, cfg, now=now, notices=notes, source=source, alerts=firing),
         unsafe_allow_html=True,
     )
 

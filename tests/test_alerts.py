@@ -1,0 +1,520 @@
+"""Alerts end to end: real local sources synced into a real store, DuckDB over real Parquet, a real
+HTTP receiver on loopback, real processes sharing one flock. Expected values are computed here from
+the rows written, never by the alert queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from o11y_data import EventsDB, O11yError, load_settings, sync
+from o11y_data import alerts as A
+from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from tests.support.receiver import running_receiver
+
+REPO = Path(__file__).resolve().parent.parent
+PREFIX = "__r2_data_catalog/cat0/tbl0/"
+PUBLIC = "https://dash.example.org"
+FAST = {"base_delay_s": 0.05, "timeout_s": 2.0}
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def cycle(agent: str | None, ts: datetime, *, errors: int = 0, lag_s: float = 2.0):
+    body = {"event_type": "agent.cycle", "mode": "think", "durationMs": 1000, "toolCalls": 1}
+    body.update({"errors": errors, "_ts": _iso(ts)})
+    if agent is not None:
+        body["agent"] = agent
+    return (ts + timedelta(seconds=lag_s), json.dumps(body))
+
+
+def every(agent: str | None, newest: datetime, n: int = 20, step_min: float = 2.0, **kw):
+    return [cycle(agent, newest - timedelta(minutes=i * step_min), **kw) for i in range(n)]
+
+
+class Source:
+    """A local Iceberg-layout source and the settings of a dashboard reading it."""
+
+    def __init__(self, tmp: Path, hook: str | None = None, **env: str) -> None:
+        self.src, self.cache = tmp / "src", tmp / "cache"
+        self.writer = TableWriter(
+            put=folder_put(self.src), bucket="agent-blobs", table_prefix=PREFIX
+        )
+        self.env = {
+            "O11Y_SOURCE_DIR": str(self.src),
+            "O11Y_CACHE_DIR": str(self.cache),
+            "O11Y_PUBLIC_URL": PUBLIC,
+            "O11Y_ALERTS_FILE": str(tmp / "alerts.toml"),
+            **({"O11Y_ALERT_WEBHOOK": hook} if hook else {}),
+            **env,
+        }
+        self.settings = load_settings(self.env, secrets_paths=[])
+        self.landed: list[datetime] = []
+
+    def land(self, rows: list) -> None:
+        self.writer.append([unstructured_table(rows)])
+        self.landed += [r[0] for r in rows]
+        sync(self.settings)
+
+    def evaluate(self) -> A.Evaluation:
+        db = EventsDB(self.settings.store_dir)
+        try:
+            ev = A.evaluate(self.settings, db)
+            A.deliver_all(self.settings, ev.notices, **FAST)
+            return ev
+        finally:
+            db.close()
+
+
+def test_data_two_hours_old_fires_no_data_landing_at_once_and_new_data_resolves_it_once(tmp_path):
+    now = datetime.now(UTC)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2)))
+        newest = max(s.landed)
+
+        s.evaluate()  # the first evaluation
+        fired = rx.delivered(rule="no_data_landing", status="firing")
+        assert len(fired) == 1
+        n = fired[0]
+        assert n["severity"] == "critical" and n["agent"] is None and n["threshold"] == 900
+        assert abs(n["value"] - (datetime.now(UTC) - newest).total_seconds()) < 10
+        since = datetime.fromisoformat(n["since"].replace("Z", "+00:00"))
+        assert abs((since - (newest + timedelta(minutes=15))).total_seconds()) < 1.5
+        assert "No data landing" in n["text"] and "\n" not in n["text"]
+        assert n["url"].startswith(f"{PUBLIC}/health")
+
+        s.evaluate()  # still firing: no second notice
+        assert len(rx.delivered(rule="no_data_landing")) == 1
+
+        s.land(every("did:cf:alpha", datetime.now(UTC), n=3))
+        s.evaluate()
+        s.evaluate()
+        resolved = rx.delivered(rule="no_data_landing", status="resolved")
+        assert len(resolved) == 1
+        assert len(rx.delivered(rule="no_data_landing", status="firing")) == 1
+        assert resolved[0]["since"] == n["since"]
+    history = A.read_state(s.settings.store_dir).history
+    steps = [h["to_state"] for h in history if h["rule"] == "no_data_landing"]
+    assert steps == ["firing", "resolved"]
+
+
+HOSTILE = "did:cf:<b>silent</b>&<!channel>"
+
+
+def test_an_agent_going_silent_fires_for_that_agent_only(tmp_path):
+    now = datetime.now(UTC)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        rows = every("did:cf:alpha", now) + every("did:cf:bravo", now)
+        rows += every(HOSTILE, now - timedelta(minutes=45))
+        rows += every(None, now - timedelta(hours=3))  # "unknown" is not an agent
+        rows += every("did:cf:gone", now - timedelta(hours=30))  # not active in the last 24 h
+        s.land(rows)
+        last_hostile = max(r[0] - timedelta(seconds=2) for r in rows if HOSTILE in r[1])
+        s.evaluate()
+    silent = rx.delivered(rule="agent_silent")
+    assert [n["agent"] for n in silent] == [HOSTILE]
+    n = silent[0]
+    assert abs(n["value"] - (datetime.now(UTC) - last_hostile).total_seconds()) < 10
+    assert "<b>" not in n["text"] and "<!channel>" not in n["text"]
+    assert "&lt;b&gt;silent&lt;/b&gt;&amp;&lt;!channel&gt;" in n["text"]
+    assert n["url"].startswith(f"{PUBLIC}/timeline?agent=did%3Acf%3A%3Cb%3Esilent")
+    assert rx.delivered(rule="no_data_landing") == []
+
+
+def test_an_error_rate_the_data_shows_for_longer_than_the_pending_period_fires_at_once(tmp_path):
+    now = datetime.now(UTC)
+    bad = [cycle("did:cf:erring", now - timedelta(minutes=i), errors=i % 2) for i in range(20)]
+    few = [cycle("did:cf:few", now - timedelta(minutes=i), errors=1) for i in range(3)]
+    calm = every("did:cf:calm", now, n=10, step_min=1)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(bad + few + calm)
+        at = datetime.now(UTC)
+        s.evaluate()
+    fired = rx.delivered(rule="error_rate", status="firing")
+    assert [n["agent"] for n in fired] == ["did:cf:erring"]
+    # The oracle: the share of the agent's cycles with errors in the last 15 minutes.
+    window = [
+        json.loads(v)["errors"] > 0
+        for _, v in bad
+        if at - timedelta(minutes=15) <= datetime.fromisoformat(json.loads(v)["_ts"]) < at
+    ]
+    assert fired[0]["value"] == pytest.approx(sum(window) / len(window), abs=1e-4)
+
+
+def test_a_receiver_answering_500_then_200_gets_exactly_one_delivered_notice(tmp_path):
+    now = datetime.now(UTC)
+    with running_receiver(codes=[500]) as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        db = EventsDB(s.settings.store_dir)
+        try:
+            ev = A.evaluate(s.settings, db)
+        finally:
+            db.close()
+        nd = [n for n in ev.notices if n.rule == "no_data_landing"]
+        sent = A.deliver_all(s.settings, nd, **FAST)
+        assert len(rx.delivered(rule="no_data_landing")) == 1
+        assert [r.answered for r in rx.received] == [500, 200]
+        assert [(d.ok, d.attempts) for d in sent] == [(True, 2)]
+
+
+def test_a_receiver_that_keeps_failing_is_retried_within_bounds_and_shown_as_failed(tmp_path):
+    now = datetime.now(UTC)
+    with running_receiver(codes=[503] * 50) as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        started = time.monotonic()
+        s.evaluate()
+        took = time.monotonic() - started
+        attempts = len(rx.received)
+    notices = 2  # no data landing, and the one agent's silence
+    assert attempts == notices * 4 and took < 10
+    failed = [d for d in A.read_state(s.settings.store_dir).deliveries if not d["ok"]]
+    assert len(failed) == notices
+    assert failed[0]["error"] == "HTTP 503" and failed[0]["attempts"] == 4
+    assert "secret-token-path" not in json.dumps(failed) and "127.0.0.1" in failed[0]["target"]
+
+
+def _run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "o11y_data", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_malformed_alerts_toml_gives_one_line_and_the_built_in_rules_still_fire(tmp_path):
+    now = datetime.now(UTC)
+    bad = '[rules.no_data_landing]\nthreshold = "30m"\nseverity =\n'  # line 3: no value
+    (tmp_path / "alerts.toml").write_text(bad)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        r = _run(s.env, "alerts")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "alerts.toml" in lines[0] and "line 3" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    states = {line.split()[0]: line.split()[1] for line in r.stdout.splitlines() if line.strip()}
+    assert states["no_data_landing"] == "firing"
+    fired = rx.delivered(rule="no_data_landing", status="firing")
+    assert len(fired) == 1 and fired[0]["threshold"] == 900  # the built-in's own threshold
+
+
+def test_a_bad_rule_is_named_with_its_key_and_the_rest_of_the_file_applies(tmp_path):
+    now = datetime.now(UTC)
+    (tmp_path / "alerts.toml").write_text(
+        textwrap.dedent(
+            """
+            [rules.no_data_landing]
+            threshold = "1h"
+            [rules.agent_silent]
+            enabled = false
+            [rules.typo]
+            metric = "cycle_count"
+            threshold = 1
+            [rules.quiet_network]
+            metric = "cycles"
+            comparison = "<"
+            threshold = 1
+            window = "30m"
+            severity = "critical"
+            """
+        )
+    )
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        r = _run(s.env, "alerts")
+    assert r.returncode == 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rule 'typo'" in lines[0] and "key 'metric'" in lines[0], r.stderr
+    fired = {n["rule"] for n in rx.delivered(status="firing")}
+    assert fired == {"no_data_landing", "quiet_network"}
+    assert rx.delivered(rule="no_data_landing")[0]["threshold"] == 3600
+    assert rx.delivered(rule="quiet_network")[0]["value"] == 0
+
+
+def test_the_apps_evaluator_and_a_watch_process_evaluating_together_deliver_once(tmp_path):
+    """Two processes on one store: the app's hook (syncer + AlertWorker, as ui/data.py wires it)
+    and `watch`, racing from the first evaluation on; the flock makes each notice go out once."""
+    now = datetime.now(UTC)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        app_code = textwrap.dedent(
+            """
+            import time
+            from o11y_data import EventsDB, load_settings
+            from o11y_data.alerts import AlertWorker
+            from o11y_data.background import BackgroundSyncer
+            settings = load_settings(secrets_paths=[])
+            runs = []
+            worker = AlertWorker(settings, EventsDB(settings.store_dir), who="app",
+                                 on_result=lambda ev, sent: runs.append(len(ev.notices)))
+            syncer = BackgroundSyncer(settings)
+            syncer.after_sync.append(worker.request)
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                syncer.run_once()
+                time.sleep(0.1)
+            worker.wait_idle(30)
+            print("evaluations", len(runs), "notices", sum(runs))
+            """
+        )
+        env = {**os.environ, **s.env}
+        app = subprocess.Popen(
+            [sys.executable, "-c", app_code], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+        )
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "o11y_data", "watch", "--interval", "1"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        app_out, _ = app.communicate(timeout=60)
+        watch.terminate()
+        watch_out, watch_err = watch.communicate(timeout=60)
+        assert app.returncode == 0 and watch.returncode in (0, 130), watch_err
+        assert int(app_out.split()[1]) >= 3  # the app's evaluator ran, again and again
+        assert watch_out.count(" synced ") + watch_out.count("sync skipped") >= 3, watch_out
+        firing = rx.delivered(status="firing")
+        assert sorted((n["rule"], n["agent"]) for n in firing) == [
+            ("agent_silent", "did:cf:alpha"),
+            ("no_data_landing", None),
+        ]
+    by = {h["rule"]: h for h in A.read_state(s.settings.store_dir).history}
+    assert set(by) == {"no_data_landing", "agent_silent"}
+    # Both decided some notices between them: the total is the two notices, once.
+    app_notices = int(app_out.split()[3])
+    watch_notices = watch_out.count(" notice: ")
+    assert app_notices + watch_notices == 2, (app_out, watch_out)
+
+
+# -- states, without the data (the pure step) ------------------------------------------------
+
+RULE = A.Rule(name="r", metric="error_rate", threshold=0.1, pending_s=300, renotify_s=3600)
+T = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def _walk(readings: list[tuple[float, bool | None]], *, silenced_at: set[float] = frozenset()):
+    series, out = A.Series("r", "k"), []
+    for minute, breach in readings:
+        at = T + timedelta(minutes=minute)
+        series, tr, notice = A.step(
+            series, A.Reading("k", 0.5, breach), RULE, at, silenced=minute in silenced_at
+        )
+        out.append((series.state, tr.to_state if tr else None, notice.status if notice else None))
+    return out
+
+
+def test_a_breach_waits_its_pending_period_renotifies_while_firing_and_resolves_once():
+    got = _walk([(0, True), (3, True), (6, True), (30, True), (70, True), (71, False), (72, False)])
+    assert got == [
+        ("pending", "pending", None),
+        ("pending", None, None),
+        ("firing", "firing", "firing"),
+        ("firing", None, None),
+        ("firing", None, "firing"),  # re-notified after an hour
+        ("ok", "resolved", "resolved"),
+        ("ok", None, None),
+    ]
+
+
+def test_a_pending_breach_that_clears_never_notifies():
+    assert _walk([(0, True), (2, False)]) == [
+        ("pending", "pending", None),
+        ("ok", "ok", None),
+    ]
+
+
+def test_a_silenced_alert_sends_nothing_and_speaks_when_the_silence_ends():
+    got = _walk([(0, True), (6, True), (10, True), (11, False)], silenced_at={6.0})
+    assert [g[2] for g in got] == [None, None, "firing", "resolved"]
+
+
+def test_a_firing_alert_without_data_stays_firing_and_no_data_never_notifies():
+    got = _walk([(0, True), (6, True), (7, None), (8, True)])
+    assert [g[0] for g in got] == ["pending", "firing", "firing", "firing"]
+    assert [g[2] for g in got] == [None, "firing", None, None]
+    assert _walk([(0, None)]) == [("nodata", "nodata", None)]
+
+
+def test_rules_file_changes_thresholds_turns_rules_off_and_names_bad_keys(tmp_path):
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [defaults]
+            renotify = "2h"
+            [rules.error_rate]
+            threshold = "25%"
+            min_cycles = 10
+            [rules.sync_failing]
+            enabled = false
+            [rules.slow]
+            metric = "p95_duration"
+            scope = "per_mode"
+            threshold = 60000
+            pending = "10m"
+            no_data = "ok"
+            [rules.named]
+            metric = "cycle_age"
+            agents = ["did:cf:a"]
+            threshold = "1h"
+            [rules.bad_scope]
+            metric = "last_sync_age"
+            scope = "per_agent"
+            threshold = 60
+            [rules.bad_window]
+            metric = "cycles"
+            threshold = 1
+            window = "soon"
+            """
+        )
+    )
+    rs = A.load_rules(path)
+    by = {r.name: r for r in rs.rules}
+    assert by["error_rate"].threshold == 0.25 and by["error_rate"].min_cycles == 10
+    assert by["error_rate"].renotify_s == 7200
+    assert not by["sync_failing"].enabled and "sync_failing" not in {r.name for r in rs.enabled}
+    assert by["slow"].scope == "per_mode" and by["slow"].pending_s == 600
+    assert by["named"].scope == "agents" and by["named"].agents == ("did:cf:a",)
+    assert "bad_scope" not in by and "bad_window" not in by
+    assert len(rs.problems) == 2
+    assert "rule 'bad_scope'" in rs.problems[0] and "key 'scope'" in rs.problems[0]
+    assert "rule 'bad_window'" in rs.problems[1] and "key 'window'" in rs.problems[1]
+
+
+def test_evaluators_starting_at_the_same_instant_decide_each_notice_once(tmp_path):
+    """Eight evaluators (own DB handles, own lock file descriptors: flock conflicts between them
+    as between processes) released by one barrier: every notice is decided exactly once."""
+    import threading
+
+    now = datetime.now(UTC)
+    s = Source(tmp_path)
+    s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+    barrier = threading.Barrier(8)
+    decided: list[A.Notice] = []
+
+    def one() -> None:
+        db = EventsDB(s.settings.store_dir)
+        try:
+            barrier.wait()
+            decided.extend(A.evaluate(s.settings, db).notices)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted((n.rule, n.key) for n in decided) == [
+        ("agent_silent", "did:cf:alpha"),
+        ("no_data_landing", None),
+    ]
+
+
+def test_a_refusing_or_hanging_receiver_fails_in_one_line_within_the_time_bound():
+    import socket
+
+    from o11y_data.config import Secret
+    from o11y_data.webhooks import deliver
+
+    body = {"rule": "r", "status": "firing", "key": None}
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused_port = closed.getsockname()[1]  # closed again before the POST: refused
+    d = deliver(Secret(f"http://127.0.0.1:{refused_port}/t0ken"), body, base_delay_s=0.01)
+    assert (d.ok, d.attempts, d.error) == (False, 4, "Connection refused")
+    with socket.socket() as hanging:  # accepts (the kernel's backlog) and never answers
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/t0ken"
+        started = time.monotonic()
+        d = deliver(Secret(url), body, base_delay_s=0.05, timeout_s=0.5, deadline_s=2.0)
+        took = time.monotonic() - started
+    assert not d.ok and d.error == "timed out" and 2 <= d.attempts <= 4 and took < 3.5
+    assert "t0ken" not in d.target
+
+
+def test_sync_failing_fires_when_the_last_good_sync_is_old_or_there_never_was_one(tmp_path):
+    from o11y_data.store import Store
+
+    with running_receiver() as rx:
+        never = Source(tmp_path / "never", rx.url)  # the source folder does not exist
+        with pytest.raises(O11yError):
+            sync(never.settings)
+        never.evaluate()
+        fired = rx.delivered(rule="sync_failing", status="firing")
+        assert len(fired) == 1 and fired[0]["value"] is None and "never" in fired[0]["text"]
+
+        old = Source(tmp_path / "old", rx.url)
+        old.land(every("did:cf:alpha", datetime.now(UTC)))
+        last_ok = time.time() - 1200  # the last good sync, 20 minutes ago; failures since
+        Store(old.settings.store_dir).write_status(last_success_at=last_ok, last_error="x")
+        old.evaluate()
+    fired = rx.delivered(rule="sync_failing", status="firing")
+    assert len(fired) == 2
+    assert abs(fired[1]["value"] - (time.time() - last_ok)) < 10
+    since = datetime.fromisoformat(fired[1]["since"].replace("Z", "+00:00")).timestamp()
+    assert abs(since - (last_ok + 600)) < 1.5
+
+
+def test_the_example_rules_file_loads_without_a_problem():
+    rs = A.load_rules(REPO / "alerts.example.toml")
+    assert rs.problems == ()
+    by = {r.name: r for r in rs.rules}
+    assert by["error_rate"].threshold == 0.15 and by["planner_quiet"].scope == "agents"
+    assert len(rs.enabled) == 7
+
+
+def test_a_hanging_receiver_never_holds_up_the_apps_sync(tmp_path):
+    import socket
+
+    from o11y_data.background import BackgroundSyncer
+
+    now = datetime.now(UTC)
+    with socket.socket() as hanging:  # accepts and never answers: every delivery waits it out
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        s = Source(tmp_path, f"http://127.0.0.1:{hanging.getsockname()[1]}/hook")
+        s.writer.append([unstructured_table(every("did:cf:alpha", now - timedelta(hours=2)))])
+        db = EventsDB(s.settings.store_dir)
+        worker = A.AlertWorker(s.settings, db, delivery={"timeout_s": 3.0, "deadline_s": 6.0})
+        syncer = BackgroundSyncer(s.settings)
+        syncer.after_sync.append(worker.request)
+        try:
+            took = []
+            for _ in range(3):
+                started = time.monotonic()
+                syncer.run_once()
+                took.append(time.monotonic() - started)
+                time.sleep(0.3)
+            assert syncer.state.last_error is None and max(took) < 2.0, took
+            assert not worker.wait_idle(0.1)  # still delivering, on its own thread
+            assert worker.wait_idle(30)
+        finally:
+            worker.stop()
+            db.close()
+    failed = [d for d in A.read_state(s.settings.store_dir).deliveries if not d["ok"]]
+    assert {d["error"] for d in failed} == {"timed out"}

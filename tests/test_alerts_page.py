@@ -1,0 +1,151 @@
+"""The Alerts page through AppTest (app.py's navigation) on a real synced store whose alerts were
+evaluated by the data layer: states, values, thresholds, transitions, failed deliveries, silences,
+the freshness bar's badge, and hostile agent names kept out of Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from o11y_data import EventsDB, load_settings, sync
+from o11y_data import alerts as A
+from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+EVIL = "did:cf:**bold**<script>alert(1)</script>[x](http://evil)"
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _rows(agent: str, newest: datetime, n: int = 6) -> list:
+    out = []
+    for i in range(n):
+        ts = newest - timedelta(minutes=3 * i)
+        body = {"event_type": "agent.cycle", "agent": agent, "mode": "think", "durationMs": 900}
+        body.update({"toolCalls": 1, "errors": 0, "_ts": _iso(ts)})
+        out.append((ts + timedelta(seconds=1), json.dumps(body)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("alerts-page")
+    now = datetime.now(UTC)
+    writer = TableWriter(
+        put=folder_put(root / "src"), bucket="agent-blobs", table_prefix="__r2_data_catalog/c/t/"
+    )
+    writer.append([unstructured_table(_rows(EVIL, now - timedelta(hours=2)))])
+    env = {
+        "O11Y_SOURCE_DIR": str(root / "src"),
+        "O11Y_CACHE_DIR": str(root / "cache"),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_AGENTS_FILE": str(root / "no-agents.toml"),
+        "O11Y_ALERTS_FILE": str(root / "alerts.toml"),
+        # A closed port on loopback: deliveries fail at once and are recorded.
+        "O11Y_ALERT_WEBHOOK": "http://127.0.0.1:9/hook/secret-path-token",
+    }
+    settings = load_settings(env, secrets_paths=[])
+    sync(settings)
+    db = EventsDB(settings.store_dir)
+    try:
+        ev = A.evaluate(settings, db)
+        A.deliver_all(settings, ev.notices, attempts=1)
+    finally:
+        db.close()
+    mp = pytest.MonkeyPatch()
+    init = PagesManager.__init__
+
+    def v2_only(self, *args, **kwargs):  # as in test_app_pages: run through app.py
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    mp.setattr(PagesManager, "__init__", v2_only)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield settings
+    mp.undo()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run(params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.switch_page("pages/alerts.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def markdown_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_alerts_page_shows_each_rule_state_value_threshold_and_failed_deliveries(store):
+    at = run()
+    rules = at.dataframe[0].value
+    firing = rules[rules["state"] == "firing"]
+    assert set(firing["alert"]) == {"No data landing", "Agent silent"}
+    silent = firing[firing["rule"] == "agent_silent"].iloc[0]
+    assert silent["agent / mode"] == EVIL  # plain text in a table cell, whole
+    assert silent["threshold"] == "> 30m 00s"
+    assert silent["value"].startswith("2h") or silent["value"].startswith("1h 5")
+    assert set(rules["rule"]) == {"no_data_landing", "agent_silent", "error_rate", "sync_failing"}
+    sync_row = rules[rules["rule"] == "sync_failing"].iloc[0]
+    assert sync_row["state"] == "ok" and sync_row["threshold"] == "> 10m 00s"
+    history = at.dataframe[1].value
+    assert set(history["to"]) == {"firing"} and len(history) == 2
+    failed = at.dataframe[2].value
+    assert len(failed) == 2 and set(failed["to"]) == {"http://127.0.0.1:9/…"}
+    shown = markdown_text(at)
+    assert "2 alerts firing" in shown  # the freshness bar's badge
+    assert "secret-path-token" not in shown + failed.to_string()
+    for bit in ("<script>", "**bold**", "[x](http://evil)", "did:cf:"):
+        assert bit not in shown
+
+
+def test_silencing_an_agent_is_stored_and_drops_it_from_the_firing_count(store):
+    at = run()
+    at.selectbox(key="silence_rule").set_value("agent_silent").run()
+    assert at.selectbox(key="silence_key").options == ["(every one)", EVIL]
+    at.selectbox(key="silence_key").set_value(EVIL)
+    at.selectbox(key="silence_for").set_value("1h")
+    at.button(key="silence_add").click().run()
+    assert not at.exception
+    silences = A.read_state(store.store_dir).silences
+    assert [(s["rule"], s["key"]) for s in silences] == [("agent_silent", EVIL)]
+    hours = (silences[0]["until"] - datetime.now(UTC).timestamp()) / 3600
+    assert 0.95 < hours <= 1.0
+    rules = at.dataframe[0].value
+    assert rules[rules["rule"] == "agent_silent"].iloc[0]["silenced"] == "yes"
+    assert "1 alert firing" in markdown_text(at)
+    at.button(key="unsilence-0").click().run()
+    assert A.read_state(store.store_dir).silences == []
+
+
+def test_show_active_keeps_only_rules_that_need_attention_and_a_bad_value_is_named(store):
+    at = run({"show": "active"})
+    assert set(at.dataframe[0].value["state"]) == {"firing"}
+    at = run({"show": "<b>nope</b>"})
+    assert any("show value" in w.value for w in at.warning)
+    assert len(at.dataframe[0].value) >= 4
