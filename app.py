@@ -43,6 +43,8 @@ PAGES = [
     st.Page(
         "pages/explorer.py", title="Explorer", icon=":material/table_view:", url_path="explorer"
     ),
+    st.Page("pages/summary.py", title="Summary", icon=":material/summarize:", url_path="summary"),
+    st.Page("pages/sql.py", title="SQL console", icon=":material/terminal:", url_path="sql"),
     st.Page(
         "pages/alerts.py",
         title="Alerts",

@@ -1,5 +1,5 @@
-"""``python -m o11y_data``: sync, status, summary, demo, alerts and watch, each a few lines over the
-library.
+"""``python -m o11y_data``: sync, status, summary, sql, demo, alerts and watch, each a few lines
+over the library.
 
 Each command imports what it uses inside its function (pandas, pyarrow, boto3 and fastavro are
 loaded only by the commands that need them), so ``status`` and ``summary`` start in a fraction of
@@ -110,10 +110,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
-    """The seed's summary: agent, mode, cycles, avg_ms, tools, errors by agent and mode."""
+def _filters(args: argparse.Namespace) -> queries.Filters:
     try:
-        f = queries.Filters(
+        return queries.Filters(
             start=queries.since(args.since) if args.since else None,
             end=queries.since(args.until) if args.until else None,
             agents=tuple(args.agent or ()),
@@ -121,6 +120,11 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise O11yError("Bad time", str(exc)) from None
+
+
+def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
+    """The seed's summary: agent, mode, cycles, avg_ms, tools, errors by agent and mode."""
+    f = _filters(args)
     db = EventsDB(settings.store_dir)
     try:
         found = queries.summary_rows(db, f)
@@ -157,6 +161,38 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one read-only SELECT over the views events, cycles, unparseable, freshness, the
+    rollups (hourly, daily, duration_hist, lag_hist), filtered_events and filtered_cycles (these
+    two apply --since/--until/--agent/--mode).
+
+    The query runs in a sandbox that can read the store's events and nothing else (no other file,
+    no write, no ATTACH/INSTALL/LOAD/SET/PRAGMA), interrupted after --timeout seconds; at most
+    --max-rows rows are printed (a note on stderr says when there were more). A refused or failed
+    query prints one line and exits 1.
+    """
+    from . import sandbox
+
+    limits = sandbox.Limits(timeout_s=args.timeout, max_rows=args.max_rows)
+    db = EventsDB(settings.store_dir)
+    try:
+        result = sandbox.run_sql(db, args.query, filters=_filters(args), limits=limits)
+    finally:
+        db.close()
+    if args.format == "csv":
+        sys.stdout.buffer.write(sandbox.to_csv(result.table))
+        sys.stdout.flush()
+    elif args.format == "json":
+        print(json.dumps(sandbox.to_json_rows(result.table), indent=1, default=str))
+    else:
+        print(sandbox.text_table(result.table))
+    note = f"{result.rows:,} rows in {result.elapsed_s:.2f} s"
+    if result.truncated:
+        note += f"; stopped at --max-rows {args.max_rows:,}, the query has more"
+    print(f"({note})", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """(Re)build the demo source; with --out, into that folder instead of the cache."""
     from . import demo
@@ -166,6 +202,19 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     demo.build(folder, now=now, seed=args.seed)
     print(f"demo table written to {folder}")
     return 0
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
+        return value
+
+    return parse
 
 
 def _print_problems(problems: Sequence[str]) -> None:
@@ -267,6 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", action="append", help="only this mode (repeatable)")
     s.add_argument("--format", choices=["table", "csv", "json"], default="table")
     s.set_defaults(func=cmd_summary)
+    s = sub.add_parser(
+        "sql",
+        help="run one read-only SELECT over the events (sandboxed)",
+        description=cmd_sql.__doc__,
+    )
+    s.add_argument("query", help='e.g. "SELECT mode, count(*) FROM cycles GROUP BY mode"')
+    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds (default 10)")
+    s.add_argument(
+        "--max-rows", type=_positive(int), default=10_000, help="rows at most (default 10,000)"
+    )
+    s.add_argument("--since", help="filtered_* views: ISO-8601 time or 15m/1h/7d before now")
+    s.add_argument("--until", help="filtered_* views: end, exclusive")
+    s.add_argument("--agent", action="append", help="filtered_* views: this agent (repeatable)")
+    s.add_argument("--mode", action="append", help="filtered_* views: this mode (repeatable)")
+    s.set_defaults(func=cmd_sql)
     s = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     s.add_argument("--out", type=Path, help="folder to write the demo table into")
     s.add_argument("--now", help="pretend it is this time (ISO-8601), for reproducible data")

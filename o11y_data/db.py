@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ class EventsDB:
         rollups.prepare(self.conn)
         self.rollups_ok = False
         self._segment_files = ""  # the readable segments, as a DuckDB list's items
+        self.spec = ViewSpec([], {}, self.store.rollups, store_info(GenerationHead()))
         self._lock = threading.Lock()
         self._number: int | None = None
         self.damaged: list[str] = []
@@ -72,44 +74,6 @@ class EventsDB:
             readable = [s for s in gen.segments if s.name not in self.damaged]
             cur = self.conn.cursor()
             try:
-                if readable:
-                    files = ", ".join(_lit(str(self.store.segments / s.name)) for s in readable)
-                    base = f"SELECT * FROM read_parquet([{files}])"
-                else:
-                    cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)
-                    base = f"SELECT {cols} WHERE false"
-                cur.execute(f"CREATE OR REPLACE VIEW events_all AS {base}")
-                cur.execute(
-                    f"CREATE OR REPLACE VIEW events AS SELECT {_EVENT_COLS} "
-                    "FROM events_all WHERE parsed"
-                )
-                cur.execute(
-                    "CREATE OR REPLACE VIEW cycles AS SELECT * FROM events "
-                    "WHERE event_type = 'agent.cycle'"
-                )
-                cur.execute(
-                    "CREATE OR REPLACE VIEW unparseable AS SELECT ingest_ts, raw, file "
-                    "FROM events_all WHERE NOT parsed"
-                )
-                cur.execute(
-                    "CREATE OR REPLACE TABLE store_info (generation BIGINT, published_at "
-                    "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
-                    "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
-                )
-                cur.execute(
-                    "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        gen.number,
-                        gen.published_at or None,
-                        gen.source_label,
-                        gen.table_prefix,
-                        gen.snapshot_id,
-                        gen.files,
-                        gen.rows,
-                        gen.unparseable,
-                        len(gen.bad_files),
-                    ],
-                )
                 # Rollups answer long windows; they are used only when they cover exactly the
                 # rows the views read (current version, no damaged segment left out).
                 self.rollups_ok = (
@@ -119,19 +83,15 @@ class EventsDB:
                         self.store.rollups, rollups.names(gen.rollups), self.conn.cursor()
                     )
                 )
-                for table in rollups.TABLES:
-                    sql = rollups.view_sql(self.store.rollups, gen.rollups, table)
-                    if not self.rollups_ok:
-                        sql = rollups.view_sql(self.store.rollups, {}, table)
-                    cur.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
-                newest = "(SELECT max(ts) FROM events)"
-                if self.rollups_ok:
-                    newest = "(SELECT max(max_ts) FROM daily)"
-                cur.execute(
-                    f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
-                    "NULL::TIMESTAMPTZ AS newest_ingest_ts, * FROM store_info"
+                spec = ViewSpec(
+                    segments=[self.store.segments / s.name for s in readable],
+                    rollups=gen.rollups if self.rollups_ok else {},
+                    rollup_folder=self.store.rollups,
+                    info=store_info(gen),
                 )
-                self._segment_files = files if readable else ""
+                create_views(cur, spec)
+                self.spec = spec
+                self._segment_files = ", ".join(_lit(str(f)) for f in spec.segments)
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -180,6 +140,11 @@ class EventsDB:
                 cur.close()
         raise AssertionError("unreachable")
 
+    def view_spec(self) -> ViewSpec:
+        """What the views of the generation in use read (the SQL sandbox builds the same)."""
+        self.refresh()
+        return self.spec
+
     def newest_ingest_ts(self) -> Any:
         """The newest ``ingest_ts`` of any row (unparseable ones included): from the segments'
         column statistics when every row group has them, else a scan."""
@@ -207,6 +172,76 @@ class EventsDB:
     def status(self) -> dict[str, Any]:
         """The last sync attempt as the sync process recorded it."""
         return self.store.read_status()
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What a generation's views read: its readable segments, its rollups (empty when they are
+    not used) and its ``store_info`` row. Plain values, so a child process can build the views."""
+
+    segments: list[Path]
+    rollups: dict[str, Any]
+    rollup_folder: Path
+    info: list[Any]
+
+    def files(self) -> list[Path]:
+        """Every file the views read."""
+        return [*self.segments, *(self.rollup_folder / n for n in rollups.names(self.rollups))]
+
+
+def store_info(gen: GenerationHead) -> list[Any]:
+    """The ``store_info`` row of ``gen`` (what the ``freshness`` view reports besides times)."""
+    return [
+        gen.number,
+        gen.published_at or None,
+        gen.source_label,
+        gen.table_prefix,
+        gen.snapshot_id,
+        gen.files,
+        gen.rows,
+        gen.unparseable,
+        len(gen.bad_files),
+    ]
+
+
+def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMESTAMPTZ") -> None:
+    """The views ``events_all``, ``events``, ``cycles``, ``unparseable``, the rollups
+    (``hourly``, ``daily``, ``duration_hist``, ``lag_hist``) and ``freshness`` on ``cur``'s
+    connection (the app's and the SQL sandbox's). ``newest_ingest`` is freshness's
+    ``newest_ingest_ts`` (the app reads it from the segments' statistics instead)."""
+    if spec.segments:
+        files = ", ".join(_lit(str(f)) for f in spec.segments)
+        base = f"SELECT * FROM read_parquet([{files}])"
+    else:
+        cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)
+        base = f"SELECT {cols} WHERE false"
+    cur.execute(f"CREATE OR REPLACE VIEW events_all AS {base}")
+    cur.execute(
+        f"CREATE OR REPLACE VIEW events AS SELECT {_EVENT_COLS} FROM events_all WHERE parsed"
+    )
+    cur.execute(
+        "CREATE OR REPLACE VIEW cycles AS SELECT * FROM events WHERE event_type = 'agent.cycle'"
+    )
+    cur.execute(
+        "CREATE OR REPLACE VIEW unparseable AS SELECT ingest_ts, raw, file "
+        "FROM events_all WHERE NOT parsed"
+    )
+    cur.execute(
+        "CREATE OR REPLACE TABLE store_info (generation BIGINT, published_at "
+        "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
+        "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
+    )
+    cur.execute(
+        "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)", spec.info
+    )
+    for table in rollups.TABLES:
+        sql = rollups.view_sql(spec.rollup_folder, spec.rollups, table)
+        cur.execute(f"CREATE OR REPLACE VIEW {table} AS {sql}")
+    newest = "(SELECT max(max_ts) FROM daily)" if spec.rollups else "(SELECT max(ts) FROM events)"
+    cur.execute(
+        f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
+        f"{newest_ingest} AS newest_ingest_ts, * FROM store_info"
+    )
 
 
 def _stats_complete(cur: duckdb.DuckDBPyConnection, files: str, column: str) -> bool:

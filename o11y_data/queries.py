@@ -165,9 +165,39 @@ def _summary_sql(db: EventsDB, f: Filters) -> tuple[str, list[Any]]:
     )
 
 
-def summary(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
-    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc."""
-    return db.query(*_summary_sql(db, f))
+SUMMARY_EXTRA = ("error_rate", "p50_ms", "p95_ms", "p99_ms", "approx")
+
+
+def summary(db: EventsDB, f: Filters = Filters(), *, extended: bool = False) -> pd.DataFrame:
+    """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc.
+
+    ``extended`` (the Summary page) adds error_rate (cycles with errors / cycles), p50_ms, p95_ms,
+    p99_ms of ``duration_ms`` and ``approx`` (percentiles read from histograms: windows longer
+    than 7 days with rollups, within 1 %); the seed's six columns are the same either way."""
+    seed, sp = _summary_sql(db, f)
+    if not extended:
+        return db.query(seed, sp)
+    facts = _facts(db, f)
+    if facts is not None:
+        fsql, rp = facts
+        rate = f"SELECT agent, mode, {_ERR_RATE} AS error_rate FROM ({fsql}) GROUP BY agent, mode"
+    else:
+        w, rp = where(f)
+        rate = (
+            "SELECT agent, mode, count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate "
+            f"FROM cycles WHERE {w} GROUP BY agent, mode"
+        )
+    qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+    pct, pp, approx = _percentiles(db, f, {"agent": "agent", "mode": "mode"}, qs)
+    return db.query(
+        f"""
+        WITH s AS ({seed}), r AS ({rate}), q AS ({pct})
+        SELECT s.*, r.error_rate, q.p50_ms, q.p95_ms, q.p99_ms, ? AS approx
+        FROM s LEFT JOIN r USING (agent, mode) LEFT JOIN q USING (agent, mode)
+        ORDER BY s.agent, s.cycles DESC, s.mode
+        """,
+        [*sp, *rp, *pp, approx],
+    )
 
 
 def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:

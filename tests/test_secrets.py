@@ -18,7 +18,18 @@ KEY_ID = "AKIDLEAKCANARY7731"
 SECRET = "s3cr3t-leak-canary-9911"
 WALL = "wall-leak-canary-4242"
 HOOK = "hook-leak-canary-5353"  # a webhook URL's token (Slack's are in the path)
-PAGES = ["", "timeline", "modes", "errors", "health", "explorer", "alerts", "wall"]
+PAGES = [
+    "",
+    "timeline",
+    "modes",
+    "errors",
+    "health",
+    "explorer",
+    "summary",
+    "sql",
+    "alerts",
+    "wall",
+]
 CHART_PAGES = {"", "timeline", "modes", "errors", "health"}
 
 

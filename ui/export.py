@@ -7,8 +7,11 @@ builds a DataFrame or a CSV string in Python.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
+
+import pandas as pd
 
 from o11y_data import EventsDB
 from o11y_data import queries as q
@@ -25,3 +28,15 @@ def download(db: EventsDB, f: Filters, search: str = "", *, fmt: str) -> bytes:
         dest = Path(tmp) / f"events.{fmt}"
         q.export_events(db, f, dest=dest, fmt=fmt, search=search, limit=MAX_EXPORT_ROWS)
         return dest.read_bytes()
+
+
+def table_csv(df: pd.DataFrame) -> bytes:
+    """A small table already on screen (the Summary's) as CSV, exactly as shown."""
+    return df.to_csv(index=False).encode()
+
+
+def table_parquet(df: pd.DataFrame) -> bytes:
+    """A small table already on screen as Parquet, exactly as shown."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
