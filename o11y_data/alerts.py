@@ -20,7 +20,6 @@ built-in rules keep running.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import math
@@ -40,6 +39,7 @@ from urllib.parse import urlencode
 from .config import Settings
 from .db import EventsDB
 from .errors import O11yError
+from .locks import file_lock
 from .webhooks import Delivery, deliver
 
 log = logging.getLogger(__name__)
@@ -747,27 +747,13 @@ def _write_atomic(path: Path, text: str) -> None:
 def locked_state(store_dir: Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[AlertState]:
     """Hold the alerts lock across processes, yield the state, write it back on success."""
     folder = alerts_dir(store_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / "alerts.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise O11yError(
-                        "Alerts are busy", "another process held the alerts lock too long"
-                    ) from None
-                time.sleep(0.05)
+    busy = O11yError("Alerts are busy", "another process held the alerts lock too long")
+    with file_lock(folder / "alerts.lock", timeout_s=timeout_s, busy=busy, poll_s=0.05):
         state = read_state(store_dir)
         yield state
         state.history = state.history[-HISTORY:]
         state.deliveries = state.deliveries[-DELIVERIES:]
         _write_atomic(folder / "state.json", json.dumps(state.to_json(), separators=(",", ":")))
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 # -- evaluating ------------------------------------------------------------------------------

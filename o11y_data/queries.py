@@ -292,25 +292,7 @@ def agent_groups_sql(f: Filters, *, top: int | None, rank_by: str = "cycles") ->
     how many distinct agents each kind holds. Done in SQL so 5,000 agents never reach pandas.
     """
     w, p = where(f)
-    limit = _NO_LIMIT if top is None else max(0, int(top))
-    sql = f"""
-        WITH base AS (SELECT * FROM cycles WHERE {w}),
-        top_agents AS (
-            SELECT agent FROM base WHERE agent <> '{UNKNOWN}' GROUP BY agent
-            ORDER BY {_rank_order(rank_by)} LIMIT ?
-        ),
-        grouped AS (
-            SELECT base.*,
-                   CASE WHEN t.agent IS NOT NULL THEN '{KIND_AGENT}'
-                        WHEN base.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}'
-                        ELSE '{KIND_OTHERS}' END AS kind,
-                   CASE WHEN t.agent IS NULL AND base.agent <> '{UNKNOWN}' THEN '{KIND_OTHERS}'
-                        ELSE base.agent END AS key
-            FROM base LEFT JOIN top_agents t ON base.agent = t.agent
-        ),
-        sizes AS (SELECT kind, count(DISTINCT agent) AS group_agents FROM grouped GROUP BY kind)
-    """
-    return sql, [*p, limit]
+    return _groups_sql(f"SELECT * FROM cycles WHERE {w}", p, _rank_order(rank_by), top)
 
 
 def _rollup_agent_groups(
@@ -324,9 +306,15 @@ def _rollup_agent_groups(
         order = f"{_ERRORS} DESC, {_ERR_CYCLES} DESC, {_CYCLES} DESC, agent"
     else:
         raise ValueError(f"rank_by must be one of {', '.join(RANKS)}, not {rank_by!r}")
+    return _groups_sql(facts, params, order, top)
+
+
+def _groups_sql(base: str, params: list[Any], order: str, top: int | None) -> tuple[str, list[Any]]:
+    """The grouping CTEs of :func:`agent_groups_sql` over any ``base`` rows with an ``agent``
+    column, the top agents picked by ``order``."""
     limit = _NO_LIMIT if top is None else max(0, int(top))
     sql = f"""
-        WITH base AS ({facts}),
+        WITH base AS ({base}),
         top_agents AS (
             SELECT agent FROM base WHERE agent <> '{UNKNOWN}' GROUP BY agent
             ORDER BY {order} LIMIT ?

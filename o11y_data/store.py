@@ -21,12 +21,13 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import O11yError, SyncBusy
+from .locks import file_lock
 from .source import _atomic_write_stream
 
 KEEP_GENERATIONS = 3
@@ -297,26 +298,12 @@ class Store:
         return bad
 
     # -- sync lock and status ---------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, *, wait: bool = False, timeout: float = 600.0) -> Iterator[None]:
+    def lock(
+        self, *, wait: bool = False, timeout: float = 600.0
+    ) -> contextlib.AbstractContextManager[None]:
         """Hold the cross-process sync lock; ``SyncBusy`` if another holds it and not ``wait``."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not wait or time.monotonic() > deadline:
-                        raise SyncBusy(
-                            "A sync is already running", "another process holds the lock"
-                        ) from None
-                    time.sleep(0.1)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+        busy = SyncBusy("A sync is already running", "another process holds the lock")
+        return file_lock(self.root / "sync.lock", timeout_s=timeout if wait else 0.0, busy=busy)
 
     def read_status(self) -> dict[str, Any]:
         try:
