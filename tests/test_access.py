@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from tests.support.apptest import app_under_test
 from ui.access import decide, expected_wall_token, token_matches
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,22 +70,8 @@ def app_env(demo_store):
         "O11Y_BACKGROUND_SYNC": "0",
         "O11Y_DEMO_LIVE": "0",
     }
-    mp = pytest.MonkeyPatch()
-    init = PagesManager.__init__
-
-    def v2_only(self, *args, **kwargs):  # as the real server after app.py's first run
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    mp.setattr(PagesManager, "__init__", v2_only)
-    for k, v in env.items():
-        mp.setenv(k, v)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield env
-    mp.undo()
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_under_test(env):
+        yield env
 
 
 def run(

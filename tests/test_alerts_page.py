@@ -5,18 +5,16 @@ the freshness bar's badge, and hostile agent names kept out of Markdown."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from o11y_data import EventsDB, load_settings, sync
 from o11y_data import alerts as A
 from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from tests.support.apptest import app_under_test
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -62,27 +60,8 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         A.deliver_all(settings, ev.notices, attempts=1)
     finally:
         db.close()
-    mp = pytest.MonkeyPatch()
-    init = PagesManager.__init__
-
-    def v2_only(self, *args, **kwargs):  # as in test_app_pages: run through app.py
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    mp.setattr(PagesManager, "__init__", v2_only)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield settings
-    mp.undo()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_under_test(env):
+        yield settings
 
 
 def run(params: dict | None = None) -> AppTest:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +19,9 @@ import plotly.io as pio
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
+
+from tests.support.apptest import app_under_test
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -132,27 +131,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory):
     # AppTest re-detects a `pages/` folder before every run and would then run a page script on
     # its own (the pre-st.navigation layout) instead of app.py; the real server runs app.py's
     # st.navigation, so make AppTest do the same.
-    mp = pytest.MonkeyPatch()
-    init = PagesManager.__init__
-
-    def v2_only(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    mp.setattr(PagesManager, "__init__", v2_only)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield now, df
-    mp.undo()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_under_test(env):
+        yield now, df
 
 
 def run(page: str, params: dict | None = None) -> AppTest:

@@ -5,16 +5,14 @@ for the health page's lag chart to use whole-day buckets)."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from tests.support.apptest import app_under_test
 from tests.test_app_pages import APP
 
 A, B = "did:cf:alphaalphaalphaalpha01", "did:cf:bravobravobravobravo02"
@@ -59,27 +57,8 @@ def long_dataset(tmp_path_factory: pytest.TempPathFactory):
         "O11Y_AGENTS_FILE": str(root / "agents.toml"),
     }
     sync(load_settings(env, secrets_paths=[]))
-    mp = pytest.MonkeyPatch()
-    init = PagesManager.__init__
-
-    def v2_only(self, *args, **kwargs):  # run app.py's st.navigation, as the server does
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    mp.setattr(PagesManager, "__init__", v2_only)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    mp.undo()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_under_test(env):
+        yield
 
 
 def run(page: str, rng: str) -> AppTest:

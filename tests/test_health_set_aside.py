@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from o11y_data import load_settings, sync
+from tests.support.apptest import app_under_test
 from tests.support.tables import event, plain_parquet, rows
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -17,7 +16,7 @@ HOSTILE = "<img src=x onerror=alert(1)> **bold** [l](x) :red[r].parquet"
 
 
 @pytest.fixture
-def app_env(tmp_path, monkeypatch):
+def app_env(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "good.parquet").write_bytes(plain_parquet(rows([event(ms=1), event(ms=2)])))
@@ -30,20 +29,8 @@ def app_env(tmp_path, monkeypatch):
     }
     report = sync(load_settings(env, secrets_paths=[]))
     assert list(report.bad_files) == [HOSTILE]
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    init = PagesManager.__init__
-
-    def v2_only(self, *args, **kwargs):  # run app.py's st.navigation, as the server does
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", v2_only)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_under_test(env):
+        yield
 
 
 def test_health_lists_set_aside_files_by_name_reason_and_next_retry_as_text(app_env):
