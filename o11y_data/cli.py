@@ -262,7 +262,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
             if not d.ok:
                 print(f"{stamp()} not delivered to {d.target}: {d.error}", flush=True)
 
-    class Stopped(Exception):
+    class Stopped(BaseException):  # not an Exception: the loop's catch-all must not swallow it
         pass
 
     def stop(*_: object) -> None:

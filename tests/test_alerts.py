@@ -530,3 +530,36 @@ def test_a_hanging_receiver_never_holds_up_the_apps_sync(tmp_path):
             db.close()
     failed = [d for d in A.read_state(s.settings.store_dir).deliveries if not d["ok"]]
     assert {d["error"] for d in failed} == {"timed out"}
+
+
+def test_watch_stops_on_sigterm_even_in_the_middle_of_a_sync(s3_admin, bucket, proxy, tmp_path):
+    """systemd stops the unit with SIGTERM, often while a sync waits on R2: `watch` must exit
+    (code 0, "stopped") instead of its service loop taking the signal for a failed sync."""
+    from tests.support.tables import append, event, new_table, r2_env, rows, s3_put
+
+    append(new_table(s3_put(s3_admin, bucket), bucket), rows([event(ms=5)]))
+    proxy.set_delay(3.0)  # every request to R2 takes 3 s: the first sync is mid-flight for long
+    env = {
+        **os.environ,
+        **r2_env(proxy.endpoint, bucket, tmp_path / "cache"),
+        "O11Y_ALERT_WEBHOOK": "",
+    }
+    out_file = tmp_path / "watch.out"
+    with out_file.open("w") as out:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "o11y_data", "watch", "--interval", "1"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    deadline = time.monotonic() + 60
+    while "watching" not in out_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # inside the first sync's first (slow) request
+    assert _watch_rounds(out_file.read_text()) == 0, out_file.read_text()
+    watch.terminate()
+    _, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert "stopped" in out_file.read_text()
