@@ -8,6 +8,7 @@ with ``errors > 0`` over cycles; NULLs add nothing to sums.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -461,23 +462,17 @@ def ingest_lag_over_time(
 def _lag_hist_rows(f: Filters, bucket_s: int) -> tuple[str, list[Any]] | None:
     """Rows (bucket, k, n) of the ingest-lag histogram over ``f`` (every event type): daily
     histograms for whole days, the raw rows bucketed the same way at the partial-day edges."""
-    d0 = _ceil(f.start, _DAY) if f.start else None
-    d1 = _floor(f.end, _DAY) if f.end else None
-    if d0 is not None and d1 is not None and d0 >= d1:
-        return None
-    w, p = _rollup_where(f, d0, d1, cycles=False)
-    sqls = [f"SELECT o11y_bucket(t, {int(bucket_s)}) AS bucket, k, n FROM lag_hist WHERE {w}"]
-    params = list(p)
-    for lo, hi in ((f.start, d0), (d1, f.end)):
-        if lo is not None and hi is not None and lo < hi:
-            w, p = where(_sub(f, lo, hi), cycles=False)
-            sqls.append(
-                f"SELECT o11y_bucket(ts, {int(bucket_s)}) AS bucket, "
-                "o11y_hist_key(epoch_us(ingest_ts) - epoch_us(ts)) AS k, 1 AS n FROM events "
-                f"WHERE {w} AND ingest_ts IS NOT NULL"
-            )
-            params += p
-    return " UNION ALL ".join(sqls), params
+    b = int(bucket_s)
+    return _days_and_edges(
+        f,
+        lambda w: f"SELECT o11y_bucket(t, {b}) AS bucket, k, n FROM lag_hist WHERE {w}",
+        lambda w: (
+            f"SELECT o11y_bucket(ts, {b}) AS bucket, "
+            "o11y_hist_key(epoch_us(ingest_ts) - epoch_us(ts)) AS k, 1 AS n FROM events "
+            f"WHERE {w} AND ingest_ts IS NOT NULL"
+        ),
+        cycles=False,
+    )
 
 
 def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
@@ -1157,20 +1152,33 @@ def approximate(db: EventsDB, f: Filters) -> bool:
 def _hist_rows(f: Filters, keys: str) -> tuple[str, list[Any]] | None:
     """Rows (``keys``..., k, n) of the duration histogram over ``f``: daily histograms for
     whole days, the raw rows bucketed the same way for the partial days at the edges."""
+    return _days_and_edges(
+        f,
+        lambda w: f"SELECT {keys}, k, n FROM duration_hist WHERE {w}",
+        lambda w: (
+            f"SELECT {keys}, o11y_hist_key(duration_ms) AS k, 1 AS n FROM cycles "
+            f"WHERE {w} AND duration_ms IS NOT NULL"
+        ),
+        cycles=True,
+    )
+
+
+def _days_and_edges(
+    f: Filters, days: Callable[[str], str], edge: Callable[[str], str], *, cycles: bool
+) -> tuple[str, list[Any]] | None:
+    """A daily histogram's rows over ``f``: ``days(where)`` for the whole days in the window,
+    ``edge(where)`` over the raw rows of the partial days at either end (``None``: no whole
+    day)."""
     d0 = _ceil(f.start, _DAY) if f.start else None
     d1 = _floor(f.end, _DAY) if f.end else None
     if d0 is not None and d1 is not None and d0 >= d1:
         return None
     w, p = _rollup_where(f, d0, d1, cycles=False)
-    sqls = [f"SELECT {keys}, k, n FROM duration_hist WHERE {w}"]
-    params = list(p)
+    sqls, params = [days(w)], list(p)
     for lo, hi in ((f.start, d0), (d1, f.end)):
         if lo is not None and hi is not None and lo < hi:
-            w, p = where(_sub(f, lo, hi))
-            sqls.append(
-                f"SELECT {keys}, o11y_hist_key(duration_ms) AS k, 1 AS n FROM cycles "
-                f"WHERE {w} AND duration_ms IS NOT NULL"
-            )
+            w, p = where(_sub(f, lo, hi), cycles=cycles)
+            sqls.append(edge(w))
             params += p
     return " UNION ALL ".join(sqls), params
 
