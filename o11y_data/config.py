@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from pathlib import Path
 from .errors import O11yError
 
 DEFAULT_BUCKET = "agent-blobs"
+_MEMORY = re.compile(r"\d+(\.\d+)?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 # Environment name -> short name accepted in the [r2] section of secrets.toml.
 _KEYS = {
@@ -36,6 +38,7 @@ _KEYS = {
     "O11Y_ALERT_WEBHOOK": "alert_webhook",
     "O11Y_PUBLIC_URL": "public_url",
     "O11Y_R2_TIMEOUT": "timeout",
+    "O11Y_SYNC_MEMORY": "sync_memory",
 }
 
 
@@ -86,6 +89,9 @@ class Settings:
     alert_webhooks: tuple[Secret, ...] = ()  # URLs may carry tokens (Slack): never shown whole
     public_url: str | None = None
     r2_timeout_s: float = 20.0  # a request that sends nothing for this long is a timeout
+    # The sync's DuckDB memory cap: past it, sorts and aggregations spill to <store>/tmp, so a
+    # first sync of a large table fits a small machine instead of taking all of its memory.
+    sync_memory: str = "2GB"
 
     @property
     def kind(self) -> str:
@@ -197,6 +203,9 @@ def load_settings(
         r2_timeout = float(timeout) if timeout else 20.0
     except ValueError:
         raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from None
+    sync_memory = (get("O11Y_SYNC_MEMORY") or "2GB").replace(" ", "")
+    if not _MEMORY.fullmatch(sync_memory):
+        raise O11yError("Bad O11Y_SYNC_MEMORY", "expected a size such as 2GB or 512MB")
     prefix = get("O11Y_TABLE_PREFIX")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -225,6 +234,7 @@ def load_settings(
         alert_webhooks=tuple(Secret(u) for u in hooks),
         public_url=(get("O11Y_PUBLIC_URL") or "").rstrip("/") or None,
         r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
+        sync_memory=sync_memory,
     )
 
 

@@ -97,8 +97,18 @@ class SyncReport:
         )
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    conn = duckdb.connect(":memory:", config={"threads": "2"})
+def _connect(store: Store, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """The sync's DuckDB: capped at ``memory_limit`` (O11Y_SYNC_MEMORY), spilling past it into
+    the store's own ``sync-tmp`` folder (not the app's ``tmp``: DuckDB names its spill files
+    alike in every process), so the disk that holds the store also holds what overflows."""
+    conn = duckdb.connect(
+        ":memory:",
+        config={
+            "threads": "2",
+            "memory_limit": memory_limit,
+            "temp_directory": str(store.root / "sync-tmp"),  # one sync at a time: the store lock
+        },
+    )
     prepare(conn)
     rollups.prepare(conn)
     return conn
@@ -473,7 +483,7 @@ def _sync_store(
         except Exception as exc:
             # Never let a low-level error escape unlabelled; record the one line either way and
             # log the root cause with its chain (messages name keys and paths, never secrets).
-            err = _labelled(exc, store)
+            err = _labelled(exc, store, memory_limit=settings.sync_memory)
             log.warning(
                 "sync of %s failed: %s", settings.source_label, err.one_line(), exc_info=exc
             )
@@ -580,7 +590,7 @@ def _sync_locked(
         wanted = [*diff.new, *diff.delete_files_needed()]
         fetched, nbytes, wrong_size = _download_all(source, store, wanted, report_progress, workers)
         _fail_on_bad_delete_files(diff, wrong_size)
-        conn = _connect()
+        conn = _connect(store, settings.sync_memory)
         try:
             readable = [f for f in diff.new if f.key not in wrong_size]
             new_segments, counts, bad = _normalize_new(
@@ -895,14 +905,19 @@ def _space_short(store: Store, new: Sequence[iceberg.DataFile]) -> int:
     return max(want - free, 1)
 
 
-def _labelled(exc: BaseException, store: Store) -> O11yError:
-    """The one line a sync failure is shown as: ours as is, a local disk failure named with its
-    fix, anything else with its type (the cause is logged, not shown)."""
+def _labelled(exc: BaseException, store: Store, *, memory_limit: str) -> O11yError:
+    """The one line a sync failure is shown as: ours as is, a local disk failure or the memory
+    cap named with its fix, anything else with its type (the cause is logged, not shown)."""
     if isinstance(exc, O11yError):
         return exc
     number = local_errno(exc)
     if number is not None:
         return local_io_error(number, store.root)
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return O11yError(
+            "Sync ran out of memory",
+            f"it needed more than O11Y_SYNC_MEMORY={memory_limit}; raise it and sync again",
+        )
     return O11yError("Sync failed", f"{type(exc).__name__}: {exc}")
 
 

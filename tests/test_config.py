@@ -77,3 +77,19 @@ def test_a_given_secrets_section_is_used_under_the_environment(tmp_path):
     )
     s = load_settings({"O11Y_BUCKET": "env", "O11Y_CACHE_DIR": str(tmp_path)}, secrets=section)
     assert s.bucket == "env"
+
+
+def test_sync_memory_cap_defaults_to_2gb_and_takes_a_size(tmp_path):
+    base = {"O11Y_CACHE_DIR": str(tmp_path)}
+    assert load_settings(base, secrets_paths=[]).sync_memory == "2GB"
+    s = load_settings({**base, "O11Y_SYNC_MEMORY": "512 MB"}, secrets_paths=[])
+    assert s.sync_memory == "512MB"
+
+
+@pytest.mark.parametrize("value", ["lots", "2", "1e9", "2GB; SET x=1"])
+def test_a_bad_sync_memory_cap_is_a_one_line_error(tmp_path, value):
+    with pytest.raises(O11yError) as e:
+        load_settings(
+            {"O11Y_CACHE_DIR": str(tmp_path), "O11Y_SYNC_MEMORY": value}, secrets_paths=[]
+        )
+    assert e.value.one_line().startswith("Bad O11Y_SYNC_MEMORY") and "\n" not in e.value.one_line()

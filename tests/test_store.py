@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from o11y_data import SyncBusy, demo, load_settings, open_db, sync
+from o11y_data import O11yError, SyncBusy, demo, load_settings, open_db, sync
 from o11y_data.store import Store
 from tests.support.tables import T0
 
@@ -67,6 +68,32 @@ def test_demo_store_holds_exactly_the_live_rows(demo_src, tmp_path):
     assert (report.rows, report.live_files) == (rows, files)
     all_files = list(demo_src.rglob("*.parquet"))
     assert len(all_files) > files + 1  # compaction leftovers and the orphan are there, unread
+
+
+def test_a_sync_past_its_memory_cap_fails_in_one_line_naming_the_cap_and_keeps_the_store(
+    demo_src, tmp_path
+):
+    good = sync(settings_for(demo_src, tmp_path / "c"))
+    published = Store(settings_for(demo_src, tmp_path / "c").store_dir).load().number
+    tiny = load_settings(
+        {
+            "O11Y_SOURCE_DIR": str(demo_src),
+            "O11Y_CACHE_DIR": str(tmp_path / "c"),
+            "O11Y_SYNC_MEMORY": "4MB",
+        },
+        secrets_paths=[],
+    )
+    # A store of an older rollup version is rolled up whole: real work under the 4 MB cap.
+    store = Store(tiny.store_dir)
+    gen = store.load()
+    store.publish(replace(gen, rollups={**gen.rollups, "version": -1}))
+    with pytest.raises(O11yError) as e:
+        sync(tiny)
+    line = e.value.one_line()
+    assert "O11Y_SYNC_MEMORY=4MB" in line and "out of memory" in line and "\n" not in line
+    assert store.load().number == published + 1  # the failed sync published nothing
+    again = sync(settings_for(demo_src, tmp_path / "c"))
+    assert again.rows == good.rows
 
 
 def test_two_syncs_at_once_one_waits_or_skips(demo_src, tmp_path):
