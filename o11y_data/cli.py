@@ -23,6 +23,7 @@ from . import queries
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
+from .store import GenerationHead, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,36 @@ def _age(seconds: float) -> str:
     return f"{seconds}s"
 
 
+def _status_facts(settings: Settings) -> tuple[dict[str, Any], GenerationHead]:
+    """What ``status`` shows, from the generation's head and ``status.json``: no query runs,
+    since the sync records the newest times (a store published before that is queried)."""
+    store = Store(settings.store_dir)
+    head = store.load_head()
+    if head.rows and head.newest_ingest_us is None:
+        db = EventsDB(settings.store_dir)
+        try:
+            return queries.freshness(db), db.generation
+        finally:
+            db.close()
+    status = store.read_status()
+    facts = {
+        "table_prefix": head.table_prefix,
+        "snapshot_id": head.snapshot_id,
+        "files": head.files,
+        "rows": head.rows,
+        "unparseable": head.unparseable,
+        "bad_files": len(head.bad_files),
+        "newest_ts": queries.utc_time_us(head.newest_ts_us),
+        "newest_ingest_ts": queries.utc_time_us(head.newest_ingest_us),
+        "last_sync_at": queries.utc_time(status.get("last_success_at")),
+        "last_error": status.get("last_error"),
+    }
+    return facts, head
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """Show the source, table, snapshot, live files, rows, unparseable rows and freshness."""
-    db = EventsDB(settings.store_dir)
-    try:
-        f = queries.freshness(db)
-        head = db.generation  # the set-aside files and warnings, without the per-file records
-    finally:
-        db.close()
+    f, head = _status_facts(settings)
     lines = [
         ("source", settings.source_label),
         ("table", f.get("table_prefix") or "(not synced yet)"),

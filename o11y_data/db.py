@@ -45,7 +45,6 @@ class EventsDB:
         prepare(self.conn)
         rollups.prepare(self.conn)
         self.rollups_ok = False
-        self._segment_files = ""  # the readable segments, as a DuckDB list's items
         self.spec = ViewSpec([], {}, self.store.rollups, store_info(GenerationHead()))
         self._lock = threading.Lock()
         self._number: int | None = None
@@ -91,7 +90,6 @@ class EventsDB:
                 )
                 create_views(cur, spec)
                 self.spec = spec
-                self._segment_files = ", ".join(_lit(str(f)) for f in spec.segments)
             finally:
                 cur.close()
             self.generation, self._number = gen, number
@@ -149,16 +147,7 @@ class EventsDB:
         """The newest ``ingest_ts`` of any row (unparseable ones included): from the segments'
         column statistics when every row group has them, else a scan."""
 
-        def newest(cur: duckdb.DuckDBPyConnection) -> Any:
-            files = self._segment_files
-            if files and _stats_complete(cur, files, "ingest_ts"):
-                return cur.execute(
-                    "SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
-                    f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
-                ).fetchall()[0][0]
-            return cur.execute("SELECT max(ingest_ts) FROM events_all").fetchall()[0][0]
-
-        return self._run("SELECT 1", None, lambda cur: newest(cur))
+        return self._run("SELECT 1", None, lambda cur: newest_ingest_ts(cur, self.spec.segments))
 
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes
@@ -242,6 +231,22 @@ def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMEST
         f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
         f"{newest_ingest} AS newest_ingest_ts, * FROM store_info"
     )
+
+
+def newest_ingest_ts(cur: Any, segments: list[Path]) -> Any:
+    """The newest ``ingest_ts`` of any row of ``segments`` (unparseable ones included): from the
+    column statistics when every row group has them, else a scan; None for no rows."""
+    if not segments:
+        return None
+    files = ", ".join(_lit(str(f)) for f in segments)
+    if _stats_complete(cur, files, "ingest_ts"):
+        sql = (
+            "SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+            f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
+        )
+    else:
+        sql = f"SELECT max(ingest_ts) FROM read_parquet([{files}])"
+    return cur.execute(sql).fetchall()[0][0]
 
 
 def _stats_complete(cur: duckdb.DuckDBPyConnection, files: str, column: str) -> bool:

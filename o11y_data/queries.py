@@ -888,6 +888,13 @@ def freshness(db: EventsDB) -> dict[str, Any]:
 
     # The newest times only change with a new generation: scan for them once per generation.
     def compute() -> dict[str, Any]:
+        head = db.generation
+        if head.newest_ingest_us is not None and not db.damaged:  # recorded by the sync
+            row = db.fetch("SELECT * FROM store_info")[0]
+            return row | {
+                "newest_ts": utc_time_us(head.newest_ts_us),
+                "newest_ingest_ts": utc_time_us(head.newest_ingest_us),
+            }
         row = db.fetch("SELECT * FROM freshness")[0]
         row["newest_ingest_ts"] = db.newest_ingest_ts()
         return row
@@ -906,6 +913,13 @@ def freshness(db: EventsDB) -> dict[str, Any]:
 def utc_time(value: Any) -> datetime | None:
     """A stored epoch-seconds time as a UTC datetime (None when unset)."""
     return datetime.fromtimestamp(float(value), UTC) if value else None
+
+
+def utc_time_us(value: int | None) -> datetime | None:
+    """A stored epoch-microseconds time as a UTC datetime, exactly (None when unset)."""
+    return (
+        None if value is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
+    )
 
 
 _ts = utc_time

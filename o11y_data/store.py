@@ -95,6 +95,10 @@ class Generation:
     warnings: list[str] = field(default_factory=list)  # e.g. two metadata files, one version
     # rollups.py: {"version": N, "months": {"YYYY-MM": {table: file under rollups/}}}
     rollups: dict[str, Any] = field(default_factory=dict)
+    # The newest event ``ts`` and landing ``ingest_ts`` (epoch µs), found at sync time so
+    # ``status`` and the freshness bar read them instead of scanning (None: not recorded).
+    newest_ts_us: int | None = None
+    newest_ingest_us: int | None = None
 
     @property
     def rows(self) -> int:
@@ -140,6 +144,8 @@ class GenerationHead:
     unparseable: int = 0
     bad_files: dict[str, BadFile] = field(default_factory=dict)  # few: kept whole
     warnings: list[str] = field(default_factory=list)
+    newest_ts_us: int | None = None
+    newest_ingest_us: int | None = None
 
     @classmethod
     def of(cls, gen: Generation) -> GenerationHead:
@@ -157,6 +163,8 @@ class GenerationHead:
             unparseable=gen.unparseable,
             bad_files=dict(gen.bad_files),
             warnings=list(gen.warnings),
+            newest_ts_us=gen.newest_ts_us,
+            newest_ingest_us=gen.newest_ingest_us,
         )
 
     @classmethod

@@ -35,6 +35,7 @@ import duckdb
 
 from . import iceberg, rollups
 from .config import Settings
+from .db import newest_ingest_ts
 from .errors import O11yError, TransportError, local_errno, local_io_error
 from .normalize import (
     Deletes,
@@ -600,6 +601,7 @@ def _sync_locked(
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
             segments = _merge_small_segments(conn, store, segments)
             rollup_state = _update_rollups(conn, store, gen, segments, new_segments, diff.gone)
+            newest_ts_us, newest_ingest_us = _newest_times(conn, store, segments, rollup_state)
         finally:
             conn.close()
     except (OSError, duckdb.Error) as exc:
@@ -628,6 +630,8 @@ def _sync_locked(
         bad_files=bad_files,
         warnings=list(target.warnings),
         rollups=rollup_state,
+        newest_ts_us=newest_ts_us,
+        newest_ingest_us=newest_ingest_us,
     )
     store.publish(new_gen)
     return SyncReport(
@@ -758,6 +762,25 @@ def _drop_gone_rows(
     if touched:
         kept.append(_rewrite(conn, store, touched, gone))
     return kept
+
+
+def _newest_times(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    segments: list[Segment],
+    rollup_state: dict[str, Any],
+) -> tuple[int | None, int | None]:
+    """The newest event ``ts`` (from the daily rollup: a few thousand rows) and the newest
+    ``ingest_ts`` (from the segments' statistics) in epoch µs, recorded in the generation."""
+    cur = conn.cursor()
+    try:
+        daily = rollups.view_sql(store.rollups, rollup_state, "daily")
+        ts = cur.execute(f"SELECT epoch_us(max(max_ts)) FROM ({daily})").fetchall()[0][0]
+        ingest = newest_ingest_ts(cur, [store.segments / s.name for s in segments])
+        ingest_us = cur.execute("SELECT epoch_us(?::TIMESTAMPTZ)", [ingest]).fetchall()[0][0]
+    finally:
+        cur.close()
+    return ts, ingest_us
 
 
 def _update_rollups(

@@ -38,3 +38,48 @@ def test_status_lists_set_aside_files_and_states_ages_in_days_and_hours(tmp_path
     assert "junk.parquet: not a readable Parquet file" in lines["set aside"]
     assert "tried again from 20" in lines["set aside"]
     assert lines["newest event"].endswith("(2d 3h ago)"), lines["newest event"]
+
+
+def _status_lines(env: dict[str, str]) -> dict[str, str]:
+    r = cli(env, "status")
+    assert r.returncode == 0, r.stderr
+    return {line.split("  ", 1)[0]: line for line in r.stdout.splitlines()}
+
+
+def test_the_sync_records_the_newest_times_and_status_shows_them_as_a_scan_finds_them(tmp_path):
+    import duckdb
+
+    from o11y_data import load_settings
+    from o11y_data.store import Store
+
+    src = tmp_path / "src"
+    src.mkdir()
+    newest = datetime(2026, 11, 20, 8, 30, 15, 123456, tzinfo=UTC)
+    events = [event(ts=newest - timedelta(hours=h), agent=f"a{h}") for h in range(5)]
+    landed = newest + timedelta(seconds=7, microseconds=1)
+    (src / "f.parquet").write_bytes(plain_parquet(rows(events, start=landed)))
+    env = {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(tmp_path / "c")}
+    assert cli(env, "sync").returncode == 0
+    store = Store(load_settings(env, secrets_paths=[]).store_dir)
+    head = store.load_head()
+    segs = [str(store.segments / s.name) for s in head.segments]
+    # The oracle: a scan of the segments, not the sync's rollups or statistics.
+    scan = duckdb.connect().execute(
+        "SELECT epoch_us(max(ts) FILTER (WHERE parsed)), epoch_us(max(ingest_ts)) "
+        "FROM read_parquet(?)",
+        [segs],
+    )
+    assert (head.newest_ts_us, head.newest_ingest_us) == scan.fetchall()[0]
+    recorded = _status_lines(env)
+    assert "2026-11-20 08:30:15 UTC" in recorded["newest event"]
+
+    # A store published before the times were recorded: status scans and says the same.
+    for path in store.root.glob("head-*.json"):
+        path.unlink()
+    gen = store.load()
+    gen.newest_ts_us = gen.newest_ingest_us = None
+    store.publish(gen)
+    assert store.load_head().newest_ingest_us is None
+    scanned = _status_lines(env)
+    for key in ("newest event", "newest landed", "rows", "live files"):
+        assert scanned[key].split("(")[0] == recorded[key].split("(")[0], key
