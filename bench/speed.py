@@ -244,6 +244,42 @@ def part_browser(size: str, out: dict[str, Any]) -> None:
     out["browser"] = res
 
 
+def part_pages(size: str, out: dict[str, Any]) -> None:
+    """The growth curve's page times: the real app alone on ``size``, each page (all time) on
+    its first visit after the server started and then warm (median of 2), and the server's
+    peak RSS over the run."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.app import _settle
+    from tests.support.app_server import start_streamlit, stop_streamlit
+    from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
+
+    res: dict[str, Any] = {"first": {}, "warm": {}}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        url, server = start_streamlit(REPO / "app.py", env_for(size), timeout=300)
+        try:
+            for name in PAGES:
+                heading, charts = HEADINGS[name]
+                times = []
+                for _ in range(3):
+                    t = time.monotonic()
+                    page.goto(f"{url}/{name}?range=all", timeout=300_000)
+                    _settle(page, heading, charts)
+                    page.wait_for_timeout(500)
+                    times.append(time.monotonic() - t - 0.5)
+                res["first"][name], res["warm"][name] = times[0], statistics.median(times[1:])
+                log(f"[pages] {size} {name}: first {times[0]:.2f}s warm {res['warm'][name]:.2f}s")
+            res["server_hwm_kb"] = _hwm(server.pid)
+        finally:
+            stop_streamlit(server)
+            browser.close()
+    out["pages"] = res
+
+
 def _hwm(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -257,6 +293,7 @@ PARTS = {
     "cli": part_cli,
     "export": part_export,
     "browser": part_browser,
+    "pages": part_pages,
 }
 
 
@@ -363,6 +400,39 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                     f"{n['seconds']:.1f} s",
                     None,
                 )
+    return "\n".join(lines) + "\n\n" + render_growth(results)
+
+
+def render_growth(results: dict[str, dict[str, Any]]) -> str:
+    """The growth curve (markdown): per size, the sync, the store, the server and the pages."""
+    lines = [
+        "| events | full sync | sync peak RSS | store (segments / rollups / raw) | screens' data, "
+        "all time, first call (slowest) | app server peak RSS | pages, all time: first visit "
+        "(slowest) | pages warm (median · slowest) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size, r in sorted(results.items(), key=lambda kv: gen.parse_size(kv[0])):
+        s, st, p = r.get("sync"), r.get("store"), r.get("pages")
+        if not (s and st):
+            continue
+        screens = r.get("screens", {})
+        cold = [v["cold_s"] for k, v in screens.items() if k.endswith(" all")]
+        cells = [
+            f"{gen.parse_size(size):,}",
+            f"{s['seconds']:.0f} s",
+            f"{s['max_rss_kb'] / 1024**2:.1f} GB",
+            f"{st['total_bytes'] / 1e9:.2f} GB ({st['segments_bytes'] / 1e6:,.0f} / "
+            f"{st['rollups_bytes'] / 1e6:,.0f} / {st['raw_bytes'] / 1e6:,.0f} MB)",
+            f"{max(cold) * 1000:,.0f} ms" if cold else "–",
+            f"{p['server_hwm_kb'] / 1024:,.0f} MB" if p else "–",
+            f"{max(p['first'].values()):.1f} s" if p else "–",
+            (
+                f"{statistics.median(p['warm'].values()):.1f} s · {max(p['warm'].values()):.1f} s"
+                if p
+                else "–"
+            ),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

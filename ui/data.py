@@ -18,6 +18,7 @@ from o11y_data import queries as q
 from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer
 from o11y_data.logs import setup_logging
+from ui.warm import Warmer
 
 T = TypeVar("T")
 
@@ -68,12 +69,22 @@ def _cached(name: str, gen: int, args: tuple, kwargs: tuple) -> Any:
     return fn(get_db(), *args, **dict(kwargs))
 
 
+@st.cache_resource(show_spinner=False, on_release=lambda warmer: warmer.stop())
+def get_warmer() -> Warmer:
+    """The process's one warmer: recomputes recent calls when a new generation is published, so
+    the first visit after a sync finds them cached (``ui.warm``)."""
+    db = get_db()
+    return Warmer(_cached, db.store.current_number).start()
+
+
 def cached(name: str, *args: Any, **kwargs: Any) -> Any:
     """``queries.<name>(db, *args, **kwargs)`` through the result cache.
 
     Arguments must be hashable primitives or ``Filters`` (a frozen dataclass of primitives).
     """
-    return _cached(name, generation(), args, tuple(sorted(kwargs.items())))
+    kw = tuple(sorted(kwargs.items()))
+    get_warmer().note(name, args, kw)
+    return _cached(name, generation(), args, kw)
 
 
 def safe(fn: Callable[[], T], *, what: str = "data") -> T | None:

@@ -1,0 +1,227 @@
+"""The warmer: calls pages made recently are computed again as soon as a new generation is
+published, with relative windows moved to the new minute, so the first visit after a sync finds
+its results cached."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from o11y_data.queries import Filters
+from ui.warm import Call, Warmer, shift
+
+REPO = Path(__file__).resolve().parents[1]
+
+T = datetime(2026, 11, 20, 10, 0, 30, tzinfo=UTC)  # inside the minute ending 10:01
+END = datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+class Clock:
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+class Gen:
+    """A store's published generation number, bumped by the test."""
+
+    def __init__(self, number: int = 2) -> None:
+        self.number = number
+
+    def __call__(self) -> int:
+        return self.number
+
+
+def make(compute, gen: Gen | None = None, clock: Clock | None = None, **kw) -> Warmer:
+    return Warmer(compute, gen or Gen(), clock=clock or Clock(T), poll_s=0.02, **kw)
+
+
+def test_every_recent_call_is_computed_for_the_new_generation_most_recent_first():
+    done: list[tuple] = []
+    w = make(lambda name, number, args, kwargs: done.append((name, number, args, kwargs)))
+    w.note("totals", (Filters(),), ())
+    w.note("choices", (), ())
+    w.note("mode_breakdown", (Filters(),), (("by", "agent"),))
+    assert w.warm(2) == 3
+    assert done == [
+        ("mode_breakdown", 2, (Filters(),), (("by", "agent"),)),
+        ("choices", 2, (), ()),
+        ("totals", 2, (Filters(),), ()),
+    ]
+
+
+def test_a_call_made_again_is_kept_once():
+    done: list[str] = []
+    w = make(lambda name, *_: done.append(name))
+    for _ in range(5):
+        w.note("totals", (Filters(),), ())
+    assert w.warm(2) == 1 and done == ["totals"]
+
+
+def test_relative_windows_move_to_the_minute_the_new_generation_lands_in():
+    day = Filters(END - DAY, END, agents=("a",))
+    before = day.previous()
+    fixed = Filters(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    call = Call("x", (day, before, fixed, Filters(), 7), (("f", day),), END)
+    later = END + timedelta(minutes=2)
+    args, kwargs = shift(call, later)
+    assert args[0] == Filters(later - DAY, later, agents=("a",))
+    assert args[1] == Filters(later - 2 * DAY, later - DAY, agents=("a",))
+    assert args[2:] == (fixed, Filters(), 7)  # a fixed window, all time and the rest stay
+    assert kwargs == (("f", args[0]),)
+    assert shift(call, END) == (call.args, call.kwargs)
+
+
+def test_the_warmer_computes_a_relative_window_for_the_current_minute():
+    clock = Clock(T)
+    done: list[tuple] = []
+    w = make(lambda name, number, args, kwargs: done.append(args), clock=clock)
+    w.note("totals", (Filters(END - DAY, END),), ())
+    clock.t = T + timedelta(minutes=1, seconds=10)  # 10:01:40: windows now end at 10:02
+    w.warm(2)
+    new_end = END + timedelta(minutes=1)
+    assert done == [(Filters(new_end - DAY, new_end),)]
+
+
+def test_calls_nobody_made_lately_are_not_computed():
+    done: list[str] = []
+    w = make(lambda name, *_: done.append(name), keep_s=0.05)
+    w.note("old", (), ())
+    time.sleep(0.1)
+    w.note("new", (), ())
+    assert w.warm(2) == 1 and done == ["new"]
+
+
+def test_at_most_max_calls_are_kept_the_newest():
+    done: list[str] = []
+    w = make(lambda name, *_: done.append(name), max_calls=3)
+    for i in range(6):
+        w.note(f"q{i}", (), ())
+    w.warm(2)
+    assert done == ["q5", "q4", "q3"]
+
+
+def test_a_newer_generation_ends_the_round_it_interrupts():
+    gen = Gen(2)
+    done: list[int] = []
+
+    def compute(name, number, args, kwargs):
+        done.append(number)
+        gen.number = 3  # a sync published again while this round ran
+
+    w = make(compute, gen)
+    for i in range(4):
+        w.note(f"q{i}", (), ())
+    assert w.warm(2) == 1 and done == [2]
+
+
+def test_a_failing_call_does_not_stop_the_others():
+    done: list[str] = []
+
+    def compute(name, *_):
+        if name == "bad":
+            raise RuntimeError("boom")
+        done.append(name)
+
+    w = make(compute)
+    w.note("good1", (), ())
+    w.note("bad", (), ())
+    w.note("good2", (), ())
+    assert w.warm(2) == 2 and sorted(done) == ["good1", "good2"]
+
+
+def test_the_thread_warms_once_per_new_generation_and_stops():
+    gen = Gen(1)
+    done: list[int] = []
+    w = make(lambda name, number, *_: done.append(number), gen).start()
+    try:
+        w.note("totals", (), ())
+        time.sleep(0.1)
+        assert done == []  # nothing new published: no work
+        gen.number = 2
+        deadline = time.monotonic() + 5
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        assert done == [2]
+    finally:
+        w.stop()
+    gen.number = 3
+    time.sleep(0.1)
+    assert done == [2]
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_a_server_nobody_used_does_no_work(n):
+    done: list[str] = []
+    w = make(lambda name, *_: done.append(name))
+    for i in range(n):
+        w.note(f"q{i}", (), ())
+    assert w.warm(2) == n and len(done) == n
+
+
+@pytest.mark.parametrize("page", ["overview", "modes", "errors"])
+def test_after_a_sync_the_next_run_of_a_page_finds_every_result_already_computed(
+    tmp_path, monkeypatch, page
+):
+    from streamlit.testing.v1 import AppTest
+
+    from o11y_data import load_settings, sync
+    from tests.support.apptest import app_under_test
+    from tests.support.tables import event, local_env, plain_parquet, rows
+    from ui import data
+
+    src = tmp_path / "src"
+    src.mkdir()
+    now = datetime.now(UTC)
+
+    def land(name: str, offset_s: int) -> None:
+        # Cycles every 4 minutes over the last two hours: a second file lands inside the same
+        # span, so the pages' time buckets stay the same (a call whose arguments come from the
+        # new data itself, such as a new bucket width, can only be computed by the visit).
+        times = [now - timedelta(minutes=4 * i, seconds=offset_s) for i in range(30)]
+        events = [event(ts=t, agent=f"a{i % 3}") for i, t in enumerate(times)]
+        (src / name).write_bytes(plain_parquet(rows(events, start=now)))
+
+    land("f1.parquet", 0)
+    env = local_env(src, tmp_path, O11Y_BACKGROUND_SYNC="0")
+    settings = load_settings(env, secrets_paths=[])
+    sync(settings)
+
+    class Spy:  # the queries module, noting every result computed for the cache
+        computed: list[str] = []
+
+        def __getattr__(self, name: str):
+            Spy.computed.append(name)
+            return getattr(data.__dict__["_queries"], name)
+
+    monkeypatch.setitem(data.__dict__, "_queries", data.q)
+    monkeypatch.setattr(data, "q", Spy())
+
+    def visit() -> list[str]:
+        Spy.computed = []
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+        at.query_params["range"] = "all"
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return Spy.computed
+
+    with app_under_test(env):
+        assert visit()  # the first visit computes its page's results
+        assert visit() == []  # and a second finds them cached
+        land("f2.parquet", 90)
+        sync(settings)  # a new generation: every cached result is stale
+        warmer = data.get_warmer()
+        number = data.get_db().store.current_number()
+        deadline = time.monotonic() + 30
+        while number not in warmer.warmed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert warmer.warmed.get(number), "the warmer computed nothing for the new generation"
+        assert visit() == []
