@@ -1,6 +1,6 @@
 """Rollups kept at sync time, so long windows read thousands of rows instead of millions.
 
-Four tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
+Six tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
 (UTC), named in the generation and published atomically with it:
 
 - ``hourly`` and ``daily`` (``t`` = the hour or day): per event type × agent × mode × ``erred``
