@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {d_first * 1e3:.0f} | {d_warm * 1e3:.0f} | {m_first * 1e3:.0f} "
             f"| {m_warm * 1e3:.0f} | {d_first / m_first:.1f}× | {d_warm / m_warm:.1f}× |"
         )
+    print(
+        "ingest_lag_over_time's buckets (at most 7 days) hold no whole month, so it reads days "
+        "either way: its two columns run the same SQL and differ by the machine's noise only."
+    )
     load1 = os.getloadavg()
     print(
         f"load average: start {' '.join(f'{x:.1f}' for x in load0)}, "
