@@ -45,6 +45,9 @@ class EventsDB:
         prepare(self.conn)
         rollups.prepare(self.conn)
         self.rollups_ok = False
+        # Whether percentiles may read the monthly histograms (off: whole days only, the same
+        # answer from more rows; the benchmark and the tests compare the two).
+        self.hist_months = True
         self.spec = ViewSpec([], {}, self.store.rollups, store_info(GenerationHead()))
         self._lock = threading.Lock()
         self._number: int | None = None
@@ -195,7 +198,8 @@ def store_info(gen: GenerationHead) -> list[Any]:
 
 def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMESTAMPTZ") -> None:
     """The views ``events_all``, ``events``, ``cycles``, ``unparseable``, the rollups
-    (``hourly``, ``daily``, ``duration_hist``, ``lag_hist``) and ``freshness`` on ``cur``'s
+    (``hourly``, ``daily``, ``duration_hist``, ``lag_hist``, ``duration_hist_month``,
+    ``lag_hist_month``) and ``freshness`` on ``cur``'s
     connection (the app's and the SQL sandbox's). ``newest_ingest`` is freshness's
     ``newest_ingest_ts`` (the app reads it from the segments' statistics instead)."""
     if spec.segments:

@@ -426,23 +426,23 @@ def ingest_lag_over_time(
     db: EventsDB, f: Filters = Filters(), *, bucket_s: int | None = None
 ) -> pd.DataFrame:
     """bucket, events, lag_p50_s, lag_p95_s, lag_p99_s: ingest lag (``ingest_ts - ts``) per
-    bucket; approx: percentiles from the daily lag histograms (a window longer than 7 days,
-    whole-day buckets)."""
+    bucket; approx: percentiles from the lag histograms (a window longer than 7 days, whole-day
+    buckets)."""
     b = _bucket_for(db, f, bucket_s)
     if b % _DAY == 0 and approximate(db, f):
-        rows = _lag_hist_rows(f, b)
+        rows = _hist_rows(db, f, LAG_HIST, lambda t: f"o11y_bucket({t}, {b}) AS bucket", bucket_s=b)
         if rows is not None:
             sql, p = rows
-            pct = hist_percentiles_sql(sql, ["bucket"], {"p50": 0.5, "p95": 0.95, "p99": 0.99})
+            qs = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+            # events is the histogram's own count: the rows are read once, not twice
+            pct = hist_percentiles_sql(sql, ["bucket"], qs, count="events")
             return db.query(
                 f"""
-                WITH n AS (SELECT bucket, sum(n) AS events FROM ({sql}) GROUP BY bucket),
-                q AS ({pct})
-                SELECT bucket, CAST(events AS BIGINT) AS events, q.p50 / 1e6 AS lag_p50_s,
-                       q.p95 / 1e6 AS lag_p95_s, q.p99 / 1e6 AS lag_p99_s, true AS approx
-                FROM n JOIN q USING (bucket) ORDER BY bucket
+                SELECT bucket, events, p50 / 1e6 AS lag_p50_s, p95 / 1e6 AS lag_p95_s,
+                       p99 / 1e6 AS lag_p99_s, true AS approx
+                FROM ({pct}) ORDER BY bucket
                 """,
-                [*p, *p],
+                p,
             )
     w, p = where(f, cycles=False)
     return db.query(
@@ -456,22 +456,6 @@ def ingest_lag_over_time(
         GROUP BY ALL ORDER BY bucket
         """,
         [b, *p],
-    )
-
-
-def _lag_hist_rows(f: Filters, bucket_s: int) -> tuple[str, list[Any]] | None:
-    """Rows (bucket, k, n) of the ingest-lag histogram over ``f`` (every event type): daily
-    histograms for whole days, the raw rows bucketed the same way at the partial-day edges."""
-    b = int(bucket_s)
-    return _days_and_edges(
-        f,
-        lambda w: f"SELECT o11y_bucket(t, {b}) AS bucket, k, n FROM lag_hist WHERE {w}",
-        lambda w: (
-            f"SELECT o11y_bucket(ts, {b}) AS bucket, "
-            "o11y_hist_key(epoch_us(ingest_ts) - epoch_us(ts)) AS k, 1 AS n FROM events "
-            f"WHERE {w} AND ingest_ts IS NOT NULL"
-        ),
-        cycles=False,
     )
 
 
@@ -569,11 +553,11 @@ def _mode_breakdown_by_agent(
 ) -> pd.DataFrame:
     """:func:`mode_breakdown` per agent group from the rollups: counts from the facts, the
     percentiles of each (kind, key, mode) exact from the raw rows up to EXACT_PERCENTILES, else
-    merged from the daily histograms of the group's agents (``approx``)."""
+    merged from the histograms of the group's agents (``approx``)."""
     sql, p = facts
     groups, gp = _rollup_agent_groups(sql, p, top=top, rank_by=rank_by)
     qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
-    rows = _hist_rows(f, "agent, mode") if approximate(db, f) else None
+    rows = _hist_rows(db, f, DURATION_HIST, lambda _: "agent, mode") if approximate(db, f) else None
     group_of = f"""
         CASE WHEN t_.agent IS NOT NULL THEN '{KIND_AGENT}'
              WHEN r.agent = '{UNKNOWN}' THEN '{KIND_UNKNOWN}' ELSE '{KIND_OTHERS}' END AS kind,
@@ -1037,8 +1021,9 @@ def wall_agents(
 # Long windows read the rollups kept at sync time (rollups.py): whole days from ``daily``, whole
 # hours from ``hourly``, and only the partial hours at the window's edges from the raw rows, so
 # counts, sums and rates stay exact at every window. Percentiles are exact (``quantile_cont``)
-# for windows up to EXACT_PERCENTILES; beyond, they come from the daily histograms (within 1 %)
-# and the result says so (``approx``), for the screen to mark them "≈" (docs/events.md).
+# for windows up to EXACT_PERCENTILES; beyond, they come from the histograms (within 1 %: whole
+# months from the monthly ones, other whole days from the daily ones, see _hist_rows) and the
+# result says so (``approx``), for the screen to mark them "≈" (docs/events.md).
 
 EXACT_PERCENTILES = timedelta(days=7)
 _HOUR, _DAY = 3600, 86400
@@ -1163,43 +1148,104 @@ def approximate(db: EventsDB, f: Filters) -> bool:
     return end - start > EXACT_PERCENTILES
 
 
-def _hist_rows(f: Filters, keys: str) -> tuple[str, list[Any]] | None:
-    """Rows (``keys``..., k, n) of the duration histogram over ``f``: daily histograms for
-    whole days, the raw rows bucketed the same way for the partial days at the edges."""
-    return _days_and_edges(
-        f,
-        lambda w: f"SELECT {keys}, k, n FROM duration_hist WHERE {w}",
-        lambda w: (
-            f"SELECT {keys}, o11y_hist_key(duration_ms) AS k, 1 AS n FROM cycles "
-            f"WHERE {w} AND duration_ms IS NOT NULL"
-        ),
-        cycles=True,
-    )
+@dataclass(frozen=True)
+class _Hist:
+    """A histogram kept at sync time (rollups.py) and how the raw rows produce its values."""
+
+    daily: str
+    monthly: str  # the same histogram per month (sums of the daily rows)
+    view: str  # the raw rows bucketed at the partial-day edges
+    value: str  # the value a row adds to the histogram (NULL: none)
+    cycles: bool  # cycle metrics: event types do not filter (where(cycles=True))
 
 
-def _days_and_edges(
-    f: Filters, days: Callable[[str], str], edge: Callable[[str], str], *, cycles: bool
+DURATION_HIST = _Hist("duration_hist", "duration_hist_month", "cycles", "duration_ms", True)
+LAG_HIST = _Hist(
+    "lag_hist", "lag_hist_month", "events", "epoch_us(ingest_ts) - epoch_us(ts)", False
+)
+# A bucket shorter than the shortest month never holds a whole month.
+_MIN_MONTH_S = 28 * _DAY
+
+
+def _floor_month(t: datetime) -> datetime:
+    t = t.astimezone(UTC)
+    return datetime(t.year, t.month, 1, tzinfo=UTC)
+
+
+def _ceil_month(t: datetime) -> datetime:
+    f = _floor_month(t)
+    if f == t:
+        return f
+    return datetime(f.year + f.month // 12, f.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def _hist_rows(
+    db: EventsDB,
+    f: Filters,
+    h: _Hist,
+    keys: Callable[[str], str],
+    *,
+    bucket_s: int | None = None,
 ) -> tuple[str, list[Any]] | None:
-    """A daily histogram's rows over ``f``: ``days(where)`` for the whole days in the window,
-    ``edge(where)`` over the raw rows of the partial days at either end (``None``: no whole
-    day)."""
+    """Rows (keys..., k, n) of histogram ``h`` over ``f``, ``keys(t)`` selecting the grouping
+    columns given the time column (``t`` of rollup rows, ``ts`` of raw rows): whole calendar
+    months (UTC) from the monthly table, the other whole days from the daily one, the partial
+    days at the edges from the raw rows, bucketed the same way. None: no whole day in ``f``.
+
+    Given a time bucket width ``bucket_s`` (``keys`` then groups by ``o11y_bucket(t, b)``), a
+    month row is read only where one bucket holds the whole month (its first and last instant
+    fall in the same bucket); the other months' days come from the daily table."""
     d0 = _ceil(f.start, _DAY) if f.start else None
     d1 = _floor(f.end, _DAY) if f.end else None
     if d0 is not None and d1 is not None and d0 >= d1:
         return None
-    w, p = _rollup_where(f, d0, d1, cycles=False)
-    sqls, params = [days(w)], list(p)
+    # (table, lo, hi, extra condition): rollup pieces; None bounds are open
+    pieces: list[tuple[str, datetime | None, datetime | None, str]] = []
+    m0 = _ceil_month(d0) if d0 else None
+    m1 = _floor_month(d1) if d1 else None
+    whole_months = m0 is None or m1 is None or m0 < m1
+    if db.hist_months and whole_months and (bucket_s is None or bucket_s >= _MIN_MONTH_S):
+        if d0 is not None and d0 < m0:
+            pieces.append((h.daily, d0, m0, "true"))
+        if bucket_s is None:
+            pieces.append((h.monthly, m0, m1, "true"))
+        else:
+            b = int(bucket_s)
+
+            def fits(m: str) -> str:  # NULL t (no ts) reads as fitting: months hold those rows
+                end = f"{m} + INTERVAL 1 MONTH - INTERVAL 1 MICROSECOND"
+                return f"o11y_bucket({m}, {b}) IS NOT DISTINCT FROM o11y_bucket({end}, {b})"
+
+            pieces.append((h.monthly, m0, m1, fits("t")))
+            pieces.append((h.daily, m0, m1, "NOT " + fits("date_trunc('month', t)")))
+        if d1 is not None and m1 < d1:
+            pieces.append((h.daily, m1, d1, "true"))
+    else:
+        pieces.append((h.daily, d0, d1, "true"))
+    # Cycle histograms have no event type: event types do not filter cycle metrics.
+    rf = Filters(None, None, f.agents, f.modes, () if h.cycles else f.event_types, f.errors_only)
+    sqls, params = [], []
+    for table, lo, hi, extra in pieces:
+        w, p = _rollup_where(rf, lo, hi, cycles=False)
+        sqls.append(f"SELECT {keys('t')}, k, n FROM {table} WHERE {w} AND {extra}")
+        params += p
     for lo, hi in ((f.start, d0), (d1, f.end)):
         if lo is not None and hi is not None and lo < hi:
-            w, p = where(_sub(f, lo, hi), cycles=cycles)
-            sqls.append(edge(w))
+            w, p = where(_sub(f, lo, hi), cycles=h.cycles)
+            sqls.append(
+                f"SELECT {keys('ts')}, o11y_hist_key({h.value}) AS k, 1 AS n FROM {h.view} "
+                f"WHERE {w} AND {h.value} IS NOT NULL"
+            )
             params += p
     return " UNION ALL ".join(sqls), params
 
 
-def hist_percentiles_sql(rows: str, keys: list[str], qs: dict[str, float]) -> str:
+def hist_percentiles_sql(
+    rows: str, keys: list[str], qs: dict[str, float], *, count: str | None = None
+) -> str:
     """Percentiles per ``keys`` from histogram rows (keys..., k, n), interpolated between order
-    statistics as ``quantile_cont`` does, each order statistic read as its bucket's value."""
+    statistics as ``quantile_cont`` does, each order statistic read as its bucket's value; with
+    ``count``, also the number of values per ``keys`` (BIGINT) under that name."""
     part = f"PARTITION BY {', '.join(keys)}" if keys else ""
     sel = "".join(f"{k}, " for k in keys)
 
@@ -1211,6 +1257,8 @@ def hist_percentiles_sql(rows: str, keys: list[str], qs: dict[str, float]) -> st
         h = f"((total - 1) * {q!r})"
         lo, hi = at(f"floor({h})"), at(f"ceil({h})")
         cols.append(f"{lo} + (any_value({h}) - floor(any_value({h}))) * ({hi} - {lo}) AS {name}")
+    if count is not None:
+        cols.append(f"CAST(any_value(total) AS BIGINT) AS {count}")
     group = f"GROUP BY {', '.join(keys)}" if keys else ""
     return f"""
         WITH h AS (SELECT {sel}k, sum(n) AS n FROM ({rows}) GROUP BY {sel}k),
@@ -1232,7 +1280,7 @@ def _percentiles(
     ``quantile_cont`` up to EXACT_PERCENTILES, histograms beyond."""
     sel = "".join(f"{e} AS {n}, " for n, e in keys.items())
     if approximate(db, f):
-        rows = _hist_rows(f, sel + "1 AS one")
+        rows = _hist_rows(db, f, DURATION_HIST, lambda _: sel + "1 AS one")
         if rows is not None:
             sql, p = rows
             return hist_percentiles_sql(sql, list(keys), qs), p, True

@@ -1,6 +1,6 @@
 """Rollups kept at sync time, so long windows read thousands of rows instead of millions.
 
-Four tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
+Six tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
 (UTC), named in the generation and published atomically with it:
 
 - ``hourly`` and ``daily`` (``t`` = the hour or day): per event type × agent × mode × ``erred``
@@ -13,12 +13,21 @@ Four tables, stored as zstd Parquet under ``rollups/``, one file per table and c
   :data:`ALPHA` (0.9 %) of every value in it, so a percentile read from merged histograms is within
   1 % of the exact ``quantile_cont`` (docs/events.md: approximate only past 7 days, marked "≈").
 
+- ``duration_hist_month`` and ``lag_hist_month``: the same histograms per calendar month (``t`` =
+  the month's first instant, UTC), the sum of the month's daily rows. A day × agent × mode holds
+  100-200 duration buckets, so a year of daily histograms is a third of the raw rows; a month
+  holds few more buckets than one of its days, so all-time percentiles read several times fewer
+  rows from months (queries.py reads whole months here, the other whole days from the daily
+  tables, the partial days at the edges from the raw rows).
+
 Histograms are kept per day, not per hour: at hour grain a histogram holds about as many buckets
 as cycles, and the partial days at a window's edges are bucketed from the raw rows at query time.
 
 A sync recomputes exactly the days its changes touch (days of new rows, days of rows of files
-that left the snapshot) from the segments and rewrites only those days' months; a store without
-rollups (or of an older :data:`VERSION`) is rolled up whole.
+that left the snapshot) from the segments and rewrites only those days' months: a month's file of
+each table, its monthly histograms summed from its daily histogram file just written (a month's
+daily rows, not the segments). A store without rollups (or of an older :data:`VERSION`) is rolled
+up whole.
 """
 
 from __future__ import annotations
@@ -32,10 +41,12 @@ from typing import Any
 
 from .normalize import _lit
 
-VERSION = 1
+VERSION = 2  # 2: the monthly histograms
 ALPHA = 0.009  # relative error of a histogram bucket's representative value
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
-TABLES = ("hourly", "daily", "duration_hist", "lag_hist")
+# A monthly histogram table and the daily one it sums (written after it, hence TABLES' order).
+MONTHLY = {"duration_hist_month": "duration_hist", "lag_hist_month": "lag_hist"}
+TABLES = ("hourly", "daily", "duration_hist", "lag_hist", *MONTHLY)
 NO_TIME = "none"  # the month of rows without a ts (no _ts and no __ingest_ts)
 
 MACROS = f"""
@@ -112,6 +123,15 @@ def lag_hist_sql(source: str, where: str = "true") -> str:
         "o11y_hist_key(epoch_us(ingest_ts) - epoch_us(ts)) AS k, count(*) AS n "
         f"FROM {source} WHERE parsed AND ingest_ts IS NOT NULL AND ts IS NOT NULL "
         f"AND {where} GROUP BY ALL"
+    )
+
+
+def month_hist_sql(daily_file: Path) -> str:
+    """A month's histogram rows summed from its daily histogram rows in ``daily_file`` (the
+    same key columns, ``t`` truncated to the month; rows without a ts stay apart, ``t`` NULL)."""
+    return (
+        "SELECT date_trunc('month', t) AS t, * EXCLUDE (t, n), CAST(sum(n) AS BIGINT) AS n "
+        f"FROM {_files_sql([daily_file])} GROUP BY ALL"
     )
 
 
@@ -230,6 +250,13 @@ def update(
             files: dict[str, str] = {}
             for table in TABLES:
                 name = f"{table}-{month}-{int(time.time())}-{uuid.uuid4().hex[:8]}.parquet"
+                if table in MONTHLY:
+                    daily = files.get(MONTHLY[table])
+                    if daily is not None and _write(
+                        cur, month_hist_sql(folder / daily), [], folder / name
+                    ):
+                        files[table] = name
+                    continue
                 fresh = f"SELECT * EXCLUDE (o11y_m) FROM o11y_r_{table} WHERE o11y_m = ?"
                 p: list[Any] = [month]
                 old = months_prev.get(month, {}).get(table)
@@ -298,6 +325,7 @@ _EMPTY_COLS = {
     "NULL::VARCHAR AS mode, NULL::BOOLEAN AS erred, NULL::BIGINT AS k, NULL::BIGINT AS n",
 }
 _EMPTY_COLS["daily"] = _EMPTY_COLS["hourly"]
+_EMPTY_COLS.update({m: _EMPTY_COLS[d] for m, d in MONTHLY.items()})
 
 
 def _empty(table: str) -> str:

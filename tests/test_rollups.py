@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -138,13 +139,29 @@ def expected_facts(events: list[dict], unit: str) -> dict[tuple, tuple]:
     return {k: tuple(v) for k, v in acc.items()}
 
 
-def expected_duration_hist(events: list[dict]) -> dict[tuple, int]:
+def _lag_us(e: dict) -> int:
+    lag = e["ingest_ts"] - e["ts"]
+    return (lag.days * 86400 + lag.seconds) * 1_000_000 + lag.microseconds
+
+
+def expected_hist(events: list[dict], table: str) -> dict[tuple, int]:
+    """``table``'s rows (duration_hist, lag_hist, or their ``_month`` tables) from the events:
+    (t, [event_type,] agent, mode, erred, k) -> n."""
+    lag, monthly = table.startswith("lag_hist"), table.endswith("_month")
     acc: dict[tuple, int] = defaultdict(int)
     for e in events:
-        if e["event_type"] == "agent.cycle" and e["duration_ms"] is not None:
-            t = e["ts"].replace(hour=0, minute=0, second=0, microsecond=0)
-            erred = (e["errors"] or 0) > 0
-            acc[(t, e["agent"], e["mode"], erred, hist_key(e["duration_ms"]))] += 1
+        if lag:
+            key: tuple = (e["event_type"],)
+            value = _lag_us(e)
+        elif e["event_type"] == "agent.cycle" and e["duration_ms"] is not None:
+            key, value = (), e["duration_ms"]
+        else:
+            continue
+        t = e["ts"].replace(hour=0, minute=0, second=0, microsecond=0)
+        if monthly:
+            t = t.replace(day=1)
+        erred = (e["errors"] or 0) > 0
+        acc[(t, *key, e["agent"], e["mode"], erred, hist_key(value))] += 1
     return dict(acc)
 
 
@@ -163,13 +180,18 @@ def stored_facts(db, table: str) -> dict[tuple, tuple]:
     return out
 
 
-def stored_hist(db) -> dict[tuple, int]:
+def stored_hist(db, table: str) -> dict[tuple, int]:
+    lag = table.startswith("lag_hist")
     out = {}
-    for r in db.fetch("SELECT * FROM duration_hist"):
-        key = (r["t"], r["agent"], r["mode"], r["erred"], r["k"])
-        assert key not in out
+    for r in db.fetch(f"SELECT * FROM {table}"):
+        key = (r["t"], *((r["event_type"],) if lag else ()), r["agent"], r["mode"], r["erred"])
+        key += (r["k"],)
+        assert key not in out, f"{table}: {key} twice"
         out[key] = r["n"]
     return out
+
+
+HISTS = ("duration_hist", "lag_hist", "duration_hist_month", "lag_hist_month")
 
 
 def check(table: Table) -> None:
@@ -179,7 +201,12 @@ def check(table: Table) -> None:
         events = table.events()
         assert stored_facts(db, "hourly") == expected_facts(events, "hour")
         assert stored_facts(db, "daily") == expected_facts(events, "day")
-        assert stored_hist(db) == expected_duration_hist(events)
+        for hist in HISTS:
+            assert stored_hist(db, hist) == expected_hist(events, hist), hist
+        # garbage collection kept every file the generation names (the monthly ones included)
+        used = rollups.names(db.spec.rollups)
+        assert {n.split("-")[0] for n in used} >= set(HISTS)
+        assert all((db.spec.rollup_folder / n).is_file() for n in used)
     finally:
         db.close()
 
@@ -209,7 +236,8 @@ def test_rollups_equal_a_recomputation_through_growth_late_rows_compaction_and_d
     check(t)
     after = month_files(t)
     assert after["2026-11"] == before["2026-11"]
-    assert after["2026-10"] != before["2026-10"]
+    for name in rollups.TABLES:  # the old month's monthly histograms too
+        assert after["2026-10"][name] != before["2026-10"][name]
 
     # compaction: files replaced by one compacted file (the old ones stay in data/)
     keys = sorted(t.files)[:4]
@@ -239,6 +267,29 @@ def test_a_store_without_rollups_gets_them_on_the_next_sync_with_nothing_new(tmp
     db.close()
     report = sync(t.settings)
     assert report.downloaded == 0
+    check(t)
+
+
+def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_monthly_histograms(tmp_path):
+    rng = random.Random(6)
+    t = Table(tmp_path)
+    t.append(make_events(rng, datetime(2026, 10, 30, tzinfo=UTC), 60, 100))
+    sync(t.settings)
+    from o11y_data.store import Store
+
+    store = Store(t.settings.store_dir)
+    gen = store.load()
+    # as version 1 wrote them: no monthly histograms
+    months = {
+        m: {k: v for k, v in tables.items() if k not in rollups.MONTHLY}
+        for m, tables in gen.rollups["months"].items()
+    }
+    gen.rollups = {"version": rollups.VERSION - 1, "months": months}
+    store.publish(gen)
+    db = open_db(t.settings)
+    assert not db.rollups_ok
+    db.close()
+    assert sync(t.settings).downloaded == 0
     check(t)
 
 
@@ -397,3 +448,131 @@ def test_histogram_percentiles_are_within_one_percent_of_quantile_cont(dist):
         if dist == "mixed_sign" and abs(e) < 1e5:
             continue  # interpolating across zero has no relative bound; far from it, it holds
         assert abs(a - e) <= 0.01 * abs(e), (dist, name, x, e, a)
+
+
+# -- percentiles from monthly histograms ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def months_table(tmp_path_factory) -> Table:
+    """Ten weeks of long-tailed events over August-November (whole months September and
+    October), synced in two steps that cross a month boundary."""
+    rng = random.Random(3)
+    t = Table(tmp_path_factory.mktemp("months"))
+    start = datetime(2026, 8, 25, 9, 41, tzinfo=UTC)
+    t.append(*(make_events(rng, start + timedelta(days=7 * i), 7 * 24, 700) for i in range(5)))
+    sync(t.settings)
+    t.append(*(make_events(rng, start + timedelta(days=35 + 7 * i), 7 * 24, 700) for i in range(5)))
+    sync(t.settings)
+    return t
+
+
+def _month_windows() -> list[q.Filters]:
+    odd = datetime(2026, 8, 27, 5, 17, 3, tzinfo=UTC)
+    sep, nov = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    return [
+        q.Filters(),
+        q.Filters(odd, datetime(2026, 11, 2, 13, 11, tzinfo=UTC)),  # edges, days, months, days
+        q.Filters(None, datetime(2026, 10, 15, 8, tzinfo=UTC)),
+        q.Filters(datetime(2026, 9, 3, 2, tzinfo=UTC), None, agents=("did:cf:a", "unknown")),
+        q.Filters(sep, nov, modes=("think",), errors_only=True),  # whole months only
+        q.Filters(odd, None, event_types=("agent.wake",)),
+        q.Filters(odd, odd + timedelta(days=20)),  # no whole month: days only
+    ]
+
+
+def _percentile_screens(db, f: q.Filters) -> dict[str, Any]:
+    """The screens' answers that carry histogram percentiles (a DataFrame or a dict each)."""
+    return {
+        "summary": q.summary(db, f, extended=True),
+        "totals": q.totals(db, f),
+        "modes": q.mode_breakdown(db, f),
+        "modes_by_agent": q.mode_breakdown(db, f, by_agent=True),
+        "modes_top_agent": q.mode_breakdown(db, f, by_agent=True, top=1),
+        "durations": q.duration_percentiles(db, f),
+        "durations_by_mode": q.duration_percentiles(db, f, by="mode"),
+        "agents": q.agent_overview(db, f),
+        "lag_days": q.ingest_lag_over_time(db, f, bucket_s=86400),
+        "lag_weeks": q.ingest_lag_over_time(db, f, bucket_s=7 * 86400),
+        # buckets long enough to hold some months whole and cut others
+        "lag_40_days": q.ingest_lag_over_time(db, f, bucket_s=40 * 86400),
+        "lag_100_days": q.ingest_lag_over_time(db, f, bucket_s=100 * 86400),
+    }
+
+
+def _pct_columns(df) -> list[str]:
+    return [c for c in df.columns if c[:2] in ("p5", "p9") or c.startswith("lag_p")]
+
+
+@pytest.mark.parametrize("i", range(len(_month_windows())))
+def test_percentiles_from_months_days_and_edges_equal_those_from_days_and_edges(months_table, i):
+    import pandas as pd
+
+    f = _month_windows()[i]
+    db = open_db(months_table.settings)
+    try:
+        assert db.rollups_ok and q.approximate(db, f)
+        with_months = _percentile_screens(db, f)
+        db.hist_months = False
+        days_only = _percentile_screens(db, f)
+    finally:
+        db.close()
+    for name, a in with_months.items():  # the same buckets summed in another order: identical
+        b = days_only[name]
+        if isinstance(a, dict):
+            assert a == b, name
+        else:
+            assert not a.empty, name
+            pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+
+
+@pytest.mark.parametrize("i", range(len(_month_windows())))
+def test_percentiles_from_monthly_histograms_are_within_one_percent_of_quantile_cont(
+    months_table, i
+):
+    f = _month_windows()[i]
+    db = open_db(months_table.settings)
+    try:
+        approx = _percentile_screens(db, f)
+        db.rollups_ok = False  # the raw rows: quantile_cont
+        exact = _percentile_screens(db, f)
+    finally:
+        db.close()
+    for name, a in approx.items():
+        b = exact[name]
+        if isinstance(a, dict):
+            assert a["p95_approx"] == (a["cycles"] > 0)
+            pairs = [(a[k], b[k]) for k in ("p50_ms", "p95_ms", "p99_ms") if b[k] is not None]
+        else:
+            assert len(a) == len(b), name
+            if "approx" in a and not name.startswith("lag_weeks"):
+                assert a["approx"].all(), name
+            pairs = [(x, y) for c in _pct_columns(a) for x, y in zip(a[c], b[c], strict=True)]
+        assert pairs, name
+        for x, y in pairs:
+            if y is None or math.isnan(y):  # no duration in the group: none either way
+                assert x is None or math.isnan(x), (name, x, y)
+            else:
+                assert abs(x - y) <= 0.01 * abs(y) + 1e-9, (name, x, y)
+
+
+def test_whole_months_are_read_from_monthly_histograms_only_where_the_grouping_allows(
+    months_table,
+):
+    db = open_db(months_table.settings)
+    odd = datetime(2026, 8, 27, 5, 17, 3, tzinfo=UTC)
+    f = q.Filters(odd, datetime(2026, 11, 2, 13, 11, tzinfo=UTC))
+
+    def tables(bucket_s: int | None) -> set[str]:
+        keys = (lambda t: f"o11y_bucket({t}, {bucket_s}) AS b") if bucket_s else (lambda _: "1")
+        sql, _ = q._hist_rows(db, f, q.LAG_HIST, keys, bucket_s=bucket_s)
+        return {w for w in sql.replace("(", " ").split() if w.startswith("lag_hist")}
+
+    try:
+        assert tables(None) == {"lag_hist", "lag_hist_month"}  # no time grouping
+        assert tables(86400) == tables(7 * 86400) == {"lag_hist"}  # a bucket within a month
+        assert tables(100 * 86400) == {"lag_hist", "lag_hist_month"}  # months a bucket holds
+        db.hist_months = False
+        assert tables(None) == {"lag_hist"}
+    finally:
+        db.close()
