@@ -180,24 +180,28 @@ def part_export(size: str, out: dict[str, Any]) -> None:
     out["export"] = res
 
 
+def visit(page: Any, url: str, name: str, query: str = "range=all") -> float:
+    """Seconds from navigating to ``url/name?query`` until the page settled (heading, Streamlit
+    idle, its charts drawn, then nothing running for 0.5 s, which is not counted)."""
+    from bench.app import _settle
+
+    heading, charts = HEADINGS[name]
+    t = time.monotonic()
+    page.goto(f"{url}/{name}?{query}", timeout=120_000)
+    _settle(page, heading, charts)
+    page.wait_for_timeout(500)  # "nothing running for 0.5 s"
+    return time.monotonic() - t - 0.5
+
+
 def part_browser(size: str, out: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
-    from bench.app import _settle
     from tests.support.app_server import start_streamlit, stop_streamlit
     from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
 
     info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
     subprocess.run([PY, "-m", "o11y_data", "sync"], env=demo_env(), cwd=REPO, check=True)
     res: dict[str, Any] = {"floor": {}, "real": {}, "demo20k": {}, "after_sync": {}, "warm": {}}
-
-    def visit(page: Any, url: str, name: str) -> float:
-        heading, charts = HEADINGS[name]
-        t = time.monotonic()
-        page.goto(f"{url}/{name}?range=all", timeout=120_000)
-        _settle(page, heading, charts)
-        page.wait_for_timeout(500)  # "nothing running for 0.5 s"
-        return time.monotonic() - t - 0.5
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

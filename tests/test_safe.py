@@ -102,3 +102,25 @@ def test_the_builder_escapes_every_value_unless_marked_safe():
     assert [t for t, _ in p.tags] == ["div", "b"]
     assert p.tags[0][1] == {"class": 'x" onmouseover="alert(1)', "title": "<b>"}
     assert join(["<i>", Safe("<b>ok</b>")]) == "&lt;i&gt;<b>ok</b>"
+
+
+def test_escape_figure_escapes_each_distinct_hover_string_once(monkeypatch):
+    """A strip of thousands of dots names a dozen agents: escaping is per distinct string (it
+    was per dot, a quarter of the timeline's script run), and every dot still gets its text."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from ui import safe
+
+    calls: list[str] = []
+    real = safe.plotly_text
+    monkeypatch.setattr(
+        safe, "plotly_text", lambda v, limit=None: calls.append(v) or real(v, limit)
+    )
+    agents = np.array(["<b>x</b>", "did:cf:a"] * 5000, dtype=object)
+    custom = np.column_stack([agents, np.arange(10_000)]).astype(object)
+    fig = safe.escape_figure(go.Figure(go.Scattergl(x=list(range(10_000)), customdata=custom)))
+    assert len(calls) == 2
+    out = np.asarray(fig.data[0].customdata, dtype=object)
+    assert out[0, 0] == "&lt;b&gt;x&lt;/b&gt;" and out[1, 0] == "did:cf:a"
+    assert out[9998, 0] == out[0, 0] and out[9999, 1] == 9999

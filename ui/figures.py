@@ -412,8 +412,12 @@ def agent_strip(
         return _empty(fig)
     df = points.copy()
     df["x"] = _local(df["ts"], tz)
-    df["label"] = [UNKNOWN_LABEL if a == "unknown" else _label(a, labels) for a in df["agent"]]
-    df["safe_agent"] = [safe_label(a) for a in df["agent"]]
+    # Per distinct agent, not per dot (thousands of dots, a dozen agents).
+    agents = df["agent"].unique()
+    df["label"] = df["agent"].map(
+        {a: UNKNOWN_LABEL if a == "unknown" else _label(a, labels) for a in agents}
+    )
+    df["safe_agent"] = df["agent"].map({a: safe_label(a) for a in agents})
     dur = pd.to_numeric(df["duration_ms"], errors="coerce")
     df["size"] = (4 + (dur.fillna(0) / 1000).clip(0, 240) ** 0.5 * 1.4).round(1)
     df["dur_s"] = (dur / 1000).round(1)

@@ -127,9 +127,14 @@ def _escape_values(values: Any, limit: int) -> Any:
             return values
         flat = values.reshape(-1)
         fixes = {}
+        # A column of event strings repeats a few values thousands of times (an agent per dot):
+        # each distinct string is escaped once.
+        memo: dict[str, str] = {}
         for i, v in enumerate(flat):
             if isinstance(v, str):
-                new = plotly_text(v, limit)
+                new = memo.get(v)
+                if new is None:
+                    new = memo[v] = plotly_text(v, limit)
                 if new != v:
                     fixes[i] = new
         if not fixes:
