@@ -855,14 +855,12 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
     """Distinct agents, modes and event types, for filter widgets (once per generation)."""
 
     def compute() -> dict[str, list[str]]:
-        out = {}
         view = "daily" if db.rollups_ok else "events"  # the daily rollup holds every value
-        for col in ("agent", "mode", "event_type"):
-            df = db.query(
-                f"SELECT DISTINCT {col} AS v FROM {view} WHERE {col} IS NOT NULL ORDER BY v"
-            )
-            out[col] = [str(v) for v in df["v"]]
-        return out
+        cols = ("agent", "mode", "event_type")
+        # One pass for the three lists (list() skips NULLs).
+        lists = ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in cols)
+        row = db.fetch(f"SELECT {lists} FROM {view}")[0]
+        return {c: [str(v) for v in row[c] or []] for c in cols}
 
     return {k: list(v) for k, v in db.per_generation("choices", compute).items()}
 
