@@ -186,8 +186,9 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     """Run one read-only SELECT over the views events, cycles, unparseable, freshness, the
-    rollups (hourly, daily, duration_hist, lag_hist, duration_hist_month, lag_hist_month),
-    filtered_events and filtered_cycles (these two apply --since/--until/--agent/--mode).
+    rollups (hourly, daily, duration_hist, lag_hist, duration_hist_month, lag_hist_month,
+    lag_hist_net), filtered_events and filtered_cycles (these two apply --since/--until/--agent/
+    --mode).
 
     The query runs in a sandbox that can read the store's events and nothing else (no other file,
     no write, no ATTACH/INSTALL/LOAD/SET/PRAGMA), interrupted after --timeout seconds; at most

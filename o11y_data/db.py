@@ -199,7 +199,7 @@ def store_info(gen: GenerationHead) -> list[Any]:
 def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMESTAMPTZ") -> None:
     """The views ``events_all``, ``events``, ``cycles``, ``unparseable``, the rollups
     (``hourly``, ``daily``, ``duration_hist``, ``lag_hist``, ``duration_hist_month``,
-    ``lag_hist_month``) and ``freshness`` on ``cur``'s
+    ``lag_hist_month``, ``lag_hist_net``) and ``freshness`` on ``cur``'s
     connection (the app's and the SQL sandbox's). ``newest_ingest`` is freshness's
     ``newest_ingest_ts`` (the app reads it from the segments' statistics instead)."""
     if spec.segments:

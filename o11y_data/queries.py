@@ -430,7 +430,9 @@ def ingest_lag_over_time(
     buckets)."""
     b = _bucket_for(db, f, bucket_s)
     if b % _DAY == 0 and approximate(db, f):
-        rows = _hist_rows(db, f, LAG_HIST, lambda t: f"o11y_bucket({t}, {b}) AS bucket", bucket_s=b)
+        only_time = not (f.agents or f.modes or f.event_types or f.errors_only)
+        h = LAG_HIST_NET if only_time else LAG_HIST
+        rows = _hist_rows(db, f, h, lambda t: f"o11y_bucket({t}, {b}) AS bucket", bucket_s=b)
         if rows is not None:
             sql, p = rows
             qs = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
@@ -1151,7 +1153,7 @@ class _Hist:
     """A histogram kept at sync time (rollups.py) and how the raw rows produce its values."""
 
     daily: str
-    monthly: str  # the same histogram per month (sums of the daily rows)
+    monthly: str | None  # the same histogram per month (sums of the daily rows)
     view: str  # the raw rows bucketed at the partial-day edges
     value: str  # the value a row adds to the histogram (NULL: none)
     cycles: bool  # cycle metrics: event types do not filter (where(cycles=True))
@@ -1161,6 +1163,8 @@ DURATION_HIST = _Hist("duration_hist", "duration_hist_month", "cycles", "duratio
 LAG_HIST = _Hist(
     "lag_hist", "lag_hist_month", "events", "epoch_us(ingest_ts) - epoch_us(ts)", False
 )
+# The same over every event type, agent and mode (day × k only): for windows nothing else filters.
+LAG_HIST_NET = _Hist("lag_hist_net", None, "events", "epoch_us(ingest_ts) - epoch_us(ts)", False)
 # A bucket shorter than the shortest month never holds a whole month.
 _MIN_MONTH_S = 28 * _DAY
 
@@ -1202,7 +1206,8 @@ def _hist_rows(
     m0 = _ceil_month(d0) if d0 else None
     m1 = _floor_month(d1) if d1 else None
     whole_months = m0 is None or m1 is None or m0 < m1
-    if db.hist_months and whole_months and (bucket_s is None or bucket_s >= _MIN_MONTH_S):
+    months_ok = db.hist_months and h.monthly is not None
+    if months_ok and whole_months and (bucket_s is None or bucket_s >= _MIN_MONTH_S):
         if d0 is not None and d0 < m0:
             pieces.append((h.daily, d0, m0, "true"))
         if bucket_s is None:

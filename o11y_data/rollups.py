@@ -1,6 +1,6 @@
 """Rollups kept at sync time, so long windows read thousands of rows instead of millions.
 
-Six tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
+Seven tables, stored as zstd Parquet under ``rollups/``, one file per table and calendar month
 (UTC), named in the generation and published atomically with it:
 
 - ``hourly`` and ``daily`` (``t`` = the hour or day): per event type × agent × mode × ``erred``
@@ -19,6 +19,11 @@ Six tables, stored as zstd Parquet under ``rollups/``, one file per table and ca
   holds few more buckets than one of its days, so all-time percentiles read several times fewer
   rows from months (queries.py reads whole months here, the other whole days from the daily
   tables, the partial days at the edges from the raw rows).
+
+- ``lag_hist_net``: the daily lag histogram summed over every event type, agent, mode and
+  ``erred`` (``t`` = the day, ``k``, ``n``), written from the day's ``lag_hist`` file like the
+  monthly ones: an unfiltered lag over time reads a few hundred rows a day, not tens of
+  thousands.
 
 Histograms are kept per day, not per hour: at hour grain a histogram holds about as many buckets
 as cycles, and the partial days at a window's edges are bucketed from the raw rows at query time.
@@ -41,12 +46,16 @@ from typing import Any
 
 from .normalize import _lit
 
-VERSION = 2  # 2: the monthly histograms
+VERSION = 3  # 2: the monthly histograms; 3: the network's lag histogram
 ALPHA = 0.009  # relative error of a histogram bucket's representative value
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 # A monthly histogram table and the daily one it sums (written after it, hence TABLES' order).
 MONTHLY = {"duration_hist_month": "duration_hist", "lag_hist_month": "lag_hist"}
-TABLES = ("hourly", "daily", "duration_hist", "lag_hist", *MONTHLY)
+# The network's daily lag histogram: lag_hist summed over its keys (event type, agent, mode,
+# erred), so the health page's unfiltered lag over time reads a day's ~200 buckets, not ~50,000.
+NET = {"lag_hist_net": "lag_hist"}
+DERIVED = {**MONTHLY, **NET}
+TABLES = ("hourly", "daily", "duration_hist", "lag_hist", *DERIVED)
 NO_TIME = "none"  # the month of rows without a ts (no _ts and no __ingest_ts)
 
 MACROS = f"""
@@ -133,6 +142,15 @@ def month_hist_sql(daily_file: Path) -> str:
         "SELECT date_trunc('month', t) AS t, * EXCLUDE (t, n), CAST(sum(n) AS BIGINT) AS n "
         f"FROM {_files_sql([daily_file])} GROUP BY ALL"
     )
+
+
+def net_hist_sql(daily_file: Path) -> str:
+    """A day's histogram rows over every key, summed from the daily rows in ``daily_file``."""
+    return f"SELECT t, k, CAST(sum(n) AS BIGINT) AS n FROM {_files_sql([daily_file])} GROUP BY t, k"
+
+
+def _derived_sql(table: str, daily_file: Path) -> str:
+    return (month_hist_sql if table in MONTHLY else net_hist_sql)(daily_file)
 
 
 def _files_sql(paths: Sequence[Path]) -> str:
@@ -250,10 +268,10 @@ def update(
             files: dict[str, str] = {}
             for table in TABLES:
                 name = f"{table}-{month}-{int(time.time())}-{uuid.uuid4().hex[:8]}.parquet"
-                if table in MONTHLY:
-                    daily = files.get(MONTHLY[table])
+                if table in DERIVED:
+                    daily = files.get(DERIVED[table])
                     if daily is not None and _write(
-                        cur, month_hist_sql(folder / daily), [], folder / name
+                        cur, _derived_sql(table, folder / daily), [], folder / name
                     ):
                         files[table] = name
                     continue
@@ -326,6 +344,7 @@ _EMPTY_COLS = {
 }
 _EMPTY_COLS["daily"] = _EMPTY_COLS["hourly"]
 _EMPTY_COLS.update({m: _EMPTY_COLS[d] for m, d in MONTHLY.items()})
+_EMPTY_COLS["lag_hist_net"] = "NULL::TIMESTAMPTZ AS t, NULL::BIGINT AS k, NULL::BIGINT AS n"
 
 
 def _empty(table: str) -> str:

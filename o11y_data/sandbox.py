@@ -3,8 +3,8 @@
 Every query gets a DuckDB connection of its own (an in-memory database, one thread, a memory cap,
 no spilling to disk) with the same views as the app (``events``, ``cycles``, ``unparseable``,
 ``freshness`` and the rollups ``hourly``, ``daily``, ``duration_hist``, ``lag_hist``,
-``duration_hist_month``, ``lag_hist_month``) plus ``filtered_events`` and ``filtered_cycles``,
-which apply the screens' filters.
+``duration_hist_month``, ``lag_hist_month``, ``lag_hist_net``) plus ``filtered_events`` and
+``filtered_cycles``, which apply the screens' filters.
 The views are created first; then file access is switched off except for the store's segment files
 (``allowed_paths``, ``enable_external_access = false``) and the configuration is locked, so no
 statement can read another file, write one, attach a database, load an extension or change a

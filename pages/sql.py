@@ -30,7 +30,7 @@ def body(c: P.Ctx) -> None:
     st.caption(
         "One read-only SELECT (DuckDB SQL) over the views `events`, `cycles`, `unparseable`, "
         "`freshness`, the rollups `hourly`, `daily`, `duration_hist`, `lag_hist`, "
-        "`duration_hist_month`, `lag_hist_month`, and "
+        "`duration_hist_month`, `lag_hist_month`, `lag_hist_net`, and "
         "`filtered_events`, `filtered_cycles`, which follow the sidebar filters. "
         f"Times are UTC. Stopped after {sb.DEFAULT_TIMEOUT_S:g} s; the screen shows up to "
         f"{sb.DISPLAY_ROWS:,} rows, the CSV up to {sb.DOWNLOAD_ROWS:,}. The query is kept in the "

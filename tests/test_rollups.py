@@ -148,6 +148,7 @@ def expected_hist(events: list[dict], table: str) -> dict[tuple, int]:
     """``table``'s rows (duration_hist, lag_hist, or their ``_month`` tables) from the events:
     (t, [event_type,] agent, mode, erred, k) -> n."""
     lag, monthly = table.startswith("lag_hist"), table.endswith("_month")
+    net = table.endswith("_net")  # the network's: every event type, agent and mode together
     acc: dict[tuple, int] = defaultdict(int)
     for e in events:
         if lag:
@@ -161,7 +162,10 @@ def expected_hist(events: list[dict], table: str) -> dict[tuple, int]:
         if monthly:
             t = t.replace(day=1)
         erred = (e["errors"] or 0) > 0
-        acc[(t, *key, e["agent"], e["mode"], erred, hist_key(value))] += 1
+        if net:
+            acc[(t, hist_key(value))] += 1
+        else:
+            acc[(t, *key, e["agent"], e["mode"], erred, hist_key(value))] += 1
     return dict(acc)
 
 
@@ -181,17 +185,20 @@ def stored_facts(db, table: str) -> dict[tuple, tuple]:
 
 
 def stored_hist(db, table: str) -> dict[tuple, int]:
-    lag = table.startswith("lag_hist")
+    lag, net = table.startswith("lag_hist"), table.endswith("_net")
     out = {}
     for r in db.fetch(f"SELECT * FROM {table}"):
-        key = (r["t"], *((r["event_type"],) if lag else ()), r["agent"], r["mode"], r["erred"])
-        key += (r["k"],)
+        if net:
+            key: tuple = (r["t"], r["k"])
+        else:
+            key = (r["t"], *((r["event_type"],) if lag else ()), r["agent"], r["mode"])
+            key += (r["erred"], r["k"])
         assert key not in out, f"{table}: {key} twice"
         out[key] = r["n"]
     return out
 
 
-HISTS = ("duration_hist", "lag_hist", "duration_hist_month", "lag_hist_month")
+HISTS = ("duration_hist", "lag_hist", "duration_hist_month", "lag_hist_month", "lag_hist_net")
 
 
 def check(table: Table) -> None:
@@ -270,7 +277,7 @@ def test_a_store_without_rollups_gets_them_on_the_next_sync_with_nothing_new(tmp
     check(t)
 
 
-def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_monthly_histograms(tmp_path):
+def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_derived_histograms(tmp_path):
     rng = random.Random(6)
     t = Table(tmp_path)
     t.append(make_events(rng, datetime(2026, 10, 30, tzinfo=UTC), 60, 100))
@@ -279,9 +286,9 @@ def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_monthly_histog
 
     store = Store(t.settings.store_dir)
     gen = store.load()
-    # as version 1 wrote them: no monthly histograms
+    # as version 2 wrote them: no network lag histogram
     months = {
-        m: {k: v for k, v in tables.items() if k not in rollups.MONTHLY}
+        m: {k: v for k, v in tables.items() if k not in rollups.NET}
         for m, tables in gen.rollups["months"].items()
     }
     gen.rollups = {"version": rollups.VERSION - 1, "months": months}
@@ -574,5 +581,39 @@ def test_whole_months_are_read_from_monthly_histograms_only_where_the_grouping_a
         assert tables(100 * 86400) == {"lag_hist", "lag_hist_month"}  # months a bucket holds
         db.hist_months = False
         assert tables(None) == {"lag_hist"}
+    finally:
+        db.close()
+
+
+def test_unfiltered_ingest_lag_reads_the_network_histogram_and_equals_the_keyed_one(
+    months_table, monkeypatch
+):
+    import pandas as pd
+
+    db = open_db(months_table.settings)
+    odd = datetime(2026, 8, 27, 5, 17, 3, tzinfo=UTC)
+    whole = q.Filters(odd, datetime(2026, 11, 2, 13, 11, tzinfo=UTC))
+    one_agent = q.Filters(whole.start, whole.end, agents=("did:cf:a",))
+    read: list[str] = []
+    query = db.query
+    monkeypatch.setattr(db, "query", lambda sql, p=None: read.append(sql) or query(sql, p))
+
+    def lag(f: q.Filters, b: int):
+        read.clear()
+        df = q.ingest_lag_over_time(db, f, bucket_s=b)
+        tables = {w for w in " ".join(read).replace("(", " ").split() if w.startswith("lag_hist")}
+        return df, tables
+
+    try:
+        for b in (86400, 7 * 86400):
+            net, tables = lag(whole, b)
+            assert tables == {"lag_hist_net"} and not net.empty and net["approx"].all()
+            assert lag(one_agent, b)[1] == {"lag_hist"}  # a filter needs the keyed histogram
+            monkeypatch.setattr(q, "LAG_HIST_NET", q.LAG_HIST)
+            keyed, tables = lag(whole, b)
+            monkeypatch.undo()
+            monkeypatch.setattr(db, "query", lambda sql, p=None: read.append(sql) or query(sql, p))
+            assert tables == {"lag_hist"}
+            pd.testing.assert_frame_equal(net, keyed, check_exact=True)
     finally:
         db.close()
