@@ -254,7 +254,6 @@ def part_pages(size: str, out: dict[str, Any]) -> None:
     peak RSS over the run."""
     from playwright.sync_api import sync_playwright
 
-    from bench.app import _settle
     from tests.support.app_server import start_streamlit, stop_streamlit
     from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
 
@@ -267,14 +266,7 @@ def part_pages(size: str, out: dict[str, Any]) -> None:
         url, server = start_streamlit(REPO / "app.py", env_for(size), timeout=300)
         try:
             for name in PAGES:
-                heading, charts = HEADINGS[name]
-                times = []
-                for _ in range(3):
-                    t = time.monotonic()
-                    page.goto(f"{url}/{name}?range=all", timeout=300_000)
-                    _settle(page, heading, charts)
-                    page.wait_for_timeout(500)
-                    times.append(time.monotonic() - t - 0.5)
+                times = [visit(page, url, name) for _ in range(3)]
                 res["first"][name], res["warm"][name] = times[0], statistics.median(times[1:])
                 log(f"[pages] {size} {name}: first {times[0]:.2f}s warm {res['warm'][name]:.2f}s")
             res["server_hwm_kb"] = _hwm(server.pid)
