@@ -258,46 +258,40 @@ def test_rollups_equal_a_recomputation_through_growth_late_rows_compaction_and_d
     check(t)
 
 
-def test_a_store_without_rollups_gets_them_on_the_next_sync_with_nothing_new(tmp_path):
-    rng = random.Random(5)
-    t = Table(tmp_path)
-    t.append(make_events(rng, datetime(2026, 11, 1, tzinfo=UTC), 30, 100))
-    sync(t.settings)
+def _rolled_up_again_after(tmp_path, seed: int, start: datetime, old_rollups) -> None:
+    """A synced store whose published rollups are replaced by ``old_rollups(rollups)`` (as an
+    older dashboard left them): they are not used, and the next sync, with nothing new to
+    download, rolls the store up whole again."""
     from o11y_data.store import Store
 
-    store = Store(t.settings.store_dir)
-    gen = store.load()
-    gen.rollups = {}  # as a store synced before rollups existed
-    store.publish(gen)
-    db = open_db(t.settings)
-    assert not db.rollups_ok
-    db.close()
-    report = sync(t.settings)
-    assert report.downloaded == 0
-    check(t)
-
-
-def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_derived_histograms(tmp_path):
-    rng = random.Random(6)
     t = Table(tmp_path)
-    t.append(make_events(rng, datetime(2026, 10, 30, tzinfo=UTC), 60, 100))
+    t.append(make_events(random.Random(seed), start, 30 * seed, 100))
     sync(t.settings)
-    from o11y_data.store import Store
-
     store = Store(t.settings.store_dir)
     gen = store.load()
-    # as version 2 wrote them: no network lag histogram
-    months = {
-        m: {k: v for k, v in tables.items() if k not in rollups.NET}
-        for m, tables in gen.rollups["months"].items()
-    }
-    gen.rollups = {"version": rollups.VERSION - 1, "months": months}
+    gen.rollups = old_rollups(gen.rollups)
     store.publish(gen)
     db = open_db(t.settings)
     assert not db.rollups_ok
     db.close()
     assert sync(t.settings).downloaded == 0
     check(t)
+
+
+def test_a_store_without_rollups_gets_them_on_the_next_sync_with_nothing_new(tmp_path):
+    # as a store synced before rollups existed
+    _rolled_up_again_after(tmp_path, 1, datetime(2026, 11, 1, tzinfo=UTC), lambda _: {})
+
+
+def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_derived_histograms(tmp_path):
+    def version_2(r: dict) -> dict:  # no network lag histogram yet
+        months = {
+            m: {k: v for k, v in tables.items() if k not in rollups.NET}
+            for m, tables in r["months"].items()
+        }
+        return {"version": rollups.VERSION - 1, "months": months}
+
+    _rolled_up_again_after(tmp_path, 2, datetime(2026, 10, 30, tzinfo=UTC), version_2)
 
 
 # -- the screens' answers from rollups equal the raw answers ----------------------------------
