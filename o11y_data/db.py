@@ -42,6 +42,11 @@ class EventsDB:
                 "temp_directory": str(Path(store_dir) / "tmp"),
             },
         )
+        # Keep Parquet footers between queries: the views read every segment and one rollup
+        # file per table and month (840 files at 100M events), and the store never changes a
+        # file under its name (DuckDB keys the cache by path and modification time).
+        self.conn.execute("LOAD parquet")
+        self.conn.execute("SET parquet_metadata_cache = true")
         prepare(self.conn)
         rollups.prepare(self.conn)
         self.rollups_ok = False

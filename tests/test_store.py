@@ -204,3 +204,40 @@ def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp
     assert int(dup.n) == rows
     assert int(dup.d) == rows
     assert not [p for p in Path(tmp_path).rglob(".part-*")]
+
+
+def test_footers_found_sound_are_not_read_again_until_the_file_changes(tmp_path):
+    import duckdb
+
+    store = Store(tmp_path)
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    con = duckdb.connect()
+    names = [f"s{i}.parquet" for i in range(3)]
+    for name in names:
+        con.execute(
+            f"COPY (SELECT range AS x FROM range(10)) TO '{folder / name}' (FORMAT parquet)"
+        )
+
+    class Counting:  # a connection that counts the footer reads made through it
+        reads = 0
+
+        def __init__(self) -> None:
+            self.con = duckdb.connect()
+
+        def execute(self, sql, params=None):
+            Counting.reads += 1
+            return self.con.execute(sql, params)
+
+        def close(self) -> None:
+            self.con.close()
+
+    assert store.damaged_files(folder, names, Counting()) == []
+    first = Counting.reads
+    assert first >= 1
+    assert store.damaged_files(folder, names, Counting()) == []
+    assert Counting.reads == first  # nothing changed: no footer read at all
+    (folder / names[1]).write_bytes((folder / names[1]).read_bytes()[:20])  # truncated
+    assert store.damaged_files(folder, names, Counting()) == [names[1]]
+    (folder / names[2]).unlink()
+    assert store.damaged_files(folder, names, Counting()) == [names[1], names[2]]
