@@ -255,20 +255,26 @@ def ensure(name: str, *, log=print) -> dict[str, Any]:
 
 
 def new_files(info: dict[str, Any], count: int, put) -> list[str]:
-    """Land ``count`` new files after the dataset's end through ``put``, as one commit."""
+    """Land ``count`` new files after the dataset's end (and after the files landed by earlier
+    calls) through ``put``, as one commit. The writer's state goes back into ``info`` and the
+    dataset's ``dataset.json``, so the next call commits the next metadata version: every call
+    is a new snapshot the sync must pick up, never a second metadata file of one version."""
     import duckdb
 
     spec = Spec(info["name"], info["events"], info["files"], info["t0_us"], info["dt_us"])
     writer = TableWriter.from_state(put, BUCKET, TABLE_PREFIX, info["writer"])
+    writer.version = max(writer.version, _newest_version(spec.folder / "src"))
     writer.clock = time.time
     conn = duckdb.connect(config={"threads": "2"})
     conn.execute("SET TimeZone = 'UTC'")
-    # The new files land right after the table's end, one every 6 s of ingest time.
+    # The new files land right after the table's end, one every 6 s of ingest time, each call's
+    # after the previous call's.
     dt = 6_000_000
     per = spec.per_file
     t0 = spec.t0_us + spec.files * (spec.dt_us - dt)
-    extra = Spec(spec.name, (spec.files + count) * per, spec.files + count, t0, dt)
-    table = conn.sql(_rows_sql(extra, spec.files, spec.files + count)).to_arrow_table()
+    lo = spec.files + int(info.get("extra_files", 0))
+    extra = Spec(spec.name, (lo + count) * per, lo + count, t0, dt)
+    table = conn.sql(_rows_sql(extra, lo, lo + count)).to_arrow_table()
     conn.close()
     keys = []
     added = []
@@ -278,4 +284,15 @@ def new_files(info: dict[str, Any], count: int, put) -> list[str]:
         added.append((key, records, size, day))
         keys.append(key)
     writer.commit(added)
+    info["writer"] = writer.state()
+    info["extra_files"] = lo + count - spec.files
+    (spec.folder / "dataset.json").write_text(json.dumps(info))
     return keys
+
+
+def _newest_version(src: Path) -> int:
+    """The highest metadata version in the table's folder (a run before this fix may have left
+    commits the saved writer state does not know)."""
+    folder = src / TABLE_PREFIX / "metadata"
+    found = [int(p.name.split("-", 1)[0]) for p in folder.glob("*.metadata.json")]
+    return max(found, default=0)

@@ -168,6 +168,46 @@ def measure(store_dir: Path, now: datetime, window: str, screen: str) -> dict[st
     }
 
 
+def after_new_generation(
+    store_dir: Path, now: datetime, new_generation: Any, *, windows: tuple[str, ...] = WINDOWS
+) -> dict[str, Any]:
+    """Each screen's calls timed once right after a sync published a new generation, in a
+    process that has been serving (its ``EventsDB`` open, every screen answered once before):
+    the first call after a new generation as the app pays it, view rebuild included.
+    ``new_generation()`` lands new files and syncs them (a real sync, in its own process)."""
+    import pandas  # noqa: F401  (loaded in the app)
+
+    from o11y_data import queries as q
+    from o11y_data.db import EventsDB
+
+    db = EventsDB(store_dir)
+
+    def direct(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "freshness":
+            return q.freshness(db)
+        return getattr(q, name)(db, *args, **kwargs)
+
+    plans = {
+        (screen, window): calls(screen, window, now)
+        for window in windows
+        for screen in SCREENS
+        if not (screen == "wall" and window != WINDOWS[0])
+    }
+    for plan in plans.values():  # the server has been up: every screen answered once
+        _run_pass(direct, plan)
+    out: dict[str, Any] = {}
+    try:
+        for (screen, window), plan in plans.items():
+            before = db.store.current_number()
+            new_generation()
+            assert db.store.current_number() > before, "the sync published nothing"
+            per_call, total = _run_pass(direct, plan)
+            out[f"{screen} {window}"] = {"first_s": total, "calls": per_call}
+    finally:
+        db.close()
+    return out
+
+
 def main(argv: list[str]) -> None:
     store_dir, now_iso, window, screen = argv
     out = measure(Path(store_dir), datetime.fromisoformat(now_iso), window, screen)

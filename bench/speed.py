@@ -122,6 +122,28 @@ def part_screens(size: str, out: dict[str, Any]) -> None:
     out["screens"] = screens_run(store_dir(size), now, env_for(size))
 
 
+def part_live(size: str, out: dict[str, Any]) -> None:
+    """Every screen's data, first call after a new generation in a process that has been
+    serving (bench.screens.after_new_generation): 5 new files and a sync before each screen."""
+    from bench.screens import after_new_generation
+
+    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
+    put = gen.folder_put_fast(gen.DATA_DIR / size / "src")
+    env = env_for(size)
+
+    def new_generation() -> None:
+        gen.new_files(info, 5, put)
+        subprocess.run([PY, "-m", "o11y_data", "sync"], env=env, cwd=REPO, check=True,
+                       capture_output=True)  # fmt: skip
+
+    res = after_new_generation(store_dir(size), datetime.fromisoformat(info["end"]), new_generation)
+    for key, r in res.items():
+        slow = max(r["calls"], key=r["calls"].get)
+        log(f"[live] {size} {key}: {r['first_s'] * 1000:.0f} ms (slowest {slow} "
+            f"{r['calls'][slow] * 1000:.0f} ms)")  # fmt: skip
+    out["live"] = res
+
+
 def part_cli(size: str, out: dict[str, Any]) -> None:
     env = env_for(size)
     res: dict[str, Any] = {}
@@ -290,6 +312,7 @@ PARTS = {
     "export": part_export,
     "browser": part_browser,
     "pages": part_pages,
+    "live": part_live,
 }
 
 
@@ -339,10 +362,25 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                 worst = max(cold, key=cold.get)
                 row(
                     size,
-                    f"every screen's data, {window}, first call after a new generation ≤ 150 ms",
+                    f"every screen's data, {window}, first call in a fresh process ≤ 150 ms",
                     f"slowest {worst} {cold[worst] * 1000:.0f} ms; "
                     + ", ".join(f"{k} {v * 1000:.0f}" for k, v in cold.items()),
                     cold[worst] <= 0.150,
+                )
+        live = r.get("live")
+        if live:
+            for window in ("all", "24h"):
+                first = {
+                    k.split()[0]: v["first_s"] for k, v in live.items() if k.endswith(f" {window}")
+                }
+                worst = max(first, key=first.get)
+                row(
+                    size,
+                    f"every screen's data, {window}, first call after a new generation "
+                    "(a serving process, a real sync before each screen) ≤ 150 ms",
+                    f"slowest {worst} {first[worst] * 1000:.0f} ms; "
+                    + ", ".join(f"{k} {v * 1000:.0f}" for k, v in first.items()),
+                    first[worst] <= 0.150,
                 )
         b = r.get("browser")
         if b:
