@@ -28,16 +28,7 @@ def main(size: str, *, resume: bool = False) -> None:
     env = speed.env_for(size)
     secs, rss, stdout = speed.timed([speed.PY, "-m", "o11y_data", "sync"], env)
     out["sync"] = {"seconds": secs, "max_rss_kb": rss, "report": stdout.strip()}
-    root = speed.store_dir(size)
-    out["store"] = {
-        key: speed.du(root / sub)
-        for key, sub in (
-            ("total_bytes", ""),
-            ("segments_bytes", "segments"),
-            ("rollups_bytes", "rollups"),
-            ("raw_bytes", "raw"),
-        )
-    }
+    out["store"] = speed.store_sizes(size)
     speed.log(f"[growth] {size}: {json.dumps(out)}")
     path.write_text(json.dumps(out, indent=1))
     for part in (speed.part_screens, speed.part_cli):

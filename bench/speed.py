@@ -97,23 +97,34 @@ def du(path: Path) -> int:
 
 
 def part_sync(size: str, out: dict[str, Any]) -> None:
-    info = gen.ensure(size, log=log)
+    gen.ensure(size, log=log)
     env = env_for(size)
     secs, rss, stdout = timed([PY, "-m", "o11y_data", "sync"], env)
     log(f"[sync] {size}: {stdout.strip()} ({secs:.1f}s, peak RSS {rss / 1024:.0f} MB)")
     out["sync"] = {"seconds": secs, "max_rss_kb": rss, "report": stdout.strip()}
+    part_sync_new(size, out)
+
+
+def store_sizes(size: str) -> dict[str, int]:
+    """Bytes on disk of the store: in all, and its segments, rollups and raw copies."""
     root = store_dir(size)
-    out["store"] = {
+    return {
         "total_bytes": du(root),
         "segments_bytes": du(root / "segments"),
         "rollups_bytes": du(root / "rollups"),
         "raw_bytes": du(root / "raw"),
     }
-    put = gen.folder_put_fast(gen.DATA_DIR / size / "src")
-    gen.new_files(info, 50, put)
-    secs, rss, stdout = timed([PY, "-m", "o11y_data", "sync"], env)
-    log(f"[sync] {size} after 50 new files: {secs:.1f}s")
+
+
+def part_sync_new(size: str, out: dict[str, Any]) -> None:
+    """A sync after 50 new files (one commit) on a synced store: the incremental path, with the
+    rollup step for the days they touch."""
+    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
+    gen.new_files(info, 50, gen.folder_put_fast(gen.DATA_DIR / size / "src"))
+    secs, rss, stdout = timed([PY, "-m", "o11y_data", "sync"], env_for(size))
+    log(f"[sync] {size} after 50 new files: {secs:.1f}s ({stdout.strip()})")
     out["sync_50_new"] = {"seconds": secs, "max_rss_kb": rss, "report": stdout.strip()}
+    out["store"] = store_sizes(size)
 
 
 def part_screens(size: str, out: dict[str, Any]) -> None:
@@ -313,6 +324,7 @@ PARTS = {
     "browser": part_browser,
     "pages": part_pages,
     "live": part_live,
+    "sync_new": part_sync_new,
 }
 
 
