@@ -100,9 +100,12 @@ def _settle(page: Any, heading: str | None, charts: int) -> None:
     _idle(page)
     if charts:
         page.mouse.wheel(0, 10_000)  # charts below the fold are drawn when scrolled to
+        # At least ``charts``, and every chart the finished script sent drawn (a page may send
+        # more, e.g. the timeline's every-cycle strip when it shows 12 agents or fewer).
         page.wait_for_function(
-            "n => [...document.querySelectorAll('.js-plotly-plot')]"
-            ".filter(p => p.querySelector('.main-svg')).length >= n",
+            "n => { const all = [...document.querySelectorAll('.js-plotly-plot')];"
+            " const drawn = all.filter(p => p.querySelector('.main-svg')).length;"
+            " return drawn >= n && drawn === all.length; }",
             arg=charts,
             timeout=120_000,
         )

@@ -42,7 +42,7 @@ PY = sys.executable
 PAGES = ("overview", "timeline", "modes", "errors", "health", "explorer")
 HEADINGS = {
     "overview": ("Overview", 1),
-    "timeline": ("Activity timeline", 3),
+    "timeline": ("Activity timeline", 2),  # + the every-cycle strip with 12 agents or fewer
     "modes": ("Modes", 5),
     "errors": ("Errors", 3),
     "health": ("Pipeline health", 2),
