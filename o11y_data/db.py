@@ -242,6 +242,14 @@ def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMEST
     )
 
 
+CHOICES = ("agent", "mode", "event_type")  # the filter widgets' columns
+
+
+def choices_sql() -> str:
+    """The SELECT list of the filter choices (one sorted list per column; NULLs left out)."""
+    return ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in CHOICES)
+
+
 def newest_ingest_ts(cur: Any, segments: list[Path]) -> Any:
     """The newest ``ingest_ts`` of any row of ``segments`` (unparseable ones included): from the
     column statistics when every row group has them, else a scan; None for no rows."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .db import EventsDB
+from .db import CHOICES, EventsDB, choices_sql
 
 if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
     import pandas as pd
@@ -857,12 +857,12 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
     """Distinct agents, modes and event types, for filter widgets (once per generation)."""
 
     def compute() -> dict[str, list[str]]:
+        recorded = db.generation.choices
+        if recorded is not None and db.rollups_ok:  # found by the sync from the same rollup
+            return recorded
         view = "daily" if db.rollups_ok else "events"  # the daily rollup holds every value
-        cols = ("agent", "mode", "event_type")
-        # One pass for the three lists (list() skips NULLs).
-        lists = ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in cols)
-        row = db.fetch(f"SELECT {lists} FROM {view}")[0]
-        return {c: [str(v) for v in row[c] or []] for c in cols}
+        row = db.fetch(f"SELECT {choices_sql()} FROM {view}")[0]
+        return {c: [str(v) for v in row[c] or []] for c in CHOICES}
 
     return {k: list(v) for k, v in db.per_generation("choices", compute).items()}
 

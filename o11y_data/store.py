@@ -99,6 +99,8 @@ class Generation:
     # ``status`` and the freshness bar read them instead of scanning (None: not recorded).
     newest_ts_us: int | None = None
     newest_ingest_us: int | None = None
+    # The filter widgets' choices (distinct agents, modes, event types), found at sync time.
+    choices: dict[str, list[str]] | None = None
 
     @property
     def rows(self) -> int:
@@ -146,6 +148,7 @@ class GenerationHead:
     warnings: list[str] = field(default_factory=list)
     newest_ts_us: int | None = None
     newest_ingest_us: int | None = None
+    choices: dict[str, list[str]] | None = None
 
     @classmethod
     def of(cls, gen: Generation) -> GenerationHead:
@@ -165,6 +168,7 @@ class GenerationHead:
             warnings=list(gen.warnings),
             newest_ts_us=gen.newest_ts_us,
             newest_ingest_us=gen.newest_ingest_us,
+            choices=gen.choices,
         )
 
     @classmethod

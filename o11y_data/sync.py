@@ -35,7 +35,7 @@ import duckdb
 
 from . import iceberg, rollups
 from .config import Settings
-from .db import newest_ingest_ts
+from .db import CHOICES, choices_sql, newest_ingest_ts
 from .errors import O11yError, TransportError, local_errno, local_io_error
 from .normalize import (
     Deletes,
@@ -601,7 +601,7 @@ def _sync_locked(
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
             segments = _merge_small_segments(conn, store, segments)
             rollup_state = _update_rollups(conn, store, gen, segments, new_segments, diff.gone)
-            newest_ts_us, newest_ingest_us = _newest_times(conn, store, segments, rollup_state)
+            facts = _generation_facts(conn, store, segments, rollup_state)
         finally:
             conn.close()
     except (OSError, duckdb.Error) as exc:
@@ -630,8 +630,9 @@ def _sync_locked(
         bad_files=bad_files,
         warnings=list(target.warnings),
         rollups=rollup_state,
-        newest_ts_us=newest_ts_us,
-        newest_ingest_us=newest_ingest_us,
+        newest_ts_us=facts.newest_ts_us,
+        newest_ingest_us=facts.newest_ingest_us,
+        choices=facts.choices,
     )
     store.publish(new_gen)
     return SyncReport(
@@ -764,23 +765,35 @@ def _drop_gone_rows(
     return kept
 
 
-def _newest_times(
+@dataclass(frozen=True)
+class GenerationFacts:
+    """What readers would otherwise scan for once per generation, found by the sync."""
+
+    newest_ts_us: int | None  # the newest event ts (epoch µs)
+    newest_ingest_us: int | None  # the newest landing time of any row (epoch µs)
+    choices: dict[str, list[str]]  # distinct agents, modes and event types (filter widgets)
+
+
+def _generation_facts(
     conn: duckdb.DuckDBPyConnection,
     store: Store,
     segments: list[Segment],
     rollup_state: dict[str, Any],
-) -> tuple[int | None, int | None]:
-    """The newest event ``ts`` (from the daily rollup: a few thousand rows) and the newest
-    ``ingest_ts`` (from the segments' statistics) in epoch µs, recorded in the generation."""
+) -> GenerationFacts:
+    """The newest ``ts`` and the filter choices from the daily rollup (a few thousand rows a
+    month), the newest ``ingest_ts`` from the segments' statistics."""
     cur = conn.cursor()
     try:
         daily = rollups.view_sql(store.rollups, rollup_state, "daily")
-        ts = cur.execute(f"SELECT epoch_us(max(max_ts)) FROM ({daily})").fetchall()[0][0]
+        row = cur.execute(
+            f"SELECT epoch_us(max(max_ts)), {choices_sql()} FROM ({daily})"
+        ).fetchall()[0]
         ingest = newest_ingest_ts(cur, [store.segments / s.name for s in segments])
         ingest_us = cur.execute("SELECT epoch_us(?::TIMESTAMPTZ)", [ingest]).fetchall()[0][0]
     finally:
         cur.close()
-    return ts, ingest_us
+    lists = {c: [str(v) for v in values or []] for c, values in zip(CHOICES, row[1:], strict=True)}
+    return GenerationFacts(row[0], ingest_us, lists)
 
 
 def _update_rollups(

@@ -46,7 +46,7 @@ def _status_lines(env: dict[str, str]) -> dict[str, str]:
     return {line.split("  ", 1)[0]: line for line in r.stdout.splitlines()}
 
 
-def test_the_sync_records_the_newest_times_and_status_shows_them_as_a_scan_finds_them(tmp_path):
+def test_the_sync_records_newest_times_and_choices_and_status_shows_them_as_a_scan_does(tmp_path):
     import duckdb
 
     from o11y_data import load_settings
@@ -70,6 +70,15 @@ def test_the_sync_records_the_newest_times_and_status_shows_them_as_a_scan_finds
         [segs],
     )
     assert (head.newest_ts_us, head.newest_ingest_us) == scan.fetchall()[0]
+    # and the filter choices, against a scan too
+    for col, values in head.choices.items():
+        found = duckdb.connect().execute(
+            f"SELECT DISTINCT {col} FROM read_parquet(?) WHERE parsed AND {col} IS NOT NULL "
+            f"ORDER BY 1",
+            [segs],
+        )
+        assert values == [r[0] for r in found.fetchall()], col
+    assert head.choices["agent"] == ["a0", "a1", "a2", "a3", "a4"]
     recorded = _status_lines(env)
     assert "2026-11-20 08:30:15 UTC" in recorded["newest event"]
 
