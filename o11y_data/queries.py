@@ -1305,18 +1305,41 @@ _ERR_RATE = f"CAST({_ERR_CYCLES} AS DOUBLE) / nullif({_CYCLES}, 0)"
 def _newest_hours(db: EventsDB, f: Filters, *, cycles: bool, limit: int) -> datetime | None:
     """The start of the newest whole hours inside ``f`` that hold at least ``limit`` of its rows
     (by the hourly rollup), or None. Only hours wholly inside the window are counted, so the rows
-    at or after that time are at least ``limit``: the newest ``limit`` rows all lie there."""
+    at or after that time are at least ``limit``: the newest ``limit`` rows all lie there.
+
+    The hourly rollup grows with history (12M rows at 100M events), so it is read backwards from
+    the window's newest hour in spans of 1, 8, 64… days until one holds ``limit`` rows: the
+    running sum from the newest hour down is the same within a span as over the whole window."""
     if not db.rollups_ok:
         return None
     lo = _ceil(f.start, _HOUR) if f.start else None
     hi = _floor(f.end, _HOUR) if f.end else None
-    w, p = _rollup_where(f, lo, hi, cycles=cycles)
-    row = db.fetch(
-        f"SELECT max(t) AS since FROM (SELECT t, sum(sum(events)) OVER (ORDER BY t DESC) AS cum "
-        f"FROM hourly WHERE {w} AND t IS NOT NULL GROUP BY t) WHERE cum >= ?",
-        [*p, int(limit)],
+    top = hi or _newest_hour(db)
+    oldest = lo or db.per_generation(
+        "oldest_day", lambda: db.fetch("SELECT min(t) AS t FROM daily")[0]["t"]
     )
-    return row[0]["since"] if row else None
+    span = timedelta(days=1)
+    while True:
+        start = top - span if top is not None else None
+        bounded = start is not None and oldest is not None and start > oldest
+        w, p = _rollup_where(f, start if bounded else lo, hi, cycles=cycles)
+        row = db.fetch(
+            "SELECT max(t) AS since FROM (SELECT t, sum(sum(events)) OVER (ORDER BY t DESC) "
+            f"AS cum FROM hourly WHERE {w} AND t IS NOT NULL GROUP BY t) WHERE cum >= ?",
+            [*p, int(limit)],
+        )
+        since = row[0]["since"] if row else None
+        if since is not None or not bounded:
+            return since
+        span *= 8
+
+
+def _newest_hour(db: EventsDB) -> datetime | None:
+    """The hour after the newest event's (an upper bound of every hourly row), if known."""
+    newest = utc_time_us(db.generation.newest_ts_us)
+    if newest is None:  # a store synced before the newest time was recorded
+        newest = db.fetch("SELECT max(t) AS t FROM hourly")[0]["t"]
+    return None if newest is None else _floor(newest, _HOUR) + timedelta(hours=1)
 
 
 _ISO_UTC = "'%Y-%m-%dT%H:%M:%S.%fZ'"

@@ -611,3 +611,43 @@ def test_unfiltered_ingest_lag_reads_the_network_histogram_and_equals_the_keyed_
             pd.testing.assert_frame_equal(net, keyed, check_exact=True)
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("limit", [1, 50, 700, 3000, 20_000, 10**9])
+@pytest.mark.parametrize("w", range(4))
+def test_the_newest_hours_searched_backwards_in_spans_equal_a_count_of_the_events(
+    months_table, limit, w
+):
+    """The hour from which on a window holds ``limit`` rows, found from the hourly rollup in
+    growing spans (1, 8, 64 days) back from the newest hour, against counting the events in
+    Python: spans of one day, several, the whole window, and more rows than there are."""
+    odd = datetime(2026, 8, 27, 5, 17, 3, tzinfo=UTC)
+    f = [
+        q.Filters(),
+        q.Filters(odd, datetime(2026, 10, 2, 13, 11, tzinfo=UTC)),
+        q.Filters(None, None, agents=("did:cf:a",)),
+        q.Filters(odd, None, errors_only=True),
+    ][w]
+    lo = q._ceil(f.start, 3600) if f.start else None
+    hi = q._floor(f.end, 3600) if f.end else None
+    per_hour: dict[datetime, int] = defaultdict(int)
+    for e in months_table.events():
+        if e["event_type"] != "agent.cycle" or e["ts"] is None:
+            continue
+        if f.agents and e["agent"] not in f.agents or f.errors_only and not (e["errors"] or 0):
+            continue
+        hour = e["ts"].replace(minute=0, second=0, microsecond=0)
+        if (lo is None or hour >= lo) and (hi is None or hour < hi):
+            per_hour[hour] += 1
+    expected, total = None, 0
+    for hour in sorted(per_hour, reverse=True):
+        total += per_hour[hour]
+        if total >= limit:
+            expected = hour
+            break
+    db = open_db(months_table.settings)
+    try:
+        assert db.rollups_ok
+        assert q._newest_hours(db, f, cycles=True, limit=limit) == expected
+    finally:
+        db.close()
