@@ -262,16 +262,7 @@ def part_browser(size: str, out: dict[str, Any]) -> None:
                     f"real {statistics.median(res['real'][name]):.2f}s "
                     f"20k {statistics.median(res['demo20k'][name]):.2f}s"
                 )
-            put = gen.folder_put_fast(gen.DATA_DIR / size / "src")
-            for name in PAGES:  # a new generation, then the page: first visit, then warm
-                gen.new_files(info, 5, put)
-                subprocess.run([PY, "-m", "o11y_data", "sync"], env=env_for(size), check=True)
-                res["after_sync"][name] = visit(page, real_url, name)
-                res["warm"][name] = statistics.median(visit(page, real_url, name) for _ in range(2))
-                log(
-                    f"[browser] {name}: first after sync {res['after_sync'][name]:.2f}s, "
-                    f"warm {res['warm'][name]:.2f}s"
-                )
+            res["after_sync"], res["warm"] = after_sync_visits(page, real_url, size, info, 0.0)
             res["server_hwm_kb"] = _hwm(real.pid)
         finally:
             for proc in (real, floor, demo):
@@ -279,6 +270,49 @@ def part_browser(size: str, out: dict[str, Any]) -> None:
             context.close()
             browser.close()
     out["browser"] = res
+
+
+def after_sync_visits(
+    page: Any, url: str, size: str, info: dict[str, Any], wait_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per page: 5 new files and a sync (its own process), ``wait_s`` seconds, then the page's
+    first visit after that new generation and its warm visit (median of 2)."""
+    put = gen.folder_put_fast(gen.DATA_DIR / size / "src")
+    first: dict[str, float] = {}
+    warm: dict[str, float] = {}
+    for name in PAGES:
+        gen.new_files(info, 5, put)
+        subprocess.run([PY, "-m", "o11y_data", "sync"], env=env_for(size), check=True)
+        time.sleep(wait_s)
+        first[name] = visit(page, url, name)
+        warm[name] = statistics.median(visit(page, url, name) for _ in range(2))
+        log(f"[after sync +{wait_s:g}s] {name}: first {first[name]:.2f}s, warm {warm[name]:.2f}s")
+    return first, warm
+
+
+def part_after_sync(size: str, out: dict[str, Any], *, wait_s: float = 2.0) -> None:
+    """The first visit after a sync as a person meets it: the sync landed ``wait_s`` seconds
+    before (syncs land every minute, visits come at any time), against the warm visit."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.app_server import start_streamlit, stop_streamlit
+    from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
+
+    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        url, server = start_streamlit(REPO / "app.py", env_for(size), timeout=300)
+        try:
+            for name in PAGES:  # the server has been used: every page visited once
+                visit(page, url, name)
+            first, warm = after_sync_visits(page, url, size, info, wait_s)
+        finally:
+            stop_streamlit(server)
+            browser.close()
+    out["after_sync"] = {"wait_s": wait_s, "first": first, "warm": warm}
 
 
 def part_pages(size: str, out: dict[str, Any]) -> None:
@@ -325,6 +359,7 @@ PARTS = {
     "pages": part_pages,
     "live": part_live,
     "sync_new": part_sync_new,
+    "after_sync": part_after_sync,
 }
 
 
@@ -403,8 +438,14 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                 row(size, f"{name}: page ≤ 1.3× the same page at 20k", f"{re_:.2f} s vs "
                     f"{dm:.2f} s = {re_ / dm:.2f}×", re_ / dm <= 1.3)  # fmt: skip
                 a, w = b["after_sync"][name], b["warm"][name]
-                row(size, f"{name}: first visit after a sync ≤ 1.2× warm", f"{a:.2f} s vs "
-                    f"{w:.2f} s = {a / w:.2f}×", a / w <= 1.2)  # fmt: skip
+                row(size, f"{name}: first visit the moment a sync ends (racing the warmer) "
+                    "≤ 1.2× warm", f"{a:.2f} s vs {w:.2f} s = {a / w:.2f}×",
+                    a / w <= 1.2)  # fmt: skip
+            a_s = r.get("after_sync")
+            for name in PAGES if a_s else ():
+                a, w = a_s["first"][name], a_s["warm"][name]
+                row(size, f"{name}: first visit {a_s['wait_s']:g} s after a sync ≤ 1.2× warm",
+                    f"{a:.2f} s vs {w:.2f} s = {a / w:.2f}×", a / w <= 1.2)  # fmt: skip
             row(
                 size,
                 "app server peak RSS (VmHWM) over the browser run",
