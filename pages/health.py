@@ -178,8 +178,10 @@ def body(c: P.Ctx) -> None:
     st.button("Sync now", icon=":material/sync:", on_click=_sync_now, type="primary")
     if st.session_state.get("_sync_requested"):
         st.caption("Sync requested; progress shows below and the page refreshes when it is done.")
-
-    _progress()
+    # Followed each second only while there is a sync to follow: an idle page (a TV left on
+    # this page for weeks) would otherwise run a fragment and send a message every second.
+    if syncer.state.running or st.session_state.get("_sync_requested"):
+        _progress()
 
 
 P.live(body)
