@@ -24,12 +24,14 @@ same as R2's; the S3 side is measured by ``python -m bench``), synced into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -290,15 +292,14 @@ def after_sync_visits(
     return first, warm
 
 
-def part_after_sync(size: str, out: dict[str, Any], *, wait_s: float = 2.0) -> None:
-    """The first visit after a sync as a person meets it: the sync landed ``wait_s`` seconds
-    before (syncs land every minute, visits come at any time), against the warm visit."""
+@contextlib.contextmanager
+def real_app(size: str) -> Iterator[tuple[Any, str, subprocess.Popen]]:
+    """(page, url, server): the real app on ``size`` and a headless Chromium page at 1600×1000."""
     from playwright.sync_api import sync_playwright
 
     from tests.support.app_server import start_streamlit, stop_streamlit
     from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
 
-    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
@@ -306,12 +307,20 @@ def part_after_sync(size: str, out: dict[str, Any], *, wait_s: float = 2.0) -> N
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         url, server = start_streamlit(REPO / "app.py", env_for(size), timeout=300)
         try:
-            for name in PAGES:  # the server has been used: every page visited once
-                visit(page, url, name)
-            first, warm = after_sync_visits(page, url, size, info, wait_s)
+            yield page, url, server
         finally:
             stop_streamlit(server)
             browser.close()
+
+
+def part_after_sync(size: str, out: dict[str, Any], *, wait_s: float = 2.0) -> None:
+    """The first visit after a sync as a person meets it: the sync landed ``wait_s`` seconds
+    before (syncs land every minute, visits come at any time), against the warm visit."""
+    info = json.loads((gen.DATA_DIR / size / "dataset.json").read_text())
+    with real_app(size) as (page, url, _server):
+        for name in PAGES:  # the server has been used: every page visited once
+            visit(page, url, name)
+        first, warm = after_sync_visits(page, url, size, info, wait_s)
     out["after_sync"] = {"wait_s": wait_s, "first": first, "warm": warm}
 
 
@@ -319,27 +328,13 @@ def part_pages(size: str, out: dict[str, Any]) -> None:
     """The growth curve's page times: the real app alone on ``size``, each page (all time) on
     its first visit after the server started and then warm (median of 2), and the server's
     peak RSS over the run."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.support.app_server import start_streamlit, stop_streamlit
-    from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
-
     res: dict[str, Any] = {"first": {}, "warm": {}}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        url, server = start_streamlit(REPO / "app.py", env_for(size), timeout=300)
-        try:
-            for name in PAGES:
-                times = [visit(page, url, name) for _ in range(3)]
-                res["first"][name], res["warm"][name] = times[0], statistics.median(times[1:])
-                log(f"[pages] {size} {name}: first {times[0]:.2f}s warm {res['warm'][name]:.2f}s")
-            res["server_hwm_kb"] = _hwm(server.pid)
-        finally:
-            stop_streamlit(server)
-            browser.close()
+    with real_app(size) as (page, url, server):
+        for name in PAGES:
+            times = [visit(page, url, name) for _ in range(3)]
+            res["first"][name], res["warm"][name] = times[0], statistics.median(times[1:])
+            log(f"[pages] {size} {name}: first {times[0]:.2f}s warm {res['warm'][name]:.2f}s")
+        res["server_hwm_kb"] = _hwm(server.pid)
     out["pages"] = res
 
 
@@ -372,7 +367,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.render:
         found = {
             f.stem.removeprefix("speed-"): json.loads(f.read_text())
-            for f in sorted(gen.DATA_DIR.glob("speed-*.json"))
+            for f in sorted(
+                gen.DATA_DIR.glob("speed-*.json"),
+                key=lambda f: gen.parse_size(f.stem.removeprefix("speed-")),
+            )
         }
         print(render(found))
         return
