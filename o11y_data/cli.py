@@ -82,26 +82,17 @@ def _status_facts(settings: Settings) -> tuple[dict[str, Any], GenerationHead]:
     since the sync records the newest times (a store published before that is queried)."""
     store = Store(settings.store_dir)
     head = store.load_head()
-    if head.rows and head.newest_ingest_us is None:
+    if not queries.times_recorded(head):
         db = EventsDB(settings.store_dir)
         try:
             return queries.freshness(db), db.generation
         finally:
             db.close()
     status = store.read_status()
-    facts = {
-        "table_prefix": head.table_prefix,
-        "snapshot_id": head.snapshot_id,
-        "files": head.files,
-        "rows": head.rows,
-        "unparseable": head.unparseable,
-        "bad_files": len(head.bad_files),
-        "newest_ts": queries.utc_time_us(head.newest_ts_us),
-        "newest_ingest_ts": queries.utc_time_us(head.newest_ingest_us),
+    return queries.recorded_freshness(head) | {
         "last_sync_at": queries.utc_time(status.get("last_success_at")),
         "last_error": status.get("last_error"),
-    }
-    return facts, head
+    }, head
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:

@@ -186,6 +186,20 @@ class ViewSpec:
         return [*self.segments, *(self.rollup_folder / n for n in rollups.names(self.rollups))]
 
 
+# The ``store_info`` table's columns: what the ``freshness`` view reports besides the times.
+STORE_INFO = (
+    ("generation", "BIGINT"),
+    ("published_at", "TIMESTAMPTZ"),
+    ("source", "VARCHAR"),
+    ("table_prefix", "VARCHAR"),
+    ("snapshot_id", "BIGINT"),
+    ("files", "BIGINT"),
+    ("rows", "BIGINT"),
+    ("unparseable", "BIGINT"),
+    ("bad_files", "BIGINT"),
+)
+
+
 def store_info(gen: GenerationHead) -> list[Any]:
     """The ``store_info`` row of ``gen`` (what the ``freshness`` view reports besides times)."""
     return [
@@ -224,11 +238,8 @@ def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMEST
         "CREATE OR REPLACE VIEW unparseable AS SELECT ingest_ts, raw, file "
         "FROM events_all WHERE NOT parsed"
     )
-    cur.execute(
-        "CREATE OR REPLACE TABLE store_info (generation BIGINT, published_at "
-        "TIMESTAMPTZ, source VARCHAR, table_prefix VARCHAR, snapshot_id BIGINT, "
-        "files BIGINT, rows BIGINT, unparseable BIGINT, bad_files BIGINT)"
-    )
+    columns = ", ".join(f"{name} {kind}" for name, kind in STORE_INFO)
+    cur.execute(f"CREATE OR REPLACE TABLE store_info ({columns})")
     cur.execute(
         "INSERT INTO store_info VALUES (?, to_timestamp(?), ?, ?, ?, ?, ?, ?, ?)", spec.info
     )

@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .db import CHOICES, EventsDB, choices_sql
+from .db import CHOICES, STORE_INFO, EventsDB, choices_sql, store_info
 
 if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
     import pandas as pd
+
+    from .store import GenerationHead
 
 MODES = ("think", "reflection", "housekeeping")
 UNKNOWN = "unknown"  # the agent of events without one (docs/events.md): shown apart, never an agent
@@ -873,12 +875,8 @@ def freshness(db: EventsDB) -> dict[str, Any]:
     # The newest times only change with a new generation: scan for them once per generation.
     def compute() -> dict[str, Any]:
         head = db.generation
-        if head.newest_ingest_us is not None and not db.damaged:  # recorded by the sync
-            row = db.fetch("SELECT * FROM store_info")[0]
-            return row | {
-                "newest_ts": utc_time_us(head.newest_ts_us),
-                "newest_ingest_ts": utc_time_us(head.newest_ingest_us),
-            }
+        if times_recorded(head) and not db.damaged:
+            return recorded_freshness(head)
         row = db.fetch("SELECT * FROM freshness")[0]
         row["newest_ingest_ts"] = db.newest_ingest_ts()
         return row
@@ -892,6 +890,22 @@ def freshness(db: EventsDB) -> dict[str, Any]:
     out["progress"] = status.get("progress")
     out["damaged_segments"] = len(db.damaged)
     return out
+
+
+def times_recorded(head: GenerationHead) -> bool:
+    """Whether ``head`` carries the newest times (the sync records them; an empty store has
+    none to record), so :func:`recorded_freshness` needs no query."""
+    return head.newest_ingest_us is not None or not head.rows
+
+
+def recorded_freshness(head: GenerationHead) -> dict[str, Any]:
+    """The ``freshness`` view's row as the sync recorded it in ``head``, without a query."""
+    row = dict(zip((name for name, _ in STORE_INFO), store_info(head), strict=True))
+    return row | {
+        "published_at": utc_time(head.published_at),
+        "newest_ts": utc_time_us(head.newest_ts_us),
+        "newest_ingest_ts": utc_time_us(head.newest_ingest_us),
+    }
 
 
 def utc_time(value: Any) -> datetime | None:
