@@ -48,6 +48,19 @@ SIZES = {"tiny": 5_000, "1m": 1_000_000, "10m": 10_000_000}
 _NS = uuid.UUID("6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9")
 
 
+def file_ranges(events: int, files: int) -> list[tuple[int, int, int]]:
+    """(file number, first row, end row) for ``events`` rows split evenly into at most ``files``
+    files (the last ones left out when there are too few rows to fill them)."""
+    per_file = -(-events // files)
+    out = []
+    for f in range(files):
+        lo, hi = f * per_file, min(events, (f + 1) * per_file)
+        if lo >= hi:
+            break
+        out.append((f, lo, hi))
+    return out
+
+
 def parse_size(name: str) -> int:
     """``tiny``, ``1m``, ``10m``, or a count like ``250k`` / ``2m`` / ``30000``."""
     name = name.strip().lower()

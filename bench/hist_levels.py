@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from bench.gen import parse_size
+from bench.gen import file_ranges, parse_size
 
 AGENTS = 32
 FILES = 24
@@ -43,11 +43,7 @@ def write_source(folder: Path, *, events: int, days: int, end: datetime) -> None
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        per_file = -(-events // FILES)
-        for f in range(FILES):
-            lo, hi = f * per_file, min(events, (f + 1) * per_file)
-            if lo >= hi:
-                break
+        for f, lo, hi in file_ranges(events, FILES):
             dest = folder / f"part-{f:03d}.parquet"
             con.execute(
                 f"""

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 
 from bench.app import _idle
-from bench.gen import parse_size
+from bench.gen import file_ranges, parse_size
 from tests.support.app_server import start_streamlit, stop_streamlit
 from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
 
@@ -63,11 +63,7 @@ def write_source(
         names = [agent_name(i) for i in range(agents)]
         con.execute("CREATE TABLE names (i BIGINT, agent VARCHAR)")
         con.executemany("INSERT INTO names VALUES (?, ?)", list(enumerate(names)))
-        per_file = -(-events // files)
-        for f in range(files):
-            lo, hi = f * per_file, min(events, (f + 1) * per_file)
-            if lo >= hi:
-                break
+        for f, lo, hi in file_ranges(events, files):
             con.execute(
                 f"""
                 COPY (
