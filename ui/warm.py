@@ -87,7 +87,7 @@ class Warmer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.warmed: dict[int, int] = {}  # generation -> results computed (for the log, tests)
+        self.warmed: dict[int, int] = {}  # generation -> results computed (the last 16)
 
     def note(self, name: str, args: tuple, kwargs: tuple) -> None:
         """Remember a call a page just made (the newest use first)."""
@@ -123,6 +123,8 @@ class Warmer:
             except Exception as exc:  # a failing query fails on the page too, with its message
                 log.info("warming %s failed: %s", call.name, exc)
         self.warmed[number] = done
+        for old in sorted(self.warmed)[:-16]:  # a server runs for weeks: keep the last few
+            del self.warmed[old]
         if done:
             log.info(
                 "warmed %d results for generation %d in %.2fs",
