@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from tests.support.cli import cli
 from tests.support.tables import event, plain_parquet, rows
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "o11y_data", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_status_lists_set_aside_files_and_states_ages_in_days_and_hours(tmp_path):

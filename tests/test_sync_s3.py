@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from o11y_data import O11yError, open_db, sync
 from o11y_data import queries as q
 from o11y_data.source import make_s3_client
+from tests.support.cli import cli
 from tests.support.tables import (
     PREFIX,
     T0,
@@ -26,20 +26,6 @@ from tests.support.tables import (
     rows,
     s3_put,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "o11y_data", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def data_gets(requests: list[tuple[str, str]]) -> list[str]:
