@@ -263,26 +263,16 @@ def choices_sql() -> str:
 
 def newest_ingest_ts(cur: Any, segments: list[Path]) -> Any:
     """The newest ``ingest_ts`` of any row of ``segments`` (unparseable ones included): from the
-    column statistics when every row group has them, else a scan; None for no rows."""
+    column statistics when every row group carries a max (or holds only NULLs), read in the
+    same pass, else a scan; None for no rows."""
     if not segments:
         return None
     files = ", ".join(_lit(str(f)) for f in segments)
-    if _stats_complete(cur, files, "ingest_ts"):
-        sql = (
-            "SELECT max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
-            f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
-        )
-    else:
-        sql = f"SELECT max(ingest_ts) FROM read_parquet([{files}])"
-    return cur.execute(sql).fetchall()[0][0]
-
-
-def _stats_complete(cur: duckdb.DuckDBPyConnection, files: str, column: str) -> bool:
-    """Whether every row group of ``files`` carries a max for ``column`` (or holds only NULLs),
-    so the newest value can be read from the statistics exactly."""
-    row = cur.execute(
-        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values) "
-        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = ?",
-        [column],
-    ).fetchall()
-    return bool(row and row[0][0])
+    complete, newest = cur.execute(
+        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values), "
+        "max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
+    ).fetchall()[0]
+    if complete:
+        return newest
+    return cur.execute(f"SELECT max(ingest_ts) FROM read_parquet([{files}])").fetchall()[0][0]

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from .store import BadFile, FileRecord, Generation, Segment, Store
 
 Progress = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Files are normalized in batches of about SMALL_SEGMENT_ROWS rows (by the manifests' record
 # counts; at most BATCH_FILES files), so a first sync writes segments that are never "small" and
@@ -789,9 +791,9 @@ def _generation_facts(
             f"SELECT epoch_us(max(max_ts)), {choices_sql()} FROM ({daily})"
         ).fetchall()[0]
         ingest = newest_ingest_ts(cur, [store.segments / s.name for s in segments])
-        ingest_us = cur.execute("SELECT epoch_us(?::TIMESTAMPTZ)", [ingest]).fetchall()[0][0]
     finally:
         cur.close()
+    ingest_us = None if ingest is None else (ingest - _EPOCH) // timedelta(microseconds=1)
     lists = {c: [str(v) for v in values or []] for c, values in zip(CHOICES, row[1:], strict=True)}
     return GenerationFacts(row[0], ingest_us, lists)
 
