@@ -76,6 +76,19 @@ class Source:
             db.close()
 
 
+def start_watch(env: dict[str, str], out_path: Path) -> subprocess.Popen[str]:
+    """``python -m o11y_data watch --interval 1`` in its own process, stdout to ``out_path``."""
+    with out_path.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "o11y_data", "watch", "--interval", "1"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
 def test_data_two_hours_old_fires_no_data_landing_at_once_and_new_data_resolves_it_once(tmp_path):
     now = datetime.now(UTC)
     with running_receiver() as rx:
@@ -284,15 +297,7 @@ def test_the_apps_evaluator_and_a_watch_process_evaluating_together_deliver_once
             [sys.executable, "-c", app_code], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
         )
         watch_log = tmp_path / "watch.out"
-        with watch_log.open("w") as out:
-            watch = subprocess.Popen(
-                [sys.executable, "-m", "o11y_data", "watch", "--interval", "1"],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        watch = start_watch(env, watch_log)
         app_out, _ = app.communicate(timeout=120)
         deadline = time.monotonic() + 60
         while _watch_rounds(watch_log.read_text()) < 3 and time.monotonic() < deadline:
@@ -545,15 +550,7 @@ def test_watch_stops_on_sigterm_even_in_the_middle_of_a_sync(s3_admin, bucket, p
         "O11Y_ALERT_WEBHOOK": "",
     }
     out_file = tmp_path / "watch.out"
-    with out_file.open("w") as out:
-        watch = subprocess.Popen(
-            [sys.executable, "-m", "o11y_data", "watch", "--interval", "1"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    watch = start_watch(env, out_file)
     deadline = time.monotonic() + 60
     while "watching" not in out_file.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)

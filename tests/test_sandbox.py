@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ from o11y_data import EventsDB, O11yError
 from o11y_data import queries as q
 from o11y_data import sandbox as sb
 from o11y_data.queries import Filters
+from tests.support.cli import cli
 
-REPO = Path(__file__).resolve().parent.parent
 SEED = (
     "SELECT agent, mode, count(*) cycles, round(avg(duration_ms)) avg_ms, "
     "sum(tool_calls) tools, sum(errors) errors FROM cycles "
@@ -354,15 +353,7 @@ def test_a_type_arrow_cannot_carry_is_named_in_one_line(db):
 
 
 def _cli(demo_store, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**demo_store.env, "PATH": "/usr/bin:/bin", "HOME": str(demo_store.cache), **extra}
-    return subprocess.run(
-        [sys.executable, "-m", "o11y_data", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli({**demo_store.env, "HOME": str(demo_store.cache), **extra}, *args)
 
 
 def test_cli_sql_of_the_seed_query_equals_cli_summary(demo_store):
