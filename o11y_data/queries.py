@@ -8,13 +8,15 @@ Definitions follow docs/events.md.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import metrics as M
 from . import planner
-from .db import CHOICES, STORE_INFO, EventsDB, choices_sql, store_info
+from .db import CHOICES, STORE_INFO, EventsDB, choices_sql, naming, store_info
 from .metrics import MODES, UNKNOWN
 from .planner import (
     AGENT,
@@ -52,6 +54,22 @@ __all__ = [
     "approximate",
     "where",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def screen(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A question the screens ask: its queries carry its name into their errors ("totals: Query
+    timed out after 30 s"), and the name is how the result cache and the warmer know it."""
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with naming(fn.__name__):
+            return fn(*args, **kwargs)
+
+    return run
+
 
 # Bucket widths the time axes may use, in seconds.
 _BUCKETS = [
@@ -98,6 +116,7 @@ def _bucket_for(db: EventsDB, f: Filters, bucket_s: int | None) -> int:
     return pick_bucket(start, end)
 
 
+@screen
 def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | None]:
     """First and last cycle ``ts`` under the filters (unfiltered: once per generation)."""
     return planner.time_range(db, f)
@@ -127,6 +146,7 @@ def _summary_plan(db: EventsDB, f: Filters, *, extended: bool) -> Plan:
 SUMMARY_EXTRA = ("error_rate", "p50_ms", "p95_ms", "p99_ms", "approx")
 
 
+@screen
 def summary(db: EventsDB, f: Filters = Filters(), *, extended: bool = False) -> pd.DataFrame:
     """agent, mode, cycles, avg_ms, tools, errors — by agent and mode, agent then cycles desc.
 
@@ -138,6 +158,7 @@ def summary(db: EventsDB, f: Filters = Filters(), *, extended: bool = False) -> 
     return _frame(db, p, _SEED + extra, _SEED_ORDER)
 
 
+@screen
 def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
     """:func:`summary` as plain rows (no pandas: the CLI prints them)."""
     p = _summary_plan(db, f, extended=False)
@@ -156,6 +177,7 @@ _TOTALS = [
 ]
 
 
+@screen
 def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
     """The overview tiles: agents active, cycles, error rate, p50/p95/p99 duration, tool calls,
     errors; ``agents`` leaves ``unknown`` out, which is counted apart (``unknown_cycles``,
@@ -196,6 +218,7 @@ def _over_time(
     return _frame(db, p, f"bucket, '{by or 'all'}' AS kind, key, {names}", "ORDER BY bucket, key")
 
 
+@screen
 def cycles_over_time(
     db: EventsDB,
     f: Filters = Filters(),
@@ -214,6 +237,7 @@ def cycles_over_time(
     return _over_time(db, f, [], by=by, bucket_s=bucket_s, top=top, rank_by=rank_by)
 
 
+@screen
 def error_rate_over_time(
     db: EventsDB,
     f: Filters = Filters(),
@@ -228,6 +252,7 @@ def error_rate_over_time(
     return _over_time(db, f, more, by=by, bucket_s=bucket_s, top=top, rank_by=rank_by)
 
 
+@screen
 def ingest_lag_over_time(
     db: EventsDB, f: Filters = Filters(), *, bucket_s: int | None = None
 ) -> pd.DataFrame:
@@ -240,6 +265,7 @@ def ingest_lag_over_time(
     return _frame(db, p, cols, "ORDER BY bucket")
 
 
+@screen
 def events_per_hour(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """hour, events: all event types landed per hour of ``ts``."""
     p = planner.plan(db, [M.EVENTS], f, keys=[HOUR_KEY], rows=EVENT_ROWS)
@@ -253,6 +279,7 @@ _MODES_COLS = "cycles, cycles / sum(cycles) OVER ({part}) AS share, avg_ms, p50_
 _MODES_COLS += "p99_ms, tools, avg_tools, error_rate"
 
 
+@screen
 def mode_breakdown(
     db: EventsDB,
     f: Filters = Filters(),
@@ -279,6 +306,7 @@ def mode_breakdown(
     return _frame(db, p, f"mode, {_MODES_COLS.format(part='')}, ? AS approx", "ORDER BY mode")
 
 
+@screen
 def duration_percentiles(
     db: EventsDB, f: Filters = Filters(), *, by: str | None = None
 ) -> pd.DataFrame:
@@ -304,6 +332,7 @@ _AGENTS = [
 ]
 
 
+@screen
 def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """Per agent: cycles, error_rate, p50/p95/p99, avg tool calls, mode mix, last seen;
     ``unknown`` (events without an agent) last, apart from the agents; approx: percentiles from
@@ -313,6 +342,7 @@ def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     return _frame(db, p, cols, f"ORDER BY agent = '{UNKNOWN}', cycles DESC, agent")
 
 
+@screen
 def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """agent, last_ts, last_mode, cycles: who was seen when (all time up to ``f.end``); agents
     only (``unknown`` is not an agent that can go quiet)."""
@@ -336,6 +366,7 @@ def agent_last_seen(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     return df.reset_index(drop=True).copy()
 
 
+@screen
 def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -> pd.DataFrame:
     """agent, cycles, error_cycles, errors, error_rate — most errors first; agents only
     (``unknown``'s errors are in :func:`totals`)."""
@@ -385,6 +416,7 @@ def _newest(
     )
 
 
+@screen
 def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) -> pd.DataFrame:
     """ts, agent, mode, duration_ms, tool_calls, errors of single cycles, newest first, capped."""
     w, p = where(f)
@@ -392,6 +424,7 @@ def cycle_points(db: EventsDB, f: Filters = Filters(), *, limit: int = 20000) ->
     return _newest(db, "cycles", cols, w, p, limit, hint=f)
 
 
+@screen
 def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> pd.DataFrame:
     """The most recent cycles with errors, each with its raw event."""
     w, p = where(f)
@@ -415,6 +448,7 @@ def _search_where(f: Filters, search: str) -> tuple[str, list[Any]]:
     return w, p
 
 
+@screen
 def events_table(
     db: EventsDB, f: Filters = Filters(), *, search: str = "", limit: int = 5000
 ) -> pd.DataFrame:
@@ -424,6 +458,7 @@ def events_table(
     return _newest(db, "events", cols, w, p, limit, hint=None if search else f)
 
 
+@screen
 def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> int:
     """How many events ``events_table`` would list without its limit."""
     if not search:
@@ -433,12 +468,14 @@ def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> i
     return int(db.query(f"SELECT count(*) AS n FROM events WHERE {w}", p).iloc[0]["n"])
 
 
+@screen
 def event_type_counts(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """event_type, events: every type, cycles included, counted on its own."""
     p = planner.plan(db, [M.EVENTS], f, keys=[EVENT_TYPE], rows=EVENT_ROWS)
     return _frame(db, p, "event_type, events", "ORDER BY events DESC, event_type")
 
 
+@screen
 def choices(db: EventsDB) -> dict[str, list[str]]:
     """Distinct agents, modes and event types, for filter widgets (once per generation)."""
 
@@ -453,6 +490,7 @@ def choices(db: EventsDB) -> dict[str, list[str]]:
     return {k: list(v) for k, v in db.per_generation("choices", compute).items()}
 
 
+@screen
 def freshness(db: EventsDB) -> dict[str, Any]:
     """Newest event and landing time, store counts, and the last sync attempt."""
 
@@ -510,6 +548,7 @@ _ts = utc_time
 SET_ASIDE_COLUMNS = ["file", "reason", "tries", "set_aside_at", "next_retry_at"]
 
 
+@screen
 def set_aside_files(db: EventsDB) -> pd.DataFrame:
     """Source files set aside as unreadable: key, why, how many tries, when, and when the sync
     downloads them afresh to try again (UTC). Keys are the source's, hostile: show as text."""
@@ -541,6 +580,7 @@ def since(spec: str, *, now: datetime | None = None) -> datetime:
 # Added for the wall status screen (issue 4, pages/wall.py).
 
 
+@screen
 def wall_agents(
     db: EventsDB,
     f: Filters,
@@ -658,6 +698,7 @@ def _newest_hour(db: EventsDB) -> datetime | None:
 _ISO_UTC = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
 
+@screen
 def export_events(
     db: EventsDB, f: Filters, *, dest: Path, fmt: str, search: str = "", limit: int
 ) -> int:

@@ -37,7 +37,8 @@ def get_settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def get_db() -> EventsDB:
-    return EventsDB(get_settings().store_dir)
+    settings = get_settings()
+    return EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
 
 
 @st.cache_resource(show_spinner=False)
