@@ -59,6 +59,11 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+# Every question the screens may ask, by name (the result cache keys by name; pages pass the
+# function itself, so a reader follows a page to its SQL).
+SCREENS: dict[str, Callable[..., Any]] = {}
+
+
 def screen(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """A question the screens ask: its queries carry its name into their errors ("totals: Query
     timed out after 30 s"), and the name is how the result cache and the warmer know it."""
@@ -68,7 +73,16 @@ def screen(fn: Callable[_P, _R]) -> Callable[_P, _R]:
         with naming(fn.__name__):
             return fn(*args, **kwargs)
 
+    SCREENS[fn.__name__] = run
     return run
+
+
+def screen_name(fn: Callable[..., Any]) -> str:
+    """The name ``fn`` is known by, if it is one of :data:`SCREENS` (else a ValueError)."""
+    name = getattr(fn, "__name__", "")
+    if SCREENS.get(name) is not fn:
+        raise ValueError(f"{fn!r} is not a question of o11y_data.queries")
+    return name
 
 
 # Bucket widths the time axes may use, in seconds.
