@@ -17,43 +17,33 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from . import metrics as M
 from . import planner
 from .db import CHOICES, STORE_INFO, EventsDB, choices_sql, naming, store_info
-from .metrics import MODES, UNKNOWN
+from .metrics import MODES as MODES  # re-exported: the screens' words
+from .metrics import UNKNOWN
 from .planner import (
     AGENT,
     EVENT_ROWS,
     EVENT_TYPE,
     HOUR_KEY,
-    KIND_AGENT,
-    KIND_OTHERS,
-    KIND_UNKNOWN,
     LAGGED_ROWS,
     MODE,
-    RANKS,
     Filters,
     Plan,
     TopAgents,
-    approximate,
     bucket,
     constant,
     where,
 )
+from .planner import KIND_AGENT as KIND_AGENT
+from .planner import KIND_OTHERS as KIND_OTHERS
+from .planner import KIND_UNKNOWN as KIND_UNKNOWN
+from .planner import RANKS as RANKS
+from .planner import approximate as approximate
 
 if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
     import pandas as pd
 
     from .store import GenerationHead
 
-__all__ = [
-    "KIND_AGENT",
-    "KIND_OTHERS",
-    "KIND_UNKNOWN",
-    "MODES",
-    "RANKS",
-    "UNKNOWN",
-    "Filters",
-    "approximate",
-    "where",
-]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
