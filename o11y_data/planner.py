@@ -18,6 +18,7 @@ top-N sizes are integers we convert, metric and key expressions are ours).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -267,8 +268,9 @@ def plan(
 
 
 def _grain(keys: Sequence[Key]) -> int | None:
+    """The time grain every time key's buckets are made of (their greatest common divisor)."""
     grains = [k.grain_s for k in keys if k.grain_s is not None]
-    return min(grains) if grains else None
+    return math.gcd(*grains) if grains else None
 
 
 def _hist_for(
