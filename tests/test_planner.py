@@ -179,7 +179,14 @@ def test_every_screen_answers_as_the_replaced_queries_on_the_rollup_tables(
 _EXACT_CYCLE_METRICS = [
     m for m in M.CATALOG.values() if isinstance(m, M.Metric) and m.name != "events"
 ]
-_EVENT_METRICS = [M.EVENTS, M.ERRORS, M.TOOLS, M.AVG_MS, M.FIRST_TS, M.LAST_TS, M.LAG_AVG_S]
+_ROWS = {
+    "cycles": (planner.CYCLE_ROWS, _EXACT_CYCLE_METRICS),
+    "events": (
+        planner.EVENT_ROWS,
+        [M.EVENTS, M.ERRORS, M.TOOLS, M.AVG_MS, M.FIRST_TS, M.LAST_TS, M.LAG_AVG_S],
+    ),
+    "lagged": (planner.LAGGED_ROWS, [M.LAGGED, M.LAG_AVG_S, M.FIRST_TS, M.LAST_TS]),
+}
 _T0 = datetime(2026, 8, 25, tzinfo=UTC)  # months_table's first day
 _SPAN_S = 72 * 86400
 
@@ -239,14 +246,16 @@ def _rows(db: Any, p: planner.Plan, keys: list[str]) -> pd.DataFrame:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(f=_windows(), grouping=st.sampled_from(sorted(_GROUPINGS)), events=st.booleans())
-def test_the_rollup_plan_answers_as_the_raw_plan(months_table_db, f, grouping, events):
+@given(
+    f=_windows(),
+    grouping=st.sampled_from(sorted(_GROUPINGS)),
+    which=st.sampled_from(sorted(_ROWS)),
+)
+def test_the_rollup_plan_answers_as_the_raw_plan(months_table_db, f, grouping, which):
     db = months_table_db
     keys, top = _GROUPINGS[grouping]
-    if events and top is None:
-        rows, measures = planner.EVENT_ROWS, list(_EVENT_METRICS)
-    else:
-        rows, measures = planner.CYCLE_ROWS, list(_EXACT_CYCLE_METRICS)
+    rows, measures = _ROWS[which if top is None else "cycles"]
+    measures = list(measures)
     # percentiles from histograms where the histogram keeps the grouping and a whole day exists
     hist_ok = rows == planner.CYCLE_ROWS and all(k.in_hist(M.DURATION_HIST) for k in keys)
     d0 = planner.ceil(f.start, 86400) if f.start else None
