@@ -610,7 +610,7 @@ def wall_agents(
     df = db.query(
         f"""
         WITH seen AS (
-            SELECT agent, max(ts) AS last_ts FROM cycles WHERE {seen_w} GROUP BY agent
+            SELECT agent, {M.LAST_TS.raw} AS last_ts FROM cycles WHERE {seen_w} GROUP BY agent
         ),
         win AS (
             SELECT agent, errors, duration_ms,
@@ -618,14 +618,12 @@ def wall_agents(
             FROM cycles WHERE {w}
         ),
         per_bucket AS (
-            SELECT agent, b, count(*) AS n, count(*) FILTER (WHERE errors > 0) AS e
+            SELECT agent, b, {M.CYCLES.raw} AS n, {M.ERROR_CYCLES.raw} AS e
             FROM win GROUP BY agent, b
         ),
         stats AS (
-            SELECT agent, count(*) AS cycles,
-                   count(*) FILTER (WHERE errors > 0) AS error_cycles,
-                   CAST(coalesce(sum(errors), 0) AS BIGINT) AS errors,
-                   quantile_cont(duration_ms, 0.95) AS p95_ms
+            SELECT agent, {M.CYCLES.raw} AS cycles, {M.ERROR_CYCLES.raw} AS error_cycles,
+                   CAST({M.ERRORS.raw} AS BIGINT) AS errors, {M.P95_MS.raw} AS p95_ms
             FROM win GROUP BY agent
         ),
         spark AS (

@@ -61,6 +61,11 @@ def _screens(mod: Any, db: Any, f: Any) -> dict[str, Any]:
         "lag_h": lambda: mod.ingest_lag_over_time(db, f, bucket_s=3600),
         "lag_w": lambda: mod.ingest_lag_over_time(db, f, bucket_s=7 * 86400),
         "lag_auto": lambda: mod.ingest_lag_over_time(db, f),
+        "points": lambda: mod.cycle_points(db, f, limit=50),
+        "recent_errors": lambda: mod.recent_errors(db, f, limit=10),
+        "events": lambda: mod.events_table(db, f, limit=30),
+        "events_search": lambda: mod.events_table(db, f, search="did:cf:b", limit=30),
+        "count_search": lambda: mod.count_events(db, f, search="think"),
     }
 
 
