@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from . import rollups
+
 UNKNOWN = "unknown"  # the agent of events without one (docs/events.md): shown apart, never an agent
 MODES = ("think", "reflection", "housekeeping")
 # Percentiles are exact up to this window; beyond, rollups answer them from histograms.
@@ -211,18 +213,10 @@ LAG_PERCENTILES = (LAG_P50_S, LAG_P95_S, LAG_P99_S)
 # -- the rollup shape --------------------------------------------------------------------------
 
 # Rollup columns and, for raw rows, the same columns (one row each): the facts expressions above
-# read either.
-FACT_COLS = (
-    "t, event_type, agent, mode, erred, events, errors, dur_n, dur_sum, tools_n, "
-    "tools_sum, min_ts, max_ts, lag_n, lag_sum"
-)
-RAW_FACTS = (
-    "ts AS t, event_type, agent, mode, coalesce(errors > 0, false) AS erred, 1 AS events, errors, "
-    "CAST(duration_ms IS NOT NULL AS INTEGER) AS dur_n, duration_ms AS dur_sum, "
-    "CAST(tool_calls IS NOT NULL AS INTEGER) AS tools_n, tool_calls AS tools_sum, "
-    "ts AS min_ts, ts AS max_ts, "
-    "CAST(ingest_ts IS NOT NULL AND ts IS NOT NULL AS INTEGER) AS lag_n, "
-    f"{_LAG_US} AS lag_sum"
+# read either. Both come from the rollups' own list of measures (rollups.MEASURES).
+FACT_COLS = f"t, {rollups.KEYS}, " + ", ".join(name for name, _, _ in rollups.MEASURES)
+RAW_FACTS = f"ts AS t, event_type, agent, mode, {rollups.ERRED} AS erred, " + ", ".join(
+    f"{raw} AS {name}" for name, raw, _ in rollups.MEASURES
 )
 
 Measure = Metric | Percentile
