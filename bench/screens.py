@@ -151,7 +151,7 @@ def measure(store_dir: Path, now: datetime, window: str, screen: str) -> dict[st
     def app(name: str, *args: Any, **kwargs: Any) -> Any:
         if name == "freshness":  # the freshness bar is not cached by the app
             return q.freshness(D.get_db())
-        return D.cached(name, *args, **kwargs)
+        return D.cached(getattr(q, name), *args, **kwargs)
 
     _run_pass(app, plan)  # fills the cache
     cached_runs = [_run_pass(app, plan) for _ in range(WARM_REPEATS)]

@@ -32,4 +32,4 @@ __all__ = [
 
 def open_db(settings: Settings) -> EventsDB:
     """The read side for the configured source's cache."""
-    return EventsDB(settings.store_dir)
+    return EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)

@@ -83,7 +83,7 @@ def _status_facts(settings: Settings) -> tuple[dict[str, Any], GenerationHead]:
     store = Store(settings.store_dir)
     head = store.load_head()
     if not queries.times_recorded(head):
-        db = EventsDB(settings.store_dir)
+        db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
         try:
             return queries.freshness(db), db.generation
         finally:
@@ -139,7 +139,7 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
 def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     """The seed's summary: agent, mode, cycles, avg_ms, tools, errors by agent and mode."""
     f = _filters(args)
-    db = EventsDB(settings.store_dir)
+    db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         found = queries.summary_rows(db, f)
         unparseable = db.generation.unparseable
@@ -189,7 +189,7 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     from . import sandbox
 
     limits = sandbox.Limits(timeout_s=args.timeout, max_rows=args.max_rows)
-    db = EventsDB(settings.store_dir)
+    db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         result = sandbox.run_sql(db, args.query, filters=_filters(args), limits=limits)
     finally:
@@ -241,7 +241,7 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     """Evaluate the alert rules once, send the notices due, print each rule's state."""
     from . import alerts
 
-    db = EventsDB(settings.store_dir)
+    db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         ev = alerts.evaluate(settings, db, who=f"alerts pid {os.getpid()}")
         sent = alerts.deliver_all(settings, ev.notices)
@@ -285,7 +285,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)  # systemd stops the unit with SIGTERM: a clean exit 0
     interval = max(1.0, float(args.interval or settings.sync_interval_s))
-    db = EventsDB(settings.store_dir)
+    db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     worker = alerts.AlertWorker(settings, db, on_result=report, who=f"watch pid {os.getpid()}")
     print(f"{stamp()} watching {settings.source_label} every {interval:g}s", flush=True)
     _print_problems(alerts.load_rules(settings.alerts_file).problems)

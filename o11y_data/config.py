@@ -7,6 +7,7 @@ The environment wins over the secrets file. Secret values are wrapped in :class:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -39,6 +40,7 @@ _KEYS = {
     "O11Y_PUBLIC_URL": "public_url",
     "O11Y_R2_TIMEOUT": "timeout",
     "O11Y_SYNC_MEMORY": "sync_memory",
+    "O11Y_QUERY_TIMEOUT": "query_timeout",
 }
 
 
@@ -92,6 +94,8 @@ class Settings:
     # The sync's DuckDB memory cap: past it, sorts and aggregations spill to <store>/tmp, so a
     # first sync of a large table fits a small machine instead of taking all of its memory.
     sync_memory: str = "2GB"
+    # Every query the app runs is interrupted past this many seconds (the SQL console has its own).
+    query_timeout_s: float = 30.0
 
     @property
     def kind(self) -> str:
@@ -203,6 +207,13 @@ def load_settings(
         r2_timeout = float(timeout) if timeout else 20.0
     except ValueError:
         raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from None
+    query_timeout = get("O11Y_QUERY_TIMEOUT")
+    try:
+        query_timeout_s = float(query_timeout) if query_timeout else 30.0
+    except ValueError:
+        raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a number of seconds") from None
+    if not math.isfinite(query_timeout_s) or query_timeout_s <= 0:
+        raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a positive number of seconds")
     sync_memory = (get("O11Y_SYNC_MEMORY") or "2GB").replace(" ", "")
     if not _MEMORY.fullmatch(sync_memory):
         raise O11yError("Bad O11Y_SYNC_MEMORY", "expected a size such as 2GB or 512MB")
@@ -235,6 +246,7 @@ def load_settings(
         public_url=(get("O11Y_PUBLIC_URL") or "").rstrip("/") or None,
         r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
         sync_memory=sync_memory,
+        query_timeout_s=min(3600.0, query_timeout_s),
     )
 
 

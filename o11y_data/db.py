@@ -9,9 +9,12 @@ new generation.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,19 +22,55 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from . import rollups
-from .errors import O11yError
+from .errors import O11yError, QueryBug, QueryTimeout
 from .normalize import STORE_COLUMNS, _lit, prepare
 from .store import GenerationHead, Store
 
 if TYPE_CHECKING:  # pandas is imported by the first DataFrame query, not by the CLI's status
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
+DEFAULT_QUERY_TIMEOUT_S = 30.0
+# DuckDB errors that mean the SQL the app wrote is wrong, whatever the data: bugs.
+_BUGS = (
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.CatalogException,
+    duckdb.SyntaxException,
+    duckdb.NotImplementedException,
+    duckdb.InternalException,
+)
+# The question being answered (``queries``' screens name themselves), for errors to name it.
+_QUERY_NAME: contextvars.ContextVar[str] = contextvars.ContextVar("o11y_query", default="query")
+
+
+@contextlib.contextmanager
+def naming(name: str) -> Iterator[None]:
+    """Queries run inside are named ``name`` in their errors ("totals timed out after 30 s")."""
+    token = _QUERY_NAME.set(name)
+    try:
+        yield
+    finally:
+        _QUERY_NAME.reset(token)
+
+
 _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, file"
 
 
 class EventsDB:
-    def __init__(self, store_dir: Path, *, threads: int = 2, memory_limit: str = "1GB") -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        threads: int = 2,
+        memory_limit: str = "1GB",
+        query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S,
+    ) -> None:
         self.store = Store(store_dir)
+        # Every query the app runs is interrupted past this (Datasette's habit): a slow question
+        # answers "timed out" instead of holding a thread and a core for ever.
+        self.query_timeout_s = query_timeout_s
         # A memory cap keeps a long-running app flat; DuckDB spills or streams beyond it.
         self.conn = duckdb.connect(
             ":memory:",
@@ -128,21 +167,47 @@ class EventsDB:
         params: list[Any] | None,
         take: Callable[[duckdb.DuckDBPyConnection], Any],
     ) -> Any:
+        """Run ``sql`` on a cursor of its own, interrupted past ``query_timeout_s``. A timeout,
+        an unreadable cache or a failure of the data raise an O11yError with the DuckDB error
+        chained; a wrong query of ours raises :class:`QueryBug` (logged with its cause)."""
+        name = _QUERY_NAME.get()
         for attempt in range(2):
             self.refresh()
             cur = self.conn.cursor()
+            fired = threading.Event()
+
+            def stop(cur: duckdb.DuckDBPyConnection = cur, fired: threading.Event = fired) -> None:
+                fired.set()
+                cur.interrupt()
+
+            timer = threading.Timer(self.query_timeout_s, stop)
+            timer.daemon = True
+            timer.start()
             try:
                 return take(cur.execute(sql, params or []))
+            except duckdb.InterruptException as exc:
+                if not fired.is_set():  # not ours: someone else interrupted the query
+                    raise O11yError("Query interrupted", name) from exc
+                raise QueryTimeout(
+                    f"Query timed out after {self.query_timeout_s:g} s",
+                    f"{name}; try a shorter window or raise O11Y_QUERY_TIMEOUT",
+                ) from exc
             except duckdb.IOException as exc:
                 # A sync replaced a segment between our refresh and the read: follow it once.
                 if attempt == 0:
                     self._number = None
                     time.sleep(0.05)
                     continue
-                raise O11yError("Cannot read the cache", str(exc).splitlines()[0]) from None
+                log.warning("%s: cannot read the cache", name, exc_info=exc)
+                raise O11yError("Cannot read the cache", str(exc).splitlines()[0]) from exc
+            except _BUGS as exc:
+                log.error("%s: our SQL is wrong", name, exc_info=exc)
+                raise QueryBug(f"{name}: {str(exc).splitlines()[0]}") from exc
             except duckdb.Error as exc:
-                raise O11yError("Query failed", str(exc).splitlines()[0]) from None
+                log.warning("%s failed", name, exc_info=exc)
+                raise O11yError("Query failed", f"{name}: {str(exc).splitlines()[0]}") from exc
             finally:
+                timer.cancel()
                 cur.close()
         raise AssertionError("unreachable")
 

@@ -21,6 +21,16 @@ class O11yError(Exception):
         return f"{self.title}: {self.detail}" if self.detail else self.title
 
 
+class QueryTimeout(O11yError):
+    """A query ran past its time limit and was interrupted."""
+
+
+class QueryBug(Exception):
+    """Our own SQL is wrong (a binder, parser or catalog error in a query the app wrote): a bug,
+    not something a person can act on, so never dressed as an O11yError. Its DuckDB error is
+    chained as the cause and logged."""
+
+
 class SyncBusy(O11yError):
     """Another process holds the sync lock."""
 

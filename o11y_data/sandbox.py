@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from . import rollups
 from .db import EventsDB, ViewSpec, create_views
-from .errors import O11yError
+from .errors import O11yError, QueryTimeout
 from .normalize import prepare
 from .queries import Filters, where
 
@@ -50,10 +50,6 @@ BATCH_ROWS = 2048
 
 class QueryRefused(O11yError):
     """The statement is not allowed (not one SELECT, or it reaches outside the store)."""
-
-
-class QueryTimeout(O11yError):
-    """The query ran past its time limit and was interrupted."""
 
 
 class ResultTooLarge(O11yError):

@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from o11y_data import queries as q
 from ui import figures as FG
 from ui import fmt
 from ui import page as P
@@ -13,7 +14,7 @@ from ui import view as V
 def body(c: P.Ctx) -> None:
     P.title("Errors", c)
 
-    tot = P.load("totals", c.filters, what="totals")
+    tot = P.load(q.totals, c.filters, what="totals")
     if tot is None:
         return
     if not tot.get("cycles"):
@@ -45,7 +46,7 @@ def body(c: P.Ctx) -> None:
     b = P.bucket_s(c, points=80)  # rates need a few cycles per bucket to mean something
     start, end = P.window(c)
     ert = P.load(
-        "error_rate_over_time",
+        q.error_rate_over_time,
         c.filters,
         by=split,
         bucket_s=b,
@@ -82,7 +83,7 @@ def body(c: P.Ctx) -> None:
             f"breaks); times in {P.md_escape(c.tz)}.{ranked}"
         )
 
-    top_agents = P.load("top_error_agents", c.filters, limit=10, what="top erroring agents")
+    top_agents = P.load(q.top_error_agents, c.filters, limit=10, what="top erroring agents")
     if top_agents is not None:
         if top_agents.empty:
             st.success(
@@ -92,7 +93,7 @@ def body(c: P.Ctx) -> None:
             P.chart(FG.top_error_agents(top_agents, labels=c.labels), key="er_top")
 
     st.subheader("Most recent cycles with errors", anchor=False)
-    recent = P.load("recent_errors", c.filters, limit=50, what="recent errors")
+    recent = P.load(q.recent_errors, c.filters, limit=50, what="recent errors")
     if recent is not None and not recent.empty:
         st.caption("Select a row to see its raw event.")
         sel = st.dataframe(

@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from o11y_data import queries as q
 from ui import data as D
 from ui import export, fmt
 from ui import page as P
@@ -39,14 +40,14 @@ def body(c: P.Ctx) -> None:
         help="Case-insensitive substring match on the agent and the raw event JSON.",
     )
 
-    n = P.load("count_events", c.filters, search=search, what="the event count")
+    n = P.load(q.count_events, c.filters, search=search, what="the event count")
     if n is None:
         return
     if n == 0:
         P.no_data("these filters and search")
         return
 
-    df = P.load("events_table", c.filters, search=search, limit=SHOWN, what="events")
+    df = P.load(q.events_table, c.filters, search=search, limit=SHOWN, what="events")
     if df is None:
         return
     shown = len(df)

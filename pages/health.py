@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
+from o11y_data import queries as q
 from o11y_data.queries import Filters
 from ui import data as D
 from ui import figures as FG
@@ -50,7 +51,7 @@ def body(c: P.Ctx) -> None:
     last_hour = Filters(
         end - timedelta(hours=1), end, f.agents, f.modes, f.event_types, f.errors_only
     )
-    n_hour = P.load("count_events", last_hour, what="events in the last hour")
+    n_hour = P.load(q.count_events, last_hour, what="events in the last hour")
     # At least a day of hours, so "usual" means something even for a 15-minute view.
     h_start = (
         end - timedelta(days=7)
@@ -58,7 +59,7 @@ def body(c: P.Ctx) -> None:
         else min(f.start, (f.end or end) - timedelta(hours=24))
     )
     hourly_f = Filters(h_start, f.end or end, f.agents, f.modes, f.event_types, f.errors_only)
-    hourly = P.load("events_per_hour", hourly_f, what="events per hour")
+    hourly = P.load(q.events_per_hour, hourly_f, what="events per hour")
     usual = tables.usual_hourly(hourly, now) if hourly is not None else None
 
     cols = st.columns(5)
@@ -122,7 +123,7 @@ def body(c: P.Ctx) -> None:
     with right:
         b = P.bucket_s(c, points=80)
         w_start, w_end = P.window(c)
-        lag = P.load("ingest_lag_over_time", f, bucket_s=b, what="ingest lag")
+        lag = P.load(q.ingest_lag_over_time, f, bucket_s=b, what="ingest lag")
         if lag is not None:
             P.chart(FG.ingest_lag(lag, tz=c.tz, bucket_s=b, start=w_start, end=w_end), key="hl_lag")
             approx = "approx" in lag and bool(lag["approx"].any())
@@ -154,7 +155,7 @@ def body(c: P.Ctx) -> None:
     if err:
         st.error(f"Last sync failed: {P.md_escape(err)}", icon=":material/sync_problem:")
 
-    set_aside = P.load("set_aside_files", what="files set aside")
+    set_aside = P.load(q.set_aside_files, what="files set aside")
     if set_aside is not None and len(set_aside):
         st.subheader("Files set aside", anchor=False)
         st.caption(

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from o11y_data import queries as q
 from ui import figures as FG
 from ui import fmt
 from ui import page as P
@@ -12,7 +13,7 @@ POINTS = 20000
 def body(c: P.Ctx) -> None:
     P.title("Modes", c)
 
-    bd = P.load("mode_breakdown", c.filters, what="modes")
+    bd = P.load(q.mode_breakdown, c.filters, what="modes")
     if bd is None:
         return
     if bd.empty:
@@ -24,13 +25,13 @@ def body(c: P.Ctx) -> None:
         P.chart(FG.mode_share(bd), key="md_share")
     with right:
         top = P.top_picker()
-        bda = P.load("mode_breakdown", c.filters, by_agent=True, top=top, what="modes per agent")
+        bda = P.load(q.mode_breakdown, c.filters, by_agent=True, top=top, what="modes per agent")
         if bda is not None:
             P.chart(FG.mode_share_by_agent(bda, labels=c.labels), key="md_share_agent")
 
     left, right = st.columns(2)
     with left:
-        pts = P.load("cycle_points", c.filters, limit=POINTS, what="durations")
+        pts = P.load(q.cycle_points, c.filters, limit=POINTS, what="durations")
         if pts is not None:
             P.chart(FG.duration_by_mode(pts), key="md_duration")
             if len(pts) >= POINTS:
@@ -40,7 +41,7 @@ def body(c: P.Ctx) -> None:
 
     b = P.bucket_s(c)
     start, end = P.window(c)
-    mix = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="mode mix")
+    mix = P.load(q.cycles_over_time, c.filters, by="mode", bucket_s=b, what="mode mix")
     if mix is not None:
         P.chart(FG.mode_mix_over_time(mix, tz=c.tz, start=start, end=end), key="md_mix")
         st.caption(

@@ -4,6 +4,7 @@ from functools import partial
 
 import streamlit as st
 
+from o11y_data import queries as q
 from ui import figures as FG
 from ui import filters as F
 from ui import fmt, tables
@@ -13,9 +14,9 @@ from ui import page as P
 def body(c: P.Ctx) -> None:
     P.title("Overview", c)
 
-    cur = P.load("totals", c.filters, what="totals")
+    cur = P.load(q.totals, c.filters, what="totals")
     prev_f = c.filters.previous()
-    prev = P.load("totals", prev_f, what="the previous period") if prev_f else None
+    prev = P.load(q.totals, prev_f, what="the previous period") if prev_f else None
     if cur is None:
         return
     if not cur.get("cycles"):
@@ -95,7 +96,7 @@ def body(c: P.Ctx) -> None:
     start, end = P.window(c)
     left, right = st.columns([3, 1])
     with left:
-        cot = P.load("cycles_over_time", c.filters, by="mode", bucket_s=b, what="activity")
+        cot = P.load(q.cycles_over_time, c.filters, by="mode", bucket_s=b, what="activity")
         if cot is not None:
             P.chart(
                 FG.cycles_over_time(
@@ -111,7 +112,7 @@ def body(c: P.Ctx) -> None:
                 key="ov_activity",
             )
     with right:
-        types = P.load("event_type_counts", c.filters, what="event types")
+        types = P.load(q.event_type_counts, c.filters, what="event types")
         if types is not None and not types.empty:
             st.markdown("**Events by type**")
             st.dataframe(
@@ -124,7 +125,7 @@ def body(c: P.Ctx) -> None:
     st.caption(
         "Select a row (or its timeline link) to open that agent's timeline with these filters."
     )
-    agents = P.load("agent_overview", c.filters, what="agents")
+    agents = P.load(q.agent_overview, c.filters, what="agents")
     if agents is not None and not agents.empty:
         table = tables.agent_table(agents, c.names, c.params, tz=c.tz)
         nonce = st.session_state.setdefault("_ov_nonce", 0)

@@ -3,6 +3,7 @@ percentiles, under the shared filters; the same numbers as ``python -m o11y_data
 
 import streamlit as st
 
+from o11y_data import queries as q
 from ui import export
 from ui import page as P
 
@@ -10,7 +11,7 @@ from ui import page as P
 def body(c: P.Ctx) -> None:
     P.title("Summary", c)
 
-    df = P.load("summary", c.filters, extended=True, what="the summary")
+    df = P.load(q.summary, c.filters, extended=True, what="the summary")
     if df is None:
         return
     if df.empty:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from o11y_data import queries as q
 from ui import figures as FG
 from ui import fmt, tables
 from ui import page as P
@@ -24,8 +25,8 @@ def body(c: P.Ctx) -> None:
     b = P.bucket_s(c)
     lb = P.bucket_s(c, points=80)  # one line per agent: coarser, so the lines stay readable
     start, end = P.window(c)
-    cot = P.load("cycles_over_time", c.filters, by="agent", bucket_s=b, top=top, what="activity")
-    lines = P.load("cycles_over_time", c.filters, by="agent", bucket_s=lb, top=top, what="activity")
+    cot = P.load(q.cycles_over_time, c.filters, by="agent", bucket_s=b, top=top, what="activity")
+    lines = P.load(q.cycles_over_time, c.filters, by="agent", bucket_s=lb, top=top, what="activity")
     if cot is None:
         return
     if cot.empty:
@@ -56,7 +57,7 @@ def body(c: P.Ctx) -> None:
     # Every cycle as a dot: readable for a few agents only.
     dot_filters = c.filters
     if n_agents > V.DOTS_MAX_AGENTS:
-        known = (P.load("choices", what="agents") or {}).get("agent", [])
+        known = (P.load(q.choices, what="agents") or {}).get("agent", [])
         pool = list(c.state.agents) or [a for a in known if a != "unknown"]
         st.info(
             f"Every cycle is drawn for up to {V.DOTS_MAX_AGENTS} agents; these filters hold "
@@ -68,7 +69,7 @@ def body(c: P.Ctx) -> None:
             dot = P.agent_picker(c, pool, label="Every cycle of")
         dot_filters = replace(c.filters, agents=(dot,)) if dot else None
     if dot_filters is not None:
-        pts = P.load("cycle_points", dot_filters, limit=POINTS, what="cycles")
+        pts = P.load(q.cycle_points, dot_filters, limit=POINTS, what="cycles")
         if pts is not None:
             P.chart(
                 FG.agent_strip(pts, labels=c.labels, tz=c.tz, start=start, end=end), key="tl_strip"
@@ -84,7 +85,7 @@ def body(c: P.Ctx) -> None:
     )
 
     st.subheader("Who went quiet", anchor=False)
-    last = P.load("agent_last_seen", c.filters, what="last seen")
+    last = P.load(q.agent_last_seen, c.filters, what="last seen")
     if last is not None and not last.empty:
         ref = min(c.now, end) if end is not None else c.now
         quiet = tables.silent_agents(last, ref)

@@ -78,3 +78,19 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
     )
     sync(settings)
     return DemoStore(src, cache, now, settings)
+
+
+@pytest.fixture(scope="session")
+def long_table(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Twenty days of known events, synced with rollups (tests.support.rollup_tables)."""
+    from tests.support.rollup_tables import build_long_table
+
+    return build_long_table(tmp_path_factory.mktemp("long"))
+
+
+@pytest.fixture(scope="session")
+def months_table(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Ten weeks of known events over whole months, synced with rollups."""
+    from tests.support.rollup_tables import build_months_table
+
+    return build_months_table(tmp_path_factory.mktemp("months"))

@@ -1,109 +1,28 @@
-"""Rollups kept at sync time always equal a recomputation from the rows, and the screens' answers
-from them equal the answers from the raw rows.
+"""Rollups kept at sync time always equal a recomputation from the rows; percentiles read from
+their histograms stay within 1 % of the exact ones.
 
 The table is a real Iceberg table in a local folder (our writer), synced by the real sync. The
 expected rollups are computed here in plain Python from the rows this file wrote, never by the
-SQL that builds them; the screens' answers are checked against the raw-row queries (rollups
-switched off), an independent path over the same segments.
+SQL that builds them. That the planner's answers from rollups equal its answers from the raw rows
+is tests/test_planner.py's property test.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pytest
 
-from o11y_data import load_settings, open_db, rollups, sync
+from o11y_data import metrics, open_db, planner, rollups, sync
 from o11y_data import queries as q
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
-
-PREFIX = "__r2_data_catalog/cat0001/tbl0001/"
-AGENTS = ["did:cf:a", "did:cf:b", "did:cf:c", "unknown"]  # "unknown": no agent, kept apart
-MODES = ["think", "reflection", "housekeeping"]
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-class Table:
-    """A table in a folder plus the events each live file holds (the Python truth)."""
-
-    def __init__(self, root: Path) -> None:
-        self.src = root / "src"
-        self.writer = TableWriter(
-            put=folder_put(self.src), bucket="agent-blobs", table_prefix=PREFIX
-        )
-        self.files: dict[str, list[dict]] = {}
-        self.settings = load_settings(
-            {"O11Y_SOURCE_DIR": str(self.src), "O11Y_CACHE_DIR": str(root / "cache")},
-            secrets_paths=[],
-        )
-
-    def append(self, *batches: list[dict]) -> list[str]:
-        keys = self.writer.append([unstructured_table(_rows(b)) for b in batches])
-        for k, b in zip(keys, batches, strict=True):
-            self.files[k] = b
-        return keys
-
-    def compact(self, keys: list[str]) -> None:
-        merged = [e for k in keys for e in self.files.pop(k)]
-        new = self.writer.compact(keys, unstructured_table(_rows(merged)))
-        self.files[new] = merged
-
-    def delete(self, key: str) -> None:
-        self.writer.commit([], removed=[key], operation="delete")
-        del self.files[key]
-
-    def events(self) -> list[dict]:
-        return [e for b in self.files.values() for e in b]
-
-
-def _rows(batch: list[dict]) -> list[tuple[datetime, str]]:
-    out = []
-    for e in batch:
-        body = {
-            "event_type": e["event_type"],
-            "agent": e["agent"],
-            "mode": e["mode"],
-            "durationMs": e["duration_ms"],
-            "toolCalls": e["tool_calls"],
-            "errors": e["errors"],
-            "_ts": _iso(e["ts"]),
-        }
-        out.append((e["ingest_ts"], json.dumps(body)))
-    return out
-
-
-def make_events(rng: random.Random, start: datetime, hours: float, n: int) -> list[dict]:
-    out = []
-    for _ in range(n):
-        ts = start + timedelta(seconds=rng.uniform(0, hours * 3600))
-        ts = ts.replace(microsecond=ts.microsecond // 1000 * 1000)
-        cycle = rng.random() < 0.9
-        out.append(
-            {
-                "ts": ts,
-                "ingest_ts": ts + timedelta(seconds=rng.uniform(-1, 30)),
-                "event_type": "agent.cycle" if cycle else "agent.wake",
-                "agent": rng.choice(AGENTS),
-                "mode": rng.choice(MODES),
-                "duration_ms": rng.choice([None, 0, int(rng.lognormvariate(9, 1.2))]),
-                "tool_calls": rng.choice([None, 0, 1, 2, 5]),
-                "errors": rng.choice([0, 0, 0, 1, 3, None]),
-            }
-        )
-    return out
-
+from tests.support.rollup_tables import Table, make_events
 
 # -- the Python truth ------------------------------------------------------------------------
 
@@ -294,122 +213,10 @@ def test_rollups_of_an_older_version_are_rolled_up_whole_with_the_derived_histog
     _rolled_up_again_after(tmp_path, 2, datetime(2026, 10, 30, tzinfo=UTC), version_2)
 
 
-# -- the screens' answers from rollups equal the raw answers ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def long_table(tmp_path_factory) -> Table:
-    """Twenty days of events (so all-time percentiles are approximate), synced in two steps."""
-    rng = random.Random(2)
-    t = Table(tmp_path_factory.mktemp("long"))
-    start = datetime(2026, 10, 20, 7, 13, tzinfo=UTC)
-    t.append(*(make_events(rng, start + timedelta(days=2 * i), 48, 400) for i in range(5)))
-    sync(t.settings)
-    t.append(*(make_events(rng, start + timedelta(days=10 + 2 * i), 48, 400) for i in range(5)))
-    sync(t.settings)
-    return t
-
-
-def _frames_equal(a, b) -> None:
-    import pandas as pd
-
-    a = a.drop(columns=["approx"], errors="ignore").reset_index(drop=True)
-    b = b.drop(columns=["approx"], errors="ignore").reset_index(drop=True)
-    assert list(a.columns) == list(b.columns)
-    pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-12)
-
-
-def _windows() -> list[q.Filters]:
-    base = datetime(2026, 10, 20, tzinfo=UTC)
-    odd = base + timedelta(days=3, hours=5, minutes=17, seconds=3)
-    return [
-        q.Filters(),
-        q.Filters(odd, odd + timedelta(hours=30, minutes=11)),
-        q.Filters(odd, odd + timedelta(days=5)),
-        q.Filters(base + timedelta(days=4), base + timedelta(days=6)),  # whole days
-        q.Filters(odd, odd + timedelta(minutes=40)),  # under an hour: raw only
-        q.Filters(odd, None, agents=("did:cf:a",)),
-        q.Filters(None, odd, modes=("think", "reflection")),
-        q.Filters(odd, odd + timedelta(days=2), errors_only=True),
-        q.Filters(odd, odd + timedelta(days=2), event_types=("agent.wake",)),
-    ]
-
-
-@pytest.mark.parametrize("i", range(len(_windows())))
-def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
-    f = _windows()[i]
+def test_freshness_and_choices_from_rollups_and_statistics_equal_scans_of_the_rows(long_table):
     db = open_db(long_table.settings)
     try:
         assert db.rollups_ok
-
-        def both(fn):
-            db.rollups_ok = True
-            a = fn()
-            db.rollups_ok = False
-            b = fn()
-            db.rollups_ok = True
-            return a, b
-
-        exact_pct = not q.approximate(db, f)
-        for fn in (
-            lambda: q.summary(db, f),
-            lambda: q.cycles_over_time(db, f, by="mode", bucket_s=3600),
-            lambda: q.cycles_over_time(db, f, by="agent", bucket_s=86400),
-            lambda: q.cycles_over_time(db, f, by=None),
-            lambda: q.cycles_over_time(db, f, by="agent", top=2),
-            lambda: q.cycles_over_time(db, f, by="agent", top=1, rank_by="errors"),
-            lambda: q.error_rate_over_time(db, f, by="agent", top=2, bucket_s=86400),
-            lambda: q.events_per_hour(db, f),
-            lambda: q.event_type_counts(db, f),
-            lambda: q.top_error_agents(db, f),
-            lambda: q.cycle_points(db, f, limit=50),
-            lambda: q.recent_errors(db, f, limit=10),
-            lambda: q.events_table(db, f, limit=30),
-            lambda: q.events_table(db, f, search="did:cf:b", limit=30),
-            lambda: q.agent_last_seen(db, f),
-        ):
-            _frames_equal(*both(fn))
-        for fn in (
-            lambda: q.mode_breakdown(db, f),
-            lambda: q.mode_breakdown(db, f, by_agent=True),
-            lambda: q.mode_breakdown(db, f, by_agent=True, top=2),
-            lambda: q.mode_breakdown(db, f, by_agent=True, top=1, rank_by="errors"),
-            lambda: q.agent_overview(db, f),
-            lambda: q.duration_percentiles(db, f, by="mode"),
-            lambda: q.duration_percentiles(db, f),
-            lambda: q.ingest_lag_over_time(db, f, bucket_s=86400),
-            lambda: q.ingest_lag_over_time(db, f, bucket_s=3600),
-        ):
-            a, b = both(fn)
-            assert "approx" not in b or not b["approx"].any()  # the raw path is always exact
-            if "approx" in a and ("lag_p50_s" not in a or bool(a["approx"].any())):
-                # (per-agent breakdowns and hour buckets of the lag are always exact)
-                assert bool(a["approx"].all()) == (not exact_pct) or a.empty
-            pct = [c for c in a.columns if c[:2] in ("p5", "p9") or c.startswith("lag_p")]
-            _frames_equal(a.drop(columns=pct), b.drop(columns=pct))
-            if exact_pct:
-                _frames_equal(a[pct], b[pct])
-            else:  # within 1 % of the exact percentile (docs/events.md)
-                for c in pct:
-                    ok = (a[c] - b[c]).abs() <= 0.01 * b[c].abs() + 1e-9
-                    assert ok.all(), (c, a[c].tolist(), b[c].tolist())
-        ta, tb = both(lambda: q.totals(db, f))
-        assert ta["p95_approx"] == (not exact_pct and ta["cycles"] > 0)
-        pcts = ("p50_ms", "p95_ms", "p99_ms")
-        assert {k: v for k, v in ta.items() if k not in pcts and k != "p95_approx"} == {
-            k: v for k, v in tb.items() if k not in pcts and k != "p95_approx"
-        }
-        for k in pcts:
-            if exact_pct or tb[k] is None:
-                assert ta[k] == pytest.approx(tb[k], rel=1e-12) if tb[k] is not None else True
-            else:
-                assert abs(ta[k] - tb[k]) <= 0.01 * abs(tb[k]), (k, ta[k], tb[k])
-        assert both(lambda: q.count_events(db, f)) == (q.count_events(db, f),) * 2
-
-        # freshness and the filter choices, read from rollups and column statistics, against
-        # scans of the rows
-        db.rollups_ok = True
-        db._memo = {}
         fr, ch = q.freshness(db), q.choices(db)
         raw = db.fetch(
             "SELECT (SELECT max(ts) FROM events) AS n, (SELECT max(ingest_ts) FROM events_all) AS i"
@@ -418,7 +225,6 @@ def test_screen_queries_from_rollups_equal_the_raw_queries(long_table, i):
         for col, values in ch.items():
             got = db.fetch(f"SELECT DISTINCT {col} AS v FROM events ORDER BY v")
             assert values == [r["v"] for r in got]
-        assert both(lambda: q.time_range(db, f))[0] == both(lambda: q.time_range(db, f))[1]
     finally:
         db.close()
 
@@ -444,7 +250,7 @@ def test_histogram_percentiles_are_within_one_percent_of_quantile_cont(dist):
         "SELECT " + ", ".join(f"quantile_cont(v, {x}) AS {n}" for n, x in qs.items()) + " FROM vals"
     ).fetchone()
     rows = "SELECT o11y_hist_key(v) AS k, count(*) AS n FROM vals GROUP BY ALL"
-    approx = conn.execute(q.hist_percentiles_sql(rows, [], qs)).fetchone()
+    approx = conn.execute(planner.hist_percentiles_sql(rows, [], qs)).fetchone()
     for (name, x), e, a in zip(qs.items(), exact, approx, strict=True):
         if dist == "mixed_sign" and abs(e) < 1e5:
             continue  # interpolating across zero has no relative bound; far from it, it holds
@@ -452,20 +258,6 @@ def test_histogram_percentiles_are_within_one_percent_of_quantile_cont(dist):
 
 
 # -- percentiles from monthly histograms ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def months_table(tmp_path_factory) -> Table:
-    """Ten weeks of long-tailed events over August-November (whole months September and
-    October), synced in two steps that cross a month boundary."""
-    rng = random.Random(3)
-    t = Table(tmp_path_factory.mktemp("months"))
-    start = datetime(2026, 8, 25, 9, 41, tzinfo=UTC)
-    t.append(*(make_events(rng, start + timedelta(days=7 * i), 7 * 24, 700) for i in range(5)))
-    sync(t.settings)
-    t.append(*(make_events(rng, start + timedelta(days=35 + 7 * i), 7 * 24, 700) for i in range(5)))
-    sync(t.settings)
-    return t
 
 
 def _month_windows() -> list[q.Filters]:
@@ -512,7 +304,7 @@ def test_percentiles_from_months_days_and_edges_equal_those_from_days_and_edges(
     f = _month_windows()[i]
     db = open_db(months_table.settings)
     try:
-        assert db.rollups_ok and q.approximate(db, f)
+        assert db.rollups_ok and planner.approximate(db, f)
         with_months = _percentile_screens(db, f)
         db.hist_months = False
         days_only = _percentile_screens(db, f)
@@ -566,7 +358,7 @@ def test_whole_months_are_read_from_monthly_histograms_only_where_the_grouping_a
 
     def tables(bucket_s: int | None) -> set[str]:
         keys = (lambda t: f"o11y_bucket({t}, {bucket_s}) AS b") if bucket_s else (lambda _: "1")
-        sql, _ = q._hist_rows(db, f, q.LAG_HIST, keys, bucket_s=bucket_s)
+        sql, _ = planner.hist_rows(db, f, metrics.LAG_HIST, keys, bucket_s=bucket_s)
         return {w for w in sql.replace("(", " ").split() if w.startswith("lag_hist")}
 
     try:
@@ -603,7 +395,7 @@ def test_unfiltered_ingest_lag_reads_the_network_histogram_and_equals_the_keyed_
             net, tables = lag(whole, b)
             assert tables == {"lag_hist_net"} and not net.empty and net["approx"].all()
             assert lag(one_agent, b)[1] == {"lag_hist"}  # a filter needs the keyed histogram
-            monkeypatch.setattr(q, "LAG_HIST_NET", q.LAG_HIST)
+            monkeypatch.setattr(metrics, "LAG_HIST_NET", metrics.LAG_HIST)
             keyed, tables = lag(whole, b)
             monkeypatch.undo()
             monkeypatch.setattr(db, "query", lambda sql, p=None: read.append(sql) or query(sql, p))
@@ -628,8 +420,8 @@ def test_the_newest_hours_searched_backwards_in_spans_equal_a_count_of_the_event
         q.Filters(None, None, agents=("did:cf:a",)),
         q.Filters(odd, None, errors_only=True),
     ][w]
-    lo = q._ceil(f.start, 3600) if f.start else None
-    hi = q._floor(f.end, 3600) if f.end else None
+    lo = planner.ceil(f.start, 3600) if f.start else None
+    hi = planner.floor(f.end, 3600) if f.end else None
     per_hour: dict[datetime, int] = defaultdict(int)
     for e in months_table.events():
         if e["event_type"] != "agent.cycle" or e["ts"] is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from o11y_data import queries as q
 from o11y_data.queries import Filters
 from ui.warm import Call, Warmer, shift
 
@@ -38,29 +39,42 @@ class Gen:
         return self.number
 
 
+_FNS: dict[str, object] = {}
+
+
+def fn(name: str):
+    """A question named ``name`` (the warmer records functions; these are never called)."""
+
+    def question(*_args, **_kwargs) -> None:
+        raise AssertionError("the warmer calls compute, never the question itself")
+
+    question.__name__ = name
+    return _FNS.setdefault(name, question)
+
+
 def make(compute, gen: Gen | None = None, clock: Clock | None = None, **kw) -> Warmer:
     return Warmer(compute, gen or Gen(), clock=clock or Clock(T), poll_s=0.02, **kw)
 
 
 def test_every_recent_call_is_computed_for_the_new_generation_most_recent_first():
     done: list[tuple] = []
-    w = make(lambda name, number, args, kwargs: done.append((name, number, args, kwargs)))
-    w.note("totals", (Filters(),), ())
-    w.note("choices", (), ())
-    w.note("mode_breakdown", (Filters(),), (("by", "agent"),))
+    w = make(lambda f, number, args, kwargs: done.append((f, number, args, kwargs)))
+    w.note(q.totals, (Filters(),), ())
+    w.note(q.choices, (), ())
+    w.note(q.mode_breakdown, (Filters(),), (("by", "agent"),))
     assert w.warm(2) == 3
     assert done == [
-        ("mode_breakdown", 2, (Filters(),), (("by", "agent"),)),
-        ("choices", 2, (), ()),
-        ("totals", 2, (Filters(),), ()),
+        (q.mode_breakdown, 2, (Filters(),), (("by", "agent"),)),
+        (q.choices, 2, (), ()),
+        (q.totals, 2, (Filters(),), ()),
     ]
 
 
 def test_a_call_made_again_is_kept_once():
     done: list[str] = []
-    w = make(lambda name, *_: done.append(name))
+    w = make(lambda f, *_: done.append(f.__name__))
     for _ in range(5):
-        w.note("totals", (Filters(),), ())
+        w.note(fn("totals"), (Filters(),), ())
     assert w.warm(2) == 1 and done == ["totals"]
 
 
@@ -68,7 +82,7 @@ def test_relative_windows_move_to_the_minute_the_new_generation_lands_in():
     day = Filters(END - DAY, END, agents=("a",))
     before = day.previous()
     fixed = Filters(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
-    call = Call("x", (day, before, fixed, Filters(), 7), (("f", day),), END)
+    call = Call(fn("x"), (day, before, fixed, Filters(), 7), (("f", day),), END)
     later = END + timedelta(minutes=2)
     args, kwargs = shift(call, later)
     assert args[0] == Filters(later - DAY, later, agents=("a",))
@@ -81,8 +95,8 @@ def test_relative_windows_move_to_the_minute_the_new_generation_lands_in():
 def test_the_warmer_computes_a_relative_window_for_the_current_minute():
     clock = Clock(T)
     done: list[tuple] = []
-    w = make(lambda name, number, args, kwargs: done.append(args), clock=clock)
-    w.note("totals", (Filters(END - DAY, END),), ())
+    w = make(lambda f, number, args, kwargs: done.append(args), clock=clock)
+    w.note(fn("totals"), (Filters(END - DAY, END),), ())
     clock.t = T + timedelta(minutes=1, seconds=10)  # 10:01:40: windows now end at 10:02
     w.warm(2)
     new_end = END + timedelta(minutes=1)
@@ -91,18 +105,18 @@ def test_the_warmer_computes_a_relative_window_for_the_current_minute():
 
 def test_calls_nobody_made_lately_are_not_computed():
     done: list[str] = []
-    w = make(lambda name, *_: done.append(name), keep_s=0.05)
-    w.note("old", (), ())
+    w = make(lambda f, *_: done.append(f.__name__), keep_s=0.05)
+    w.note(fn("old"), (), ())
     time.sleep(0.1)
-    w.note("new", (), ())
+    w.note(fn("new"), (), ())
     assert w.warm(2) == 1 and done == ["new"]
 
 
 def test_at_most_max_calls_are_kept_the_newest():
     done: list[str] = []
-    w = make(lambda name, *_: done.append(name), max_calls=3)
+    w = make(lambda f, *_: done.append(f.__name__), max_calls=3)
     for i in range(6):
-        w.note(f"q{i}", (), ())
+        w.note(fn(f"q{i}"), (), ())
     w.warm(2)
     assert done == ["q5", "q4", "q3"]
 
@@ -111,37 +125,37 @@ def test_a_newer_generation_ends_the_round_it_interrupts():
     gen = Gen(2)
     done: list[int] = []
 
-    def compute(name, number, args, kwargs):
+    def compute(f, number, args, kwargs):
         done.append(number)
         gen.number = 3  # a sync published again while this round ran
 
     w = make(compute, gen)
     for i in range(4):
-        w.note(f"q{i}", (), ())
+        w.note(fn(f"q{i}"), (), ())
     assert w.warm(2) == 1 and done == [2]
 
 
 def test_a_failing_call_does_not_stop_the_others():
     done: list[str] = []
 
-    def compute(name, *_):
-        if name == "bad":
+    def compute(f, *_):
+        if f.__name__ == "bad":
             raise RuntimeError("boom")
-        done.append(name)
+        done.append(f.__name__)
 
     w = make(compute)
-    w.note("good1", (), ())
-    w.note("bad", (), ())
-    w.note("good2", (), ())
+    w.note(fn("good1"), (), ())
+    w.note(fn("bad"), (), ())
+    w.note(fn("good2"), (), ())
     assert w.warm(2) == 2 and sorted(done) == ["good1", "good2"]
 
 
 def test_the_thread_warms_once_per_new_generation_and_stops():
     gen = Gen(1)
     done: list[int] = []
-    w = make(lambda name, number, *_: done.append(number), gen).start()
+    w = make(lambda f, number, *_: done.append(number), gen).start()
     try:
-        w.note("totals", (), ())
+        w.note(fn("totals"), (), ())
         time.sleep(0.1)
         assert done == []  # nothing new published: no work
         gen.number = 2
@@ -160,9 +174,9 @@ def test_the_thread_warms_once_per_new_generation_and_stops():
 @pytest.mark.parametrize("n", [0, 1])
 def test_a_server_nobody_used_does_no_work(n):
     done: list[str] = []
-    w = make(lambda name, *_: done.append(name))
+    w = make(lambda f, *_: done.append(f.__name__))
     for i in range(n):
-        w.note(f"q{i}", (), ())
+        w.note(fn(f"q{i}"), (), ())
     assert w.warm(2) == n and len(done) == n
 
 
@@ -198,7 +212,8 @@ def test_after_a_sync_the_next_run_of_a_page_finds_every_result_already_computed
         computed: list[str] = []
 
         def __getattr__(self, name: str):
-            Spy.computed.append(name)
+            if name in data.__dict__["_queries"].SCREENS:
+                Spy.computed.append(name)
             return getattr(data.__dict__["_queries"], name)
 
     monkeypatch.setitem(data.__dict__, "_queries", data.q)

@@ -18,6 +18,7 @@ from o11y_data import queries as q
 from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer
 from o11y_data.logs import setup_logging
+from o11y_data.queries import screen_name
 from ui.warm import Warmer
 
 T = TypeVar("T")
@@ -37,7 +38,8 @@ def get_settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def get_db() -> EventsDB:
-    return EventsDB(get_settings().store_dir)
+    settings = get_settings()
+    return EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,12 +63,19 @@ def generation() -> int:
     return get_db().refresh().number
 
 
+Screen = Callable[..., Any]  # a function of o11y_data.queries marked @screen
+
+
 # Bounded on purpose: the app runs for weeks and every new generation makes older entries dead
 # weight; a short TTL drops them and max_entries caps what a burst of distinct filters can hold.
 @st.cache_data(ttl=120, show_spinner=False, max_entries=300)
 def _cached(name: str, gen: int, args: tuple, kwargs: tuple) -> Any:
-    fn: Callable[..., Any] = getattr(q, name)
+    fn: Screen = getattr(q, name)  # keyed by name: a string hashes cheaply and the same always
     return fn(get_db(), *args, **dict(kwargs))
+
+
+def _compute(fn: Screen, gen: int, args: tuple, kwargs: tuple) -> Any:
+    return _cached(screen_name(fn), gen, args, kwargs)
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda warmer: warmer.stop())
@@ -74,16 +83,18 @@ def get_warmer() -> Warmer:
     """The process's one warmer: recomputes recent calls when a new generation is published, so
     the first visit after a sync finds them cached (``ui.warm``)."""
     db = get_db()
-    return Warmer(_cached, db.store.current_number).start()
+    return Warmer(_compute, db.store.current_number).start()
 
 
-def cached(name: str, *args: Any, **kwargs: Any) -> Any:
-    """``queries.<name>(db, *args, **kwargs)`` through the result cache.
+def cached(fn: Screen, *args: Any, **kwargs: Any) -> Any:
+    """``fn(db, *args, **kwargs)`` through the result cache, ``fn`` a question of
+    ``o11y_data.queries`` (e.g. ``cached(q.totals, filters)``).
 
     Arguments must be hashable primitives or ``Filters`` (a frozen dataclass of primitives).
     """
+    name = screen_name(fn)
     kw = tuple(sorted(kwargs.items()))
-    get_warmer().note(name, args, kw)
+    get_warmer().note(fn, args, kw)
     return _cached(name, generation(), args, kw)
 
 

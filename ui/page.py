@@ -81,10 +81,11 @@ def agent_names() -> dict[str, str]:
     return load_names(agents_file())
 
 
-def load(name: str, *args: Any, what: str = "data", **kwargs: Any) -> Any:
-    """``queries.<name>`` through the cache; a failure shows one line and returns None."""
+def load(fn: D.Screen, *args: Any, what: str = "data", **kwargs: Any) -> Any:
+    """``fn(db, *args, **kwargs)`` through the cache (``fn`` a question of ``o11y_data.queries``,
+    e.g. ``load(q.totals, c.filters)``); a failure shows one line and returns None."""
     try:
-        return D.cached(name, *args, **kwargs)
+        return D.cached(fn, *args, **kwargs)
     except O11yError as exc:
         log.info("loading %s failed: %s", what, exc.one_line(), exc_info=exc)
         st.error(f"Could not load {what}: {md_escape(exc.one_line())}", icon=":material/error:")
@@ -122,7 +123,7 @@ def ensure_first_sync(syncer: BackgroundSyncer, *, quiet: bool = False, timeout:
 def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
     """The sidebar filters and refresh picker, URL notices and the freshness bar; stores the page
     context for :func:`live`."""
-    choices = load("choices", what="filter choices") or {}
+    choices = load(q.choices, what="filter choices") or {}
     names = agent_names()
     state = sidebar.read_state(choices)
     sidebar.draw(state, choices, names)
@@ -222,7 +223,7 @@ def current_ctx() -> Ctx:
     """The stored context, moved to now: relative ranges end now, new agents get labels."""
     c = ctx()
     now = datetime.now(UTC)
-    choices = load("choices", what="filter choices") or {}
+    choices = load(q.choices, what="filter choices") or {}
     c = replace(
         c,
         filters=c.state.to_filters(now),
@@ -355,7 +356,7 @@ def window(c: Ctx) -> tuple[datetime | None, datetime | None]:
     """The filters' time range; an open end (``all``) is the data's own first/last time."""
     start, end = c.filters.start, c.filters.end
     if start is None or end is None:
-        rng = load("time_range", c.filters, what="time range") or (None, None)
+        rng = load(q.time_range, c.filters, what="time range") or (None, None)
         start, end = start or rng[0], end or rng[1]
     return start, end
 

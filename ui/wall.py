@@ -416,12 +416,13 @@ def _names(dids: Sequence[str]) -> dict[str, str]:
 
 def load(cfg: WallConfig, at: datetime) -> tuple[list[Tile], Totals, list[str], dict[str, str]]:
     """Tiles and totals judged at ``at`` (through the per-generation query cache)."""
+    from o11y_data import queries as q
     from o11y_data.queries import Filters
     from ui.data import cached
 
     start, end = window_bounds(at, cfg)
     seen_since = end - timedelta(seconds=max(cfg.horizon_s, cfg.window_s))
-    df = cached("wall_agents", Filters(start, end), seen_since=seen_since, buckets=SPARK_BUCKETS)
+    df = cached(q.wall_agents, Filters(start, end), seen_since=seen_since, buckets=SPARK_BUCKETS)
     stats = _stats_from_frame(df)
     names = _names([s.agent for s in stats])
     chosen, missing = select(stats, cfg.agents, names)
@@ -429,7 +430,7 @@ def load(cfg: WallConfig, at: datetime) -> tuple[list[Tile], Totals, list[str], 
     dids = tuple(sorted(t.agent for t in tiles))
     p95 = None
     if dids and any(t.cycles for t in tiles):
-        p95 = cached("totals", Filters(start, end, agents=dids)).get("p95_ms")
+        p95 = cached(q.totals, Filters(start, end, agents=dids)).get("p95_ms")
     return tiles, network_totals(tiles, p95), missing, names
 
 

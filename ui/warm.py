@@ -30,15 +30,17 @@ from ui.filters import ceil_minute
 
 log = logging.getLogger(__name__)
 
-Compute = Callable[[str, int, tuple, tuple], Any]
+# (question, generation, args, kwargs): the question is a function of o11y_data.queries.
+Compute = Callable[[Callable[..., Any], int, tuple, tuple], Any]
 THREAD_NAME = "o11y-warm"
 
 
 @dataclass(frozen=True)
 class Call:
-    """One ``queries.<name>(db, *args, **kwargs)`` a page made, and the minute it was made in."""
+    """One ``fn(db, *args, **kwargs)`` a page made (``fn`` a question of ``o11y_data.queries``),
+    and the minute it was made in."""
 
-    name: str
+    fn: Callable[..., Any]
     args: tuple
     kwargs: tuple
     minute: datetime
@@ -89,10 +91,10 @@ class Warmer:
         self._thread: threading.Thread | None = None
         self.warmed: dict[int, int] = {}  # generation -> results computed (the last 16)
 
-    def note(self, name: str, args: tuple, kwargs: tuple) -> None:
+    def note(self, fn: Callable[..., Any], args: tuple, kwargs: tuple) -> None:
         """Remember a call a page just made (the newest use first)."""
-        call = Call(name, args, kwargs, ceil_minute(self._clock()))
-        key = (name, args, kwargs)
+        call = Call(fn, args, kwargs, ceil_minute(self._clock()))
+        key = (fn, args, kwargs)
         with self._lock:
             self._calls.pop(key, None)
             self._calls[key] = (call, time.monotonic())
@@ -118,10 +120,10 @@ class Warmer:
                 break
             args, kwargs = shift(call, minute)
             try:
-                self._compute(call.name, number, args, kwargs)
+                self._compute(call.fn, number, args, kwargs)
                 done += 1
             except Exception as exc:  # a failing query fails on the page too, with its message
-                log.info("warming %s failed: %s", call.name, exc)
+                log.info("warming %s failed: %s", getattr(call.fn, "__name__", call.fn), exc)
         self.warmed[number] = done
         for old in sorted(self.warmed)[:-16]:  # a server runs for weeks: keep the last few
             del self.warmed[old]
