@@ -612,9 +612,17 @@ def resolve_table(source: Source) -> str:
 
     listed = "; ".join(show(t, c) for t, c in tables) or "none"
     if not matches:
-        unreadable = any(c.startswith("unreadable metadata") for _, cols in tables for c, _ in cols)
+        unreadable = [
+            t for t, cols in tables if any(c.startswith("unreadable metadata") for c, _ in cols)
+        ]
+        if unreadable:  # pointing at another table would not help: its metadata is the problem
+            raise O11yError(
+                "No readable event table found",
+                f"tables: {listed}. The newest metadata file of {', '.join(unreadable)} cannot "
+                "be read: check what committed it (a later commit replaces it)",
+            )
         raise O11yError(
-            "No readable event table found" if unreadable else "No event table found",
+            "No event table found",
             f"no table under {CATALOG_ROOT} has a value column or the event fields; tables: "
             f"{listed}. Set O11Y_TABLE_PREFIX",
         )

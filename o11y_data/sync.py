@@ -37,7 +37,7 @@ import duckdb
 from . import iceberg, rollups
 from .config import Settings
 from .db import CHOICES, choices_sql, newest_ingest_ts
-from .errors import O11yError, TransportError, local_errno, local_io_error
+from .errors import O11yError, ObjectMissing, TransportError, local_errno, local_io_error
 from .normalize import (
     Deletes,
     EqualityDelete,
@@ -586,8 +586,47 @@ def _sync_locked(
     source = _open_source(settings, client)
     gen = store.load()
     _repair_damaged_segments(store, gen)
-    label = settings.source_label
     target = resolve_snapshot(source, settings, gen)
+    try:
+        return _sync_target(settings, store, source, gen, target, progress, workers)
+    except ObjectMissing as exc:
+        raise _missing_next_step(exc, source, settings, gen, target) from exc
+
+
+def _missing_next_step(
+    exc: ObjectMissing, source: Source, settings: Settings, gen: Generation, target: Target
+) -> ObjectMissing:
+    """The missing object with what to do: when the table has a newer metadata file than the one
+    this sync read, it moved on (a compaction or expiry raced the sync) and a new sync reads the
+    newer state; otherwise the current metadata names an object the bucket lacks."""
+    what = exc.key or "an object the table names"
+    try:
+        now = resolve_snapshot(source, settings, gen).metadata_key
+    except O11yError:
+        now = None
+    if now is None:
+        step = "check the table's newest metadata again, then sync again"
+    elif now != target.metadata_key:
+        step = f"the table moved on while this sync read it (newest metadata now {now}); sync again"
+    else:
+        step = (
+            f"the table's current metadata {target.metadata_key} still names it, so syncing "
+            "again will not help: check that nothing deletes the table's files (lifecycle "
+            "rules, a cleanup job) and that O11Y_BUCKET is the table's bucket"
+        )
+    return ObjectMissing(exc.key, f"{what} is not in the bucket; {step}")
+
+
+def _sync_target(
+    settings: Settings,
+    store: Store,
+    source: Source,
+    gen: Generation,
+    target: Target,
+    progress: Progress | None,
+    workers: int,
+) -> SyncReport:
+    label = settings.source_label
     now = _now()
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
     rolled_up = rollups.is_current(gen.rollups) or not gen.number
