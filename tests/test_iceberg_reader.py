@@ -24,6 +24,7 @@ from o11y_data.store import Store
 from tests.support.reference_tables import (
     TABLE_PREFIX,
     RefTable,
+    as_v3,
     static_reference,
     unstructured_schema,
 )
@@ -308,20 +309,6 @@ def test_gzip_metadata_is_read(ref, bucket, moto_endpoint, tmp_path):
     assert Store(settings.store_dir).load().metadata_key == key
     assert report.rows == expected.num_rows == 5
     assert synced_raws(settings) == reference_raws(expected)
-
-
-def as_v3(meta: dict) -> dict:
-    """The same table state as format version 3 metadata (row lineage fields added)."""
-    v3 = dict(meta, **{"format-version": 3})
-    first = 0
-    snaps = []
-    for snap in meta["snapshots"]:
-        added = int(snap.get("summary", {}).get("added-records", 0))
-        snaps.append(dict(snap, **{"first-row-id": first, "added-rows": added}))
-        first += added
-    v3["snapshots"] = snaps
-    v3["next-row-id"] = first
-    return v3
 
 
 def test_v3_metadata_is_read(ref, bucket, moto_endpoint, tmp_path):

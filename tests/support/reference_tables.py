@@ -341,6 +341,20 @@ class RefTable:
         return key
 
 
+def as_v3(meta: dict[str, Any]) -> dict[str, Any]:
+    """The same table state as format version 3 metadata (row lineage fields added)."""
+    v3 = dict(meta, **{"format-version": 3})
+    first = 0
+    snaps = []
+    for snap in meta["snapshots"]:
+        added = int(snap.get("summary", {}).get("added-records", 0))
+        snaps.append(dict(snap, **{"first-row-id": first, "added-rows": added}))
+        first += added
+    v3["snapshots"] = snaps
+    v3["next-row-id"] = first
+    return v3
+
+
 def static_reference(endpoint: str, bucket: str, key: str) -> pa.Table:
     """What pyiceberg reads from one metadata file (no catalog): the oracle for hand-made
     metadata files."""
