@@ -136,6 +136,38 @@ def test_equality_deletes_remove_matching_rows_of_older_files_only(
     assert synced_raws(r2_settings(moto_endpoint, bucket, tmp_path / "cache")) == expected
 
 
+def test_equality_delete_manifests_write_equality_ids_as_a_list_of_int(
+    ref, s3_admin, bucket, moto_endpoint, tmp_path
+):
+    """The fixture's delete manifests follow the spec (field 135: list<int>, element 136), so
+    Java engines read the same tables; ours reads them too."""
+    import io
+
+    import fastavro
+
+    vals = events(3, "did:cf:a")
+    first = ref.append(arrow_rows(vals))[0]
+    ref.delete_equal("value", [vals[0]], like=first)
+    tbl = ref.table
+    (manifest,) = [m for m in tbl.current_snapshot().manifests(tbl.io) if m.content == 1]
+    body = s3_admin.get_object(Bucket=bucket, Key=ref.key(manifest.manifest_path))["Body"].read()
+    reader = fastavro.reader(io.BytesIO(body))
+    schema = json.loads(reader.metadata["avro.schema"])
+    data_file = next(f for f in schema["fields"] if f["name"] == "data_file")["type"]
+    (ids,) = [f for f in data_file["fields"] if f["name"] == "equality_ids"]
+    array = next(t for t in ids["type"] if isinstance(t, dict))
+    assert (ids["field-id"], array["type"], array["items"], array["element-id"]) == (
+        135,
+        "array",
+        "int",
+        136,
+    )
+    (entry,) = list(reader)
+    assert entry["data_file"]["equality_ids"] == [2]  # the value column's field id
+    report = sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
+    assert report.rows == 2
+
+
 def test_binary_value_is_read_as_utf8(s3_admin, bucket, moto_endpoint, tmp_path):
     ref = RefTable.create(
         endpoint=moto_endpoint,

@@ -4,8 +4,9 @@ pyiceberg writes the data files, manifests and metadata (a SqlCatalog on sqlite,
 in the test's bucket) and is the oracle: ``RefTable.reference()`` is ``table.scan().to_arrow()``.
 Delete files pyiceberg cannot write (it only rewrites files) are built here as the spec says: a
 Parquet file of (file_path, pos) or of the equality columns, a delete manifest (content=1/2,
-through pyiceberg's own manifest writer), a manifest list and a new snapshot committed through the
-catalog, so pyiceberg's scan then reads the table with those deletes applied.
+through pyiceberg's own manifest writer, with ``equality_ids`` a list of int as the spec has it),
+a manifest list and a new snapshot committed through the catalog, so pyiceberg's scan then reads
+the table with those deletes applied.
 """
 
 from __future__ import annotations
@@ -60,6 +61,33 @@ def day_spec() -> Any:
     from pyiceberg.transforms import DayTransform
 
     return PartitionSpec(PartitionField(1, 1000, DayTransform(), "__ingest_ts_day"))
+
+
+def spec_manifest_schema(schema: Any) -> Any:
+    """pyiceberg's manifest entry schema with ``equality_ids`` (field 135) a list of int, as the
+    spec says: pyiceberg 0.12 writes long, which Java engines (Spark) reject."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import IntegerType, ListType, NestedField, StructType
+
+    def fix(field: Any) -> Any:
+        t = field.field_type
+        if field.field_id == 135 and isinstance(t, ListType):
+            t = ListType(
+                element_id=t.element_id,
+                element_type=IntegerType(),
+                element_required=t.element_required,
+            )
+        elif isinstance(t, StructType):
+            t = StructType(*[fix(f) for f in t.fields])
+        return NestedField(
+            field_id=field.field_id,
+            name=field.name,
+            field_type=t,
+            required=field.required,
+            doc=field.doc,
+        )
+
+    return Schema(*[fix(f) for f in schema.fields], schema_id=schema.schema_id)
 
 
 @dataclass
@@ -269,7 +297,7 @@ class RefTable:
             def new_writer(self) -> Any:  # records laid out as written (v3 fields kept)
                 from pyiceberg.avro.file import AvroOutputFile
 
-                schema = self._with_partition(version)
+                schema = spec_manifest_schema(self._with_partition(version))
                 return AvroOutputFile[ManifestEntry](
                     output_file=self._output_file,
                     file_schema=schema,
