@@ -480,3 +480,107 @@ def test_newest_metadata_sees_a_version_with_one_digit_more(tmp_path):
     assert pick.version == 100001 and not pick.duplicates
     (meta / "99999-b.metadata.json").unlink()  # the known file vanished: everything is listed
     assert newest_metadata(source, TABLE_PREFIX, after=after).version == 100001
+
+
+# -- metadata checked against what names it ---------------------------------------------------
+
+
+def spread_over_days(days: int, agent: str) -> pa.Table:
+    """One row a day: one commit of this adds ``days`` files (a partition each) in one manifest."""
+    return pa.concat_tables(
+        [
+            arrow_rows(events(1, agent, start_ms=d), start=T0 + timedelta(days=d))
+            for d in range(days)
+        ]
+    )
+
+
+def gets_of(proxy, key: str) -> int:
+    from urllib.parse import unquote
+
+    return sum(
+        1 for m, p in proxy.requests if m == "GET" and unquote(p.split("?")[0]).endswith(key)
+    )
+
+
+def test_a_manifest_cut_at_an_avro_block_boundary_fails_naming_it_never_counts_less(
+    ref, s3_admin, bucket, moto_endpoint, proxy, tmp_path
+):
+    import io
+
+    import fastavro
+
+    from o11y_data.errors import TransportError
+    from tests.support.reference_tables import avro_blocks_cut
+
+    ref.append(arrow_rows(events(2, "did:cf:a")))
+    cached = r2_settings(proxy.endpoint, bucket, tmp_path / "incremental")
+    sync(cached)
+    ref.append(spread_over_days(8, "did:cf:b"))
+    key = ref.newest_data_manifest()
+    whole = ref.reblock_manifest(key)  # eight blocks of one entry, the list's length to match
+    expected = ref.reference()  # pyiceberg reads the rewritten manifest
+    assert expected.num_rows == 10
+    cut = avro_blocks_cut(whole, 3)
+    assert len(list(fastavro.reader(io.BytesIO(cut)))) == 3  # valid Avro, five entries short
+    ref.put(key, cut)
+
+    fresh = r2_settings(proxy.endpoint, bucket, tmp_path / "fresh")
+    for settings in (cached, fresh):
+        proxy.clear_requests()
+        with pytest.raises(TransportError, match=rf"^Manifest does not match .*{key}") as exc:
+            sync(settings)
+        assert "\n" not in str(exc.value) and f"{len(cut):,} bytes" in str(exc.value)
+        assert gets_of(proxy, key) == 2  # fetched again once before failing
+    assert Store(cached.store_dir).load().rows == 2  # the previous generation stays
+
+    ref.put(key, whole)  # the whole manifest back: both caches read every file
+    for settings in (cached, fresh):
+        assert sync(settings).rows == expected.num_rows
+        assert synced_raws(settings) == reference_raws(expected)
+
+
+@pytest.mark.parametrize("count", ["added_files_count", "existing_files_count"])
+def test_a_manifest_whose_entry_count_disagrees_with_its_list_fails_naming_it(
+    ref, bucket, moto_endpoint, tmp_path, count
+):
+    from o11y_data.errors import TransportError
+
+    ref.append(spread_over_days(3, "did:cf:a"))
+    key = ref.newest_data_manifest()
+
+    def one_more(record: dict) -> None:
+        if record["manifest_path"].endswith(key):
+            record[count] += 1
+
+    ref.rewrite_manifest_list(one_more)
+    what = count.split("_")[0]
+    with pytest.raises(TransportError, match=rf"{key}: \d+ {what} entries where") as exc:
+        sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("case", ["disagrees", "missing", "minus_one"])
+def test_current_snapshot_and_refs_main_must_agree(ref, bucket, moto_endpoint, tmp_path, case):
+    """Java Iceberg's and iceberg-rust's rule: current-snapshot-id and refs.main name the same
+    snapshot, or neither names one. Refused in one line, incremental and fresh."""
+    ref.append(arrow_rows(events(2, "did:cf:a")))
+    ref.append(arrow_rows(events(1, "did:cf:b")))
+    cached = r2_settings(moto_endpoint, bucket, tmp_path / "incremental")
+    assert sync(cached).rows == 3
+    meta = ref.metadata()
+    first = meta["snapshots"][0]["snapshot-id"]
+    assert meta["refs"]["main"]["snapshot-id"] == meta["current-snapshot-id"] != first
+    if case == "disagrees":
+        meta["current-snapshot-id"] = first
+    elif case == "missing":
+        del meta["current-snapshot-id"]
+    else:
+        meta["current-snapshot-id"] = -1
+    version = int(ref.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])
+    key = ref.put_metadata(version + 1, meta)
+    for settings in (cached, r2_settings(moto_endpoint, bucket, tmp_path / "fresh")):
+        with pytest.raises(O11yError, match=rf"^Inconsistent table metadata: {key}: ") as exc:
+            sync(settings)
+        assert "\n" not in str(exc.value) and "refs.main" in str(exc.value)
+    assert Store(cached.store_dir).load().rows == 3

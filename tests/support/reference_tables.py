@@ -354,6 +354,41 @@ class RefTable:
         tx.commit_transaction()
         return self.key(path)
 
+    # -- manifests rewritten as other writers lay them out ---------------------------------------
+
+    def manifest_list_key(self) -> str:
+        return self.key(self.table.current_snapshot().manifest_list)
+
+    def newest_data_manifest(self) -> str:
+        """The key of the current snapshot's manifest that added the most recent files."""
+        tbl = self.table
+        snap = tbl.current_snapshot()
+        mine = [m for m in snap.manifests(tbl.io) if m.added_snapshot_id == snap.snapshot_id]
+        return self.key(mine[0].manifest_path)
+
+    def rewrite_manifest_list(self, change: Any) -> None:
+        """Rewrite the current manifest list in place, ``change(record)`` applied to each
+        manifest's entry (same schema and file metadata)."""
+        key = self.manifest_list_key()
+        records, schema, meta, codec = _avro(self.s3.get_object(Bucket=self.bucket, Key=key))
+        for r in records:
+            change(r)
+        self.put(key, _avro_bytes(records, schema, meta, codec))
+
+    def reblock_manifest(self, key: str) -> bytes:
+        """Rewrite manifest ``key`` with one entry per Avro block (as a writer flushing often
+        does) and its manifest-list entry's ``manifest_length`` to match; returns its bytes."""
+        records, schema, meta, codec = _avro(self.s3.get_object(Bucket=self.bucket, Key=key))
+        data = _avro_bytes(records, schema, meta, codec, sync_interval=1)
+        self.put(key, data)
+
+        def length(r: dict[str, Any]) -> None:
+            if r["manifest_path"].endswith(key):
+                r["manifest_length"] = len(data)
+
+        self.rewrite_manifest_list(length)
+        return data
+
     # -- metadata files written by other engines ------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
@@ -381,6 +416,43 @@ def as_v3(meta: dict[str, Any]) -> dict[str, Any]:
     v3["snapshots"] = snaps
     v3["next-row-id"] = first
     return v3
+
+
+def _avro(obj: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str], str]:
+    """An Avro file's records, schema as written (field ids kept), file metadata and codec."""
+    import fastavro
+
+    reader = fastavro.reader(io.BytesIO(obj["Body"].read()))
+    schema = json.loads(reader.metadata["avro.schema"])
+    meta = {k: v for k, v in reader.metadata.items() if not k.startswith("avro.")}
+    return list(reader), schema, meta, reader.codec
+
+
+def _avro_bytes(
+    records: list[dict[str, Any]],
+    schema: dict[str, Any],
+    meta: dict[str, str],
+    codec: str,
+    *,
+    sync_interval: int = 16000,
+) -> bytes:
+    import fastavro
+
+    out = io.BytesIO()
+    fastavro.writer(out, schema, records, codec=codec, metadata=meta, sync_interval=sync_interval)
+    return out.getvalue()
+
+
+def avro_blocks_cut(data: bytes, blocks: int) -> bytes:
+    """An Avro file cut after its first ``blocks`` blocks: still valid Avro, fewer records.
+    Every block ends with the file's sync marker, as the header does."""
+    marker = data[-16:]
+    ends = []
+    at = data.find(marker)
+    while at >= 0:
+        ends.append(at + 16)
+        at = data.find(marker, at + 16)
+    return data[: ends[blocks]]  # ends[0] closes the header
 
 
 def static_reference(endpoint: str, bucket: str, key: str) -> pa.Table:
