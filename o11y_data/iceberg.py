@@ -240,19 +240,24 @@ def newest_metadata(
     return MetadataPick(tied[-1].key, top, tuple(o.key for o in tied[:-1]))
 
 
+_CHECK_WRITER = "check what committed it (a later commit replaces it)"
+
+
 def load_json(source: Source, key: str) -> dict[str, Any]:
     raw = source.get(key)
     if raw[:2] == b"\x1f\x8b":  # gzip (Java Iceberg's ``.gz.metadata.json``)
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError):
-            raise BadMetadata("Bad table metadata", f"{key} is not readable gzip") from None
+            raise BadMetadata(
+                "Bad table metadata", f"{key} is not readable gzip; {_CHECK_WRITER}"
+            ) from None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise BadMetadata("Bad table metadata", f"{key} is not JSON") from None
+        raise BadMetadata("Bad table metadata", f"{key} is not JSON; {_CHECK_WRITER}") from None
     if not isinstance(data, dict):
-        raise BadMetadata("Bad table metadata", f"{key} is not a JSON object")
+        raise BadMetadata("Bad table metadata", f"{key} is not a JSON object; {_CHECK_WRITER}")
     version = data.get("format-version", 1)
     if not isinstance(version, int) or not 1 <= version <= MAX_FORMAT_VERSION:
         raise BadMetadata(
@@ -616,11 +621,7 @@ def resolve_table(source: Source) -> str:
             t for t, cols in tables if any(c.startswith("unreadable metadata") for c, _ in cols)
         ]
         if unreadable:  # pointing at another table would not help: its metadata is the problem
-            raise O11yError(
-                "No readable event table found",
-                f"tables: {listed}. The newest metadata file of {', '.join(unreadable)} cannot "
-                "be read: check what committed it (a later commit replaces it)",
-            )
+            raise O11yError("No readable event table found", f"tables: {listed}")
         raise O11yError(
             "No event table found",
             f"no table under {CATALOG_ROOT} has a value column or the event fields; tables: "

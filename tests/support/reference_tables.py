@@ -389,6 +389,34 @@ class RefTable:
         self.rewrite_manifest_list(length)
         return data
 
+    def respell_locations(self, scheme: str) -> str:
+        """A new metadata file naming the same state with every location of the current
+        snapshot (manifest list, manifests, data files) spelled ``scheme://``; returns its key."""
+
+        def respell(uri: str) -> str:
+            return f"{scheme}://{uri.split('://', 1)[1]}"
+
+        list_key = self.manifest_list_key()
+        entries, schema, meta, codec = _avro(self.s3.get_object(Bucket=self.bucket, Key=list_key))
+        for entry in entries:
+            key = self.key(entry["manifest_path"])
+            records, m_schema, m_meta, m_codec = _avro(
+                self.s3.get_object(Bucket=self.bucket, Key=key)
+            )
+            for r in records:
+                r["data_file"]["file_path"] = respell(r["data_file"]["file_path"])
+            data = _avro_bytes(records, m_schema, m_meta, m_codec)
+            self.put(key, data)
+            entry["manifest_path"] = respell(entry["manifest_path"])
+            entry["manifest_length"] = len(data)
+        self.put(list_key, _avro_bytes(entries, schema, meta, codec))
+        metadata = self.metadata()
+        for snap in metadata["snapshots"]:
+            snap["manifest-list"] = respell(snap["manifest-list"])
+        metadata["location"] = respell(metadata["location"])
+        version = int(self.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])
+        return self.put_metadata(version + 1, metadata)
+
     # -- metadata files written by other engines ------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
