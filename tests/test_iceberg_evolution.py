@@ -337,3 +337,52 @@ def test_a_default_this_reader_cannot_apply_fails_in_one_line(
     with pytest.raises(Exception, match=r"Unsupported column default: field blob \(binary\)") as e:
         sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
     assert "\n" not in str(e.value)
+
+
+def test_a_sequence_of_schema_changes_and_syncs_keeps_matching_the_reference(
+    s3_admin, bucket, moto_endpoint, tmp_path
+):
+    """Rename, drop, append, re-add, a new field with a default, drop it again: after every
+    step the incremental cache equals pyiceberg's scan; at the end a fresh cache does too."""
+    ref = RefTable.create(
+        endpoint=moto_endpoint,
+        s3=s3_admin,
+        bucket=bucket,
+        db=tmp_path / "c.db",
+        schema=structured_schema("duration"),
+    )
+    cached = r2_settings(moto_endpoint, bucket, tmp_path / "incremental")
+
+    def check() -> None:
+        sync(cached)
+        assert synced_rows(cached) == expected_rows(ref.reference())
+
+    ref.append(cycles(["did:cf:a", "did:cf:b"], [100, 200], duration="duration"))
+    check()
+    _rename(ref.table)
+    check()
+    with ref.table.update_schema() as update:
+        update.delete_column("agent")
+    ref.append(
+        structured(
+            event_type=["agent.cycle"],
+            mode=["reflection"],
+            durationMs=pa.array([300], pa.int64()),
+            toolCalls=pa.array([1], pa.int64()),
+        )
+    )
+    check()
+    with ref.table.update_schema() as update:
+        update.add_column("agent", StringType())
+        update.add_column("note", StringType(), default_value="n/a")
+    check()
+    ref.append(cycles(["did:cf:c"], [400]))
+    check()
+    notes = Counter(r["note"] for r in ref.reference().to_pylist())
+    assert notes == {"n/a": 3, None: 1}  # the older files read the default
+    with ref.table.update_schema() as update:
+        update.delete_column("note")
+    check()
+    fresh = r2_settings(moto_endpoint, bucket, tmp_path / "fresh")
+    sync(fresh)
+    assert synced_rows(fresh) == synced_rows(cached) == expected_rows(ref.reference())
