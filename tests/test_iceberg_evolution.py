@@ -9,7 +9,8 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -386,3 +387,57 @@ def test_a_sequence_of_schema_changes_and_syncs_keeps_matching_the_reference(
     fresh = r2_settings(moto_endpoint, bucket, tmp_path / "fresh")
     sync(fresh)
     assert synced_rows(fresh) == synced_rows(cached) == expected_rows(ref.reference())
+
+
+def test_initial_defaults_of_each_type_read_as_the_spec_serializes_them(
+    s3_admin, bucket, moto_endpoint, tmp_path
+):
+    """v3 metadata written per the spec (its JSON single-value serialization) adds fields with
+    defaults of several types after the data was written; pyiceberg reading that metadata file
+    gives the spec's values, and so must we."""
+    ref = RefTable.create(endpoint=moto_endpoint, s3=s3_admin, bucket=bucket, db=tmp_path / "c.db")
+    ref.append(structured(value=[json.dumps({"event_type": "agent.cycle", "agent": "a"})]))
+    meta = as_v3(ref.metadata())
+    schema = next(s for s in meta["schemas"] if s["schema-id"] == meta["current-schema-id"])
+    # The table becomes structured: value dropped, the event's fields added with defaults.
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "value"] + [
+        {"id": 10, "name": "event_type", "type": "string", "initial-default": "agent.cycle"},
+        {"id": 11, "name": "durationMs", "type": "long", "initial-default": 25000},
+        {"id": 12, "name": "toolCalls", "type": "int", "initial-default": 4},
+        {"id": 13, "name": "ok", "type": "boolean", "initial-default": True},
+        {"id": 14, "name": "ratio", "type": "double", "initial-default": 0.5},
+        {"id": 15, "name": "day", "type": "date", "initial-default": "2017-11-16"},
+        {
+            "id": 16,
+            "name": "at",
+            "type": "timestamptz",
+            "initial-default": "2017-11-16T22:31:08.123456+00:00",
+        },
+        {"id": 17, "name": "price", "type": "decimal(9,2)", "initial-default": "14.20"},
+    ]
+    for f in schema["fields"]:
+        f.setdefault("required", False)
+    version = int(ref.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])
+    key = ref.put_metadata(version + 1, meta)
+    (expected,) = static_reference(moto_endpoint, bucket, key).to_pylist()  # pyiceberg agrees
+    settings = r2_settings(moto_endpoint, bucket, tmp_path / "cache")
+    report = sync(settings)
+    assert report.rows == 1 and report.unparseable == 0
+    (row,) = open_db(settings).fetch(
+        "SELECT event_type, duration_ms, tool_calls, raw FROM events_all"
+    )
+    assert (row["event_type"], row["duration_ms"], row["tool_calls"]) == ("agent.cycle", 25000, 4)
+    assert (expected["event_type"], expected["durationMs"], expected["toolCalls"]) == (
+        "agent.cycle",
+        25000,
+        4,
+    )
+    raw = json.loads(row["raw"])
+    assert (raw["ok"], raw["ratio"], raw["day"], Decimal(str(raw["price"]))) == (
+        expected["ok"],
+        expected["ratio"],
+        expected["day"].isoformat(),
+        expected["price"],
+    )
+    assert datetime.fromisoformat(raw["at"]) == expected["at"]
+    assert expected["at"] == datetime.fromisoformat("2017-11-16T22:31:08.123456+00:00")
