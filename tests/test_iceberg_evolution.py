@@ -441,3 +441,32 @@ def test_initial_defaults_of_each_type_read_as_the_spec_serializes_them(
     )
     assert datetime.fromisoformat(raw["at"]) == expected["at"]
     assert expected["at"] == datetime.fromisoformat("2017-11-16T22:31:08.123456+00:00")
+
+
+def test_a_cache_that_recorded_no_readings_is_normalized_again_from_its_copies(
+    s3_admin, bucket, moto_endpoint, proxy, tmp_path
+):
+    """A generation written before readings were recorded cannot tell how its files were read:
+    the next sync with a new table state reads them again from the local copies."""
+    from o11y_data.store import Store
+
+    evo = EVOLUTIONS["rename"]
+    ref = RefTable.create(
+        endpoint=moto_endpoint, s3=s3_admin, bucket=bucket, db=tmp_path / "c.db", schema=evo.schema
+    )
+    ref.append(evo.before)
+    cached = r2_settings(proxy.endpoint, bucket, tmp_path / "cache")
+    sync(cached)
+    store = Store(cached.store_dir)
+    path = store.gen_path(store.current_number())
+    data = json.loads(path.read_text())
+    assert data.pop("readings") and data.pop("common_reading")
+    for rec in data["files"].values():
+        rec.pop("reading", None)
+    path.write_text(json.dumps(data))
+    evo.change(ref.table)
+    proxy.clear_requests()
+    sync(cached)
+    assert synced_rows(cached) == expected_rows(ref.reference())
+    assert data_gets(proxy) == []
+    assert all(rec.reading for rec in store.load().files.values())
