@@ -600,11 +600,18 @@ def _missing_next_step(
     this sync read, it moved on (a compaction or expiry raced the sync) and a new sync reads the
     newer state; otherwise the current metadata names an object the bucket lacks."""
     what = exc.key or "an object the table names"
+    where = (
+        "O11Y_BUCKET is the table's bucket"
+        if settings.kind == "r2"
+        else ("O11Y_SOURCE_DIR is the table's folder")
+    )
     try:
         now = resolve_snapshot(source, settings, gen).metadata_key
     except O11yError:
         now = None
-    if now is None:
+    if target.mode != "iceberg":
+        step = "the folder changed while this sync read it; sync again"
+    elif now is None:
         step = "check the table's newest metadata again, then sync again"
     elif now != target.metadata_key:
         step = f"the table moved on while this sync read it (newest metadata now {now}); sync again"
@@ -612,9 +619,9 @@ def _missing_next_step(
         step = (
             f"the table's current metadata {target.metadata_key} still names it, so syncing "
             "again will not help: check that nothing deletes the table's files (lifecycle "
-            "rules, a cleanup job) and that O11Y_BUCKET is the table's bucket"
+            f"rules, a cleanup job) and that {where}"
         )
-    return ObjectMissing(exc.key, f"{what} is not in the bucket; {step}")
+    return ObjectMissing(exc.key, f"{what} is not in {source.label}; {step}")
 
 
 def _sync_target(

@@ -306,7 +306,8 @@ def test_metadata_naming_a_missing_file_keeps_the_previous_snapshot(
         sync(settings)
     line = str(exc.value)
     # The key, and that syncing again will not help (the current metadata names it): what to check.
-    assert line.startswith(f"Object missing: {keys[0]} is not in the bucket; ") and "\n" not in line
+    assert line.startswith(f"Object missing: {keys[0]} is not in R2 bucket {bucket} at ")
+    assert "\n" not in line
     assert "will not help" in line and "O11Y_BUCKET" in line
     assert any(keys[0] in r.getMessage() for r in caplog.records)  # the log names it too
     db = open_db(settings)
@@ -397,7 +398,8 @@ def test_an_object_gone_because_the_table_moved_on_says_sync_again(
     (err,) = failure
     assert isinstance(err, ObjectMissing) and err.key == key
     line = str(err)
-    assert line.startswith(f"Object missing: {key} is not in the bucket; the table moved on")
+    assert line.startswith(f"Object missing: {key} is not in R2 bucket {bucket} at ")
+    assert "; the table moved on while this sync read it" in line
     assert line.endswith("sync again") and "\n" not in line
     proxy.reset()
     assert sync(settings).rows == 2
