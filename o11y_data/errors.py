@@ -40,6 +40,15 @@ class TransportError(O11yError):
     transit. Never a reason to set a file aside: the sync fails and a later one fetches again."""
 
 
+class ObjectMissing(O11yError):
+    """An object the table's metadata names is not in the bucket. ``key`` names it; the sync
+    adds whether syncing again helps (the table moved on) or what to check."""
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        self.key = key
+        super().__init__("Object missing", detail or f"{key} is not in the bucket")
+
+
 class LocalIOError(O11yError):
     """The cache's own disk failed (full, not writable, I/O error): nothing is the source's
     fault, so nothing is set aside and the next sync after the fix completes."""
@@ -93,10 +102,12 @@ def describe_s3_error(
     endpoint_host: str,
     doing: str = "",
     timeout_s: float | None = None,
+    key: str = "",
 ) -> O11yError:
     """Map a boto3/botocore exception to a human one-liner, never echoing credentials.
 
-    ``doing`` names the request ("reading <key>", "listing <prefix>") for timeouts."""
+    ``doing`` names the request ("reading <key>", "listing <prefix>") for timeouts; ``key``
+    the object read, named when it is missing."""
     from botocore import exceptions as bex
 
     if isinstance(exc, O11yError):
@@ -120,7 +131,7 @@ def describe_s3_error(
         if code in {"NoSuchBucket"} or (status == 404 and code in {"404", "NotFound"}):
             return O11yError("Bucket not found", f"'{bucket}' does not exist at {endpoint_host}")
         if code == "NoSuchKey":
-            return O11yError("Object missing", "an object named by the table metadata is gone")
+            return ObjectMissing(key, f"{key} is not in bucket '{bucket}'" if key else "")
         if code in {"SlowDown", "ServiceUnavailable", "InternalError", "503", "500"}:
             return TransportError("R2 is unavailable", f"{code or status} from {endpoint_host}")
         return O11yError("R2 request failed", f"{code or status} from {endpoint_host}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import O11yError
+from .errors import O11yError, TransportError
 from .source import ObjectInfo, Source
 
 CATALOG_ROOT = "__r2_data_catalog/"
@@ -108,6 +108,20 @@ def deletion_vector_positions(path: Path, dv: DeleteFile) -> list[int]:
 
 
 @dataclass(frozen=True)
+class SchemaField:
+    """A top-level field of the table's current schema.
+
+    ``type`` is Iceberg's name for it (``long``, ``decimal(9,2)``; a nested type as its JSON);
+    ``initial_default`` is the v3 value files written before the field existed hold (None: no
+    default, such files read NULL). ``write-default`` concerns writers only and is not kept."""
+
+    id: int
+    name: str
+    type: str
+    initial_default: Any = None
+
+
+@dataclass(frozen=True)
 class LiveSnapshot:
     """What the current snapshot makes live: data files, delete files, and which apply where."""
 
@@ -116,6 +130,7 @@ class LiveSnapshot:
     delete_files: dict[str, DeleteFile] = field(default_factory=dict)
     deletes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # data key -> delete ids
     names: dict[int, str] = field(default_factory=dict)  # current schema: field id -> name
+    fields: tuple[SchemaField, ...] = ()  # current schema's top-level fields (types, defaults)
 
 
 @dataclass(frozen=True)
@@ -143,14 +158,25 @@ def metadata_version(key: str) -> int | None:
     return int(m.group(1) or m.group(2))
 
 
+# The schemes Iceberg's S3 file IO reads (Hadoop's s3a/s3n included), in any case.
+_S3_SCHEMES = {"s3", "s3a", "s3n"}
+
+
 def key_from_uri(uri: str, bucket: str, table_prefix: str | None = None) -> str:
-    """``s3://agent-blobs/__r2_data_catalog/…`` -> the key inside our bucket."""
-    m = re.match(r"^[a-z0-9]+://([^/]+)/(.+)$", uri)
+    """``s3://agent-blobs/__r2_data_catalog/…`` (or ``s3a``/``s3n``, any case) -> the key inside
+    our bucket; a location in another scheme is refused in one line naming it."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]+)/(.+)$", uri)
     if not m:
         return uri.lstrip("/")
-    if bucket and m.group(1) != bucket and table_prefix is None:
-        raise O11yError("Table points elsewhere", f"metadata names bucket {m.group(1)}")
-    return m.group(2)
+    if m.group(1).lower() not in _S3_SCHEMES:
+        raise O11yError(
+            "Unsupported location",
+            f"{uri}: the table names a {m.group(1)}:// object; only s3, s3a and s3n locations "
+            "in the bucket are read",
+        )
+    if bucket and m.group(2) != bucket and table_prefix is None:
+        raise O11yError("Table points elsewhere", f"metadata names bucket {m.group(2)}")
+    return m.group(3)
 
 
 def _version(key: str) -> int:
@@ -214,19 +240,24 @@ def newest_metadata(
     return MetadataPick(tied[-1].key, top, tuple(o.key for o in tied[:-1]))
 
 
+_CHECK_WRITER = "check what committed it (a later commit replaces it)"
+
+
 def load_json(source: Source, key: str) -> dict[str, Any]:
     raw = source.get(key)
     if raw[:2] == b"\x1f\x8b":  # gzip (Java Iceberg's ``.gz.metadata.json``)
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError):
-            raise BadMetadata("Bad table metadata", f"{key} is not readable gzip") from None
+            raise BadMetadata(
+                "Bad table metadata", f"{key} is not readable gzip; {_CHECK_WRITER}"
+            ) from None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise BadMetadata("Bad table metadata", f"{key} is not JSON") from None
+        raise BadMetadata("Bad table metadata", f"{key} is not JSON; {_CHECK_WRITER}") from None
     if not isinstance(data, dict):
-        raise BadMetadata("Bad table metadata", f"{key} is not a JSON object")
+        raise BadMetadata("Bad table metadata", f"{key} is not a JSON object; {_CHECK_WRITER}")
     version = data.get("format-version", 1)
     if not isinstance(version, int) or not 1 <= version <= MAX_FORMAT_VERSION:
         raise BadMetadata(
@@ -263,22 +294,86 @@ def schema_names(metadata: dict[str, Any]) -> dict[int, str]:
     }
 
 
+def schema_fields(metadata: dict[str, Any]) -> tuple[SchemaField, ...]:
+    """The current schema's top-level fields with their types and v3 initial defaults."""
+    out = []
+    for f in _current_schema(metadata).get("fields", []):
+        if "id" not in f or "name" not in f:
+            continue
+        t = f.get("type")
+        kind = t if isinstance(t, str) else json.dumps(t, sort_keys=True)
+        out.append(SchemaField(int(f["id"]), str(f["name"]), kind, f.get("initial-default")))
+    return tuple(out)
+
+
 def is_event_table(columns: Iterable[str]) -> bool:
     names = set(columns)
     return "value" in names or {"agent", "mode"} <= names or len(names & EVENT_FIELDS) >= 3
 
 
-def current_snapshot(metadata: dict[str, Any]) -> dict[str, Any] | None:
+def current_snapshot(metadata: dict[str, Any], key: str = "") -> dict[str, Any] | None:
+    """The snapshot ``current-snapshot-id`` names, which ``refs.main`` must agree with: Java
+    Iceberg and iceberg-rust refuse metadata where they differ, and so does this reader."""
     sid = metadata.get("current-snapshot-id")
-    refs = metadata.get("refs") or {}
-    if (sid is None or sid == -1) and "main" in refs:
-        sid = refs["main"].get("snapshot-id")
+    main = (metadata.get("refs") or {}).get("main")
+    main_id = main.get("snapshot-id") if isinstance(main, dict) else None
+    where = f"{key}: " if key else ""
     if sid is None or sid == -1:
+        if main is not None:
+            raise BadMetadata(
+                "Inconsistent table metadata",
+                f"{where}refs.main names snapshot {main_id} but current-snapshot-id is "
+                f"{'missing' if sid is None else sid}; check the engine that committed it",
+            )
         return None
+    if main is not None and main_id != sid:
+        raise BadMetadata(
+            "Inconsistent table metadata",
+            f"{where}current-snapshot-id is {sid} but refs.main names snapshot {main_id}; "
+            "check the engine that committed it",
+        )
     for snap in metadata.get("snapshots", []):
         if snap.get("snapshot-id") == sid:
             return snap
     raise BadMetadata("Bad table metadata", f"current snapshot {sid} is not listed")
+
+
+# A manifest-list entry's count fields for each entry status (v2 names, then v1's).
+_STATUS_COUNTS = (
+    (1, "added", ("added_files_count", "added_data_files_count")),
+    (0, "existing", ("existing_files_count", "existing_data_files_count")),
+    (2, "deleted", ("deleted_files_count", "deleted_data_files_count")),
+)
+
+
+@dataclass(frozen=True)
+class ManifestCheck:
+    """What a manifest-list entry says of its manifest: its length in bytes and how many entries
+    it holds of each status. A manifest cut at an Avro block boundary is still valid Avro; only
+    these tell that entries are missing."""
+
+    length: int | None = None
+    counts: tuple[tuple[int, str, int], ...] = ()  # (status, its name, entries the list names)
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> ManifestCheck:
+        counts = []
+        for status, what, names in _STATUS_COUNTS:
+            value = next((entry[n] for n in names if entry.get(n) is not None), None)
+            if value is not None:
+                counts.append((status, what, int(value)))
+        length = entry.get("manifest_length")
+        return cls(None if length is None else int(length), tuple(counts))
+
+    def mismatch(self, size: int, records: list[dict[str, Any]]) -> str | None:
+        """Why the manifest's bytes are not the ones the list names (None when they are)."""
+        if self.length is not None and size != self.length:
+            return f"{size:,} bytes where the manifest list says {self.length:,}"
+        for status, what, want in self.counts:
+            got = sum(1 for r in records if int(r.get("status", 1)) == status)
+            if got != want:
+                return f"{got:,} {what} entries where the manifest list says {want:,}"
+        return None
 
 
 class ManifestCache:
@@ -289,36 +384,65 @@ class ManifestCache:
         self.fetched = 0
         self._lock = threading.Lock()
 
-    def read(self, source: Source, key: str) -> list[dict[str, Any]]:
+    def read(
+        self, source: Source, key: str, check: ManifestCheck | None = None
+    ) -> list[dict[str, Any]]:
+        """The file's records. With ``check`` (what the manifest list says of it), a copy that
+        disagrees is fetched once more; a second disagreement fails in one line naming it, so
+        a cut-short manifest never counts fewer files."""
+        path = self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".avro")
+        problem = ""
+        for fresh in (False, True):
+            data, cached = self._bytes(source, key, path, fresh=fresh)
+            records = self._records(key, data, path)
+            why = check.mismatch(len(data), records) if check else None
+            if why is None:
+                if not cached:
+                    from .source import _atomic_write_stream
+
+                    _atomic_write_stream(path, iter([data]))
+                return records
+            path.unlink(missing_ok=True)
+            problem = why
+        raise TransportError(
+            "Manifest does not match its manifest list",
+            f"{key}: {problem}, twice in a row. Nothing was synced; sync again, and if it "
+            "repeats the object in the bucket is cut short or damaged: check what wrote it",
+        )
+
+    def _bytes(self, source: Source, key: str, path: Path, *, fresh: bool) -> tuple[bytes, bool]:
+        """(the file's bytes, whether they came from the disk cache)."""
+        if not fresh and path.is_file():
+            return path.read_bytes(), True
+        data = source.get(key)
+        with self._lock:
+            self.fetched += 1
+        return data, False
+
+    @staticmethod
+    def _records(key: str, data: bytes, path: Path) -> list[dict[str, Any]]:
         import fastavro
 
-        path = self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".avro")
-        cached = path.is_file()
-        if cached:
-            data = path.read_bytes()
-        else:
-            data = source.get(key)
-            with self._lock:
-                self.fetched += 1
         try:
-            records = list(fastavro.reader(io.BytesIO(data)))
+            return list(fastavro.reader(io.BytesIO(data)))
         except Exception:
             path.unlink(missing_ok=True)
             raise BadMetadata("Bad table metadata", f"{key} is not a readable Avro file") from None
-        if not cached:
-            from .source import _atomic_write_stream
-
-            _atomic_write_stream(path, iter([data]))
-        return records
 
     def read_many(
-        self, source: Source, keys: list[str], *, workers: int = MANIFEST_WORKERS
+        self,
+        source: Source,
+        keys: list[str],
+        *,
+        checks: list[ManifestCheck | None] | None = None,
+        workers: int = MANIFEST_WORKERS,
     ) -> list[list[dict[str, Any]]]:
         """Several manifests, fetched concurrently (bounded), in the order asked."""
-        if len(keys) <= 1:
-            return [self.read(source, k) for k in keys]
-        with ThreadPoolExecutor(max_workers=min(workers, len(keys))) as pool:
-            return list(pool.map(lambda k: self.read(source, k), keys))
+        wanted = list(zip(keys, checks or [None] * len(keys), strict=True))
+        if len(wanted) <= 1:
+            return [self.read(source, k, c) for k, c in wanted]
+        with ThreadPoolExecutor(max_workers=min(workers, len(wanted))) as pool:
+            return list(pool.map(lambda kc: self.read(source, *kc), wanted))
 
 
 def _partition(value: Any) -> tuple[tuple[str, Any], ...]:
@@ -403,18 +527,26 @@ def applies(delete: DeleteFile, data: DataFile) -> bool:
     return True
 
 
-def read_snapshot(source: Source, metadata: dict[str, Any], cache: ManifestCache) -> LiveSnapshot:
-    """The current snapshot's live data files and the delete files that apply to each."""
-    snap = current_snapshot(metadata)
+def read_snapshot(
+    source: Source, metadata: dict[str, Any], cache: ManifestCache, *, key: str = ""
+) -> LiveSnapshot:
+    """The current snapshot's live data files and the delete files that apply to each
+    (``key``: the metadata file's, named in errors)."""
+    snap = current_snapshot(metadata, key)
     names = schema_names(metadata)
+    fields = schema_fields(metadata)
     if snap is None:
-        return LiveSnapshot(None, (), names=names)
+        return LiveSnapshot(None, (), names=names, fields=fields)
     bucket = source.bucket
     if "manifest-list" in snap:
         manifests = cache.read(source, key_from_uri(snap["manifest-list"], bucket))
     else:  # v1: the snapshot names its manifests (all data manifests)
         manifests = [{"manifest_path": p} for p in snap.get("manifests", [])]
-    entries = cache.read_many(source, [key_from_uri(m["manifest_path"], bucket) for m in manifests])
+    entries = cache.read_many(
+        source,
+        [key_from_uri(m["manifest_path"], bucket) for m in manifests],
+        checks=[ManifestCheck.of(m) if "manifest-list" in snap else None for m in manifests],
+    )
     files: dict[str, DataFile] = {}
     delete_files: dict[str, DeleteFile] = {}
     for manifest, records in zip(manifests, entries, strict=True):
@@ -453,6 +585,7 @@ def read_snapshot(source: Source, metadata: dict[str, Any], cache: ManifestCache
         delete_files,
         {k: v for k, v in deletes.items() if v},
         names,
+        fields,
     )
 
 
@@ -484,9 +617,13 @@ def resolve_table(source: Source) -> str:
 
     listed = "; ".join(show(t, c) for t, c in tables) or "none"
     if not matches:
-        unreadable = any(c.startswith("unreadable metadata") for _, cols in tables for c, _ in cols)
+        unreadable = [
+            t for t, cols in tables if any(c.startswith("unreadable metadata") for c, _ in cols)
+        ]
+        if unreadable:  # pointing at another table would not help: its metadata is the problem
+            raise O11yError("No readable event table found", f"tables: {listed}")
         raise O11yError(
-            "No readable event table found" if unreadable else "No event table found",
+            "No event table found",
             f"no table under {CATALOG_ROOT} has a value column or the event fields; tables: "
             f"{listed}. Set O11Y_TABLE_PREFIX",
         )

@@ -10,10 +10,19 @@ and rows that the table's delete files remove never reach the store.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import O11yError
+from .iceberg import SchemaField
 
 # Columns of the normalized store, in order. ``file`` is the source key the row came from.
 STORE_COLUMNS: list[tuple[str, str]] = [
@@ -97,6 +106,105 @@ class FileShape:
         return out
 
 
+# -- reading a file under the table's current schema -----------------------------------------
+
+
+def column_keys(shape: FileShape) -> list[list[Any]]:
+    """A file's columns as (field id or None, name): all a generation keeps to tell, without
+    the file, how the current schema reads it."""
+    return [[c.field_id, c.name] for c in shape.columns]
+
+
+def reading_of(columns: Sequence[Sequence[Any]], fields: Sequence[SchemaField]) -> str:
+    """A fingerprint of how a file with ``columns`` (``column_keys``) is read under the schema
+    ``fields``: the name and type each column is read as (by field id, as ``FileShape.named``
+    does), and the fields it lacks that an ``initial-default`` fills. The same fingerprint means
+    the same rows, so a rename, drop, re-add, type promotion or new default changes it."""
+    by_id = {f.id: f for f in fields}
+    by_name = {f.name: f for f in fields}
+    read: list[Any] = []
+    for fid, name in columns:
+        f = by_id.get(fid) if fields and fid is not None else by_name.get(name)
+        if fields and fid is not None:
+            read.append([fid, name, f.name if f else None, f.type if f else None])
+        else:
+            read.append([fid, name, name, f.type if f else None])
+    present = {r[2] for r in read if r[2] is not None}
+    fills = [
+        [f.id, f.name, f.type, f.initial_default]
+        for f in fields
+        if f.initial_default is not None and f.name not in present
+    ]
+    text = json.dumps([read, fills], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Fill:
+    """A field the file lacks, read as its v3 ``initial-default`` (a constant column)."""
+
+    name: str  # its name in the current schema
+    column: str  # the constant column's name in the read
+    sql: str  # the default as a typed SQL literal
+    type: str  # Arrow's name for that type, as ``Column.type``
+
+
+_INT_TYPES = {"int": ("INTEGER", "int32"), "long": ("BIGINT", "int64")}
+_FLOAT_TYPES = {"float": ("FLOAT", "float"), "double": ("DOUBLE", "double")}
+_DECIMAL_RE = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+
+
+def _default_literal(f: SchemaField) -> tuple[str, str]:
+    """(SQL literal, Arrow type name) of a field's ``initial-default``, in the JSON form the
+    spec gives each type; a type or value this reader cannot apply fails in one line."""
+    v, t = f.initial_default, f.type
+    try:
+        if t == "string" and isinstance(v, str):
+            return f"{_lit(v)}::VARCHAR", "string"
+        if t in _INT_TYPES and isinstance(v, int) and not isinstance(v, bool):
+            return f"CAST({int(v)} AS {_INT_TYPES[t][0]})", _INT_TYPES[t][1]
+        finite = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if t in _FLOAT_TYPES and finite:
+            return f"CAST({float(v)!r} AS {_FLOAT_TYPES[t][0]})", _FLOAT_TYPES[t][1]
+        if t == "boolean" and isinstance(v, bool):
+            return ("true" if v else "false"), "bool"
+        if t == "date" and isinstance(v, str):
+            return f"DATE {_lit(dt.date.fromisoformat(v).isoformat())}", "date32[day]"
+        if t in ("timestamp", "timestamptz") and isinstance(v, str):
+            when = dt.datetime.fromisoformat(v)
+            if t == "timestamptz":
+                if when.tzinfo is None:
+                    raise ValueError(v)
+                when = when.astimezone(dt.UTC).replace(tzinfo=None)
+                return f"TIMESTAMPTZ {_lit(when.isoformat() + '+00:00')}", "timestamp[us, tz=UTC]"
+            return f"TIMESTAMP {_lit(when.replace(tzinfo=None).isoformat())}", "timestamp[us]"
+        m = _DECIMAL_RE.match(t)
+        if m and isinstance(v, str):
+            exact = decimal.Decimal(v)
+            if exact.is_finite():
+                return f"CAST({_lit(str(exact))} AS DECIMAL({m[1]}, {m[2]}))", f"decimal128({t})"
+    except (ValueError, ArithmeticError):
+        pass
+    raise O11yError(
+        "Unsupported column default",
+        f"field {f.name} ({t}) has initial-default {json.dumps(v)[:80]}, which this reader "
+        "cannot apply to the files written before the field existed",
+    )
+
+
+def fills(
+    shape: FileShape, names: Mapping[int, str] | None, fields: Sequence[SchemaField]
+) -> tuple[Fill, ...]:
+    """The fields ``shape`` lacks that the schema gives an ``initial-default``."""
+    have = shape.named(names)
+    out = []
+    for f in fields:
+        if f.initial_default is not None and f.name not in have:
+            sql, kind = _default_literal(f)
+            out.append(Fill(f.name, f"__o11y_default_{f.id}", sql, kind))
+    return tuple(out)
+
+
 def file_shape(path: Path) -> FileShape:
     """The shape of a Parquet file (reads its footer only)."""
     import pyarrow.parquet as pq
@@ -169,20 +277,28 @@ def source_sql(
     shape: FileShape,
     *,
     names: Mapping[int, str] | None = None,
+    fields: Sequence[SchemaField] = (),
     deletes: Deletes | None = None,
 ) -> str:
-    """SELECT file, ingest_ts, raw from files of one shape, minus the rows deletes remove."""
+    """SELECT file, ingest_ts, raw from files of one shape, minus the rows deletes remove; the
+    fields they lack that have an ``initial-default`` read as it."""
     cols = shape.named(names)
+    constants = fills(shape, names, fields)
+    cols.update({c.name: Column(c.column, c.type) for c in constants})
     files = "[" + ", ".join(_lit(str(p)) for p in paths) + "]"
     cut = len(str(raw_root)) + 2  # file name -> key relative to the raw folder
     file = f"substr(s.{_q(FILE_COLUMN)}, {cut})"
     deletes = deletes or Deletes()
     # Row numbers only where positions are deleted: a file may have a column of that name.
     rows = ", file_row_number = true" if deletes.positions else ""
+    read = f"read_parquet({files}, filename = {_lit(FILE_COLUMN)}{rows})"
+    if constants:
+        consts = ", ".join(f"{c.sql} AS {_q(c.column)}" for c in constants)
+        read = f"(SELECT *, {consts} FROM {read})"
     sql = (
         f"SELECT {file} AS file, {_ingest_expr(cols.get('__ingest_ts'))} "
         f"AS ingest_ts, {_value_expr(cols)} AS raw "
-        f"FROM read_parquet({files}, filename = {_lit(FILE_COLUMN)}{rows}) s"
+        f"FROM {read} s"
     )
     if deletes.positions:
         sql += (
@@ -274,10 +390,12 @@ def write_segment(
     out: Path,
     *,
     names: Mapping[int, str] | None = None,
+    fields: Sequence[SchemaField] = (),
     deletes: Deletes | None = None,
 ) -> int:
     """Normalize files of one shape into ``out`` (zstd Parquet); returns rows written."""
-    sql = normalized_sql(source_sql(paths, raw_root, shape, names=names, deletes=deletes))
+    src = source_sql(paths, raw_root, shape, names=names, fields=fields, deletes=deletes)
+    sql = normalized_sql(src)
     cur = conn.cursor()
     try:
         cur.execute(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .config import Settings
-from .errors import O11yError, TransportError, describe_s3_error, local_errno
+from .errors import O11yError, ObjectMissing, TransportError, describe_s3_error, local_errno
 
 T = TypeVar("T")
 
@@ -221,7 +221,7 @@ class S3Source:
         self._pause_lock = threading.Lock()
         self._paused_until = 0.0
 
-    def _wrap(self, exc: BaseException, doing: str = "") -> O11yError:
+    def _wrap(self, exc: BaseException, doing: str = "", key: str = "") -> O11yError:
         timeout = getattr(getattr(self.client, "meta", None), "config", None)
         return describe_s3_error(
             exc,
@@ -229,9 +229,10 @@ class S3Source:
             endpoint_host=self.endpoint_host,
             doing=doing,
             timeout_s=getattr(timeout, "read_timeout", None),
+            key=key,
         )
 
-    def _call(self, doing: str, fn: Callable[[], T]) -> T:
+    def _call(self, doing: str, fn: Callable[[], T], *, key: str = "") -> T:
         """``fn()``, retried on throttling and transient faults within the policy's bounds;
         any other failure, or the last one, as one O11yError (the cause chained)."""
         policy = self.retry
@@ -247,7 +248,7 @@ class S3Source:
                 wait = policy.wait(attempt)
                 last = attempt + 1 >= policy.tries or time.monotonic() + wait > deadline
                 if kind is None or last:
-                    err = self._wrap(exc, doing)
+                    err = self._wrap(exc, doing, key)
                     if kind is not None and attempt:  # say the retries were spent, and on what
                         took = policy.budget_s - (deadline - time.monotonic())
                         what = "" if doing.split(" ", 1)[-1] in err.detail else f" {doing}"
@@ -337,7 +338,7 @@ class S3Source:
             _verify(key, len(data), hashlib.md5(data).hexdigest(), r)
             return data
 
-        return self._call(f"reading {key}", call)
+        return self._call(f"reading {key}", call, key=key)
 
     def download(self, key: str, dest: Path, *, size: int = -1) -> int:
         """Fetch ``key`` to ``dest`` (atomic rename), verified against ``size`` (the manifest's or
@@ -358,7 +359,7 @@ class S3Source:
 
             return _atomic_write_stream(dest, chunks(), durable=False, check=check)
 
-        return self._call(f"reading {key}", call)
+        return self._call(f"reading {key}", call, key=key)
 
 
 def _verify(key: str, got: int, md5: str, response: dict[str, Any], *, expected: int = -1) -> None:
@@ -435,7 +436,7 @@ class LocalSource:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise O11yError("Object missing", f"{key} is not in {self.root}") from None
+            raise ObjectMissing(key, f"{key} is not in {self.root}") from None
         except OSError as exc:
             raise O11yError("Cannot read source file", f"{key}: {exc.strerror}") from None
 
@@ -445,7 +446,7 @@ class LocalSource:
             src = open(path, "rb")  # noqa: SIM115 - closed by chunks(); opened here to tell
             # a missing source file from a failing cache disk
         except FileNotFoundError as exc:
-            raise O11yError("Object missing", f"{key} is not in {self.root}") from exc
+            raise ObjectMissing(key, f"{key} is not in {self.root}") from exc
         except OSError as exc:
             raise O11yError("Cannot read source file", f"{key}: {exc.strerror}") from exc
 

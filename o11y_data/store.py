@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,6 +55,9 @@ class FileRecord:
     rows: int = 0
     bad_rows: int = 0
     deletes: list[str] = field(default_factory=list)  # delete files applied to its rows
+    # How the table's schema read it (``normalize.reading_of``; "" before this was recorded):
+    # a schema change that reads it differently has it normalized again.
+    reading: str = ""
 
 
 @dataclass
@@ -91,6 +95,9 @@ class Generation:
     snapshot_id: int | None = None
     segments: list[Segment] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
+    # reading fingerprint -> the columns (field id, name) of the files read that way: enough to
+    # tell, after a schema change, which files read differently (normalize.reading_of)
+    readings: dict[str, list[list[Any]]] = field(default_factory=dict)
     bad_files: dict[str, BadFile] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # e.g. two metadata files, one version
     # rollups.py: {"version": N, "months": {"YYYY-MM": {table: file under rollups/}}}
@@ -112,16 +119,24 @@ class Generation:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        common = Counter(rec["reading"] for rec in data["files"].values()).most_common(1)
+        data["common_reading"] = common[0][0] if common else ""
         for rec in data["files"].values():
             if not rec["deletes"]:  # almost every file: keep the generation file small
                 del rec["deletes"]
+            if rec["reading"] == data["common_reading"]:  # likewise: one reading, said once
+                del rec["reading"]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Generation:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["segments"] = [_record(Segment, s) for s in known.get("segments") or []]
-        known["files"] = {k: _record(FileRecord, v) for k, v in (known.get("files") or {}).items()}
+        common = str(data.get("common_reading") or "")
+        known["files"] = {
+            k: _record(FileRecord, {"reading": common, **v} if isinstance(v, dict) else v)
+            for k, v in (known.get("files") or {}).items()
+        }
         known["bad_files"] = {
             k: _record(BadFile, v) for k, v in (known.get("bad_files") or {}).items()
         }

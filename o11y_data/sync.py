@@ -37,15 +37,17 @@ import duckdb
 from . import iceberg, rollups
 from .config import Settings
 from .db import CHOICES, choices_sql, newest_ingest_ts
-from .errors import O11yError, TransportError, local_errno, local_io_error
+from .errors import O11yError, ObjectMissing, TransportError, local_errno, local_io_error
 from .normalize import (
     Deletes,
     EqualityDelete,
     FileShape,
     _lit,
+    column_keys,
     file_shape,
     load_positions,
     prepare,
+    reading_of,
     write_segment,
 )
 from .source import Source, open_source
@@ -236,12 +238,15 @@ def _normalize(
     keys: Sequence[str],
     progress: Progress | None,
     snapshot: iceberg.LiveSnapshot,
+    readings: dict[str, list[list[Any]]],
 ) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
     """New segments for ``keys``; per-file counts; files that could not be read (key -> reason).
 
     Files are batched by their full shape (names, types, field ids) and read by the snapshot's
     field ids, minus the rows its delete files remove; the manifests' record counts size the
-    batches. The counts' ``size`` is left unset: the caller knows the size at the source."""
+    batches. The counts' ``size`` is left unset: the caller knows the size at the source. Each
+    count records how the schema read its file (``reading_of``), whose columns land in
+    ``readings``, so a later schema change is seen without the file."""
     groups: dict[FileShape, list[str]] = {}
     bad: dict[str, str] = {}
     for key in keys:
@@ -268,6 +273,7 @@ def _normalize(
                 shape,
                 tmp,
                 names=snapshot.names,
+                fields=snapshot.fields,
                 deletes=deletes,
             )
         except duckdb.Error as exc:
@@ -292,15 +298,22 @@ def _normalize(
             return
         tmp.rename(store.segments / name)
         per_file = _segment_counts(conn, store.segments / name)
+        columns = column_keys(shape)
+        reading = reading_of(columns, snapshot.fields)
+        readings[reading] = columns
         for k in batch:
             rec = per_file.get(k, FileRecord())
             rec.deletes = list(snapshot.deletes.get(k, ()))
+            rec.reading = reading
             counts[k] = rec
         segments.append(Segment(name, sum(c.rows for c in per_file.values()), list(batch)))
 
+    # A table whose schema has the event's columns reads a file lacking them as NULLs (or their
+    # defaults), as the spec says; only a schema-less folder sets such a file aside.
+    schema_has_events = iceberg.is_event_table(snapshot.names.values())
     for shape, members in groups.items():
         columns = set(shape.named(snapshot.names))
-        if "value" not in columns and not columns & iceberg.EVENT_FIELDS:
+        if not schema_has_events and "value" not in columns and not columns & iceberg.EVENT_FIELDS:
             for k in members:
                 bad[k] = "no value column and no event fields"
             continue
@@ -322,7 +335,15 @@ def _reads_without_deletes(
     """Whether ``key`` normalizes when no delete file is applied (the same path, thrown away)."""
     tmp = store.segments / f".part-check-{uuid.uuid4().hex[:10]}.tmp"
     try:
-        write_segment(conn, [store.raw / key], store.raw, shape, tmp, names=snapshot.names)
+        write_segment(
+            conn,
+            [store.raw / key],
+            store.raw,
+            shape,
+            tmp,
+            names=snapshot.names,
+            fields=snapshot.fields,
+        )
     except duckdb.Error:
         return False
     finally:
@@ -565,8 +586,54 @@ def _sync_locked(
     source = _open_source(settings, client)
     gen = store.load()
     _repair_damaged_segments(store, gen)
-    label = settings.source_label
     target = resolve_snapshot(source, settings, gen)
+    try:
+        return _sync_target(settings, store, source, gen, target, progress, workers)
+    except ObjectMissing as exc:
+        raise _missing_next_step(exc, source, settings, gen, target) from exc
+
+
+def _missing_next_step(
+    exc: ObjectMissing, source: Source, settings: Settings, gen: Generation, target: Target
+) -> ObjectMissing:
+    """The missing object with what to do: when the table has a newer metadata file than the one
+    this sync read, it moved on (a compaction or expiry raced the sync) and a new sync reads the
+    newer state; otherwise the current metadata names an object the bucket lacks."""
+    what = exc.key or "an object the table names"
+    where = (
+        "O11Y_BUCKET is the table's bucket"
+        if settings.kind == "r2"
+        else ("O11Y_SOURCE_DIR is the table's folder")
+    )
+    try:
+        now = resolve_snapshot(source, settings, gen).metadata_key
+    except O11yError:
+        now = None
+    if target.mode != "iceberg":
+        step = "the folder changed while this sync read it; sync again"
+    elif now is None:
+        step = "check the table's newest metadata again, then sync again"
+    elif now != target.metadata_key:
+        step = f"the table moved on while this sync read it (newest metadata now {now}); sync again"
+    else:
+        step = (
+            f"the table's current metadata {target.metadata_key} still names it, so syncing "
+            "again will not help: check that nothing deletes the table's files (lifecycle "
+            f"rules, a cleanup job) and that {where}"
+        )
+    return ObjectMissing(exc.key, f"{what} is not in {source.label}; {step}")
+
+
+def _sync_target(
+    settings: Settings,
+    store: Store,
+    source: Source,
+    gen: Generation,
+    target: Target,
+    progress: Progress | None,
+    workers: int,
+) -> SyncReport:
+    label = settings.source_label
     now = _now()
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
     rolled_up = rollups.is_current(gen.rollups) or not gen.number
@@ -596,8 +663,9 @@ def _sync_locked(
         conn = _connect(store, settings.sync_memory)
         try:
             readable = [f for f in diff.new if f.key not in wrong_size]
+            readings = dict(gen.readings)
             new_segments, counts, bad = _normalize_new(
-                conn, source, store, readable, report_progress, workers, diff.snapshot
+                conn, source, store, readable, report_progress, workers, diff.snapshot, readings
             )
             bad.update(wrong_size)
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
@@ -629,6 +697,7 @@ def _sync_locked(
         snapshot_id=diff.snapshot_id,
         segments=segments,
         files=files,
+        readings={r: readings[r] for r in {f.reading for f in files.values()} if r in readings},
         bad_files=bad_files,
         warnings=list(target.warnings),
         rollups=rollup_state,
@@ -722,23 +791,42 @@ def _live_files(source: Source, store: Store, target: Target) -> iceberg.LiveSna
         return _list_all_parquet(source, target.prefix)
     assert target.metadata_key is not None
     metadata = iceberg.load_json(source, target.metadata_key)
-    return iceberg.read_snapshot(source, metadata, iceberg.ManifestCache(store.meta))
+    return iceberg.read_snapshot(
+        source, metadata, iceberg.ManifestCache(store.meta), key=target.metadata_key
+    )
 
 
 def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, BadFile]) -> Diff:
-    """A file whose set of delete files changed (a DELETE on old data) counts as gone and new:
-    its rows are normalized again from the downloaded copy."""
+    """A file whose set of delete files changed (a DELETE on old data), or that the current
+    schema reads differently (a rename, drop, re-add, type promotion or new default), counts as
+    gone and new: its rows are normalized again from the downloaded copy."""
     live_by_key = {f.key: f for f in snapshot.files}
+    same_reading = _same_reading(gen, snapshot)
     known = {
         k
         for k, v in gen.files.items()
         if k in live_by_key
         and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
         and tuple(v.deletes) == snapshot.deletes.get(k, ())
+        and same_reading(v.reading)
     }
     still_bad = {k: v for k, v in gen.bad_files.items() if k in live_by_key and k not in retry_bad}
     new = [f for f in snapshot.files if f.key not in known and f.key not in still_bad]
     return Diff(snapshot, known, new, set(gen.files) - known, still_bad)
+
+
+def _same_reading(gen: Generation, snapshot: iceberg.LiveSnapshot) -> Callable[[str], bool]:
+    """Whether a file recorded with a reading would be read the same under the snapshot's
+    schema (a file recorded without one, by an older version, is read again to be sure)."""
+    memo: dict[str, bool] = {}
+
+    def same(reading: str) -> bool:
+        if reading not in memo:
+            columns = gen.readings.get(reading)
+            memo[reading] = columns is not None and reading_of(columns, snapshot.fields) == reading
+        return memo[reading]
+
+    return same
 
 
 def _status_progress(store: Store, progress: Progress | None) -> Progress:
@@ -845,7 +933,13 @@ def _file_records(
     live_by_key = diff.live_by_key
     files = {k: gen.files[k] for k in diff.known}
     for k, c in counts.items():
-        files[k] = FileRecord(size=live_by_key[k].size, rows=c.rows, bad_rows=c.bad_rows)
+        files[k] = FileRecord(
+            size=live_by_key[k].size,
+            rows=c.rows,
+            bad_rows=c.bad_rows,
+            deletes=c.deletes,
+            reading=c.reading,
+        )
     return files
 
 
@@ -914,11 +1008,14 @@ def _normalize_new(
     progress: Progress | None,
     workers: int,
     snapshot: iceberg.LiveSnapshot,
+    readings: dict[str, list[list[Any]]],
 ) -> tuple[list[Segment], dict[str, FileRecord], dict[str, str]]:
     """``_normalize`` the new files; a file that fails is downloaded afresh and tried once more,
     so only a failure the source's own bytes repeat sets a file aside (never a copy damaged on
     the way or on disk)."""
-    segments, counts, bad = _normalize(conn, store, [f.key for f in new], progress, snapshot)
+    segments, counts, bad = _normalize(
+        conn, store, [f.key for f in new], progress, snapshot, readings
+    )
     if not bad:
         return segments, counts, bad
     again = [f for f in new if f.key in bad]
@@ -926,7 +1023,9 @@ def _normalize_new(
         (store.raw / f.key).unlink(missing_ok=True)
     _, _, wrong_size = _download_all(source, store, again, None, workers)
     again = [f for f in again if f.key not in wrong_size]
-    more, more_counts, bad = _normalize(conn, store, [f.key for f in again], None, snapshot)
+    more, more_counts, bad = _normalize(
+        conn, store, [f.key for f in again], None, snapshot, readings
+    )
     counts.update(more_counts)
     return segments + more, counts, {**bad, **wrong_size}
 

@@ -146,3 +146,27 @@ def test_doctor_counts_the_delete_files_another_engine_wrote(
         "ok    delete files: 1 delete file (1 position) on 1 data file: the sync applies them"
     ), line
     assert "2 live data files, 7 rows" in checks["metadata"].detail
+
+
+def test_doctor_fails_the_metadata_check_when_refs_main_disagrees(
+    s3_admin, bucket, moto_endpoint, tmp_path
+):
+    import json
+
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    append(writer, rows([event(ms=1)]))
+    append(writer, rows([event(ms=2)]))
+    key = f"{writer.table_prefix}metadata/{writer.version:05d}-"
+    meta_key = next(
+        o["Key"]
+        for o in s3_admin.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]
+        if o["Key"].endswith(".metadata.json")
+    )
+    meta = json.loads(s3_admin.get_object(Bucket=bucket, Key=meta_key)["Body"].read())
+    meta["current-snapshot-id"] = meta["snapshots"][0]["snapshot-id"]  # refs.main: the newest
+    s3_admin.put_object(Bucket=bucket, Key=meta_key, Body=json.dumps(meta).encode())
+    r = doctor(r2_env(moto_endpoint, bucket, tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    checks = lines_by_check(r.stdout)
+    assert checks["metadata"].startswith("FAIL") and "Inconsistent table metadata" in r.stdout
+    assert checks["newest data"].startswith("skip"), r.stdout

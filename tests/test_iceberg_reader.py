@@ -24,6 +24,7 @@ from o11y_data.store import Store
 from tests.support.reference_tables import (
     TABLE_PREFIX,
     RefTable,
+    as_v3,
     static_reference,
     unstructured_schema,
 )
@@ -133,6 +134,38 @@ def test_equality_deletes_remove_matching_rows_of_older_files_only(
     expected = Counter([vals[0], vals[3], vals[2], vals[1]])
     assert report.rows == 4
     assert synced_raws(r2_settings(moto_endpoint, bucket, tmp_path / "cache")) == expected
+
+
+def test_equality_delete_manifests_write_equality_ids_as_a_list_of_int(
+    ref, s3_admin, bucket, moto_endpoint, tmp_path
+):
+    """The fixture's delete manifests follow the spec (field 135: list<int>, element 136), so
+    Java engines read the same tables; ours reads them too."""
+    import io
+
+    import fastavro
+
+    vals = events(3, "did:cf:a")
+    first = ref.append(arrow_rows(vals))[0]
+    ref.delete_equal("value", [vals[0]], like=first)
+    tbl = ref.table
+    (manifest,) = [m for m in tbl.current_snapshot().manifests(tbl.io) if m.content == 1]
+    body = s3_admin.get_object(Bucket=bucket, Key=ref.key(manifest.manifest_path))["Body"].read()
+    reader = fastavro.reader(io.BytesIO(body))
+    schema = json.loads(reader.metadata["avro.schema"])
+    data_file = next(f for f in schema["fields"] if f["name"] == "data_file")["type"]
+    (ids,) = [f for f in data_file["fields"] if f["name"] == "equality_ids"]
+    array = next(t for t in ids["type"] if isinstance(t, dict))
+    assert (ids["field-id"], array["type"], array["items"], array["element-id"]) == (
+        135,
+        "array",
+        "int",
+        136,
+    )
+    (entry,) = list(reader)
+    assert entry["data_file"]["equality_ids"] == [2]  # the value column's field id
+    report = sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
+    assert report.rows == 2
 
 
 def test_binary_value_is_read_as_utf8(s3_admin, bucket, moto_endpoint, tmp_path):
@@ -310,20 +343,6 @@ def test_gzip_metadata_is_read(ref, bucket, moto_endpoint, tmp_path):
     assert synced_raws(settings) == reference_raws(expected)
 
 
-def as_v3(meta: dict) -> dict:
-    """The same table state as format version 3 metadata (row lineage fields added)."""
-    v3 = dict(meta, **{"format-version": 3})
-    first = 0
-    snaps = []
-    for snap in meta["snapshots"]:
-        added = int(snap.get("summary", {}).get("added-records", 0))
-        snaps.append(dict(snap, **{"first-row-id": first, "added-rows": added}))
-        first += added
-    v3["snapshots"] = snaps
-    v3["next-row-id"] = first
-    return v3
-
-
 def test_v3_metadata_is_read(ref, bucket, moto_endpoint, tmp_path):
     a = ref.append(arrow_rows(events(3, "did:cf:a")))[0]
     ref.delete_positions({a: [2]})
@@ -461,3 +480,107 @@ def test_newest_metadata_sees_a_version_with_one_digit_more(tmp_path):
     assert pick.version == 100001 and not pick.duplicates
     (meta / "99999-b.metadata.json").unlink()  # the known file vanished: everything is listed
     assert newest_metadata(source, TABLE_PREFIX, after=after).version == 100001
+
+
+# -- metadata checked against what names it ---------------------------------------------------
+
+
+def spread_over_days(days: int, agent: str) -> pa.Table:
+    """One row a day: one commit of this adds ``days`` files (a partition each) in one manifest."""
+    return pa.concat_tables(
+        [
+            arrow_rows(events(1, agent, start_ms=d), start=T0 + timedelta(days=d))
+            for d in range(days)
+        ]
+    )
+
+
+def gets_of(proxy, key: str) -> int:
+    from urllib.parse import unquote
+
+    return sum(
+        1 for m, p in proxy.requests if m == "GET" and unquote(p.split("?")[0]).endswith(key)
+    )
+
+
+def test_a_manifest_cut_at_an_avro_block_boundary_fails_naming_it_never_counts_less(
+    ref, s3_admin, bucket, moto_endpoint, proxy, tmp_path
+):
+    import io
+
+    import fastavro
+
+    from o11y_data.errors import TransportError
+    from tests.support.reference_tables import avro_blocks_cut
+
+    ref.append(arrow_rows(events(2, "did:cf:a")))
+    cached = r2_settings(proxy.endpoint, bucket, tmp_path / "incremental")
+    sync(cached)
+    ref.append(spread_over_days(8, "did:cf:b"))
+    key = ref.newest_data_manifest()
+    whole = ref.reblock_manifest(key)  # eight blocks of one entry, the list's length to match
+    expected = ref.reference()  # pyiceberg reads the rewritten manifest
+    assert expected.num_rows == 10
+    cut = avro_blocks_cut(whole, 3)
+    assert len(list(fastavro.reader(io.BytesIO(cut)))) == 3  # valid Avro, five entries short
+    ref.put(key, cut)
+
+    fresh = r2_settings(proxy.endpoint, bucket, tmp_path / "fresh")
+    for settings in (cached, fresh):
+        proxy.clear_requests()
+        with pytest.raises(TransportError, match=rf"^Manifest does not match .*{key}") as exc:
+            sync(settings)
+        assert "\n" not in str(exc.value) and f"{len(cut):,} bytes" in str(exc.value)
+        assert gets_of(proxy, key) == 2  # fetched again once before failing
+    assert Store(cached.store_dir).load().rows == 2  # the previous generation stays
+
+    ref.put(key, whole)  # the whole manifest back: both caches read every file
+    for settings in (cached, fresh):
+        assert sync(settings).rows == expected.num_rows
+        assert synced_raws(settings) == reference_raws(expected)
+
+
+@pytest.mark.parametrize("count", ["added_files_count", "existing_files_count"])
+def test_a_manifest_whose_entry_count_disagrees_with_its_list_fails_naming_it(
+    ref, bucket, moto_endpoint, tmp_path, count
+):
+    from o11y_data.errors import TransportError
+
+    ref.append(spread_over_days(3, "did:cf:a"))
+    key = ref.newest_data_manifest()
+
+    def one_more(record: dict) -> None:
+        if record["manifest_path"].endswith(key):
+            record[count] += 1
+
+    ref.rewrite_manifest_list(one_more)
+    what = count.split("_")[0]
+    with pytest.raises(TransportError, match=rf"{key}: \d+ {what} entries where") as exc:
+        sync(r2_settings(moto_endpoint, bucket, tmp_path / "cache"))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("case", ["disagrees", "missing", "minus_one"])
+def test_current_snapshot_and_refs_main_must_agree(ref, bucket, moto_endpoint, tmp_path, case):
+    """Java Iceberg's and iceberg-rust's rule: current-snapshot-id and refs.main name the same
+    snapshot, or neither names one. Refused in one line, incremental and fresh."""
+    ref.append(arrow_rows(events(2, "did:cf:a")))
+    ref.append(arrow_rows(events(1, "did:cf:b")))
+    cached = r2_settings(moto_endpoint, bucket, tmp_path / "incremental")
+    assert sync(cached).rows == 3
+    meta = ref.metadata()
+    first = meta["snapshots"][0]["snapshot-id"]
+    assert meta["refs"]["main"]["snapshot-id"] == meta["current-snapshot-id"] != first
+    if case == "disagrees":
+        meta["current-snapshot-id"] = first
+    elif case == "missing":
+        del meta["current-snapshot-id"]
+    else:
+        meta["current-snapshot-id"] = -1
+    version = int(ref.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])
+    key = ref.put_metadata(version + 1, meta)
+    for settings in (cached, r2_settings(moto_endpoint, bucket, tmp_path / "fresh")):
+        with pytest.raises(O11yError, match=rf"^Inconsistent table metadata: {key}: ") as exc:
+            sync(settings)
+        assert "\n" not in str(exc.value) and "refs.main" in str(exc.value)
+    assert Store(cached.store_dir).load().rows == 3

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from o11y_data import O11yError, open_db, sync
@@ -290,7 +291,7 @@ def test_no_event_table_names_what_it_found(s3_admin, bucket, tmp_path, moto_end
 
 
 def test_metadata_naming_a_missing_file_keeps_the_previous_snapshot(
-    s3_admin, bucket, tmp_path, moto_endpoint
+    s3_admin, bucket, tmp_path, moto_endpoint, caplog
 ):
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event(ms=1)]))
@@ -298,8 +299,17 @@ def test_metadata_naming_a_missing_file_keeps_the_previous_snapshot(
     sync(settings)
     keys = append(writer, rows([event(ms=2)]))
     s3_admin.delete_object(Bucket=bucket, Key=keys[0])
-    with pytest.raises(O11yError, match="missing"):
+    with (
+        caplog.at_level("WARNING", logger="o11y_data.sync"),
+        pytest.raises(O11yError, match="missing") as exc,
+    ):
         sync(settings)
+    line = str(exc.value)
+    # The key, and that syncing again will not help (the current metadata names it): what to check.
+    assert line.startswith(f"Object missing: {keys[0]} is not in R2 bucket {bucket} at ")
+    assert "\n" not in line
+    assert "will not help" in line and "O11Y_BUCKET" in line
+    assert any(keys[0] in r.getMessage() for r in caplog.records)  # the log names it too
     db = open_db(settings)
     assert int(db.query("SELECT count(*) AS n FROM cycles").iloc[0].n) == 1
     assert "missing" in (q.freshness(db)["last_error"] or "")
@@ -348,3 +358,107 @@ def test_structured_stream_gives_the_same_events(s3_admin, bucket, tmp_path, mot
     assert df.ts[1].isoformat() == "2026-11-02T11:59:00+00:00"
     assert df.ts[0] == T0  # no _ts: falls back to __ingest_ts
     assert json.loads(df.raw[1])["durationMs"] == 1500
+
+
+def test_an_object_gone_because_the_table_moved_on_says_sync_again(
+    s3_admin, bucket, proxy, tmp_path
+):
+    """A compaction lands while the sync downloads a file it replaced: the missing object is
+    named and, since newer metadata exists, the line says a new sync helps (it does)."""
+    import threading
+    import time
+
+    from o11y_data.errors import ObjectMissing
+    from o11y_data.iceberg_write import unstructured_table
+
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    a = rows([event(ms=100), event(ms=200)])
+    (key,) = append(writer, a)
+    name = key.rsplit("/", 1)[1]
+    settings = r2_settings(proxy.endpoint, bucket, tmp_path)
+    proxy.stall(name, 5.0)  # hold the download while the compaction commits
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sync(settings)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failure.append(exc)
+
+    syncing = threading.Thread(target=run)
+    syncing.start()
+    deadline = time.monotonic() + 60
+    while not any(m == "GET" and name in p for m, p in proxy.requests):
+        assert time.monotonic() < deadline, "the sync never asked for the data file"
+        time.sleep(0.02)
+    writer.compact([key], unstructured_table(a))
+    s3_admin.delete_object(Bucket=bucket, Key=key)
+    syncing.join(timeout=120)
+    assert not syncing.is_alive()
+    (err,) = failure
+    assert isinstance(err, ObjectMissing) and err.key == key
+    line = str(err)
+    assert line.startswith(f"Object missing: {key} is not in R2 bucket {bucket} at ")
+    assert "; the table moved on while this sync read it" in line
+    assert line.endswith("sync again") and "\n" not in line
+    proxy.reset()
+    assert sync(settings).rows == 2
+
+
+@pytest.mark.parametrize("scheme", ["S3", "s3a", "S3N"])
+def test_locations_in_any_s3_scheme_spelling_resolve(
+    scheme, s3_admin, bucket, moto_endpoint, tmp_path
+):
+    """Iceberg's S3 file IO reads s3, s3a and s3n in any case: the same table state with its
+    locations respelled gives the rows pyiceberg read before the respelling."""
+    from tests.support.reference_tables import RefTable
+
+    ref = RefTable.create(endpoint=moto_endpoint, s3=s3_admin, bucket=bucket, db=tmp_path / "c.db")
+    ref.append(
+        pa.table(
+            {
+                "__ingest_ts": pa.array([T0] * 2, pa.timestamp("us", tz="UTC")),
+                "value": [event(ms=1), event(ms=2)],
+            }
+        )
+    )
+    ref.append(
+        pa.table(
+            {"__ingest_ts": pa.array([T0], pa.timestamp("us", tz="UTC")), "value": [event(ms=3)]}
+        )
+    )
+    expected = ref.reference()
+    key = ref.respell_locations(scheme)
+    assert f'"{scheme}://' in s3_admin.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    settings = r2_settings(moto_endpoint, bucket, tmp_path / "cache")
+    report = sync(settings)
+    assert report.rows == expected.num_rows == 3 and not report.bad_files
+    raws = open_db(settings).query("SELECT raw FROM events_all").raw
+    assert sorted(raws) == sorted(expected.column("value").to_pylist())
+
+
+def test_a_location_in_another_scheme_fails_in_one_line_naming_it(
+    s3_admin, bucket, moto_endpoint, tmp_path
+):
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    writer.uri = lambda key: f"gs://{bucket}/{key}"  # type: ignore[method-assign]
+    append(writer, rows([event(ms=1)]))
+    with pytest.raises(O11yError, match=r"^Unsupported location: gs://") as exc:
+        sync(r2_settings(moto_endpoint, bucket, tmp_path))
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("cache", ["fresh", "incremental"])
+def test_a_corrupt_newest_metadata_file_names_it_without_an_unhelpful_hint(
+    s3_admin, bucket, moto_endpoint, tmp_path, cache
+):
+    writer = new_table(s3_put(s3_admin, bucket), bucket)
+    append(writer, rows([event(ms=1)]))
+    settings = r2_settings(moto_endpoint, bucket, tmp_path)
+    if cache == "incremental":
+        sync(settings)
+    key = f"{PREFIX}metadata/{writer.version + 1:05d}-0badc0de.metadata.json"
+    s3_admin.put_object(Bucket=bucket, Key=key, Body=b'{"format-version": 2, "snapsh')
+    r = cli(r2_env(moto_endpoint, bucket, tmp_path), "sync")
+    _one_line_failure(r, key.rsplit("/", 1)[1])
+    assert "O11Y_TABLE_PREFIX" not in r.stderr and "check what" in r.stderr

@@ -4,8 +4,9 @@ pyiceberg writes the data files, manifests and metadata (a SqlCatalog on sqlite,
 in the test's bucket) and is the oracle: ``RefTable.reference()`` is ``table.scan().to_arrow()``.
 Delete files pyiceberg cannot write (it only rewrites files) are built here as the spec says: a
 Parquet file of (file_path, pos) or of the equality columns, a delete manifest (content=1/2,
-through pyiceberg's own manifest writer), a manifest list and a new snapshot committed through the
-catalog, so pyiceberg's scan then reads the table with those deletes applied.
+through pyiceberg's own manifest writer, with ``equality_ids`` a list of int as the spec has it),
+a manifest list and a new snapshot committed through the catalog, so pyiceberg's scan then reads
+the table with those deletes applied.
 """
 
 from __future__ import annotations
@@ -60,6 +61,33 @@ def day_spec() -> Any:
     from pyiceberg.transforms import DayTransform
 
     return PartitionSpec(PartitionField(1, 1000, DayTransform(), "__ingest_ts_day"))
+
+
+def spec_manifest_schema(schema: Any) -> Any:
+    """pyiceberg's manifest entry schema with ``equality_ids`` (field 135) a list of int, as the
+    spec says: pyiceberg 0.12 writes long, which Java engines (Spark) reject."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import IntegerType, ListType, NestedField, StructType
+
+    def fix(field: Any) -> Any:
+        t = field.field_type
+        if field.field_id == 135 and isinstance(t, ListType):
+            t = ListType(
+                element_id=t.element_id,
+                element_type=IntegerType(),
+                element_required=t.element_required,
+            )
+        elif isinstance(t, StructType):
+            t = StructType(*[fix(f) for f in t.fields])
+        return NestedField(
+            field_id=field.field_id,
+            name=field.name,
+            field_type=t,
+            required=field.required,
+            doc=field.doc,
+        )
+
+    return Schema(*[fix(f) for f in schema.fields], schema_id=schema.schema_id)
 
 
 @dataclass
@@ -269,7 +297,7 @@ class RefTable:
             def new_writer(self) -> Any:  # records laid out as written (v3 fields kept)
                 from pyiceberg.avro.file import AvroOutputFile
 
-                schema = self._with_partition(version)
+                schema = spec_manifest_schema(self._with_partition(version))
                 return AvroOutputFile[ManifestEntry](
                     output_file=self._output_file,
                     file_schema=schema,
@@ -326,6 +354,69 @@ class RefTable:
         tx.commit_transaction()
         return self.key(path)
 
+    # -- manifests rewritten as other writers lay them out ---------------------------------------
+
+    def manifest_list_key(self) -> str:
+        return self.key(self.table.current_snapshot().manifest_list)
+
+    def newest_data_manifest(self) -> str:
+        """The key of the current snapshot's manifest that added the most recent files."""
+        tbl = self.table
+        snap = tbl.current_snapshot()
+        mine = [m for m in snap.manifests(tbl.io) if m.added_snapshot_id == snap.snapshot_id]
+        return self.key(mine[0].manifest_path)
+
+    def rewrite_manifest_list(self, change: Any) -> None:
+        """Rewrite the current manifest list in place, ``change(record)`` applied to each
+        manifest's entry (same schema and file metadata)."""
+        key = self.manifest_list_key()
+        records, schema, meta, codec = _avro(self.s3.get_object(Bucket=self.bucket, Key=key))
+        for r in records:
+            change(r)
+        self.put(key, _avro_bytes(records, schema, meta, codec))
+
+    def reblock_manifest(self, key: str) -> bytes:
+        """Rewrite manifest ``key`` with one entry per Avro block (as a writer flushing often
+        does) and its manifest-list entry's ``manifest_length`` to match; returns its bytes."""
+        records, schema, meta, codec = _avro(self.s3.get_object(Bucket=self.bucket, Key=key))
+        data = _avro_bytes(records, schema, meta, codec, sync_interval=1)
+        self.put(key, data)
+
+        def length(r: dict[str, Any]) -> None:
+            if r["manifest_path"].endswith(key):
+                r["manifest_length"] = len(data)
+
+        self.rewrite_manifest_list(length)
+        return data
+
+    def respell_locations(self, scheme: str) -> str:
+        """A new metadata file naming the same state with every location of the current
+        snapshot (manifest list, manifests, data files) spelled ``scheme://``; returns its key."""
+
+        def respell(uri: str) -> str:
+            return f"{scheme}://{uri.split('://', 1)[1]}"
+
+        list_key = self.manifest_list_key()
+        entries, schema, meta, codec = _avro(self.s3.get_object(Bucket=self.bucket, Key=list_key))
+        for entry in entries:
+            key = self.key(entry["manifest_path"])
+            records, m_schema, m_meta, m_codec = _avro(
+                self.s3.get_object(Bucket=self.bucket, Key=key)
+            )
+            for r in records:
+                r["data_file"]["file_path"] = respell(r["data_file"]["file_path"])
+            data = _avro_bytes(records, m_schema, m_meta, m_codec)
+            self.put(key, data)
+            entry["manifest_path"] = respell(entry["manifest_path"])
+            entry["manifest_length"] = len(data)
+        self.put(list_key, _avro_bytes(entries, schema, meta, codec))
+        metadata = self.metadata()
+        for snap in metadata["snapshots"]:
+            snap["manifest-list"] = respell(snap["manifest-list"])
+        metadata["location"] = respell(metadata["location"])
+        version = int(self.metadata_key().rsplit("/", 1)[1].split("-", 1)[0])
+        return self.put_metadata(version + 1, metadata)
+
     # -- metadata files written by other engines ------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
@@ -339,6 +430,57 @@ class RefTable:
         body = json.dumps(metadata).encode()
         self.put(key, gzip.compress(body) if gz else body)
         return key
+
+
+def as_v3(meta: dict[str, Any]) -> dict[str, Any]:
+    """The same table state as format version 3 metadata (row lineage fields added)."""
+    v3 = dict(meta, **{"format-version": 3})
+    first = 0
+    snaps = []
+    for snap in meta["snapshots"]:
+        added = int(snap.get("summary", {}).get("added-records", 0))
+        snaps.append(dict(snap, **{"first-row-id": first, "added-rows": added}))
+        first += added
+    v3["snapshots"] = snaps
+    v3["next-row-id"] = first
+    return v3
+
+
+def _avro(obj: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str], str]:
+    """An Avro file's records, schema as written (field ids kept), file metadata and codec."""
+    import fastavro
+
+    reader = fastavro.reader(io.BytesIO(obj["Body"].read()))
+    schema = json.loads(reader.metadata["avro.schema"])
+    meta = {k: v for k, v in reader.metadata.items() if not k.startswith("avro.")}
+    return list(reader), schema, meta, reader.codec
+
+
+def _avro_bytes(
+    records: list[dict[str, Any]],
+    schema: dict[str, Any],
+    meta: dict[str, str],
+    codec: str,
+    *,
+    sync_interval: int = 16000,
+) -> bytes:
+    import fastavro
+
+    out = io.BytesIO()
+    fastavro.writer(out, schema, records, codec=codec, metadata=meta, sync_interval=sync_interval)
+    return out.getvalue()
+
+
+def avro_blocks_cut(data: bytes, blocks: int) -> bytes:
+    """An Avro file cut after its first ``blocks`` blocks: still valid Avro, fewer records.
+    Every block ends with the file's sync marker, as the header does."""
+    marker = data[-16:]
+    ends = []
+    at = data.find(marker)
+    while at >= 0:
+        ends.append(at + 16)
+        at = data.find(marker, at + 16)
+    return data[: ends[blocks]]  # ends[0] closes the header
 
 
 def static_reference(endpoint: str, bucket: str, key: str) -> pa.Table:
