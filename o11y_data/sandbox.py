@@ -383,9 +383,23 @@ def _confine() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _child(out: Any, spec: ViewSpec, query: str, f: Filters, lim: Limits) -> None:
+def _end_with(watch: Any) -> None:
+    """End this child the moment the process that asked for the query ends, however it ends
+    (``kill -9`` included): ``watch`` is a pipe only that process can write to, so its end reads
+    as EOF then. The query's own time limit may be long; a runaway must not outlive its asker."""
+
+    def wait_then_exit() -> None:
+        with contextlib.suppress(Exception):
+            watch.poll(None)  # returns at EOF: nothing is ever written
+        os._exit(1)
+
+    threading.Thread(target=wait_then_exit, name="o11y-sql-parent-watch", daemon=True).start()
+
+
+def _child(out: Any, watch: Any, spec: ViewSpec, query: str, f: Filters, lim: Limits) -> None:
     """The child's body: run the query, send a JSON header, then the rows as Arrow IPC."""
     try:
+        _end_with(watch)
         _confine()
         result = run_here(spec, query, f, lim)
         sink = pa.BufferOutputStream()
@@ -430,13 +444,16 @@ def _in_child(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlResu
 def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlResult:
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
+    # Held open by this process alone: the child ends when it reads EOF (see _end_with).
+    watch_r, watch_w = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_child, args=(send, spec, query, f, limits), name="o11y-sql", daemon=True
+        target=_child, args=(send, watch_r, spec, query, f, limits), name="o11y-sql", daemon=True
     )
     deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
     try:
         proc.start()
         send.close()
+        watch_r.close()
         head = json.loads(_receive(recv, deadline, 1 << 16, limits))
         if not head["ok"]:
             if head["kind"] == "gone":
@@ -458,6 +475,7 @@ def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlRes
             proc.kill()
         proc.join(5)
         recv.close()
+        watch_w.close()
         with contextlib.suppress(Exception):
             proc.close()
 
