@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from . import queries
+from . import queries, ranges
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
@@ -105,6 +105,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         ("live files", f"{int(f.get('files') or 0):,}"),
         ("rows", f"{int(f.get('rows') or 0):,}"),
         ("unparseable rows", f"{int(f.get('unparseable') or 0):,}"),
+        *(("out of range", line) for line in ranges.describe(head.out_of_range)),
         ("unreadable files", f"{int(f.get('bad_files') or 0):,}"),
         ("newest event", _fmt_time(f.get("newest_ts"))),
         ("newest landed", _fmt_time(f.get("newest_ingest_ts"))),

@@ -879,6 +879,7 @@ def freshness(db: EventsDB) -> dict[str, Any]:
             return recorded_freshness(head)
         row = db.fetch("SELECT * FROM freshness")[0]
         row["newest_ingest_ts"] = db.newest_ingest_ts()
+        row["out_of_range"] = dict(head.out_of_range)
         return row
 
     out = dict(db.per_generation("freshness", compute))
@@ -905,6 +906,7 @@ def recorded_freshness(head: GenerationHead) -> dict[str, Any]:
         "published_at": utc_time(head.published_at),
         "newest_ts": utc_time_us(head.newest_ts_us),
         "newest_ingest_ts": utc_time_us(head.newest_ingest_us),
+        "out_of_range": dict(head.out_of_range),  # by field: ranges.describe words them
     }
 
 

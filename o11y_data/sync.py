@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from . import iceberg, rollups
+from . import iceberg, normalize, ranges, rollups
 from .config import Settings
 from .db import CHOICES, choices_sql, newest_ingest_ts
 from .errors import O11yError, TransportError, local_errno, local_io_error
@@ -410,13 +410,21 @@ def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Fi
     cur = conn.cursor()
     try:
         rows = cur.execute(
-            "SELECT file, count(*), count(*) FILTER (WHERE NOT parsed) "
-            "FROM read_parquet(?) GROUP BY file",
+            "SELECT file, count(*), count(*) FILTER (WHERE NOT parsed), "
+            f"{ranges.counts_sql()} FROM read_parquet(?) GROUP BY file",
             [str(path)],
         ).fetchall()
     finally:
         cur.close()
-    return {r[0]: FileRecord(rows=int(r[1]), bad_rows=int(r[2])) for r in rows}
+    keys = list(ranges.FLAGS)
+    return {
+        r[0]: FileRecord(
+            rows=int(r[1]),
+            bad_rows=int(r[2]),
+            out_of_range={k: int(n) for k, n in zip(keys, r[3:], strict=True) if n},
+        )
+        for r in rows
+    }
 
 
 def _rewrite(
@@ -569,7 +577,10 @@ def _sync_locked(
     target = resolve_snapshot(source, settings, gen)
     now = _now()
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
-    rolled_up = rollups.is_current(gen.rollups) or not gen.number
+    # A store normalized under older rules counts as not rolled up: everything is redone.
+    rolled_up = (
+        rollups.is_current(gen.rollups) and gen.normalized == normalize.VERSION
+    ) or not gen.number
     if _same_metadata(target, gen) and not retry_bad and rolled_up:
         return _unchanged(label, target.prefix, gen)
     diff = _diff(gen, _live_files(source, store, target), retry_bad)
@@ -635,6 +646,7 @@ def _sync_locked(
         newest_ts_us=facts.newest_ts_us,
         newest_ingest_us=facts.newest_ingest_us,
         choices=facts.choices,
+        normalized=normalize.VERSION,
     )
     store.publish(new_gen)
     return SyncReport(
@@ -732,7 +744,8 @@ def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, 
     known = {
         k
         for k, v in gen.files.items()
-        if k in live_by_key
+        if gen.normalized == normalize.VERSION  # else every file is normalized again
+        and k in live_by_key
         and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
         and tuple(v.deletes) == snapshot.deletes.get(k, ())
     }
@@ -845,7 +858,9 @@ def _file_records(
     live_by_key = diff.live_by_key
     files = {k: gen.files[k] for k in diff.known}
     for k, c in counts.items():
-        files[k] = FileRecord(size=live_by_key[k].size, rows=c.rows, bad_rows=c.bad_rows)
+        files[k] = FileRecord(
+            size=live_by_key[k].size, rows=c.rows, bad_rows=c.bad_rows, out_of_range=c.out_of_range
+        )
     return files
 
 
