@@ -9,14 +9,14 @@ a second; new commands follow the same pattern.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import queries, ranges
@@ -142,18 +142,19 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     f = _filters(args)
     db = EventsDB(settings.store_dir)
     try:
+        if args.format == "csv":  # csv_out's rules: formulas neutralised, CR/LF quoted
+            with tempfile.TemporaryDirectory(prefix="o11y-summary-") as tmp:
+                queries.summary_csv(db, f, Path(tmp) / "summary.csv")
+                sys.stdout.flush()
+                sys.stdout.buffer.write((Path(tmp) / "summary.csv").read_bytes())
+                sys.stdout.flush()
+            return 0
         found = queries.summary_rows(db, f)
         unparseable = db.generation.unparseable
     finally:
         db.close()
     rows = [[r[c] for c in SUMMARY_COLUMNS] for r in found]
-    if args.format == "csv":
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(SUMMARY_COLUMNS)
-        w.writerows(["" if v is None else v for v in r] for r in rows)
-        sys.stdout.write(out.getvalue())
-    elif args.format == "json":
+    if args.format == "json":
         print(json.dumps([dict(zip(SUMMARY_COLUMNS, r, strict=True)) for r in rows], indent=1))
     else:
         table = [SUMMARY_COLUMNS] + [["-" if v is None else str(v) for v in r] for r in rows]

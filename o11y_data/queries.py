@@ -203,6 +203,11 @@ def summary(db: EventsDB, f: Filters = Filters(), *, extended: bool = False) -> 
     )
 
 
+def summary_csv(db: EventsDB, f: Filters, dest: Path) -> int:
+    """:func:`summary_rows` written to ``dest`` as CSV (csv_out's rules); returns the rows."""
+    return db.copy_csv(*_summary_sql(db, f), dest)
+
+
 def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
     """:func:`summary` as plain rows (no pandas: the CLI prints them)."""
     return db.fetch(*_summary_sql(db, f))
@@ -1375,8 +1380,9 @@ def export_events(
             f"strftime(ts, {_ISO_UTC}) AS ts, strftime(ingest_ts, {_ISO_UTC}) AS ingest_ts, "
             "event_type, agent, mode, duration_ms, tool_calls, errors, raw"
         )
-        options = "FORMAT csv, HEADER"
-    elif fmt == "parquet":
+        select = f"SELECT {cols} FROM events WHERE {w} ORDER BY ts DESC LIMIT ?"
+        return db.copy_csv(select, [*p, int(limit)], dest)  # csv_out: formulas neutralised
+    if fmt == "parquet":
         cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
         options = "FORMAT parquet, COMPRESSION zstd"
     else:

@@ -319,14 +319,10 @@ def flat_table(table: pa.Table) -> pa.Table:
 
 
 def to_csv(table: pa.Table) -> bytes:
-    """The rows as CSV with a header (pyarrow's writer, no per-row Python for flat columns)."""
-    import io
+    """The rows as CSV with a header (csv_out's rules: formulas neutralised, CR/LF quoted)."""
+    from .csv_out import table_csv
 
-    import pyarrow.csv as pcsv
-
-    buf = io.BytesIO()
-    pcsv.write_csv(flat_table(table), buf)
-    return buf.getvalue()
+    return table_csv(flat_table(table))
 
 
 def to_json_rows(table: pa.Table) -> list[dict[str, Any]]:
