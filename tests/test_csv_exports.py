@@ -141,7 +141,7 @@ def test_the_explorer_csv_reads_back_as_the_parquet_export_with_formulas_neutral
     assert any(r[3] == FORMULA_AGENT for r in rows) and any(r[4] == CR_MODE for r in rows)
 
 
-def test_the_summary_pages_csv_reads_back_as_its_table(store, tmp_path):
+def test_the_summary_pages_csv_and_parquet_read_back_as_its_table(store, tmp_path):
     from ui import export
 
     db, _, _ = store
@@ -149,6 +149,9 @@ def test_the_summary_pages_csv_reads_back_as_its_table(store, tmp_path):
     assert (df["agent"] == FORMULA_AGENT).any() and (df["mode"] == CR_MODE).any()
     rows = [list(r) for r in df.astype(object).itertuples(index=False)]
     _check(export.table_csv(df), list(df.columns), rows, tmp_path)
+    # and the Parquet button beside it holds the same table
+    back = pd.read_parquet(io.BytesIO(export.table_parquet(df)))
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
 
 
 def test_the_sql_consoles_csv_reads_back_as_the_query_result(store, tmp_path):
