@@ -261,8 +261,7 @@ def normalized_sql(src: str) -> str:
 
     Values outside the contract's ranges (ranges.py) are NULL and flagged in ``out_of_range``;
     a ``_ts`` out of range falls back to the landing time, like one that does not parse."""
-    maxima = {"durationMs": ranges.MAX_DURATION_MS, "toolCalls": ranges.MAX_COUNT,
-              "errors": ranges.MAX_COUNT}  # fmt: skip
+    maxima = ranges.MAXIMA
     flags = ranges.flags_sql(
         ts="ts_src",
         ts_beyond="ts_beyond",

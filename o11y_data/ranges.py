@@ -21,6 +21,8 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(minutes=10)
 MAX_DURATION_MS = 24 * 3600 * 1000  # a cycle longer than a day is not a measured cycle
 MAX_COUNT = 1_000_000  # toolCalls and errors of one cycle
+# The numeric event fields and their maxima (their minimum is 0).
+MAXIMA = {"durationMs": MAX_DURATION_MS, "toolCalls": MAX_COUNT, "errors": MAX_COUNT}
 
 # The ``out_of_range`` bits: key -> (bit, what status and the health page say).
 FLAGS: dict[str, tuple[int, str]] = {

@@ -774,7 +774,9 @@ def _drop_gone_rows(
 ) -> list[Segment]:
     """The segments without the rows of files that left the snapshot (touched ones rewritten)."""
     kept = [s for s in segments if not set(s.files) & gone]
-    touched = [s for s in segments if set(s.files) & gone]
+    # A segment whose files are all gone is dropped without reading it (a store normalized
+    # again under new rules drops every segment).
+    touched = [s for s in segments if set(s.files) & gone and not set(s.files) <= gone]
     if touched:
         kept.append(_rewrite(conn, store, touched, gone))
     return kept

@@ -218,6 +218,10 @@ def test_a_store_normalized_under_older_rules_is_normalized_again(tmp_path):
     # Make the published generation look as an older version wrote it: no version, no counts.
     store = s.store_dir
     number = int((store / "CURRENT").read_text())
+    old_segments = {
+        seg["name"]
+        for seg in json.loads((store / f"gen-{number:08d}.json").read_text())["segments"]
+    }
     for name in (f"gen-{number:08d}.json", f"head-{number:08d}.json"):
         doc = json.loads((store / name).read_text())
         doc.pop("normalized", None)
@@ -230,6 +234,9 @@ def test_a_store_normalized_under_older_rules_is_normalized_again(tmp_path):
     db = EventsDB(store)
     try:
         assert db.generation.out_of_range == data.flags
+        # every row once: the old segments left with their files, none read twice
+        assert db.fetch("SELECT count(*) AS n FROM events_all")[0]["n"] == data.rows
+        assert not {seg.name for seg in db.generation.segments} & old_segments
     finally:
         db.close()
 
