@@ -47,8 +47,8 @@ CREATE OR REPLACE MACRO o11y_ts(j) AS
     CASE WHEN json_type(j) = 'VARCHAR' THEN try_cast(j->>'$' AS TIMESTAMPTZ) END;
 CREATE OR REPLACE MACRO o11y_ts_beyond(j) AS
     CASE WHEN json_type(j) = 'VARCHAR' AND try_cast(j->>'$' AS TIMESTAMPTZ) IS NULL THEN
-        CASE WHEN regexp_matches(j->>'$', '^\\s*\\+?\\d{5,}-') THEN 1
-             WHEN regexp_matches(j->>'$', '^\\s*-\\d') THEN -1 END END;
+        CASE WHEN regexp_matches(j->>'$', '^\\s*-\\d|\\(BC\\)') THEN -1
+             WHEN regexp_matches(j->>'$', '^\\s*\\+?\\d{5,}-') THEN 1 END END;
 CREATE OR REPLACE MACRO o11y_num(j) AS CASE
     WHEN json_type(j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN try_cast(j::VARCHAR AS DOUBLE)
     WHEN json_type(j) = 'VARCHAR' THEN try_cast(trim(j->>'$') AS DOUBLE)
@@ -151,8 +151,12 @@ def _ingest_expr(col: Column | None) -> str:
     """``__ingest_ts``; a value that does not parse is NULL for that row only (the contract)."""
     if col is None:
         return "NULL::TIMESTAMPTZ"
-    if col.type.startswith(("timestamp", "date")):
-        return f"try_cast({_q(col.name)} AS TIMESTAMPTZ)"  # a date32 can lie past DuckDB's range
+    if col.type.startswith("date"):  # a date32 can lie past a timestamp's range: ±infinity then
+        c = _q(col.name)
+        beyond = f"CASE WHEN {c} > DATE '2000-01-01' THEN 'infinity' ELSE '-infinity' END"
+        return f"coalesce(try_cast({c} AS TIMESTAMPTZ), ({beyond})::TIMESTAMPTZ)"
+    if col.type.startswith("timestamp"):
+        return f"{_q(col.name)}::TIMESTAMPTZ"
     if col.type.startswith(_TEXT + _BINARY):
         return f"try_cast({_as_text(col)} AS TIMESTAMPTZ)"
     return "NULL::TIMESTAMPTZ"  # a number or anything else is not a time the contract parses

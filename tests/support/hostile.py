@@ -1,9 +1,10 @@
 """A source folder holding values outside the event contract, each row with what docs/events.md
 says it normalizes to, written by hand (the tests' oracle, not the normalization's own code).
 
-Three files: an unstructured one (``__ingest_ts``, ``value`` JSON), a structured one (typed int64,
-double and timestamp[us] columns at the extremes of their types) and a structured one with
-timestamp[ns] columns. A dozen ordinary cycles beside them give every page something to draw.
+Four files: an unstructured one (``__ingest_ts``, ``value`` JSON), a structured one (typed int64,
+double and timestamp[us] columns at the extremes of their types), and structured ones with
+timestamp[ns] and date32 columns. A dozen ordinary cycles beside them give every page something
+to draw.
 """
 
 from __future__ import annotations
@@ -159,6 +160,24 @@ def write_hostile_source(src: Path, now: datetime) -> HostileSet:
         src / "structured_ns.parquet",
     )  # fmt: skip
     expects += [r[1] for r in ns_rows]
+
+    # date32 columns at int32's ends (past a timestamp's range) beside an ordinary day
+    days = [(2**31 - 1, Expect(duration_ms=1, ingest_null=True, flags={"ts_future", "ingest_ts"})),
+            (-(2**31), Expect(duration_ms=2, ingest_null=True, flags={"ts_past", "ingest_ts"})),
+            (20000, Expect(duration_ms=3))]  # fmt: skip
+    pq.write_table(
+        pa.table({
+            "__ingest_ts": pa.array([d for d, _ in days], pa.date32()),
+            "event_type": ["agent.cycle"] * 3,
+            "agent": [AGENT] * 3,
+            "mode": ["think"] * 3,
+            "durationMs": pa.array([1, 2, 3], pa.int32()),
+            "_ts": pa.array([d for d, _ in days], pa.date32()),
+            "seq": pa.array(range(len(expects), len(expects) + 3), pa.int64()),
+        }),
+        src / "structured_date.parquet",
+    )  # fmt: skip
+    expects += [e for _, e in days]
 
     flags: dict[str, int] = {}
     for e in expects:
