@@ -9,17 +9,17 @@ a second; new commands follow the same pattern.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from . import queries
+from . import queries, ranges
 from .config import Settings, load_settings
 from .db import EventsDB
 from .errors import O11yError
@@ -105,6 +105,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         ("live files", f"{int(f.get('files') or 0):,}"),
         ("rows", f"{int(f.get('rows') or 0):,}"),
         ("unparseable rows", f"{int(f.get('unparseable') or 0):,}"),
+        *(("out of range", line) for line in ranges.describe(head.out_of_range)),
         ("unreadable files", f"{int(f.get('bad_files') or 0):,}"),
         ("newest event", _fmt_time(f.get("newest_ts"))),
         ("newest landed", _fmt_time(f.get("newest_ingest_ts"))),
@@ -141,18 +142,19 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     f = _filters(args)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
+        if args.format == "csv":  # csv_out's rules: formulas neutralised, CR/LF quoted
+            with tempfile.TemporaryDirectory(prefix="o11y-summary-") as tmp:
+                queries.summary_csv(db, f, Path(tmp) / "summary.csv")
+                sys.stdout.flush()
+                sys.stdout.buffer.write((Path(tmp) / "summary.csv").read_bytes())
+                sys.stdout.flush()
+            return 0
         found = queries.summary_rows(db, f)
         unparseable = db.generation.unparseable
     finally:
         db.close()
     rows = [[r[c] for c in SUMMARY_COLUMNS] for r in found]
-    if args.format == "csv":
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(SUMMARY_COLUMNS)
-        w.writerows(["" if v is None else v for v in r] for r in rows)
-        sys.stdout.write(out.getvalue())
-    elif args.format == "json":
+    if args.format == "json":
         print(json.dumps([dict(zip(SUMMARY_COLUMNS, r, strict=True)) for r in rows], indent=1))
     else:
         table = [SUMMARY_COLUMNS] + [["-" if v is None else str(v) for v in r] for r in rows]

@@ -161,6 +161,15 @@ class EventsDB:
         rows written."""
         return int(self._run(sql, params, lambda cur: cur.fetchall()[0][0]))
 
+    def copy_csv(self, select_sql: str, params: list[Any] | None, dest: Path) -> int:
+        """Write the rows of ``select_sql`` to ``dest`` as CSV (csv_out's rules: formulas
+        neutralised, CR/LF/quote/comma quoted); returns the rows written."""
+        from .csv_out import copy_csv
+
+        return int(
+            self._run("SELECT 1", None, lambda cur: copy_csv(cur, select_sql, params or [], dest))
+        )
+
     def _run(
         self,
         sql: str,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import ranges
 from .errors import O11yError
 from .iceberg import SchemaField
 
@@ -37,15 +38,13 @@ STORE_COLUMNS: list[tuple[str, str]] = [
     ("parsed", "BOOLEAN"),
     ("raw", "VARCHAR"),
     ("file", "VARCHAR"),
+    ("out_of_range", "UTINYINT"),  # ranges.FLAGS: the fields whose value was out of range
 ]
+# Bumped when a rule changes what a row normalizes to: a store normalized under an older
+# version is normalized again from its downloaded files on the next sync.
+VERSION = 2  # 2: values outside the contract's ranges (ranges.py) are NULL and flagged
 
 MACROS = """
-CREATE OR REPLACE MACRO o11y_int(j) AS CASE json_type(j)
-    WHEN 'BIGINT' THEN try_cast(j::VARCHAR AS BIGINT)
-    WHEN 'UBIGINT' THEN try_cast(j::VARCHAR AS BIGINT)
-    WHEN 'DOUBLE' THEN try_cast(round(try_cast(j::VARCHAR AS DOUBLE)) AS BIGINT)
-    WHEN 'VARCHAR' THEN try_cast(round(try_cast(trim(j->>'$') AS DOUBLE)) AS BIGINT)
-    ELSE NULL END;
 CREATE OR REPLACE MACRO o11y_str(j) AS coalesce(nullif(trim(CASE json_type(j)
     WHEN 'VARCHAR' THEN j->>'$'
     WHEN 'BIGINT' THEN j::VARCHAR WHEN 'UBIGINT' THEN j::VARCHAR WHEN 'DOUBLE' THEN j::VARCHAR
@@ -54,6 +53,14 @@ CREATE OR REPLACE MACRO o11y_bucket(t, seconds) AS
     to_timestamp(floor(epoch(t) / seconds) * seconds);
 CREATE OR REPLACE MACRO o11y_ts(j) AS
     CASE WHEN json_type(j) = 'VARCHAR' THEN try_cast(j->>'$' AS TIMESTAMPTZ) END;
+CREATE OR REPLACE MACRO o11y_ts_beyond(j) AS
+    CASE WHEN json_type(j) = 'VARCHAR' AND try_cast(j->>'$' AS TIMESTAMPTZ) IS NULL THEN
+        CASE WHEN regexp_matches(j->>'$', '^\\s*-\\d|\\(BC\\)') THEN -1
+             WHEN regexp_matches(j->>'$', '^\\s*\\+?\\d{5,}-') THEN 1 END END;
+CREATE OR REPLACE MACRO o11y_num(j) AS CASE
+    WHEN json_type(j) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN try_cast(j::VARCHAR AS DOUBLE)
+    WHEN json_type(j) = 'VARCHAR' THEN try_cast(trim(j->>'$') AS DOUBLE)
+    ELSE NULL END;
 """
 
 _PATHS = "['$._ts', '$.event_type', '$.agent', '$.mode', '$.durationMs', '$.toolCalls', '$.errors']"
@@ -251,11 +258,25 @@ def _ingest_expr(col: Column | None) -> str:
     """``__ingest_ts``; a value that does not parse is NULL for that row only (the contract)."""
     if col is None:
         return "NULL::TIMESTAMPTZ"
-    if col.type.startswith(("timestamp", "date")):
+    if col.type.startswith("date"):  # a date32 can lie past a timestamp's range: ±infinity then
+        c = _q(col.name)
+        beyond = f"CASE WHEN {c} > DATE '2000-01-01' THEN 'infinity' ELSE '-infinity' END"
+        return f"coalesce(try_cast({c} AS TIMESTAMPTZ), ({beyond})::TIMESTAMPTZ)"
+    if col.type.startswith("timestamp"):
         return f"{_q(col.name)}::TIMESTAMPTZ"
     if col.type.startswith(_TEXT + _BINARY):
         return f"try_cast({_as_text(col)} AS TIMESTAMPTZ)"
     return "NULL::TIMESTAMPTZ"  # a number or anything else is not a time the contract parses
+
+
+def _as_field(col: Column) -> str:
+    """A structured column as its event field. A non-finite float becomes a JSON string
+    ("NaN", "Infinity"): DuckDB's to_json writes them bare, which is not JSON and would make the
+    whole event unparseable."""
+    if col.type in ("double", "float", "halffloat"):
+        c = _q(col.name)
+        return f"CASE WHEN isfinite({c}) THEN to_json({c}) ELSE to_json({c}::VARCHAR) END"
+    return _as_text(col)
 
 
 def _value_expr(cols: Mapping[str, Column]) -> str:
@@ -267,7 +288,7 @@ def _value_expr(cols: Mapping[str, Column]) -> str:
     fields = {n: c for n, c in cols.items() if n != "__ingest_ts"}
     if not fields:
         return "NULL::VARCHAR"
-    pack = ", ".join(f"{_q(n)} := {_as_text(c)}" for n, c in fields.items())
+    pack = ", ".join(f"{_q(n)} := {_as_field(c)}" for n, c in fields.items())
     return f"to_json(struct_pack({pack}))::VARCHAR"
 
 
@@ -355,29 +376,51 @@ def load_positions(
 
 
 def normalized_sql(src: str) -> str:
-    """The store's rows from a ``source_sql`` SELECT, sorted by ``ts`` for pruning."""
+    """The store's rows from a ``source_sql`` SELECT, sorted by ``ts`` for pruning.
+
+    Values outside the contract's ranges (ranges.py) are NULL and flagged in ``out_of_range``;
+    a ``_ts`` out of range falls back to the landing time, like one that does not parse."""
+    maxima = ranges.MAXIMA
+    flags = ranges.flags_sql(
+        ts="ts_src",
+        ts_beyond="ts_beyond",
+        landing_src="ingest_src",
+        landing="ingest_ts",
+        numbers={f: (f"{f}_src", m) for f, m in maxima.items()},
+    )
     return f"""
     WITH s AS (
-        SELECT file, ingest_ts, raw,
+        SELECT file, ingest_ts AS ingest_src, raw,
                coalesce(CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' END, false)
                    AS parsed
         FROM ({src})
     ), x AS (
-        SELECT *, CASE WHEN parsed THEN json_extract(raw, {_PATHS}) END AS j FROM s
+        SELECT *, CASE WHEN parsed THEN json_extract(raw, {_PATHS}) END AS j,
+               {ranges.landing_sql("ingest_src")} AS ingest_ts
+        FROM s
+    ), v AS (
+        SELECT *,
+               CASE WHEN parsed THEN o11y_ts(j[1]) END AS ts_src,
+               CASE WHEN parsed THEN o11y_ts_beyond(j[1]) END AS ts_beyond,
+               CASE WHEN parsed THEN o11y_num(j[5]) END AS durationMs_src,
+               CASE WHEN parsed THEN o11y_num(j[6]) END AS toolCalls_src,
+               CASE WHEN parsed THEN o11y_num(j[7]) END AS errors_src
+        FROM x
     )
     SELECT
-        CASE WHEN parsed THEN coalesce(o11y_ts(j[1]), ingest_ts) ELSE ingest_ts END AS ts,
+        coalesce({ranges.event_time_sql("ts_src", "ingest_ts")}, ingest_ts) AS ts,
         ingest_ts,
         CASE WHEN parsed THEN o11y_str(j[2]) END AS event_type,
         CASE WHEN parsed THEN o11y_str(j[3]) END AS agent,
         CASE WHEN parsed THEN o11y_str(j[4]) END AS mode,
-        CASE WHEN parsed THEN o11y_int(j[5]) END AS duration_ms,
-        CASE WHEN parsed THEN o11y_int(j[6]) END AS tool_calls,
-        CASE WHEN parsed THEN o11y_int(j[7]) END AS errors,
+        {ranges.count_sql("durationMs_src", maxima["durationMs"])} AS duration_ms,
+        {ranges.count_sql("toolCalls_src", maxima["toolCalls"])} AS tool_calls,
+        {ranges.count_sql("errors_src", maxima["errors"])} AS errors,
         parsed,
         raw,
-        file
-    FROM x
+        file,
+        {flags} AS out_of_range
+    FROM v
     ORDER BY ts, file
     """
 

@@ -162,11 +162,20 @@ def summary(db: EventsDB, f: Filters = Filters(), *, extended: bool = False) -> 
     return _frame(db, p, _SEED + extra, _SEED_ORDER)
 
 
+def _summary_rows_sql(db: EventsDB, f: Filters) -> tuple[str, list[Any]]:
+    p = _summary_plan(db, f, extended=False)
+    return f"SELECT {_SEED} FROM ({p.sql}) {_SEED_ORDER}", p.params
+
+
+def summary_csv(db: EventsDB, f: Filters, dest: Path) -> int:
+    """:func:`summary_rows` written to ``dest`` as CSV (csv_out's rules); returns the rows."""
+    return db.copy_csv(*_summary_rows_sql(db, f), dest)
+
+
 @screen
 def summary_rows(db: EventsDB, f: Filters = Filters()) -> list[dict[str, Any]]:
     """:func:`summary` as plain rows (no pandas: the CLI prints them)."""
-    p = _summary_plan(db, f, extended=False)
-    return db.fetch(f"SELECT {_SEED} FROM ({p.sql}) {_SEED_ORDER}", p.params)
+    return db.fetch(*_summary_rows_sql(db, f))
 
 
 _TOTALS = [
@@ -505,6 +514,7 @@ def freshness(db: EventsDB) -> dict[str, Any]:
             return recorded_freshness(head)
         row = db.fetch("SELECT * FROM freshness")[0]
         row["newest_ingest_ts"] = db.newest_ingest_ts()
+        row["out_of_range"] = dict(head.out_of_range)
         return row
 
     out = dict(db.per_generation("freshness", compute))
@@ -531,6 +541,7 @@ def recorded_freshness(head: GenerationHead) -> dict[str, Any]:
         "published_at": utc_time(head.published_at),
         "newest_ts": utc_time_us(head.newest_ts_us),
         "newest_ingest_ts": utc_time_us(head.newest_ingest_us),
+        "out_of_range": dict(head.out_of_range),  # by field: ranges.describe words them
     }
 
 
@@ -715,8 +726,9 @@ def export_events(
             f"strftime(ts, {_ISO_UTC}) AS ts, strftime(ingest_ts, {_ISO_UTC}) AS ingest_ts, "
             "event_type, agent, mode, duration_ms, tool_calls, errors, raw"
         )
-        options = "FORMAT csv, HEADER"
-    elif fmt == "parquet":
+        select = f"SELECT {cols} FROM events WHERE {w} ORDER BY ts DESC LIMIT ?"
+        return db.copy_csv(select, [*p, int(limit)], dest)  # csv_out: formulas neutralised
+    if fmt == "parquet":
         cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
         options = "FORMAT parquet, COMPRESSION zstd"
     else:

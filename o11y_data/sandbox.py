@@ -315,14 +315,10 @@ def flat_table(table: pa.Table) -> pa.Table:
 
 
 def to_csv(table: pa.Table) -> bytes:
-    """The rows as CSV with a header (pyarrow's writer, no per-row Python for flat columns)."""
-    import io
+    """The rows as CSV with a header (csv_out's rules: formulas neutralised, CR/LF quoted)."""
+    from .csv_out import table_csv
 
-    import pyarrow.csv as pcsv
-
-    buf = io.BytesIO()
-    pcsv.write_csv(flat_table(table), buf)
-    return buf.getvalue()
+    return table_csv(flat_table(table))
 
 
 def to_json_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -379,9 +375,23 @@ def _confine() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _child(out: Any, spec: ViewSpec, query: str, f: Filters, lim: Limits) -> None:
+def _end_with(watch: Any) -> None:
+    """End this child the moment the process that asked for the query ends, however it ends
+    (``kill -9`` included): ``watch`` is a pipe only that process can write to, so its end reads
+    as EOF then. The query's own time limit may be long; a runaway must not outlive its asker."""
+
+    def wait_then_exit() -> None:
+        with contextlib.suppress(Exception):
+            watch.poll(None)  # returns at EOF: nothing is ever written
+        os._exit(1)
+
+    threading.Thread(target=wait_then_exit, name="o11y-sql-parent-watch", daemon=True).start()
+
+
+def _child(out: Any, watch: Any, spec: ViewSpec, query: str, f: Filters, lim: Limits) -> None:
     """The child's body: run the query, send a JSON header, then the rows as Arrow IPC."""
     try:
+        _end_with(watch)
         _confine()
         result = run_here(spec, query, f, lim)
         sink = pa.BufferOutputStream()
@@ -426,13 +436,16 @@ def _in_child(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlResu
 def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlResult:
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
+    # Held open by this process alone: the child ends when it reads EOF (see _end_with).
+    watch_r, watch_w = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_child, args=(send, spec, query, f, limits), name="o11y-sql", daemon=True
+        target=_child, args=(send, watch_r, spec, query, f, limits), name="o11y-sql", daemon=True
     )
     deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
     try:
         proc.start()
         send.close()
+        watch_r.close()
         head = json.loads(_receive(recv, deadline, 1 << 16, limits))
         if not head["ok"]:
             if head["kind"] == "gone":
@@ -454,6 +467,7 @@ def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlRes
             proc.kill()
         proc.join(5)
         recv.close()
+        watch_w.close()
         with contextlib.suppress(Exception):
             proc.close()
 

@@ -58,6 +58,8 @@ class FileRecord:
     # How the table's schema read it (``normalize.reading_of``; "" before this was recorded):
     # a schema change that reads it differently has it normalized again.
     reading: str = ""
+    # rows with a value outside the contract's ranges, by ranges.FLAGS key (only those > 0)
+    out_of_range: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +110,8 @@ class Generation:
     newest_ingest_us: int | None = None
     # The filter widgets' choices (distinct agents, modes, event types), found at sync time.
     choices: dict[str, list[str]] | None = None
+    # normalize.VERSION of the rules the segments were written under (0: before versions)
+    normalized: int = 0
 
     @property
     def rows(self) -> int:
@@ -117,13 +121,23 @@ class Generation:
     def unparseable(self) -> int:
         return sum(f.bad_rows for f in self.files.values())
 
+    @property
+    def out_of_range(self) -> dict[str, int]:
+        """Rows with a value outside the contract's ranges, by field (ranges.FLAGS keys)."""
+        total: dict[str, int] = {}
+        for rec in self.files.values():
+            for key, n in rec.out_of_range.items():
+                total[key] = total.get(key, 0) + n
+        return total
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         common = Counter(rec["reading"] for rec in data["files"].values()).most_common(1)
         data["common_reading"] = common[0][0] if common else ""
         for rec in data["files"].values():
-            if not rec["deletes"]:  # almost every file: keep the generation file small
-                del rec["deletes"]
+            for key in ("deletes", "out_of_range"):
+                if not rec[key]:  # almost every file: keep the generation file small
+                    del rec[key]
             if rec["reading"] == data["common_reading"]:  # likewise: one reading, said once
                 del rec["reading"]
         return data
@@ -159,6 +173,7 @@ class GenerationHead:
     files: int = 0
     rows: int = 0
     unparseable: int = 0
+    out_of_range: dict[str, int] = field(default_factory=dict)  # by field, as Generation's
     bad_files: dict[str, BadFile] = field(default_factory=dict)  # few: kept whole
     warnings: list[str] = field(default_factory=list)
     newest_ts_us: int | None = None
@@ -179,6 +194,7 @@ class GenerationHead:
             files=len(gen.files),
             rows=gen.rows,
             unparseable=gen.unparseable,
+            out_of_range=gen.out_of_range,
             bad_files=dict(gen.bad_files),
             warnings=list(gen.warnings),
             newest_ts_us=gen.newest_ts_us,

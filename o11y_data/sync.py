@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from . import iceberg, rollups
+from . import iceberg, normalize, ranges, rollups
 from .config import Settings
 from .db import CHOICES, choices_sql, newest_ingest_ts
 from .errors import O11yError, ObjectMissing, TransportError, local_errno, local_io_error
@@ -431,13 +431,21 @@ def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Fi
     cur = conn.cursor()
     try:
         rows = cur.execute(
-            "SELECT file, count(*), count(*) FILTER (WHERE NOT parsed) "
-            "FROM read_parquet(?) GROUP BY file",
+            "SELECT file, count(*), count(*) FILTER (WHERE NOT parsed), "
+            f"{ranges.counts_sql()} FROM read_parquet(?) GROUP BY file",
             [str(path)],
         ).fetchall()
     finally:
         cur.close()
-    return {r[0]: FileRecord(rows=int(r[1]), bad_rows=int(r[2])) for r in rows}
+    keys = list(ranges.FLAGS)
+    return {
+        r[0]: FileRecord(
+            rows=int(r[1]),
+            bad_rows=int(r[2]),
+            out_of_range={k: int(n) for k, n in zip(keys, r[3:], strict=True) if n},
+        )
+        for r in rows
+    }
 
 
 def _rewrite(
@@ -636,7 +644,10 @@ def _sync_target(
     label = settings.source_label
     now = _now()
     retry_bad = {k: v for k, v in gen.bad_files.items() if _due(v, now) or _changed(source, k, v)}
-    rolled_up = rollups.is_current(gen.rollups) or not gen.number
+    # A store normalized under older rules counts as not rolled up: everything is redone.
+    rolled_up = (
+        rollups.is_current(gen.rollups) and gen.normalized == normalize.VERSION
+    ) or not gen.number
     if _same_metadata(target, gen) and not retry_bad and rolled_up:
         return _unchanged(label, target.prefix, gen)
     diff = _diff(gen, _live_files(source, store, target), retry_bad)
@@ -704,6 +715,7 @@ def _sync_target(
         newest_ts_us=facts.newest_ts_us,
         newest_ingest_us=facts.newest_ingest_us,
         choices=facts.choices,
+        normalized=normalize.VERSION,
     )
     store.publish(new_gen)
     return SyncReport(
@@ -805,7 +817,8 @@ def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, 
     known = {
         k
         for k, v in gen.files.items()
-        if k in live_by_key
+        if gen.normalized == normalize.VERSION  # else every file is normalized again
+        and k in live_by_key
         and (live_by_key[k].size <= 0 or v.size in (None, live_by_key[k].size))
         and tuple(v.deletes) == snapshot.deletes.get(k, ())
         and same_reading(v.reading)
@@ -849,7 +862,9 @@ def _drop_gone_rows(
 ) -> list[Segment]:
     """The segments without the rows of files that left the snapshot (touched ones rewritten)."""
     kept = [s for s in segments if not set(s.files) & gone]
-    touched = [s for s in segments if set(s.files) & gone]
+    # A segment whose files are all gone is dropped without reading it (a store normalized
+    # again under new rules drops every segment).
+    touched = [s for s in segments if set(s.files) & gone and not set(s.files) <= gone]
     if touched:
         kept.append(_rewrite(conn, store, touched, gone))
     return kept
@@ -939,6 +954,7 @@ def _file_records(
             bad_rows=c.bad_rows,
             deletes=c.deletes,
             reading=c.reading,
+            out_of_range=c.out_of_range,
         )
     return files
 

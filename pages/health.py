@@ -5,6 +5,7 @@ from datetime import timedelta
 import streamlit as st
 
 from o11y_data import queries as q
+from o11y_data import ranges
 from o11y_data.queries import Filters
 from ui import data as D
 from ui import figures as FG
@@ -99,6 +100,9 @@ def body(c: P.Ctx) -> None:
             help="Rows whose value is not a JSON object: left out of every metric.",
         )
         st.caption("Left out of every metric (docs/events.md).")
+        # Values outside the contract's ranges: the event counts, that value is left empty.
+        for line in ranges.describe(fr.get("out_of_range") or {}):
+            st.caption(P.md_escape(line))
     with cols[4]:
         st.metric(
             "Live files",

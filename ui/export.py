@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from o11y_data import EventsDB
+from o11y_data import EventsDB, csv_out
 from o11y_data import queries as q
 from o11y_data.queries import Filters
 
@@ -31,8 +31,9 @@ def download(db: EventsDB, f: Filters, search: str = "", *, fmt: str) -> bytes:
 
 
 def table_csv(df: pd.DataFrame) -> bytes:
-    """A small table already on screen (the Summary's) as CSV, exactly as shown."""
-    return df.to_csv(index=False).encode()
+    """A small table already on screen (the Summary's) as CSV, exactly as shown (csv_out's
+    rules: formulas neutralised, CR/LF quoted)."""
+    return csv_out.table_csv(df)
 
 
 def table_parquet(df: pd.DataFrame) -> bytes:
