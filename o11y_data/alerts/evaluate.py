@@ -1,0 +1,385 @@
+"""Evaluating: measure every rule (each alone), move each series' state, decide the notices and
+put them in the outbox, all in one short hold of the alerts lock.
+
+A series moves ok → pending → firing → resolved (back to ok). It fires once the condition has held
+for the rule's pending period (dated by the data when it can be); a firing series resolves only
+once the condition has been clear for the rule's recovery period (default: its pending period),
+so a value hovering about the threshold notifies once. A rule that cannot be measured (its query
+fails, a value is not a number) is a *fault* with a one-line reason while every other rule
+evaluates; a fault that lasts :data:`FAULT_NOTIFY_AFTER` evaluations is itself a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+
+from .. import routes
+from ..config import Settings, webhook_id, webhook_label
+from ..db import EventsDB
+from ..errors import O11yError
+from .measure import Measurer, Reading
+from .notice import Notice
+from .rules import AGE_METRICS, SEVERITIES, Rule, RuleSet, clip, load_rules
+from .state import AlertState, Fault, OutboxItem, Series, Transition, locked_state, read_state
+from .state import series_id as series_id
+
+log = logging.getLogger(__name__)
+
+FAULT_NOTIFY_AFTER = 3  # evaluations in a row a rule cannot be evaluated before it is a notice
+STOPPED_AFTER = 3  # intervals without an evaluation: the evaluator has stopped
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation: the series after it, the transitions and the notices it decided."""
+
+    at: datetime
+    series: tuple[Series, ...]
+    transitions: tuple[Transition, ...]
+    notices: tuple[Notice, ...]
+    rules: tuple[Rule, ...]
+    problems: tuple[str, ...]
+    faults: dict[str, str]  # rule -> why it could not be evaluated this time
+    queries: int = 0
+
+    @property
+    def errors(self) -> list[str]:
+        """One line per rule or key in state ``error``."""
+        out = [f"rule {name!r}: {why}" for name, why in self.faults.items()]
+        out += [
+            f"rule {s.rule!r} key {clip(s.key)!r}: {s.reason}"
+            for s in self.series
+            if s.state == "error"
+        ]
+        return out
+
+
+def one_line(exc: BaseException) -> str:
+    """A failure as one line for a rule's error state (the cause goes to the log)."""
+    if isinstance(exc, O11yError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {clip(exc, 120)}" if str(exc) else type(exc).__name__
+
+
+def measure_all(
+    db: EventsDB, rules: Sequence[Rule], now: datetime, known: dict[str, set[str | None]]
+) -> tuple[dict[str, list[Reading]], dict[str, str], int]:
+    """Every rule's readings, each rule alone: (readings, faults, queries run)."""
+    measurer = Measurer(db, now)
+    readings: dict[str, list[Reading]] = {}
+    faults: dict[str, str] = {}
+    for rule in rules:
+        try:
+            got = measurer.readings(rule)
+            readings[rule.name] = measurer.dated(rule, got, known.get(rule.name, set()))
+        except Exception as exc:  # one rule failing must never stop the others
+            faults[rule.name] = one_line(exc)
+            log.warning(
+                "alert rule %s not evaluated: %s", rule.name, faults[rule.name], exc_info=exc
+            )
+    return readings, faults, measurer.queries
+
+
+def evaluate(
+    settings: Settings,
+    db: EventsDB,
+    *,
+    now: datetime | None = None,
+    ruleset: RuleSet | None = None,
+    who: str = "",
+    interval_s: float | None = None,
+) -> Evaluation:
+    """Measure every enabled rule (outside the lock), then under the lock move each series' state
+    and put the notices decided into the outbox; return them (delivery is another thread's job)."""
+    now = now or datetime.now(UTC)
+    ruleset = ruleset or load_rules(settings.alerts_file)
+    before = read_state(settings.store_dir)
+    known: dict[str, set[str | None]] = {}
+    for s in before.series.values():
+        if s.state in {"pending", "firing"}:
+            known.setdefault(s.rule, set()).add(s.key)
+    readings, faults, queries = measure_all(db, ruleset.enabled, now, known)
+    t = now.timestamp()
+    with locked_state(settings.store_dir) as state:
+        state.silences = [s for s in state.silences if float(s.get("until") or 0) > t]
+        by_rule: dict[str, list[Series]] = {}
+        for s in state.series.values():
+            by_rule.setdefault(s.rule, []).append(s)
+        transitions: list[Transition] = []
+        notices: list[Notice] = []
+        kept: dict[str, Series] = {}
+        for rule in ruleset.enabled:
+            mine = by_rule.get(rule.name, [])
+            if rule.name in faults:  # not measured this time: its states stand as they are
+                kept.update({series_id(s.rule, s.key): s for s in mine})
+                notices += _fault_step(state, rule, faults[rule.name], now)
+                continue
+            notices += _fault_cleared(state, rule, now)
+            tracked = {s.key: s for s in mine if s.state in {"pending", "firing"}}
+            by_key = {r.key: r for r in readings[rule.name]}
+            for key in tracked.keys() - by_key.keys():  # a tracked key without data now
+                by_key[key] = Reading(key, None, None)
+            for key, reading in by_key.items():
+                sid = series_id(rule.name, key)
+                prev = state.series.get(sid) or Series(rule.name, key)
+                new, tr, notice = step(
+                    prev, reading, rule, now, silenced=state.silenced(rule.name, key, t)
+                )
+                kept[sid] = new
+                if tr:
+                    transitions.append(tr)
+                    state.history.append(asdict(tr))
+                if notice:
+                    notices.append(notice)
+        # Series of rules gone from the file, and ok series no longer measured, are dropped.
+        state.series = kept
+        names = {r.name for r in ruleset.enabled}
+        state.faults = {k: f for k, f in state.faults.items() if k in names}
+        notices = [replace(n, url=view_url(settings.public_url, n, ruleset)) for n in notices]
+        enqueue(state, settings, notices, t)
+        state.rules = [r.to_json() for r in ruleset.rules]
+        problems = (*settings.alert_problems, *ruleset.problems)
+        state.problems = list(problems)
+        state.evaluated_at, state.evaluated_by = t, who or f"pid {os.getpid()}"
+        state.interval_s = float(interval_s or settings.sync_interval_s)
+        series = tuple(state.series.values())
+    return Evaluation(
+        now,
+        series,
+        tuple(transitions),
+        tuple(notices),
+        ruleset.rules,
+        problems,
+        faults,
+        queries,
+    )
+
+
+def enqueue(state: AlertState, settings: Settings, notices: Sequence[Notice], t: float) -> None:
+    """Each notice, once per webhook URL, into the outbox (written with the state that decided
+    it, so a crash after this loses nothing and a crash before it decided nothing)."""
+    for n in notices:
+        for url in settings.alert_webhooks:
+            state.outbox.append(
+                OutboxItem(
+                    notice=n, target_id=webhook_id(url), target=webhook_label(url), created=t
+                )
+            )
+
+
+def _fault_notice(rule: Rule, fault: Fault, status: str, now: datetime) -> Notice:
+    return Notice(
+        status=status,
+        rule=rule.name,
+        title=rule.label,
+        severity=rule.severity,
+        metric=rule.metric,
+        scope="all",
+        key=None,
+        value=None,
+        threshold=rule.threshold,
+        comparison=rule.comparison,
+        since=datetime.fromtimestamp(fault.since, UTC),
+        at=now,
+        error=fault.reason,
+    )
+
+
+def _fault_step(state: AlertState, rule: Rule, reason: str, now: datetime) -> list[Notice]:
+    """One more evaluation the rule could not make; a notice once it keeps failing."""
+    fault = state.faults.get(rule.name)
+    if fault is None:
+        fault = state.faults[rule.name] = Fault(reason=reason, since=now.timestamp(), failures=0)
+    fault.reason, fault.failures = reason, fault.failures + 1
+    if fault.failures >= FAULT_NOTIFY_AFTER and not fault.notified:
+        fault.notified = True
+        if not state.silenced(rule.name, None, now.timestamp()):
+            return [_fault_notice(rule, fault, "firing", now)]
+    return []
+
+
+def _fault_cleared(state: AlertState, rule: Rule, now: datetime) -> list[Notice]:
+    fault = state.faults.pop(rule.name, None)
+    if fault is not None and fault.notified:
+        return [_fault_notice(rule, fault, "resolved", now)]
+    return []
+
+
+def step(
+    prev: Series, reading: Reading, rule: Rule, now: datetime, *, silenced: bool
+) -> tuple[Series, Transition | None, Notice | None]:
+    """The next state of one series after a reading (pure): the new series, the transition (if
+    the state changed) and the notice to send (if any)."""
+    t = now.timestamp()
+    new = replace(prev, value=reading.value, threshold=rule.threshold, evaluated_at=t, reason=None)
+    breach = reading.breach
+    if reading.error is None and breach is None and rule.no_data != "nodata":
+        breach = rule.no_data == "alerting"
+    active = prev.state in {"pending", "firing"}
+    if reading.error is not None:  # a value that cannot be judged: shown, never a notice
+        if prev.state != "firing":
+            new.state, new.since, new.reason = "error", None, reading.error
+    elif breach is None:  # no data, shown as such; a firing alert stays firing until data says so
+        if prev.state != "firing":
+            new.state, new.since = "nodata", None
+    elif breach:
+        since = reading.since.timestamp() if reading.since else None
+        if active and prev.since and (since is None or prev.state == "firing"):
+            since = prev.since  # a firing alert stays firing while the condition holds
+        new.since, new.clear_since = since or t, None
+        held = t - new.since
+        new.state = "firing" if prev.state == "firing" or held >= rule.pending_s else "pending"
+    elif prev.state == "firing":  # clear: it resolves once clear for the recovery period
+        new.clear_since = prev.clear_since or t
+        if t - new.clear_since >= rule.recovery:
+            new.state, new.since, new.clear_since = "ok", None, None
+    else:
+        new.state, new.since, new.clear_since = "ok", None, None
+    notice_status = None
+    if new.state == "firing" and not silenced and new.clear_since is None:
+        due = rule.renotify_s > 0 and t - prev.last_notified >= rule.renotify_s
+        if not prev.notified or (prev.state == "firing" and due):
+            notice_status = "firing"
+    if prev.state == "firing" and new.state == "ok":
+        if prev.notified and not silenced:
+            notice_status = "resolved"
+        new.notified, new.last_notified = False, 0.0
+    notice = None
+    if notice_status:
+        since_t = prev.since if notice_status == "resolved" else new.since
+        notice = Notice(
+            status=notice_status,
+            rule=rule.name,
+            title=rule.label,
+            severity=rule.severity,
+            metric=rule.metric,
+            scope=rule.scope,
+            key=reading.key,
+            value=reading.value,
+            threshold=rule.threshold,
+            comparison=rule.comparison,
+            since=datetime.fromtimestamp(since_t or t, UTC),
+            at=now,
+            renotify=notice_status == "firing" and prev.notified,
+        )
+        if notice_status == "firing":
+            new.notified, new.last_notified = True, t
+    transition = None
+    if new.state != prev.state:
+        to = "resolved" if prev.state == "firing" and new.state == "ok" else new.state
+        transition = Transition(
+            t, rule.name, reading.key, prev.state, to, reading.value, rule.threshold, silenced
+        )
+    return new, transition, notice
+
+
+# -- links -----------------------------------------------------------------------------------
+
+_ROUTE = {
+    "newest_ingest_age": routes.HEALTH,
+    "last_sync_age": routes.HEALTH,
+    "ingest_lag": routes.HEALTH,
+    "events_per_hour": routes.HEALTH,
+    "newest_event_age": routes.HEALTH,
+    "cycle_age": routes.TIMELINE,
+    "cycles": routes.TIMELINE,
+    "error_rate": routes.ERRORS,
+    "p95_duration": routes.MODES,
+}
+
+
+def view_url(public_url: str | None, n: Notice, ruleset: RuleSet | None = None) -> str | None:
+    """The dashboard view that shows the notice: its page (there is no agent page: the timeline,
+    errors or modes view filtered to the agent or mode), over a preset range covering both the
+    rule's window and how long the condition has held."""
+    if not public_url:
+        return None
+    rule = {r.name: r for r in (ruleset.rules if ruleset else ())}.get(n.rule)
+    window = rule.window_s if rule and n.metric not in AGE_METRICS else 0.0
+    held = max(0.0, (n.at - n.since).total_seconds())
+    return routes.view_link(
+        public_url,
+        _ROUTE[n.metric],
+        agent=n.agent,
+        mode=n.mode,
+        range_name=routes.covering_range(max(held, window)),
+    )
+
+
+# -- summaries for the screens ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FiringSummary:
+    """What a banner shows: how many alerts fire (silenced ones left out) and the worst one."""
+
+    count: int
+    title: str
+    severity: str
+    key: str | None
+
+
+def _rules_by_name(state: AlertState) -> dict[str, dict]:
+    return {str(r.get("name")): r for r in state.rules}
+
+
+def firing_summary(state: AlertState, now: float | None = None) -> FiringSummary | None:
+    """The firing, unsilenced series: their count and the worst (most severe, then oldest)."""
+    now = now or time.time()
+    rules = _rules_by_name(state)
+    live = [s for s in state.firing() if not state.silenced(s.rule, s.key, now)]
+    if not live:
+        return None
+
+    def rank(s: Series) -> tuple[int, float]:
+        sev = str(rules.get(s.rule, {}).get("severity", "warning"))
+        order = SEVERITIES.index(sev) if sev in SEVERITIES else 1
+        return (-order, s.since or now)
+
+    worst = min(live, key=rank)
+    rule = rules.get(worst.rule, {})
+    title = str(rule.get("title") or worst.rule.replace("_", " ").capitalize())
+    return FiringSummary(len(live), title, str(rule.get("severity", "warning")), worst.key)
+
+
+def firing_by_agent(state: AlertState, now: float | None = None) -> dict[str, str]:
+    """Agent DID -> the title of an unsilenced alert firing for it (the wall marks its tile)."""
+    now = now or time.time()
+    rules = _rules_by_name(state)
+    out: dict[str, str] = {}
+    for s in state.firing():
+        rule = rules.get(s.rule, {})
+        if s.key is None or rule.get("scope") not in {"per_agent", "agents"}:
+            continue
+        if state.silenced(s.rule, s.key, now):
+            continue
+        out.setdefault(s.key, str(rule.get("title") or s.rule.replace("_", " ").capitalize()))
+    return out
+
+
+@dataclass(frozen=True)
+class EvaluatorHealth:
+    """Is anyone evaluating? ``level`` is ``ok``, ``amber`` (never yet) or ``red`` (stopped)."""
+
+    level: str
+    age_s: float | None
+    text: str
+
+
+def evaluator_health(state: AlertState, now: float, interval_s: float) -> EvaluatorHealth:
+    """``red`` when no evaluation ran for :data:`STOPPED_AFTER` intervals (the evaluator's own
+    interval when it recorded one)."""
+    from ..durations import format_span
+
+    if not state.evaluated_at:
+        return EvaluatorHealth("amber", None, "alerts not evaluated yet")
+    age = max(0.0, now - state.evaluated_at)
+    every = state.interval_s or interval_s
+    if age > STOPPED_AFTER * every:
+        return EvaluatorHealth("red", age, f"alerts stopped: last evaluated {format_span(age)} ago")
+    return EvaluatorHealth("ok", age, f"alerts evaluated {format_span(age)} ago")
