@@ -595,3 +595,181 @@ def test_watch_stops_on_sigterm_even_in_the_middle_of_a_sync(s3_admin, bucket, p
     _, err = watch.communicate(timeout=30)
     assert watch.returncode == 0, err
     assert "stopped" in out_file.read_text()
+
+
+# -- issue 18: delivery that cannot be faked, rules that fail alone ---------------------------
+
+
+def test_only_a_2xx_within_the_whole_request_deadline_counts_as_delivered():
+    """A redirect is a failure named as such (the other port gets nothing), a receiver dripping
+    its answer a byte at a time is cut at the whole-request deadline, a reset is retried, a
+    hanging one times out."""
+    from o11y_data.config import Secret
+
+    with running_receiver() as other, running_receiver() as rx:
+        rx.codes = [f"redirect:{other.url}"]
+        d = A.deliver(Secret(rx.url), NOTICE, base_delay_s=0.01, timeout_s=1.0)
+        assert (d.ok, d.attempts, d.error) == (False, 1, "redirect (HTTP 302) not followed")
+        assert other.received == []
+
+        rx.codes = ["drip"]  # the whole answer takes 0.3 s x 40 bytes: far past the deadline
+        d = A.deliver(Secret(rx.url), NOTICE, attempts=1, timeout_s=1.0)
+        assert (d.ok, d.error) == (False, "timed out")
+
+        rx.codes = ["reset"]
+        d = A.deliver(Secret(rx.url), NOTICE, base_delay_s=0.01, timeout_s=1.0)
+        assert (d.ok, d.attempts) == (True, 2)
+        assert [r.answered for r in rx.received[-2:]] == [0, 200]
+
+        rx.codes = ["hang"]
+        d = A.deliver(Secret(rx.url), NOTICE, attempts=1, timeout_s=0.5)
+        assert (d.ok, d.error) == (False, "timed out")
+        assert len(rx.delivered()) == 1  # the one answered 200 (after the reset)
+
+
+def test_a_malformed_webhook_url_is_one_line_while_the_valid_url_delivers_and_records(tmp_path):
+    now = datetime.now(UTC)
+    with running_receiver() as rx:
+        s = Source(tmp_path, f"http://127.0.0.1:abc/t0ken,{rx.url}")
+        assert len(s.settings.alert_webhooks) == 1
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        r = _run(s.env, "alerts")
+        assert r.returncode == 1
+        assert "O11Y_ALERT_WEBHOOK URL 1: not a valid URL" in r.stderr and "t0ken" not in r.stderr
+        assert "Traceback" not in r.stderr
+        assert {n["rule"] for n in rx.delivered(status="firing")} == {
+            "no_data_landing",
+            "agent_silent",
+        }
+    recorded = A.read_state(s.settings.store_dir).deliveries
+    assert len(recorded) == 2 and all(d["ok"] for d in recorded)
+    assert A.read_state(s.settings.store_dir).outbox == []
+
+
+def test_bad_rules_are_one_line_each_and_the_good_rules_beside_them_fire(tmp_path):
+    now = datetime.now(UTC)
+    (tmp_path / "alerts.toml").write_text(
+        textwrap.dedent(
+            """
+            [rules.huge_window]
+            metric = "cycles"
+            threshold = 1
+            window = "99999999d"
+            [rules.huge_pending]
+            metric = "cycle_age"
+            threshold = "1h"
+            pending = 1e300
+            [rules.quiet_network]
+            metric = "cycles"
+            comparison = "<"
+            threshold = 1
+            window = "30m"
+            """
+        )
+    )
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        r = _run(s.env, "alerts")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2, r.stderr
+    assert "rule 'huge_window': key 'window': at most 30d" in lines[0]
+    assert "rule 'huge_pending': key 'pending': at most 7d" in lines[1]
+    fired = {n["rule"] for n in rx.delivered(status="firing")}
+    assert fired == {"no_data_landing", "agent_silent", "quiet_network"}
+
+
+def test_a_deeply_nested_array_in_the_rules_file_is_one_line_and_the_built_ins_run(tmp_path):
+    nested = "[" * 50_000 + "]" * 50_000
+    (tmp_path / "alerts.toml").write_text(f"[rules.deep]\nagents = {nested}\n")
+    rs = A.load_rules(tmp_path / "alerts.toml")
+    assert rs.problems == ("alerts.toml: arrays or tables nested too deeply",)
+    assert [r.name for r in rs.enabled] == [r.name for r in A.BUILTIN]
+
+
+def test_a_rule_whose_value_fails_is_in_error_alone_and_a_lasting_fault_is_a_notice(tmp_path):
+    """A hostile value in the store's status (last_success_at = "soon") breaks sync_failing
+    only: it is in state error with its reason in `alerts` (exit 1) while the other rules fire;
+    after three failed evaluations in a row the fault itself is a notice."""
+    from o11y_data.store import Store
+
+    now = datetime.now(UTC)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        Store(s.settings.store_dir).write_status(last_success_at="soon")
+        r = _run(s.env, "alerts")
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        states = {ln.split()[0]: ln.split(None, 2)[1:] for ln in r.stdout.splitlines() if ln}
+        assert states["sync_failing"][0] == "error" and "ValueError" in states["sync_failing"][1]
+        assert states["no_data_landing"][0] == "firing"
+        assert "rule 'sync_failing'" in r.stderr
+        assert rx.delivered(rule="sync_failing") == []
+        s.evaluate()
+        s.evaluate()  # the third failure in a row
+        fault = rx.delivered(rule="sync_failing", status="firing")
+        assert len(fault) == 1 and "cannot be evaluated" in fault[0]["text"]
+        assert "ValueError" in fault[0]["error"]
+        Store(s.settings.store_dir).write_status(last_success_at=time.time())
+        s.evaluate()
+        assert len(rx.delivered(rule="sync_failing", status="resolved")) == 1
+
+
+def test_a_cache_the_alerts_cannot_write_is_one_line(tmp_path):
+    now = datetime.now(UTC)
+    s = Source(tmp_path)
+    s.land(every("did:cf:alpha", now, n=2))
+    (s.settings.store_dir / "alerts").write_text("not a folder")  # as good as read-only
+    r = _run(s.env, "alerts")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Cannot write the alert state" in r.stderr
+
+
+def test_watch_killed_mid_delivery_then_restarted_delivers_the_pending_notices(tmp_path):
+    """`kill -9` of `watch` while its deliveries hang: the notices it decided wait in the outbox;
+    the next `watch` delivers them at once (no new decision, no 4 h re-notify)."""
+    now = datetime.now(UTC)
+    with running_receiver(codes=["hang"] * 20) as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
+        env = {**os.environ, **s.env}
+        first = start_watch(env, tmp_path / "watch1.out")
+        deadline = time.monotonic() + 90
+        while len(rx.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # both notices in flight, both hanging
+        assert len(rx.received) == 2, (tmp_path / "watch1.out").read_text()
+        first.kill()
+        first.wait(30)  # reaped: its pid is gone
+        pending = A.read_state(s.settings.store_dir).outbox
+        assert sorted(o.notice.rule for o in pending) == ["agent_silent", "no_data_landing"]
+        assert rx.delivered() == []
+        rx.codes = []  # the receiver answers 200 from now on
+        second = start_watch(env, tmp_path / "watch2.out")
+        try:
+            deadline = time.monotonic() + 90
+            while len(rx.delivered(status="firing")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            second.terminate()
+            second.communicate(timeout=60)
+    assert sorted(n["rule"] for n in rx.delivered(status="firing")) == [
+        "agent_silent",
+        "no_data_landing",
+    ]
+    assert " notice: " not in (tmp_path / "watch2.out").read_text()  # decided once, by the first
+    state = A.read_state(s.settings.store_dir)
+    assert state.outbox == [] and all(d["ok"] for d in state.deliveries)
+
+
+def test_the_heartbeat_url_is_called_after_each_complete_evaluation_and_shown_by_host(tmp_path):
+    with running_receiver() as beat:
+        s = Source(tmp_path, O11Y_HEARTBEAT_URL=beat.url)
+        s.land(every("did:cf:alpha", datetime.now(UTC), n=2))
+        r = _run(s.env, "alerts")
+        assert r.returncode == 0, r.stderr
+        r = _run(s.env, "alerts")
+        assert len(beat.received) == 2 and all(x.answered == 200 for x in beat.received)
+    hb = A.read_state(s.settings.store_dir).heartbeat
+    assert hb is not None and hb.ok and hb.target.startswith("http://127.0.0.1:")
+    assert "secret-token-path" not in hb.target
