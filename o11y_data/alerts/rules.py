@@ -13,7 +13,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ class Rule:
         return self.pending_s if self.recovery_s is None else self.recovery_s
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = dict(self.__dict__)  # flat values: asdict's deep copy costs 10x with 500 rules
         out["agents"] = list(self.agents)
         return out
 

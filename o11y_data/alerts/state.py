@@ -33,8 +33,14 @@ LOCK_TIMEOUT_S = 30.0
 HOST = socket.gethostname()
 
 
+_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+    """The fields of ``cls`` in ``data`` (a file written by another version may hold others)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = frozenset(f.name for f in fields(cls))
     return {k: v for k, v in data.items() if k in names}
 
 
@@ -53,6 +59,9 @@ class Series:
     evaluated_at: float = 0.0
     clear_since: float | None = None  # firing, and the condition clear since then
     reason: str | None = None  # state "error": why
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)  # flat values only: asdict's deep copy costs 10x
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Series:
@@ -177,7 +186,7 @@ class AlertState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "series": {k: asdict(s) for k, s in self.series.items()},
+            "series": {k: s.to_json() for k, s in self.series.items()},
             "history": self.history,
             "deliveries": self.deliveries,
             "silences": self.silences,
@@ -200,7 +209,7 @@ class AlertState:
         for name in ("history", "deliveries", "silences", "rules", "problems"):
             value = data.get(name)
             if isinstance(value, list):
-                setattr(st, name, value)
+                setattr(st, name, list(value))  # the parse is shared: never change it
         for k, v in (data.get("faults") or {}).items():
             with contextlib.suppress(TypeError, ValueError):
                 st.faults[str(k)] = Fault.from_json(v)
@@ -241,11 +250,28 @@ def alerts_dir(store_dir: Path) -> Path:
     return Path(store_dir) / "alerts"
 
 
+_LAST_READ: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def _parsed(path: Path) -> Any:
+    """The file's JSON; the last parse again when the file was not replaced since (an
+    evaluation reads it before measuring and again under the lock: one parse of a big file)."""
+    st = path.stat()
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _LAST_READ.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    data = json.loads(path.read_text())
+    _LAST_READ.clear()
+    _LAST_READ[path] = (stamp, data)
+    return data
+
+
 def read_state(store_dir: Path) -> AlertState:
     """The last written state (no lock needed: the file is replaced atomically)."""
     path = alerts_dir(store_dir) / "state.json"
     try:
-        data = json.loads(path.read_text())
+        data = _parsed(path)
     except FileNotFoundError:
         return AlertState()
     except (OSError, ValueError) as exc:
