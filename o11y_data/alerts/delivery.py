@@ -304,6 +304,7 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._idle.set()  # nothing asked yet
         self._beat = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
