@@ -125,16 +125,14 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
     ]
     if out or not enabled:
         return out or [row("", "off", "")]
-    ok = [s for s in mine if s.state == "ok"]
-    if len(ok) == 1 and ok[0].key is None:
-        return [row("", "ok", A.format_value(metric, ok[0].value))]
-    values = [s.value for s in ok if s.value is not None]
+    ok = state.ok.get(name, A.OkKeys())
+    if ok.count == 1 and not ok.keys:
+        return [row("", "ok", A.format_value(metric, ok.nearest))]
     nearest = ""
-    if values:
+    if ok.nearest is not None:
         high = comparison.startswith(">")
-        worst = max(values) if high else min(values)
-        nearest = f"{'max' if high else 'min'} {A.format_value(metric, worst)}"
-    return [row(f"({len(ok)}, all ok)" if ok else "(none seen)", "ok", nearest)]
+        nearest = f"{'max' if high else 'min'} {A.format_value(metric, ok.nearest)}"
+    return [row(f"({ok.count}, all ok)" if ok.count else "(none seen)", "ok", nearest)]
 
 
 def rules_table(c: P.Ctx, state: A.AlertState, now: datetime, show: str) -> None:
@@ -155,8 +153,8 @@ def silences(c: P.Ctx, state: A.AlertState, now: datetime) -> None:
     if rule_names:
         cols = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
         rule = cols[0].selectbox("Rule", rule_names, key="silence_rule")
-        keys = {s.key for s in state.series.values() if s.rule == rule and s.key is not None}
-        key = cols[1].selectbox("Agent or mode", [EVERY, *sorted(keys)], key="silence_key")
+        keys = state.keys_of(rule)
+        key = cols[1].selectbox("Agent or mode", [EVERY, *keys], key="silence_key")
         period = cols[2].selectbox("For", list(SILENCE_FOR), index=1, key="silence_for")
         if cols[3].button("Silence", icon=":material/notifications_off:", key="silence_add"):
             until = now + timedelta(hours=SILENCE_FOR[period])

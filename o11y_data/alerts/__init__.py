@@ -5,7 +5,7 @@ The parts, one module each:
 - :mod:`.rules`: the rule model, the built-in rules, ``alerts.toml`` loaded and validated;
 - :mod:`.measure`: the metrics measured for the rules (all the alerts' SQL), grouped so that one
   query serves every rule measuring the same thing;
-- :mod:`.evaluate`: the state machine (ok → pending → firing → resolved, faults) and the
+- :mod:`.evaluation`: the state machine (ok → pending → firing → resolved, faults) and the
   notices it decides;
 - :mod:`.notice`: the typed notice, from the evaluation to the webhook's JSON;
 - :mod:`.state`: the state file in the store, with the outbox of notices;
@@ -31,7 +31,7 @@ from .delivery import (
     deliver_pending,
     ping_heartbeat,
 )
-from .evaluate import (
+from .evaluation import (
     FAULT_NOTIFY_AFTER,
     Evaluation,
     EvaluatorHealth,
@@ -62,6 +62,7 @@ from .state import (
     AlertState,
     Delivery,
     Fault,
+    OkKeys,
     OutboxItem,
     Series,
     Transition,
@@ -106,6 +107,7 @@ __all__ = [
     "FiringSummary",
     "Measurer",
     "Notice",
+    "OkKeys",
     "Options",
     "OutboxItem",
     "Reading",

@@ -11,8 +11,8 @@ the 4 built-ins cost (``python -m bench.alert_rules``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,10 +60,6 @@ _WINDOW_SQL = {
 def _number(value: Any) -> float | None:
     """A DuckDB value as a float; None for NULL (NaN counts as a value: it is judged an error)."""
     return None if value is None else float(value)
-
-
-def compare(rule: Rule, value: float) -> bool:
-    return COMPARISONS[rule.comparison](value, rule.threshold)
 
 
 class Measurer:
@@ -158,7 +154,7 @@ class Measurer:
 
     # -- readings ----------------------------------------------------------------------------
 
-    def readings(self, rule: Rule, *, at: datetime | None = None) -> list[Reading]:
+    def readings(self, rule: Rule, *, at: datetime | None = None) -> Readings:
         """The rule's readings: one per key of its scope."""
         if rule.metric in AGE_METRICS:
             return self._age_readings(rule)
@@ -171,77 +167,126 @@ class Measurer:
             return list(rule.agents)
         return list(self.keys_seen(view, scope_kind(rule)))
 
-    def _window_readings(self, rule: Rule, at: datetime) -> list[Reading]:
-        kind = scope_kind(rule)
-        found = self.window_values(rule.metric, rule.window_s, kind, at)
+    def _window_readings(self, rule: Rule, at: datetime) -> Readings:
+        found = self.window_values(rule.metric, rule.window_s, scope_kind(rule), at)
         view = _WINDOW_SQL[rule.metric][0]
-        out = []
-        for k in self._keys(rule, "cycles" if view == "cycles" else "events"):
-            value, n = found.get(k, (0.0 if rule.metric in COUNT_METRICS else None, 0))
-            if rule.metric in RATE_METRICS and n < max(1, rule.min_cycles):
-                out.append(Reading(k, value, None))
-            else:
-                out.append(judge(rule, k, value))
-        return out
+        keys = self._keys(rule, "cycles" if view == "cycles" else "events")
+        empty = (0.0 if rule.metric in COUNT_METRICS else None, 0)
+        pairs = [found.get(k, empty) for k in keys]
+        values = [p[0] for p in pairs]
+        if rule.metric in RATE_METRICS:  # too few cycles is no data (the value is still shown)
+            need = max(1, rule.min_cycles)
+            judged = [v if n >= need else None for v, n in pairs]
+        else:
+            judged = values
+        return Readings.judge(rule, keys, values, judged)
 
-    def _age_readings(self, rule: Rule) -> list[Reading]:
+    def _age_readings(self, rule: Rule) -> Readings:
         now = self.now.timestamp()
         if rule.metric == "last_sync_age":
-            status = self.db.store.read_status()
+            status = self._once(("status",), self.db.store.read_status)
             last = status.get("last_success_at")
             if not last and status.get("last_error") and rule.comparison in {">", ">="}:
-                return [Reading(None, None, True)]  # never synced, and the last attempt failed
-            return [age_reading(rule, None, float(last) if last else None, now)]
-        newest = self.newest(rule.metric, scope_kind(rule))
-        horizon = now - HORIZON_S
-        if rule.scope == "all":
+                return Readings([None], [None], [True])  # never synced, the last attempt failed
+            lasts: list[float | None] = [float(last) if last else None]
             keys: list[str | None] = [None]
-        elif rule.scope == "agents":
-            keys = list(rule.agents)
         else:
-            keys = sorted(
-                k
-                for k, (_, last_ts) in newest.items()
-                if k is not None
-                and not (rule.scope == "per_agent" and k == UNKNOWN_AGENT)
-                and last_ts is not None
-                and last_ts >= horizon  # keys silent for more than 24 h are no longer watched
-            )
-        return [age_reading(rule, k, newest.get(k, (None, None))[0], now) for k in keys]
+            newest = self.newest(rule.metric, scope_kind(rule))
+            if rule.scope == "all":
+                keys = [None]
+            elif rule.scope == "agents":
+                keys = list(rule.agents)
+            else:
+                keys = self._once(("age-keys", rule.metric, rule.scope), lambda: self._recent(rule))
+            lasts = [newest.get(k, (None, None))[0] for k in keys]
+        ages = [None if t is None else now - t for t in lasts]
+        out = Readings.judge(rule, keys, ages, ages)
+        if rule.comparison in {">", ">="}:  # "older than": it began at the last time + threshold
+            for i, (b, t) in enumerate(zip(out.breaches, lasts, strict=True)):
+                if b and t is not None:
+                    out.since[keys[i]] = datetime.fromtimestamp(min(now, t + rule.threshold), UTC)
+        return out
 
-    def dated(self, rule: Rule, readings: list[Reading], known: set[str | None]) -> list[Reading]:
+    def _recent(self, rule: Rule) -> list[str | None]:
+        """The keys of a per-agent or per-mode age rule: seen in the last 24 h (keys silent for
+        longer are no longer watched; ``unknown`` is not an agent)."""
+        horizon = self.now.timestamp() - HORIZON_S
+        newest = self.newest(rule.metric, scope_kind(rule))
+        return sorted(
+            k
+            for k, (_, last_ts) in newest.items()
+            if k is not None
+            and not (rule.scope == "per_agent" and k == UNKNOWN_AGENT)
+            and last_ts is not None
+            and last_ts >= horizon
+        )
+
+    def dated(self, rule: Rule, got: Readings, known: set[str | None]) -> Readings:
         """For a windowed rule with a pending period: a breach not yet tracked that the window
         ending one pending period ago also shows is dated back to then (it has held that long)."""
         if rule.metric in AGE_METRICS or rule.pending_s <= 0:
-            return readings
-        fresh = {r.key for r in readings if r.breach and r.key not in known}
+            return got
+        if True not in got.breaches:
+            return got
+        fresh = {k for k, b in zip(got.keys, got.breaches, strict=True) if b and k not in known}
         if not fresh:
-            return readings
+            return got
         then = self.now - timedelta(seconds=rule.pending_s)
-        earlier = {r.key: r.breach for r in self._window_readings(rule, then)}
-        return [
-            replace(r, since=then) if r.key in fresh and earlier.get(r.key) else r for r in readings
-        ]
+        earlier = self._window_readings(rule, then)
+        for k, b in zip(earlier.keys, earlier.breaches, strict=True):
+            if b and k in fresh:
+                got.since[k] = then
+        return got
 
 
-def judge(rule: Rule, key: str | None, value: float | None) -> Reading:
-    if value is None:
-        return Reading(key, None, None)
-    if not math.isfinite(value):
-        return Reading(key, None, None, error=NOT_FINITE)
-    return Reading(key, value, compare(rule, value))
+def _all_finite(values: list[float | None]) -> bool:
+    """No NaN or infinity among ``values`` (fsum is exact: finite values sum to a finite sum
+    unless it overflows, which it reports)."""
+    try:
+        return math.isfinite(math.fsum(v for v in values if v is not None))
+    except OverflowError:
+        return False
 
 
-def age_reading(rule: Rule, key: str | None, last: float | None, now: float) -> Reading:
-    """An age metric: its value, and the moment an "older than" condition began (dated by the
-    data: the last time plus the threshold)."""
-    if last is None:
-        return Reading(key, None, None)
-    age = now - last
-    if not math.isfinite(age):
-        return Reading(key, None, None, error=NOT_FINITE)
-    breach = compare(rule, age)
-    since = None
-    if breach and rule.comparison in {">", ">="}:
-        since = datetime.fromtimestamp(min(now, last + rule.threshold), UTC)
-    return Reading(key, age, breach, since)
+@dataclass
+class Readings:
+    """One rule's readings, a column per field (500 rules x 60 agents are 30,000 readings: as
+    objects they would cost more than the queries). ``breaches[i]`` is None for no data;
+    ``since`` and ``errors`` hold the keys that have one."""
+
+    keys: list[str | None]
+    values: list[float | None]
+    breaches: list[bool | None]
+    since: dict[str | None, datetime] = field(default_factory=dict)
+    errors: dict[str | None, str] = field(default_factory=dict)
+
+    @classmethod
+    def judge(
+        cls,
+        rule: Rule,
+        keys: list[str | None],
+        values: list[float | None],
+        judged: list[float | None],
+    ) -> Readings:
+        """Compare ``judged`` (the values, None where they count as no data) with the rule's
+        threshold; a value that is not a finite number is an error for its key."""
+        cmp, threshold = COMPARISONS[rule.comparison], rule.threshold
+        if _all_finite(values):  # the common case, checked in one pass
+            breaches = [None if v is None else cmp(v, threshold) for v in judged]
+            return cls(keys, values, breaches)
+        isfinite = math.isfinite
+        breaches = [None if v is None or not isfinite(v) else cmp(v, threshold) for v in judged]
+        errors = {
+            k: NOT_FINITE
+            for k, v in zip(keys, values, strict=True)
+            if v is not None and not isfinite(v)
+        }
+        values = [None if k in errors else v for k, v in zip(keys, values, strict=True)]
+        return cls(keys, values, breaches, {}, errors)
+
+    def reading(self, i: int) -> Reading:
+        k = self.keys[i]
+        return Reading(k, self.values[i], self.breaches[i], self.since.get(k), self.errors.get(k))
+
+    def __iter__(self) -> Iterator[Reading]:
+        return (self.reading(i) for i in range(len(self.keys)))

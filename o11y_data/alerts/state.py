@@ -10,6 +10,7 @@ has answered 2xx or its attempts are used up. Every change holds an ``flock`` on
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -61,10 +62,53 @@ class Series:
     reason: str | None = None  # state "error": why
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # flat values only: asdict's deep copy costs 10x
+        """Only the fields that differ from the defaults (flat values: no deep copy)."""
+        return {
+            k: v for k, v in self.__dict__.items() if v != _SERIES_DEFAULTS.get(k, v) or k in _ID
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Series:
+        return cls(**_known(cls, data))
+
+
+_SERIES_DEFAULTS = {
+    "state": "ok",
+    "since": None,
+    "value": None,
+    "threshold": None,
+    "notified": False,
+    "last_notified": 0.0,
+    "evaluated_at": 0.0,
+    "clear_since": None,
+    "reason": None,
+}
+_ID = {"rule", "key", "state"}
+
+
+@dataclass
+class OkKeys:
+    """A rule's keys that are ok, kept as a summary (an ok series carries no memory: the state
+    file holds only the series that need one, so its size grows with what is wrong)."""
+
+    count: int = 0
+    nearest: float | None = None  # the value nearest to breaching (max for >, min for <)
+    keys: list[str] = field(default_factory=list)  # keyed rules: the ok keys
+
+    def add(self, key: str | None, value: float | None, *, high: bool) -> None:
+        self.count += 1
+        if key is not None:
+            self.keys.append(key)
+        if value is None or value != value:  # NaN never is the nearest
+            return
+        if self.nearest is None or (value > self.nearest if high else value < self.nearest):
+            self.nearest = value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "nearest": self.nearest, "keys": self.keys}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OkKeys:
         return cls(**_known(cls, data))
 
 
@@ -171,7 +215,8 @@ class Heartbeat:
 class AlertState:
     """Everything the alert evaluators share, as stored in ``alerts/state.json``."""
 
-    series: dict[str, Series] = field(default_factory=dict)  # "<rule>\x1f<key>" -> series
+    series: dict[str, Series] = field(default_factory=dict)  # "<rule>\x1f<key>" -> not ok
+    ok: dict[str, OkKeys] = field(default_factory=dict)  # rule -> its ok keys
     history: list[dict[str, Any]] = field(default_factory=list)  # transitions, newest last
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # newest last
     silences: list[dict[str, Any]] = field(default_factory=list)  # rule, key, until
@@ -187,6 +232,7 @@ class AlertState:
     def to_json(self) -> dict[str, Any]:
         return {
             "series": {k: s.to_json() for k, s in self.series.items()},
+            **_ok_json(self.ok),
             "history": self.history,
             "deliveries": self.deliveries,
             "silences": self.silences,
@@ -206,6 +252,11 @@ class AlertState:
         for k, v in (data.get("series") or {}).items():
             if isinstance(v, dict):
                 st.series[str(k)] = Series.from_json(v)
+        lists = data.get("key_lists") or {}
+        for k, v in (data.get("ok") or {}).items():
+            with contextlib.suppress(TypeError, ValueError, AttributeError):
+                keys = lists.get(v.pop("keys_ref", None)) or v.pop("keys", [])
+                st.ok[str(k)] = OkKeys.from_json({**v, "keys": list(keys)})
         for name in ("history", "deliveries", "silences", "rules", "problems"):
             value = data.get(name)
             if isinstance(value, list):
@@ -235,11 +286,31 @@ class AlertState:
             for s in self.silences
         )
 
+    def keys_of(self, rule: str) -> list[str]:
+        """Every key the rule watched at its last evaluation (ok or not)."""
+        keys = {s.key for s in self.series.values() if s.rule == rule and s.key is not None}
+        keys.update(self.ok.get(rule, OkKeys()).keys)
+        return sorted(keys)
+
     def firing(self) -> list[Series]:
         return [s for s in self.series.values() if s.state == "firing"]
 
     def failed_deliveries(self) -> list[Delivery]:
         return [Delivery(**_known(Delivery, d)) for d in self.deliveries if not d.get("ok")]
+
+
+def _ok_json(ok: dict[str, OkKeys]) -> dict[str, Any]:
+    """The ok summaries, each list of keys stored once however many rules share it (every
+    per-agent rule of one metric watches the same agents)."""
+    lists: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
+    for name, o in ok.items():
+        ref = ""
+        if o.keys:
+            ref = hashlib.sha1("\x1f".join(o.keys).encode(), usedforsecurity=False).hexdigest()
+            lists.setdefault(ref, o.keys)
+        out[name] = {"count": o.count, "nearest": o.nearest, "keys_ref": ref}
+    return {"ok": out, "key_lists": lists}
 
 
 def series_id(rule: str, key: str | None) -> str:
@@ -265,6 +336,21 @@ def _parsed(path: Path) -> Any:
     _LAST_READ.clear()
     _LAST_READ[path] = (stamp, data)
     return data
+
+
+def tracked_keys(store_dir: Path) -> dict[str, set[str | None]]:
+    """rule -> the keys pending or firing in the last written state (read without building it:
+    an evaluation asks this before measuring, outside the lock)."""
+    try:
+        data = _parsed(alerts_dir(store_dir) / "state.json")
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, set[str | None]] = {}
+    series = data.get("series") if isinstance(data, dict) else None
+    for s in (series or {}).values():
+        if isinstance(s, dict) and s.get("state") in {"pending", "firing"}:
+            out.setdefault(str(s.get("rule")), set()).add(s.get("key"))
+    return out
 
 
 def read_state(store_dir: Path) -> AlertState:

@@ -81,9 +81,10 @@ def state_lines(state: AlertState, now: float | None = None) -> list[str]:
         )
         metric = str(r.get("metric"))
         cond = f"{r.get('comparison')} {format_value(metric, r.get('threshold'))}"
-        if not bad:
-            value = mine[0].value if len(mine) == 1 else None
-            shown = format_value(metric, value) if len(mine) == 1 else f"{len(mine)} keys"
+        ok = state.ok.get(name)
+        if not bad and ok is not None:
+            single = ok.count == 1 and not ok.keys
+            shown = format_value(metric, ok.nearest) if single else f"{ok.count} keys"
             out.append(f"{name:<20} ok        {shown} ({cond})")
         for s in bad:
             key = f" {clip(s.key, 48)}" if s.key is not None else ""

@@ -11,7 +11,7 @@ from ..config import Settings
 from ..db import EventsDB
 from ..errors import O11yError
 from .delivery import Deliverer, Options
-from .evaluate import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate
 from .state import Delivery
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,19 @@ from .. import routes
 from ..config import Settings, webhook_id, webhook_label
 from ..db import EventsDB
 from ..errors import O11yError
-from .measure import Measurer, Reading
+from .measure import Measurer, Reading, Readings
 from .notice import Notice
 from .rules import AGE_METRICS, SEVERITIES, Rule, RuleSet, clip, load_rules
-from .state import AlertState, Fault, OutboxItem, Series, Transition, locked_state, read_state
+from .state import (
+    AlertState,
+    Fault,
+    OkKeys,
+    OutboxItem,
+    Series,
+    Transition,
+    locked_state,
+    tracked_keys,
+)
 from .state import series_id as series_id
 
 log = logging.getLogger(__name__)
@@ -46,6 +55,7 @@ class Evaluation:
     problems: tuple[str, ...]
     faults: dict[str, str]  # rule -> why it could not be evaluated this time
     queries: int = 0
+    keys: int = 0  # (rule, key) pairs evaluated, ok ones included
 
     @property
     def errors(self) -> list[str]:
@@ -68,10 +78,10 @@ def one_line(exc: BaseException) -> str:
 
 def measure_all(
     db: EventsDB, rules: Sequence[Rule], now: datetime, known: dict[str, set[str | None]]
-) -> tuple[dict[str, list[Reading]], dict[str, str], int]:
+) -> tuple[dict[str, Readings], dict[str, str], int]:
     """Every rule's readings, each rule alone: (readings, faults, queries run)."""
     measurer = Measurer(db, now)
-    readings: dict[str, list[Reading]] = {}
+    readings: dict[str, Readings] = {}
     faults: dict[str, str] = {}
     for rule in rules:
         try:
@@ -98,11 +108,7 @@ def evaluate(
     and put the notices decided into the outbox; return them (delivery is another thread's job)."""
     now = now or datetime.now(UTC)
     ruleset = ruleset or load_rules(settings.alerts_file)
-    before = read_state(settings.store_dir)
-    known: dict[str, set[str | None]] = {}
-    for s in before.series.values():
-        if s.state in {"pending", "firing"}:
-            known.setdefault(s.rule, set()).add(s.key)
+    known = tracked_keys(settings.store_dir)
     readings, faults, queries = measure_all(db, ruleset.enabled, now, known)
     t = now.timestamp()
     with locked_state(settings.store_dir) as state:
@@ -113,31 +119,25 @@ def evaluate(
         transitions: list[Transition] = []
         notices: list[Notice] = []
         kept: dict[str, Series] = {}
+        ok: dict[str, OkKeys] = {}
         for rule in ruleset.enabled:
             mine = by_rule.get(rule.name, [])
             if rule.name in faults:  # not measured this time: its states stand as they are
                 kept.update({series_id(s.rule, s.key): s for s in mine})
+                if rule.name in state.ok:
+                    ok[rule.name] = state.ok[rule.name]
                 notices += _fault_step(state, rule, faults[rule.name], now)
                 continue
             notices += _fault_cleared(state, rule, now)
-            tracked = {s.key: s for s in mine if s.state in {"pending", "firing"}}
-            by_key = {r.key: r for r in readings[rule.name]}
-            for key in tracked.keys() - by_key.keys():  # a tracked key without data now
-                by_key[key] = Reading(key, None, None)
-            for key, reading in by_key.items():
-                sid = series_id(rule.name, key)
-                prev = state.series.get(sid) or Series(rule.name, key)
-                new, tr, notice = step(
-                    prev, reading, rule, now, silenced=state.silenced(rule.name, key, t)
-                )
-                kept[sid] = new
-                if tr:
-                    transitions.append(tr)
-                    state.history.append(asdict(tr))
-                if notice:
-                    notices.append(notice)
+            got = _step_rule(state, rule, readings[rule.name], mine, now)
+            kept.update(got.kept)
+            ok[rule.name] = got.ok
+            transitions += got.transitions
+            state.history += [asdict(tr) for tr in got.transitions]
+            notices += got.notices
         # Series of rules gone from the file, and ok series no longer measured, are dropped.
-        state.series = kept
+        state.series, state.ok = kept, ok
+        keys = len(kept) + sum(o.count for o in ok.values())
         names = {r.name for r in ruleset.enabled}
         state.faults = {k: f for k, f in state.faults.items() if k in names}
         notices = [replace(n, url=view_url(settings.public_url, n, ruleset)) for n in notices]
@@ -157,7 +157,79 @@ def evaluate(
         problems,
         faults,
         queries,
+        keys,
     )
+
+
+@dataclass
+class RuleStep:
+    """One rule's evaluation: the series that need a memory, its ok keys, what changed."""
+
+    kept: dict[str, Series]
+    ok: OkKeys
+    transitions: list[Transition]
+    notices: list[Notice]
+
+
+def _nearest(values: list[float | None], *, high: bool) -> float | None:
+    """The value nearest to breaching (values that are not finite were made errors)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    return max(known) if high else min(known)
+
+
+def _step_rule(
+    state: AlertState, rule: Rule, got: Readings, mine: list[Series], now: datetime
+) -> RuleStep:
+    """Step every key of one rule. A key with no memory (ok before) that stays ok is only
+    counted, in bulk: with 500 rules over 60 agents that is nearly every key."""
+    t = now.timestamp()
+    prev_by_key = {s.key: s for s in mine}
+    no_data_ok, errors = rule.no_data == "ok", got.errors
+    ok_keys: list[str | None] = []
+    ok_values: list[float | None] = []
+    slow: list[Reading] = []
+    if (
+        not prev_by_key
+        and not errors
+        and all(b is False or (b is None and no_data_ok) for b in got.breaches)
+    ):
+        ok_keys, ok_values = got.keys, got.values  # every key ok, as before: nothing to step
+    else:
+        for i, key in enumerate(got.keys):
+            b = got.breaches[i]
+            stays_ok = b is False or (b is None and no_data_ok)
+            if stays_ok and key not in prev_by_key and key not in errors:
+                ok_keys.append(key)
+                ok_values.append(got.values[i])
+                continue
+            slow.append(got.reading(i))
+    measured = set(got.keys) if mine else set()
+    for s in mine:  # a tracked key without data now
+        if s.state in {"pending", "firing"} and s.key not in measured:
+            slow.append(Reading(s.key, None, None))
+    high = rule.comparison.startswith(">")
+    summary = OkKeys(
+        count=len(ok_keys),
+        nearest=_nearest(ok_values, high=high),
+        keys=[k for k in ok_keys if k is not None] if None in ok_keys else list(ok_keys),
+    )
+    out = RuleStep({}, summary, [], [])
+    for reading in slow:
+        key = reading.key
+        prev = prev_by_key.get(key) or Series(rule.name, key)
+        silenced = state.silenced(rule.name, key, t)
+        new, tr, notice = step(prev, reading, rule, now, silenced=silenced)
+        if new.state == "ok":
+            summary.add(key, new.value, high=high)
+        else:
+            out.kept[series_id(rule.name, key)] = new
+        if tr:
+            out.transitions.append(tr)
+        if notice:
+            out.notices.append(notice)
+    return out
 
 
 def enqueue(state: AlertState, settings: Settings, notices: Sequence[Notice], t: float) -> None:
