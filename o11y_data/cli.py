@@ -241,6 +241,8 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     """Evaluate the alert rules once, send the notices due (and any a stopped process left
     pending), print each rule's state. Exit 1 when a rule is in error or the rules file has a
     problem (every other rule was evaluated)."""
+    import time
+
     from . import alerts
 
     db = EventsDB(settings.store_dir)
@@ -248,7 +250,8 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         ev = alerts.evaluate(settings, db, who=f"alerts pid {os.getpid()}")
     finally:
         db.close()
-    sent = alerts.deliver_all(settings) if settings.alert_webhooks else []
+    if settings.alert_webhooks:
+        alerts.deliver_all(settings)  # this run's notices and any a stopped process left
     alerts.ping_heartbeat(settings)
     _print_problems(ev.problems)
     state = alerts.read_state(settings.store_dir)
@@ -256,9 +259,8 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         print(line)
     for n in ev.notices:
         print(f"notice: {n.text}")
-    for d in sent:
-        if not d.ok:
-            print(f"not delivered to {d.target}: {d.error}", file=sys.stderr)
+    for line in alerts.failed_lines(state, since=time.time() - 86400):
+        print(line)
     for line in ev.errors:
         print(f"alerts: {line}", file=sys.stderr)
     return 1 if ev.errors or ev.problems else 0

@@ -85,7 +85,7 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     sync_interval_s: float = 60.0
     demo_live: bool = True
-    # Alerts (o11y_data/alerts.py): the rules file, where notices go, the dashboard's address.
+    # Alerts (o11y_data/alerts/): the rules file, where notices go, the dashboard's address.
     alerts_file: Path = Path("alerts.toml")
     alert_webhooks: tuple[Secret, ...] = ()  # URLs may carry tokens (Slack): never shown whole
     # One line per URL of O11Y_ALERT_WEBHOOK / O11Y_HEARTBEAT_URL left out (never the URL).

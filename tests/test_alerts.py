@@ -191,8 +191,12 @@ def test_a_receiver_that_keeps_failing_is_retried_within_bounds_and_shown_as_fai
         s.land(every("did:cf:alpha", now - timedelta(hours=2), n=2))
         s.evaluate()
         attempts = len(rx.received)
+        r = _run(s.env, "alerts")  # what finally failed is listed by the CLI too
     notices = 2  # no data landing, and the one agent's silence
     assert attempts == notices * 4
+    listed = [ln for ln in r.stdout.splitlines() if ln.startswith("not delivered to")]
+    assert len(listed) == 2 and "HTTP 503 (firing no_data_landing, 4 attempts" in listed[0]
+    assert "secret-token-path" not in r.stdout
     failed = [d for d in A.read_state(s.settings.store_dir).deliveries if not d["ok"]]
     assert len(failed) == notices
     assert failed[0]["error"] == "HTTP 503" and failed[0]["attempts"] == 4
@@ -773,3 +777,38 @@ def test_the_heartbeat_url_is_called_after_each_complete_evaluation_and_shown_by
     hb = A.read_state(s.settings.store_dir).heartbeat
     assert hb is not None and hb.ok and hb.target.startswith("http://127.0.0.1:")
     assert "secret-token-path" not in hb.target
+
+
+def test_an_evaluator_that_keeps_failing_tells_the_webhooks_itself(tmp_path):
+    """Three whole evaluations failing in a row (the store's alerts folder cannot be written, so
+    there is no outbox either): the webhook is told directly, once; the next good evaluation
+    resolves it."""
+    now = datetime.now(UTC)
+    with running_receiver() as rx:
+        s = Source(tmp_path, rx.url)
+        s.land(every("did:cf:alpha", now, n=2))
+        blocker = s.settings.store_dir / "alerts"
+        blocker.write_text("not a folder")
+        db = EventsDB(s.settings.store_dir)
+        worker = A.AlertWorker(s.settings, db, delivery={"timeout_s": 2.0})
+        try:
+            for _ in range(4):
+                worker.request()
+                assert worker.wait_idle(60)
+            deadline = time.monotonic() + 30
+            while not rx.delivered(rule="alert_evaluation") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            told = rx.delivered(rule="alert_evaluation")
+            assert len(told) == 1 and told[0]["status"] == "firing"
+            assert "Cannot write the alert state" in told[0]["error"]
+            assert worker.failures == 4
+            blocker.unlink()
+            worker.request()
+            assert worker.wait_idle(60)
+            deadline = time.monotonic() + 30
+            while len(rx.delivered(rule="alert_evaluation")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            worker.stop()
+            db.close()
+    assert [n["status"] for n in rx.delivered(rule="alert_evaluation")] == ["firing", "resolved"]

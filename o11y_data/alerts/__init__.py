@@ -72,7 +72,7 @@ from .state import (
     series_id,
 )
 from .state import add_silence as _add_silence
-from .text import STATES, format_value, notice_text, slack_safe, state_lines
+from .text import STATES, failed_lines, format_value, notice_text, slack_safe, state_lines
 from .worker import AlertWorker
 
 
@@ -122,6 +122,7 @@ __all__ = [
     "deliver_pending",
     "evaluate",
     "evaluator_health",
+    "failed_lines",
     "firing_by_agent",
     "firing_summary",
     "format_value",

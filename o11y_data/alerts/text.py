@@ -96,3 +96,17 @@ def state_lines(state: AlertState, now: float | None = None) -> list[str]:
             value = format_value(metric, s.value)
             out.append(f"{name:<20} {s.state:<9} {value} ({cond}){held}{key}{mute}")
     return out
+
+
+def failed_lines(state: AlertState, *, since: float, most: int = 10) -> list[str]:
+    """The deliveries that finally failed since ``since`` (newest last), one line each."""
+    failed = [d for d in state.failed_deliveries() if d.at >= since][-most:]
+    out = []
+    for d in failed:
+        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(d.at))
+        key = f" {clip(d.key, 48)}" if d.key is not None else ""
+        out.append(
+            f"not delivered to {d.target}: {d.error} ({d.status} {d.rule}{key}, "
+            f"{d.attempts} attempts, {at} UTC)"
+        )
+    return out

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Settings
 from ..db import EventsDB
 from ..errors import O11yError
-from .delivery import Deliverer, Options
-from .evaluation import Evaluation, evaluate
+from .delivery import Deliverer, Options, deliver
+from .evaluation import FAULT_NOTIFY_AFTER, Evaluation, evaluate
+from .notice import Notice
 from .state import Delivery
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ class AlertWorker:
         )
         self.last: Evaluation | None = None
         self.last_error: str | None = None
+        self.failures = 0  # whole evaluations failed in a row
+        self._failing_since: datetime | None = None
+        self._told = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -85,15 +90,58 @@ class AlertWorker:
                     for problem in ev.problems:
                         log.info("alert rules: %s", problem)
                 self.last, self.last_error = ev, None
+                self._evaluated()
                 self.deliverer.wake(heartbeat=True)
                 if self.on_result:
                     self.on_result(ev, [])
             except O11yError as exc:
-                self.last_error = exc.one_line()
                 log.warning("alert evaluation failed: %s", exc.one_line())
+                self._failed(exc.one_line())
             except Exception:  # the thread must survive anything; the cause goes to the log
-                self.last_error = "alert evaluation failed unexpectedly"
                 log.exception("alert evaluation failed")
+                self._failed("alert evaluation failed unexpectedly")
             with self._lock:
                 if not self._wake.is_set():
                     self._idle.set()
+
+    def _failed(self, reason: str) -> None:
+        """A whole evaluation failed (e.g. the store cannot be written, so no outbox either):
+        after :data:`FAULT_NOTIFY_AFTER` in a row, every webhook is told directly."""
+        self.last_error = reason
+        self.failures += 1
+        self._failing_since = self._failing_since or datetime.now(UTC)
+        if self.failures >= FAULT_NOTIFY_AFTER and not self._told:
+            self._told = True
+            self._tell("firing", reason)
+
+    def _evaluated(self) -> None:
+        if self._told:
+            self._tell("resolved", self.last_error or "")
+        self.failures, self._failing_since, self._told = 0, None, False
+
+    def _tell(self, status: str, reason: str) -> None:
+        now = datetime.now(UTC)
+        notice = Notice(
+            status=status,
+            rule="alert_evaluation",
+            title="Alert evaluation",
+            severity="critical",
+            metric="last_sync_age",
+            scope="all",
+            key=None,
+            value=None,
+            threshold=0.0,
+            comparison=">",
+            since=self._failing_since or now,
+            at=now,
+            error=reason,
+        )
+        opts = self.deliverer.options
+        for url in self.settings.alert_webhooks:  # beside evaluation: a thread per URL, bounded
+            threading.Thread(
+                target=deliver,
+                args=(url, notice),
+                kwargs={"attempts": opts.attempts, "timeout_s": opts.timeout_s},
+                name="o11y-hook-direct",
+                daemon=True,
+            ).start()
