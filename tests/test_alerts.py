@@ -812,3 +812,44 @@ def test_an_evaluator_that_keeps_failing_tells_the_webhooks_itself(tmp_path):
             worker.stop()
             db.close()
     assert [n["status"] for n in rx.delivered(rule="alert_evaluation")] == ["firing", "resolved"]
+
+
+def test_rules_measuring_one_metric_share_one_query_and_each_judges_its_own_threshold(tmp_path):
+    """Thirty error-rate rules (per agent, or naming agents) with thresholds from 5 % to 95 %:
+    two queries serve them all, and each fires exactly for the agents whose error rate, computed
+    here from the rows, is above its threshold."""
+    now = datetime.now(UTC)
+    rates = {"did:cf:a": 0.2, "did:cf:b": 0.5, "did:cf:c": 0.8}
+    rows = []
+    for agent, rate in rates.items():
+        errs = round(rate * 10)
+        rows += [cycle(agent, now - timedelta(minutes=i), errors=int(i < errs)) for i in range(10)]
+    s = Source(tmp_path)
+    s.land(rows)
+    rules = []
+    for i in range(30):
+        scope = {"agents": ("did:cf:b", "did:cf:c")} if i % 3 == 0 else {}
+        rules.append(
+            A.Rule(
+                name=f"r{i}",
+                metric="error_rate",
+                threshold=0.05 + i * 0.03,
+                scope="agents" if scope else "per_agent",
+                agents=scope.get("agents", ()),
+                min_cycles=5,
+            )
+        )
+    db = EventsDB(s.settings.store_dir)
+    try:
+        ev = A.evaluate(s.settings, db, ruleset=A.RuleSet(tuple(rules)))
+    finally:
+        db.close()
+    assert ev.queries == 2  # the window's values by agent, and the agents seen
+    fired = {(n.rule, n.key) for n in ev.notices}
+    expected = {
+        (r.name, agent)
+        for r in rules
+        for agent, rate in rates.items()
+        if rate > r.threshold and (not r.agents or agent in r.agents)
+    }
+    assert fired == expected and len(expected) > 20

@@ -330,8 +330,8 @@ class Deliverer:
         if self._beat.is_set():
             self._beat.clear()
             ping_heartbeat(self.settings, timeout_s=self.options.timeout_s)
-        if not self.settings.alert_webhooks:
-            return
+        if not self.settings.alert_webhooks and not read_state(self.settings.store_dir).outbox:
+            return  # nothing to send (entries left for URLs since removed are closed below)
         sent = deliver_pending(self.settings, options=self.options)
         if sent and self.on_result:
             self.on_result(sent)
@@ -347,7 +347,7 @@ class Deliverer:
                 log.exception("alert delivery failed")
             due = None
             with contextlib.suppress(Exception):
-                due = next_due(self.settings) if self.settings.alert_webhooks else None
+                due = next_due(self.settings)
             with self._lock:
                 if not self._wake.is_set() and due is None:
                     self._idle.set()

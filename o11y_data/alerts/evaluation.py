@@ -11,6 +11,8 @@ evaluates; a fault that lasts :data:`FAULT_NOTIFY_AFTER` evaluations is itself a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -140,9 +142,14 @@ def evaluate(
         keys = len(kept) + sum(o.count for o in ok.values())
         names = {r.name for r in ruleset.enabled}
         state.faults = {k: f for k, f in state.faults.items() if k in names}
-        notices = [replace(n, url=view_url(settings.public_url, n, ruleset)) for n in notices]
+        by_name = {r.name: r for r in ruleset.rules}
+        notices = [
+            replace(n, url=view_url(settings.public_url, n, by_name.get(n.rule))) for n in notices
+        ]
         enqueue(state, settings, notices, t)
-        state.rules = [r.to_json() for r in ruleset.rules]
+        digest, rule_dicts = rules_json(ruleset)
+        if digest != state.rules_digest:
+            state.rules, state.rules_digest, state.rules_changed = rule_dicts, digest, True
         problems = (*settings.alert_problems, *ruleset.problems)
         state.problems = list(problems)
         state.evaluated_at, state.evaluated_by = t, who or f"pid {os.getpid()}"
@@ -230,6 +237,22 @@ def _step_rule(
         if notice:
             out.notices.append(notice)
     return out
+
+
+_RULES_MEMO: list[tuple[RuleSet, str, list[dict]]] = []
+
+
+def rules_json(ruleset: RuleSet) -> tuple[str, list[dict]]:
+    """The rules as stored, and their digest (once per rule set: :func:`load_rules` returns the
+    same object while the file is unchanged)."""
+    for rs, digest, dicts in _RULES_MEMO:
+        if rs is ruleset:
+            return digest, dicts
+    dicts = [r.to_json() for r in ruleset.rules]
+    text = json.dumps(dicts, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    _RULES_MEMO[:] = [(ruleset, digest, dicts), *_RULES_MEMO[:3]]
+    return digest, dicts
 
 
 def enqueue(state: AlertState, settings: Settings, notices: Sequence[Notice], t: float) -> None:
@@ -365,13 +388,12 @@ _ROUTE = {
 }
 
 
-def view_url(public_url: str | None, n: Notice, ruleset: RuleSet | None = None) -> str | None:
+def view_url(public_url: str | None, n: Notice, rule: Rule | None = None) -> str | None:
     """The dashboard view that shows the notice: its page (there is no agent page: the timeline,
     errors or modes view filtered to the agent or mode), over a preset range covering both the
     rule's window and how long the condition has held."""
     if not public_url:
         return None
-    rule = {r.name: r for r in (ruleset.rules if ruleset else ())}.get(n.rule)
     window = rule.window_s if rule and n.metric not in AGE_METRICS else 0.0
     held = max(0.0, (n.at - n.since).total_seconds())
     return routes.view_link(

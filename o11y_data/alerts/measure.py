@@ -168,18 +168,24 @@ class Measurer:
         return list(self.keys_seen(view, scope_kind(rule)))
 
     def _window_readings(self, rule: Rule, at: datetime) -> Readings:
+        """One comparison per key: the keys and values are the group's, built once."""
+        group = ("window-values", rule.metric, rule.window_s, rule.scope, rule.agents, at)
+        need = max(1, rule.min_cycles) if rule.metric in RATE_METRICS else 0
+        keys, values, judged, finite = self._once(
+            (*group, need), lambda: self._window_columns(rule, at, need)
+        )
+        return Readings.judge(rule, keys, values, judged, finite=finite)
+
+    def _window_columns(self, rule: Rule, at: datetime, need: int) -> tuple[Any, ...]:
         found = self.window_values(rule.metric, rule.window_s, scope_kind(rule), at)
         view = _WINDOW_SQL[rule.metric][0]
         keys = self._keys(rule, "cycles" if view == "cycles" else "events")
         empty = (0.0 if rule.metric in COUNT_METRICS else None, 0)
         pairs = [found.get(k, empty) for k in keys]
         values = [p[0] for p in pairs]
-        if rule.metric in RATE_METRICS:  # too few cycles is no data (the value is still shown)
-            need = max(1, rule.min_cycles)
-            judged = [v if n >= need else None for v, n in pairs]
-        else:
-            judged = values
-        return Readings.judge(rule, keys, values, judged)
+        # Too few cycles is no data for rate metrics (the value is still shown).
+        judged = [v if n >= need else None for v, n in pairs] if need else values
+        return keys, values, judged, _all_finite(values)
 
     def _age_readings(self, rule: Rule) -> Readings:
         now = self.now.timestamp()
@@ -188,6 +194,20 @@ class Measurer:
             last = status.get("last_success_at")
             if not last and status.get("last_error") and rule.comparison in {">", ">="}:
                 return Readings([None], [None], [True])  # never synced, the last attempt failed
+        group = ("age-columns", rule.metric, rule.scope, rule.agents)
+        keys, lasts, ages, finite = self._once(group, lambda: self._age_columns(rule))
+        out = Readings.judge(rule, keys, ages, ages, finite=finite)
+        if rule.comparison in {">", ">="} and True in out.breaches:
+            for i, (b, t) in enumerate(zip(out.breaches, lasts, strict=True)):
+                if b and t is not None:  # "older than" began at the last time + the threshold
+                    out.since[keys[i]] = datetime.fromtimestamp(min(now, t + rule.threshold), UTC)
+        return out
+
+    def _age_columns(self, rule: Rule) -> tuple[Any, ...]:
+        """(keys, last times, ages, all finite) for the rule's group."""
+        now = self.now.timestamp()
+        if rule.metric == "last_sync_age":
+            last = self._once(("status",), self.db.store.read_status).get("last_success_at")
             lasts: list[float | None] = [float(last) if last else None]
             keys: list[str | None] = [None]
         else:
@@ -197,15 +217,10 @@ class Measurer:
             elif rule.scope == "agents":
                 keys = list(rule.agents)
             else:
-                keys = self._once(("age-keys", rule.metric, rule.scope), lambda: self._recent(rule))
+                keys = self._recent(rule)
             lasts = [newest.get(k, (None, None))[0] for k in keys]
         ages = [None if t is None else now - t for t in lasts]
-        out = Readings.judge(rule, keys, ages, ages)
-        if rule.comparison in {">", ">="}:  # "older than": it began at the last time + threshold
-            for i, (b, t) in enumerate(zip(out.breaches, lasts, strict=True)):
-                if b and t is not None:
-                    out.since[keys[i]] = datetime.fromtimestamp(min(now, t + rule.threshold), UTC)
-        return out
+        return keys, lasts, ages, _all_finite(ages)
 
     def _recent(self, rule: Rule) -> list[str | None]:
         """The keys of a per-agent or per-mode age rule: seen in the last 24 h (keys silent for
@@ -267,11 +282,14 @@ class Readings:
         keys: list[str | None],
         values: list[float | None],
         judged: list[float | None],
+        *,
+        finite: bool | None = None,
     ) -> Readings:
         """Compare ``judged`` (the values, None where they count as no data) with the rule's
-        threshold; a value that is not a finite number is an error for its key."""
+        threshold; a value that is not a finite number is an error for its key. ``finite``:
+        whether every value is finite, when the caller knows (a group's values, checked once)."""
         cmp, threshold = COMPARISONS[rule.comparison], rule.threshold
-        if _all_finite(values):  # the common case, checked in one pass
+        if finite if finite is not None else _all_finite(values):  # the common case
             breaches = [None if v is None else cmp(v, threshold) for v in judged]
             return cls(keys, values, breaches)
         isfinite = math.isfinite

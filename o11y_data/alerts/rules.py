@@ -308,7 +308,30 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ValueError(f"{where}: arrays or tables nested too deeply") from exc
 
 
+_LOADED: dict[Path, tuple[tuple[int, int, int], RuleSet]] = {}
+
+
 def load_rules(path: Path | None) -> RuleSet:
+    """:func:`read_rules`, read again only when the file changes (the app evaluates after
+    every sync: 500 rules are not parsed and validated every minute)."""
+    if path is None:
+        return read_rules(None)
+    try:
+        st = path.stat()
+    except OSError:
+        return read_rules(path)
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _LOADED.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    ruleset = read_rules(path)
+    if len(_LOADED) > 8:
+        _LOADED.clear()
+    _LOADED[path] = (stamp, ruleset)
+    return ruleset
+
+
+def read_rules(path: Path | None) -> RuleSet:
     """The built-in rules changed by ``path`` (if it exists) plus the rules it adds.
 
     A file that cannot be read leaves the built-ins as they are; a bad rule is left out (a bad

@@ -221,6 +221,10 @@ class AlertState:
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # newest last
     silences: list[dict[str, Any]] = field(default_factory=list)  # rule, key, until
     rules: list[dict[str, Any]] = field(default_factory=list)  # the rules last evaluated
+    # The rules live in alerts/rules.json, rewritten only when they change (500 rules are most
+    # of the state's bytes); their digest is in state.json.
+    rules_digest: str = ""
+    rules_changed: bool = False
     problems: list[str] = field(default_factory=list)  # the rules file's, last evaluation
     faults: dict[str, Fault] = field(default_factory=dict)  # rule -> why it was not evaluated
     outbox: list[OutboxItem] = field(default_factory=list)
@@ -236,7 +240,7 @@ class AlertState:
             "history": self.history,
             "deliveries": self.deliveries,
             "silences": self.silences,
-            "rules": self.rules,
+            "rules_digest": self.rules_digest,
             "problems": self.problems,
             "faults": {k: asdict(f) for k, f in self.faults.items()},
             "outbox": [o.to_json() for o in self.outbox],
@@ -255,9 +259,10 @@ class AlertState:
         lists = data.get("key_lists") or {}
         for k, v in (data.get("ok") or {}).items():
             with contextlib.suppress(TypeError, ValueError, AttributeError):
-                keys = lists.get(v.pop("keys_ref", None)) or v.pop("keys", [])
-                st.ok[str(k)] = OkKeys.from_json({**v, "keys": list(keys)})
-        for name in ("history", "deliveries", "silences", "rules", "problems"):
+                # Rules of one group share one list (read only: only a new OkKeys grows).
+                keys = lists.get(v.get("keys_ref")) or v.get("keys") or []
+                st.ok[str(k)] = OkKeys(int(v.get("count") or 0), v.get("nearest"), keys)
+        for name in ("history", "deliveries", "silences", "problems"):
             value = data.get(name)
             if isinstance(value, list):
                 setattr(st, name, list(value))  # the parse is shared: never change it
@@ -273,6 +278,7 @@ class AlertState:
         if isinstance(beat, dict):
             with contextlib.suppress(TypeError):
                 st.heartbeat = Heartbeat(**_known(Heartbeat, beat))
+        st.rules_digest = str(data.get("rules_digest") or "")
         st.evaluated_at = float(data.get("evaluated_at") or 0.0)
         st.evaluated_by = str(data.get("evaluated_by") or "")
         st.interval_s = float(data.get("interval_s") or 0.0)
@@ -333,7 +339,8 @@ def _parsed(path: Path) -> Any:
     if hit is not None and hit[0] == stamp:
         return hit[1]
     data = json.loads(path.read_text())
-    _LAST_READ.clear()
+    if len(_LAST_READ) > 16:  # one pair of files per store in use
+        _LAST_READ.clear()
     _LAST_READ[path] = (stamp, data)
     return data
 
@@ -363,7 +370,19 @@ def read_state(store_dir: Path) -> AlertState:
     except (OSError, ValueError) as exc:
         log.warning("alert state unreadable, starting afresh: %s", type(exc).__name__)
         return AlertState()
-    return AlertState.from_json(data) if isinstance(data, dict) else AlertState()
+    if not isinstance(data, dict):
+        return AlertState()
+    state = AlertState.from_json(data)
+    if state.rules_digest:
+        try:
+            saved = _parsed(alerts_dir(store_dir) / "rules.json")
+        except (OSError, ValueError):
+            saved = {}
+        if isinstance(saved, dict) and saved.get("digest") == state.rules_digest:
+            state.rules = list(saved.get("rules") or [])
+        else:  # a torn pair (cannot happen: rules.json is written first): evaluate afresh
+            state.rules_digest = ""
+    return state
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -394,6 +413,9 @@ def locked_state(store_dir: Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> Itera
             yield state
             state.history = state.history[-HISTORY:]
             state.deliveries = state.deliveries[-DELIVERIES:]
+            if state.rules_changed:  # first, so state.json never names rules not yet written
+                rules = {"digest": state.rules_digest, "rules": state.rules}
+                _write_atomic(folder / "rules.json", json.dumps(rules, separators=(",", ":")))
             text = json.dumps(state.to_json(), separators=(",", ":"))
             _write_atomic(folder / "state.json", text)
     except OSError as exc:
