@@ -23,7 +23,7 @@ from tests.support.receiver import running_receiver
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"
 PUBLIC = "https://dash.example.org"
-FAST = {"base_delay_s": 0.05, "timeout_s": 2.0}
+FAST = {"base_delay_s": 0.05, "timeout_s": 5.0}
 
 
 def _iso(t: datetime) -> str:

@@ -42,6 +42,7 @@ BASE_DELAY_S = 1.0  # then 2 s, 4 s
 TIMEOUT_S = 10.0  # one attempt, whole request: connect + send + read
 DEADLINE_S = 60.0  # one sender's pass over one entry (then it is left for the next pass)
 RETRY_STATUS = {408, 425, 429}  # and every 5xx
+ORPHAN_S = 3600.0  # an entry for a URL this process does not know is closed after this long
 USER_AGENT = "o11y-dashboard-alerts"
 
 
@@ -215,18 +216,22 @@ class _Sender:
                 item = _find(state.outbox, item_id)
                 if item is None or item.claimed_by != self.me:
                     return None
+                url = self.urls.get(item.target_id)
+                if url is None and item.created > time.time() - ORPHAN_S:
+                    # Another process's webhook (its settings differ): it is theirs to send.
+                    item.claimed_by, item.claimed_until = "", 0.0
+                    item.next_at = item.created + ORPHAN_S
+                    return None
                 used_up = item.attempts >= self.opts.attempts  # a sender died on its last try
                 wait = max(0.0, item.next_at - time.time())
-                if not used_up:
+                if not used_up and url is not None:
                     item.attempts += 1
                     item.claimed_until = time.time() + wait + self.opts.timeout_s + 10
-                notice, target_id, tries = item.notice, item.target_id, item.attempts
-                last = item.last_error
-            if used_up:
-                return self._finish(item_id, last or "attempts used up")
-            url = self.urls.get(target_id)
+                notice, tries, last = item.notice, item.attempts, item.last_error
             if url is None:
                 return self._finish(item_id, "webhook no longer configured")
+            if used_up:
+                return self._finish(item_id, last or "attempts used up")
             time.sleep(wait)
             error, retry = None, False
             try:
