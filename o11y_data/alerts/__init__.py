@@ -19,6 +19,7 @@ turns them off and adds rules (see README "Alerts").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def add_silence(store_dir: Path, rule: str, key: str | None, until: datetime) ->
     _add_silence(store_dir, rule, key, until.timestamp())
 
 
-def deliver_all(settings: Settings, notices: object = None, **options: float) -> list[Delivery]:
+def deliver_all(
+    settings: Settings, notices: Sequence[Notice] | None = None, **options: float
+) -> list[Delivery]:
     """Send the outbox's entries for ``notices`` (all pending ones for None) now, in this thread,
     until each is delivered or finally failed (the ``alerts`` command; tests)."""
     return deliver_pending(settings, notices=notices, options=Options(**options))  # type: ignore[arg-type]

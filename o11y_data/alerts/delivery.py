@@ -24,10 +24,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Secret, Settings, webhook_id, webhook_label
@@ -252,7 +251,7 @@ class _Sender:
 
 
 def deliver_pending(
-    settings: Settings, *, notices: Any = None, options: Options | None = None
+    settings: Settings, *, notices: Sequence[Notice] | None = None, options: Options | None = None
 ) -> list[Delivery]:
     """Send what the outbox holds (only the entries of ``notices`` when given), a few entries at
     a time; return the final outcomes reached in this pass."""
@@ -272,7 +271,7 @@ def next_due(settings: Settings) -> float | None:
     """When the earliest entry nobody is sending is due (epoch seconds), or None."""
     state = read_state(settings.store_dir)
     now = time.time()
-    due = [max(o.next_at, o.claimed_until) for o in state.outbox if not o.claimed(now)]
+    due = [o.next_at for o in state.outbox if not o.claimed(now)]
     due += [o.claimed_until for o in state.outbox if o.claimed(now)]
     return min(due) if due else None
 
