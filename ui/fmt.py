@@ -14,10 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from o11y_data.durations import DASH, format_span, parse_duration
+# The data layer's one duration parser and age format, re-exported for the screens.
+from o11y_data.durations import DASH as DASH
+from o11y_data.durations import format_span as format_span
+from o11y_data.durations import parse_duration as parse_duration
 from ui.filters import zone
-
-__all__ = ["DASH", "format_span", "parse_duration"]  # the data layer's one parser and format
 
 NO_DATA = "No data"
 

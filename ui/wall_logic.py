@@ -143,7 +143,7 @@ def parse_config(
         except ValueError as exc:
             bad(key, raw, str(exc), format_span(getattr(base, name)))
             continue
-        changes[name] = value
+        changes[name] = int(round(value))  # whole seconds on the wall
     if "err" in params:
         raw = _first(params["err"])
         try:
