@@ -197,10 +197,12 @@ def _step_rule(
     ok_keys: list[str | None] = []
     ok_values: list[float | None] = []
     slow: list[Reading] = []
+    breaches = got.breaches
     if (
         not prev_by_key
         and not errors
-        and all(b is False or (b is None and no_data_ok) for b in got.breaches)
+        and True not in breaches  # membership tests run in C: most rules stop here
+        and (no_data_ok or None not in breaches)
     ):
         ok_keys, ok_values = got.keys, got.values  # every key ok, as before: nothing to step
     else:
@@ -220,7 +222,8 @@ def _step_rule(
     summary = OkKeys(
         count=len(ok_keys),
         nearest=_nearest(ok_values, high=high),
-        keys=[k for k in ok_keys if k is not None] if None in ok_keys else list(ok_keys),
+        # No None key: the group's own list, shared by its rules (OkKeys.add copies first).
+        keys=[k for k in ok_keys if k is not None] if None in ok_keys else ok_keys,
     )
     out = RuleStep({}, summary, [], [])
     for reading in slow:

@@ -98,7 +98,7 @@ class OkKeys:
     def add(self, key: str | None, value: float | None, *, high: bool) -> None:
         self.count += 1
         if key is not None:
-            self.keys.append(key)
+            self.keys = [*self.keys, key]  # the list may be shared with other rules
         if value is None or value != value:  # NaN never is the nearest
             return
         if self.nearest is None or (value > self.nearest if high else value < self.nearest):
@@ -257,11 +257,13 @@ class AlertState:
             if isinstance(v, dict):
                 st.series[str(k)] = Series.from_json(v)
         lists = data.get("key_lists") or {}
-        for k, v in (data.get("ok") or {}).items():
-            with contextlib.suppress(TypeError, ValueError, AttributeError):
-                # Rules of one group share one list (read only: only a new OkKeys grows).
+        try:
+            for k, v in (data.get("ok") or {}).items():
+                # Rules of one group share one list (read only: OkKeys.add copies first).
                 keys = lists.get(v.get("keys_ref")) or v.get("keys") or []
                 st.ok[str(k)] = OkKeys(int(v.get("count") or 0), v.get("nearest"), keys)
+        except (TypeError, ValueError, AttributeError):
+            st.ok = {}  # a hand-damaged summary: shown again after the next evaluation
         for name in ("history", "deliveries", "silences", "problems"):
             value = data.get(name)
             if isinstance(value, list):
@@ -309,11 +311,15 @@ def _ok_json(ok: dict[str, OkKeys]) -> dict[str, Any]:
     """The ok summaries, each list of keys stored once however many rules share it (every
     per-agent rule of one metric watches the same agents)."""
     lists: dict[str, list[str]] = {}
+    refs: dict[int, str] = {}  # rules of one group share the list object itself
     out: dict[str, Any] = {}
     for name, o in ok.items():
         ref = ""
         if o.keys:
-            ref = hashlib.sha1("\x1f".join(o.keys).encode(), usedforsecurity=False).hexdigest()
+            ref = refs.get(id(o.keys), "")
+            if not ref:
+                text = "\x1f".join(o.keys).encode()
+                ref = refs[id(o.keys)] = hashlib.sha1(text, usedforsecurity=False).hexdigest()
             lists.setdefault(ref, o.keys)
         out[name] = {"count": o.count, "nearest": o.nearest, "keys_ref": ref}
     return {"ok": out, "key_lists": lists}
@@ -358,6 +364,14 @@ def tracked_keys(store_dir: Path) -> dict[str, set[str | None]]:
         if isinstance(s, dict) and s.get("state") in {"pending", "firing"}:
             out.setdefault(str(s.get("rule")), set()).add(s.get("key"))
     return out
+
+
+def _remember(path: Path, data: dict[str, Any]) -> None:
+    """What was just written, as the next read's parse (the writer's state object is done with:
+    readers copy its lists)."""
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        _LAST_READ[path] = ((st.st_ino, st.st_size, st.st_mtime_ns), data)
 
 
 def read_state(store_dir: Path) -> AlertState:
@@ -416,8 +430,9 @@ def locked_state(store_dir: Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> Itera
             if state.rules_changed:  # first, so state.json never names rules not yet written
                 rules = {"digest": state.rules_digest, "rules": state.rules}
                 _write_atomic(folder / "rules.json", json.dumps(rules, separators=(",", ":")))
-            text = json.dumps(state.to_json(), separators=(",", ":"))
-            _write_atomic(folder / "state.json", text)
+            data = state.to_json()
+            _write_atomic(folder / "state.json", json.dumps(data, separators=(",", ":")))
+            _remember(folder / "state.json", data)
     except OSError as exc:
         raise O11yError(
             "Cannot write the alert state",
