@@ -195,7 +195,8 @@ def test_a_receiver_that_keeps_failing_is_retried_within_bounds_and_shown_as_fai
     notices = 2  # no data landing, and the one agent's silence
     assert attempts == notices * 4
     listed = [ln for ln in r.stdout.splitlines() if ln.startswith("not delivered to")]
-    assert len(listed) == 2 and "HTTP 503 (firing no_data_landing, 4 attempts" in listed[0]
+    assert len(listed) == 2  # the two deliveries finish in either order
+    assert any("HTTP 503 (firing no_data_landing, 4 attempts" in ln for ln in listed), listed
     assert "secret-token-path" not in r.stdout
     failed = [d for d in A.read_state(s.settings.store_dir).deliveries if not d["ok"]]
     assert len(failed) == notices

@@ -41,6 +41,7 @@ from .state import series_id as series_id
 
 log = logging.getLogger(__name__)
 
+_NONE: frozenset[str | None] = frozenset()
 FAULT_NOTIFY_AFTER = 3  # evaluations in a row a rule cannot be evaluated before it is a notice
 STOPPED_AFTER = 3  # intervals without an evaluation: the evaluator has stopped
 
@@ -88,7 +89,7 @@ def measure_all(
     for rule in rules:
         try:
             got = measurer.readings(rule)
-            readings[rule.name] = measurer.dated(rule, got, known.get(rule.name, set()))
+            readings[rule.name] = measurer.dated(rule, got, known.get(rule.name, _NONE))
         except Exception as exc:  # one rule failing must never stop the others
             faults[rule.name] = one_line(exc)
             log.warning(
@@ -122,6 +123,7 @@ def evaluate(
         notices: list[Notice] = []
         kept: dict[str, Series] = {}
         ok: dict[str, OkKeys] = {}
+        nearest: dict[tuple[int, bool], float | None] = {}  # the readings outlive it: ids hold
         for rule in ruleset.enabled:
             mine = by_rule.get(rule.name, [])
             if rule.name in faults:  # not measured this time: its states stand as they are
@@ -131,7 +133,7 @@ def evaluate(
                 notices += _fault_step(state, rule, faults[rule.name], now)
                 continue
             notices += _fault_cleared(state, rule, now)
-            got = _step_rule(state, rule, readings[rule.name], mine, now)
+            got = _step_rule(state, rule, readings[rule.name], mine, now, nearest)
             kept.update(got.kept)
             ok[rule.name] = got.ok
             transitions += got.transitions
@@ -187,7 +189,12 @@ def _nearest(values: list[float | None], *, high: bool) -> float | None:
 
 
 def _step_rule(
-    state: AlertState, rule: Rule, got: Readings, mine: list[Series], now: datetime
+    state: AlertState,
+    rule: Rule,
+    got: Readings,
+    mine: list[Series],
+    now: datetime,
+    nearest: dict[tuple[int, bool], float | None],
 ) -> RuleStep:
     """Step every key of one rule. A key with no memory (ok before) that stays ok is only
     counted, in bulk: with 500 rules over 60 agents that is nearly every key."""
@@ -219,9 +226,16 @@ def _step_rule(
         if s.state in {"pending", "firing"} and s.key not in measured:
             slow.append(Reading(s.key, None, None))
     high = rule.comparison.startswith(">")
+    if ok_values is got.values:  # a group's values: the rules sharing them share the answer
+        memo = (id(ok_values), high)
+        if memo not in nearest:
+            nearest[memo] = _nearest(ok_values, high=high)
+        near = nearest[memo]
+    else:
+        near = _nearest(ok_values, high=high)
     summary = OkKeys(
         count=len(ok_keys),
-        nearest=_nearest(ok_values, high=high),
+        nearest=near,
         # No None key: the group's own list, shared by its rules (OkKeys.add copies first).
         keys=[k for k in ok_keys if k is not None] if None in ok_keys else ok_keys,
     )

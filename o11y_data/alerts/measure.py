@@ -10,8 +10,10 @@ the 4 built-ins cost (``python -m bench.alert_rules``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -236,7 +238,7 @@ class Measurer:
             and last_ts >= horizon
         )
 
-    def dated(self, rule: Rule, got: Readings, known: set[str | None]) -> Readings:
+    def dated(self, rule: Rule, got: Readings, known: AbstractSet[str | None]) -> Readings:
         """For a windowed rule with a pending period: a breach not yet tracked that the window
         ending one pending period ago also shows is dated back to then (it has held that long)."""
         if rule.metric in AGE_METRICS or rule.pending_s <= 0:
@@ -290,7 +292,10 @@ class Readings:
         whether every value is finite, when the caller knows (a group's values, checked once)."""
         cmp, threshold = COMPARISONS[rule.comparison], rule.threshold
         if finite if finite is not None else _all_finite(values):  # the common case
-            breaches = [None if v is None else cmp(v, threshold) for v in judged]
+            if None in judged:
+                breaches = [None if v is None else cmp(v, threshold) for v in judged]
+            else:  # compared in C
+                breaches = list(map(cmp, judged, itertools.repeat(threshold)))
             return cls(keys, values, breaches)
         isfinite = math.isfinite
         breaches = [None if v is None or not isfinite(v) else cmp(v, threshold) for v in judged]
