@@ -104,13 +104,6 @@ class OkKeys:
         if self.nearest is None or (value > self.nearest if high else value < self.nearest):
             self.nearest = value
 
-    def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "nearest": self.nearest, "keys": self.keys}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OkKeys:
-        return cls(**_known(cls, data))
-
 
 @dataclass(frozen=True)
 class Transition:
@@ -257,12 +250,14 @@ class AlertState:
             if isinstance(v, dict):
                 st.series[str(k)] = Series.from_json(v)
         lists = data.get("key_lists") or {}
-        try:
-            for k, v in (data.get("ok") or {}).items():
+        try:  # columns: one list per field (500 rules are 500 entries)
+            ok = data.get("ok") or {}
+            for name, count, near, ref in zip(
+                ok.get("rules", []), ok["count"], ok["nearest"], ok["keys_ref"], strict=True
+            ):
                 # Rules of one group share one list (read only: OkKeys.add copies first).
-                keys = lists.get(v.get("keys_ref")) or v.get("keys") or []
-                st.ok[str(k)] = OkKeys(int(v.get("count") or 0), v.get("nearest"), keys)
-        except (TypeError, ValueError, AttributeError):
+                st.ok[str(name)] = OkKeys(int(count), near, lists.get(ref) or [])
+        except (TypeError, ValueError, AttributeError, KeyError):
             st.ok = {}  # a hand-damaged summary: shown again after the next evaluation
         for name in ("history", "deliveries", "silences", "problems"):
             value = data.get(name)
@@ -312,8 +307,8 @@ def _ok_json(ok: dict[str, OkKeys]) -> dict[str, Any]:
     per-agent rule of one metric watches the same agents)."""
     lists: dict[str, list[str]] = {}
     refs: dict[int, str] = {}  # rules of one group share the list object itself
-    out: dict[str, Any] = {}
-    for name, o in ok.items():
+    refs_out: list[str] = []
+    for o in ok.values():
         ref = ""
         if o.keys:
             ref = refs.get(id(o.keys), "")
@@ -321,7 +316,13 @@ def _ok_json(ok: dict[str, OkKeys]) -> dict[str, Any]:
                 text = "\x1f".join(o.keys).encode()
                 ref = refs[id(o.keys)] = hashlib.sha1(text, usedforsecurity=False).hexdigest()
             lists.setdefault(ref, o.keys)
-        out[name] = {"count": o.count, "nearest": o.nearest, "keys_ref": ref}
+        refs_out.append(ref)
+    out = {
+        "rules": list(ok),
+        "count": [o.count for o in ok.values()],
+        "nearest": [o.nearest for o in ok.values()],
+        "keys_ref": refs_out,
+    }
     return {"ok": out, "key_lists": lists}
 
 
