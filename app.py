@@ -7,7 +7,7 @@ page hides all chrome, so nothing is drawn around it.
 
 import streamlit as st
 
-from o11y_data import O11yError
+from o11y_data import O11yError, routes
 from ui import access
 from ui import data as D
 from ui import page as P
@@ -19,39 +19,8 @@ st.set_page_config(
 )
 
 PAGES = [
-    st.Page(
-        "pages/overview.py",
-        title="Overview",
-        icon=":material/dashboard:",
-        url_path="overview",
-        default=True,
-    ),
-    st.Page(
-        "pages/timeline.py",
-        title="Activity timeline",
-        icon=":material/timeline:",
-        url_path="timeline",
-    ),
-    st.Page("pages/modes.py", title="Modes", icon=":material/donut_small:", url_path="modes"),
-    st.Page("pages/errors.py", title="Errors", icon=":material/error:", url_path="errors"),
-    st.Page(
-        "pages/health.py",
-        title="Pipeline health",
-        icon=":material/monitor_heart:",
-        url_path="health",
-    ),
-    st.Page(
-        "pages/explorer.py", title="Explorer", icon=":material/table_view:", url_path="explorer"
-    ),
-    st.Page("pages/summary.py", title="Summary", icon=":material/summarize:", url_path="summary"),
-    st.Page("pages/sql.py", title="SQL console", icon=":material/terminal:", url_path="sql"),
-    st.Page(
-        "pages/alerts.py",
-        title="Alerts",
-        icon=":material/notifications:",
-        url_path="alerts",
-    ),
-    st.Page("pages/wall.py", title="Wall", icon=":material/tv:", url_path="wall"),
+    st.Page(r.script, title=r.title, icon=r.icon, url_path=r.path, default=r.default)
+    for r in routes.ROUTES
 ]
 
 pg = st.navigation(PAGES)
@@ -65,7 +34,7 @@ except O11yError as exc:
     st.error(f"The data source is not configured correctly: {P.md_escape(exc.one_line())}")
     st.stop()
 
-is_wall = pg.url_path == "wall"
+is_wall = pg.url_path == routes.WALL.path
 P.ensure_first_sync(syncer, quiet=is_wall)
 if not is_wall:
     P.setup(settings, syncer)

@@ -240,24 +240,32 @@ def _print_problems(problems: Sequence[str]) -> None:
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
-    """Evaluate the alert rules once, send the notices due, print each rule's state."""
+    """Evaluate the alert rules once, send the notices due (and any a stopped process left
+    pending), print each rule's state. Exit 1 when a rule is in error or the rules file has a
+    problem (every other rule was evaluated)."""
+    import time
+
     from . import alerts
 
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         ev = alerts.evaluate(settings, db, who=f"alerts pid {os.getpid()}")
-        sent = alerts.deliver_all(settings, ev.notices)
     finally:
         db.close()
+    if settings.alert_webhooks:
+        alerts.deliver_all(settings)  # this run's notices and any a stopped process left
+    alerts.ping_heartbeat(settings)
     _print_problems(ev.problems)
-    for line in alerts.state_lines(alerts.read_state(settings.store_dir)):
+    state = alerts.read_state(settings.store_dir)
+    for line in alerts.state_lines(state):
         print(line)
     for n in ev.notices:
         print(f"notice: {n.text}")
-    for d in sent:
-        if not d.ok:
-            print(f"not delivered to {d.target}: {d.error}", file=sys.stderr)
-    return 0
+    for line in alerts.failed_lines(state, since=time.time() - 86400):
+        print(line)
+    for line in ev.errors:
+        print(f"alerts: {line}", file=sys.stderr)
+    return 1 if ev.errors or ev.problems else 0
 
 
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
@@ -272,9 +280,13 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     def stamp() -> str:
         return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
-    def report(ev: alerts.Evaluation, sent: list) -> None:
+    def report(ev: alerts.Evaluation, _: list) -> None:
         for n in ev.notices:
             print(f"{stamp()} notice: {n.text}", flush=True)
+        for line in ev.errors:
+            print(f"{stamp()} {line}", flush=True)
+
+    def delivered(sent: list[alerts.Delivery]) -> None:
         for d in sent:
             if not d.ok:
                 print(f"{stamp()} not delivered to {d.target}: {d.error}", flush=True)
@@ -288,9 +300,16 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)  # systemd stops the unit with SIGTERM: a clean exit 0
     interval = max(1.0, float(args.interval or settings.sync_interval_s))
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
-    worker = alerts.AlertWorker(settings, db, on_result=report, who=f"watch pid {os.getpid()}")
+    worker = alerts.AlertWorker(
+        settings,
+        db,
+        on_result=report,
+        on_delivered=delivered,
+        who=f"watch pid {os.getpid()}",
+        interval_s=interval,
+    )
     print(f"{stamp()} watching {settings.source_label} every {interval:g}s", flush=True)
-    _print_problems(alerts.load_rules(settings.alerts_file).problems)
+    _print_problems((*settings.alert_problems, *alerts.load_rules(settings.alerts_file).problems))
     try:
         while True:
             try:

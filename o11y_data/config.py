@@ -37,6 +37,7 @@ _KEYS = {
     "O11Y_DEMO_LIVE": "demo_live",
     "O11Y_ALERTS_FILE": "alerts_file",
     "O11Y_ALERT_WEBHOOK": "alert_webhook",
+    "O11Y_HEARTBEAT_URL": "heartbeat_url",
     "O11Y_PUBLIC_URL": "public_url",
     "O11Y_R2_TIMEOUT": "timeout",
     "O11Y_SYNC_MEMORY": "sync_memory",
@@ -86,9 +87,12 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     sync_interval_s: float = 60.0
     demo_live: bool = True
-    # Alerts (o11y_data/alerts.py): the rules file, where notices go, the dashboard's address.
+    # Alerts (o11y_data/alerts/): the rules file, where notices go, the dashboard's address.
     alerts_file: Path = Path("alerts.toml")
     alert_webhooks: tuple[Secret, ...] = ()  # URLs may carry tokens (Slack): never shown whole
+    # One line per URL of O11Y_ALERT_WEBHOOK / O11Y_HEARTBEAT_URL left out (never the URL).
+    alert_problems: tuple[str, ...] = ()
+    heartbeat_url: Secret | None = None  # called after every complete evaluation
     public_url: str | None = None
     r2_timeout_s: float = 20.0  # a request that sends nothing for this long is a timeout
     # The sync's DuckDB memory cap: past it, sorts and aggregations spill to <store>/tmp, so a
@@ -224,10 +228,18 @@ def load_settings(
     cache_dir = get("O11Y_CACHE_DIR")
     token = get("O11Y_CATALOG_TOKEN")
     alerts_file = get("O11Y_ALERTS_FILE")
-    hooks = [u.strip() for u in (get("O11Y_ALERT_WEBHOOK") or "").split(",") if u.strip()]
-    for url in hooks:
-        if not url.lower().startswith(("http://", "https://")):
-            raise O11yError("Bad O11Y_ALERT_WEBHOOK", "every URL must start with http(s)://")
+    raw_hooks = [u.strip() for u in (get("O11Y_ALERT_WEBHOOK") or "").split(",") if u.strip()]
+    hooks, alert_problems = [], []
+    for i, url in enumerate(raw_hooks, 1):
+        why = url_problem(url)
+        if why:  # this URL is left out; the others keep delivering
+            alert_problems.append(f"O11Y_ALERT_WEBHOOK URL {i}: {why}; left out")
+        else:
+            hooks.append(url)
+    heartbeat = get("O11Y_HEARTBEAT_URL")
+    if heartbeat and url_problem(heartbeat):
+        alert_problems.append(f"O11Y_HEARTBEAT_URL: {url_problem(heartbeat)}; not called")
+        heartbeat = None
     return Settings(
         endpoint=endpoint,
         access_key_id=Secret(key_id) if key_id else None,
@@ -243,6 +255,8 @@ def load_settings(
         demo_live=(get("O11Y_DEMO_LIVE") or "1") not in {"0", "false", "no"},
         alerts_file=Path(alerts_file).expanduser() if alerts_file else Path("alerts.toml"),
         alert_webhooks=tuple(Secret(u) for u in hooks),
+        alert_problems=tuple(alert_problems),
+        heartbeat_url=Secret(heartbeat) if heartbeat else None,
         public_url=(get("O11Y_PUBLIC_URL") or "").rstrip("/") or None,
         r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
         sync_memory=sync_memory,
@@ -259,14 +273,40 @@ def secret_values(settings: Settings) -> list[str]:
             settings.secret_access_key,
             settings.catalog_token,
             *settings.alert_webhooks,
+            settings.heartbeat_url,
         )
         if s
     ]
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook (one line that never repeats it), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return "not a valid URL (bad port or brackets)"
+    if parts.scheme.lower() not in {"http", "https"}:
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
 def webhook_label(url: Secret) -> str:
     """A webhook shown safely: scheme and host only (the path of a Slack URL is its secret)."""
-    from urllib.parse import urlparse
+    from urllib.parse import urlsplit
 
-    parts = urlparse(url.get())
-    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
+    parts = urlsplit(url.get())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{port}' if port else ''}/…"
+
+
+def webhook_id(url: Secret) -> str:
+    """A stable name for a webhook URL that can be stored (a hash: the URL may hold a token)."""
+    return hashlib.sha256(url.get().encode()).hexdigest()[:16]

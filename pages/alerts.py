@@ -13,9 +13,10 @@ import streamlit as st
 
 from o11y_data import alerts as A
 from o11y_data.config import webhook_label
+from o11y_data.durations import format_span
 from ui import page as P
 
-SHOW = {"all": "Every rule", "active": "Pending, firing and no data only"}
+SHOW = {"all": "Every rule", "active": "Errors, pending, firing and no data only"}
 SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
 EVERY = "(every one)"
 COLUMNS = ["rule", "alert", "severity", "agent / mode", "state", "value", "threshold", "since"]
@@ -28,13 +29,20 @@ def when(c: P.Ctx, epoch: float | None) -> str:
 
 def header(c: P.Ctx, state: A.AlertState, now: datetime) -> None:
     settings = c.settings
-    if state.evaluated_at:
-        ago = A.format_seconds(now.timestamp() - state.evaluated_at)
+    health = A.evaluator_health(state, now.timestamp(), settings.sync_interval_s)
+    if health.level == "red":
+        st.error(
+            f"The alert evaluator has stopped: {P.md_escape(health.text)} (by "
+            f"{P.md_escape(state.evaluated_by)}). Nothing is being checked.",
+            icon=":material/error:",
+        )
+    elif state.evaluated_at:
+        ago = format_span(now.timestamp() - state.evaluated_at)
         st.caption(
             f"Evaluated {ago} ago by {P.md_escape(state.evaluated_by)}, after every sync. "
             f"Rules file: {P.md_escape(str(settings.alerts_file))}"
         )
-    else:
+    if not state.evaluated_at:
         st.info(
             "Not evaluated yet: the rules run after every sync.", icon=":material/hourglass_top:"
         )
@@ -42,9 +50,16 @@ def header(c: P.Ctx, state: A.AlertState, now: datetime) -> None:
         st.warning(P.md_escape(problem), icon=":material/rule:")
     if settings.alert_webhooks:
         targets = ", ".join(webhook_label(u).replace("`", "") for u in settings.alert_webhooks)
-        st.caption(f"Notices go to `{targets}`")
+        waiting = f"; {len(state.outbox)} waiting to be sent" if state.outbox else ""
+        st.caption(f"Notices go to `{targets}`{waiting}")
     else:
         st.caption("No webhook configured (O11Y_ALERT_WEBHOOK): states are shown here only.")
+    beat = state.heartbeat
+    if beat is not None:
+        outcome = "answered" if beat.ok else f"failed: {P.md_escape(beat.error or '')}"
+        st.caption(
+            f"Heartbeat `{beat.target.replace('`', '')}` called {when(c, beat.at)}: {outcome}"
+        )
 
 
 def show_choice() -> str:
@@ -79,7 +94,7 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
         "severity": str(rule.get("severity")),
         "threshold": f"{comparison} {A.format_value(metric, rule.get('threshold'))}",
         "metric": metric,
-        "window": "" if metric in A.AGE_METRICS else A.format_seconds(rule.get("window_s") or 0),
+        "window": "" if metric in A.AGE_METRICS else format_span(rule.get("window_s") or 0),
     }
 
     def row(key: str, state_: str, value: str, since: float | None = None, mute: bool = False):
@@ -92,6 +107,9 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
             "silenced": "yes" if mute else "",
         }
 
+    fault = state.faults.get(name) if enabled else None
+    if fault is not None:  # the rule could not be evaluated: its reason, one line
+        return [row("", "error", fault.reason, fault.since)]
     bad = sorted(
         (s for s in mine if s.state != "ok"), key=lambda s: (A.STATES.index(s.state), s.key or "")
     )
@@ -99,7 +117,7 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
         row(
             s.key or "",
             s.state,
-            A.format_value(metric, s.value),
+            s.reason or "" if s.state == "error" else A.format_value(metric, s.value),
             s.since,
             state.silenced(name, s.key, now.timestamp()),
         )
@@ -107,23 +125,21 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
     ]
     if out or not enabled:
         return out or [row("", "off", "")]
-    ok = [s for s in mine if s.state == "ok"]
-    if len(ok) == 1 and ok[0].key is None:
-        return [row("", "ok", A.format_value(metric, ok[0].value))]
-    values = [s.value for s in ok if s.value is not None]
+    ok = state.ok.get(name, A.OkKeys())
+    if ok.count == 1 and not ok.keys:
+        return [row("", "ok", A.format_value(metric, ok.nearest))]
     nearest = ""
-    if values:
+    if ok.nearest is not None:
         high = comparison.startswith(">")
-        worst = max(values) if high else min(values)
-        nearest = f"{'max' if high else 'min'} {A.format_value(metric, worst)}"
-    return [row(f"({len(ok)}, all ok)" if ok else "(none seen)", "ok", nearest)]
+        nearest = f"{'max' if high else 'min'} {A.format_value(metric, ok.nearest)}"
+    return [row(f"({ok.count}, all ok)" if ok.count else "(none seen)", "ok", nearest)]
 
 
 def rules_table(c: P.Ctx, state: A.AlertState, now: datetime, show: str) -> None:
     rows = [r for rule in state.rules for r in rule_rows(c, state, rule, now)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     if show == "active":
-        table = table[table["state"].isin(["firing", "pending", "nodata"])]
+        table = table[table["state"].isin(["error", "firing", "pending", "nodata"])]
     if len(table):
         st.dataframe(table, hide_index=True, width="stretch")
     elif state.rules:
@@ -137,8 +153,8 @@ def silences(c: P.Ctx, state: A.AlertState, now: datetime) -> None:
     if rule_names:
         cols = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
         rule = cols[0].selectbox("Rule", rule_names, key="silence_rule")
-        keys = {s.key for s in state.series.values() if s.rule == rule and s.key is not None}
-        key = cols[1].selectbox("Agent or mode", [EVERY, *sorted(keys)], key="silence_key")
+        keys = state.keys_of(rule)
+        key = cols[1].selectbox("Agent or mode", [EVERY, *keys], key="silence_key")
         period = cols[2].selectbox("For", list(SILENCE_FOR), index=1, key="silence_for")
         if cols[3].button("Silence", icon=":material/notifications_off:", key="silence_add"):
             until = now + timedelta(hours=SILENCE_FOR[period])

@@ -87,11 +87,11 @@ def test_alerts_page_shows_each_rule_state_value_threshold_and_failed_deliveries
     assert set(firing["alert"]) == {"No data landing", "Agent silent"}
     silent = firing[firing["rule"] == "agent_silent"].iloc[0]
     assert silent["agent / mode"] == EVIL  # plain text in a table cell, whole
-    assert silent["threshold"] == "> 30m 00s"
+    assert silent["threshold"] == "> 30m"
     assert silent["value"].startswith("2h") or silent["value"].startswith("1h 5")
     assert set(rules["rule"]) == {"no_data_landing", "agent_silent", "error_rate", "sync_failing"}
     sync_row = rules[rules["rule"] == "sync_failing"].iloc[0]
-    assert sync_row["state"] == "ok" and sync_row["threshold"] == "> 10m 00s"
+    assert sync_row["state"] == "ok" and sync_row["threshold"] == "> 10m"
     history = at.dataframe[1].value
     assert set(history["to"]) == {"firing"} and len(history) == 2
     failed = at.dataframe[2].value
@@ -128,3 +128,51 @@ def test_show_active_keeps_only_rules_that_need_attention_and_a_bad_value_is_nam
     at = run({"show": "<b>nope</b>"})
     assert any("show value" in w.value for w in at.warning)
     assert len(at.dataframe[0].value) >= 4
+
+
+def test_a_rule_in_error_shows_its_reason_and_a_stopped_evaluator_is_red(store):
+    """A rule that could not be evaluated is a row in state error with its one-line reason; an
+    evaluation older than 3 intervals says the evaluator has stopped."""
+    path = store.store_dir / "alerts" / "state.json"
+    saved = path.read_text()
+    try:
+        with A.locked_state(store.store_dir) as state:
+            state.faults["error_rate"] = A.Fault(reason="Query failed: <b>boom</b>", since=1.0)
+            state.evaluated_at -= 4 * store.sync_interval_s
+        at = run()
+        rules = at.dataframe[0].value
+        row = rules[rules["rule"] == "error_rate"].iloc[0]
+        assert row["state"] == "error" and row["value"] == "Query failed: <b>boom</b>"
+        assert any("evaluator has stopped" in e.value for e in at.error)
+        at = run({"show": "active"})
+        assert "error" in set(at.dataframe[0].value["state"])
+    finally:
+        path.write_text(saved)
+
+
+def test_the_wall_marks_an_alerting_agents_tile_and_a_stopped_evaluator_in_red():
+    """An agent the wall would call healthy (1 h window) while its error-rate alert fires (15 min
+    window) is degraded and its tile names the alert; no evaluation for 3 intervals is red."""
+    from ui.wall import wall_html
+    from ui.wall_logic import DEFAULT, AgentStats, Health, build_tiles
+
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    stats = [
+        AgentStats("did:cf:busy", now - timedelta(minutes=1), cycles=100, error_cycles=5),
+        AgentStats("did:cf:calm", now - timedelta(minutes=1), cycles=100, error_cycles=0),
+    ]
+    state = A.AlertState(
+        series={"s": A.Series("error_rate", "did:cf:busy", state="firing", since=1.0)},
+        rules=[A.BUILTIN[2].to_json()],
+    )
+    tiles = build_tiles(stats, now, DEFAULT, alerting=A.firing_by_agent(state, now.timestamp()))
+    by = {t.agent: t for t in tiles}
+    assert by["did:cf:busy"].status == "degraded" and by["did:cf:busy"].alert == "Error rate high"
+    assert by["did:cf:calm"].status == "healthy" and by["did:cf:calm"].alert is None
+    state.evaluated_at, state.interval_s = now.timestamp() - 181, 60
+    health = A.evaluator_health(state, now.timestamp(), 60)
+    html = str(wall_html(tiles, None, Health(True, now), DEFAULT, now=now, evaluator=health))
+    assert 'class="wall-eval red"' in html and "alerts stopped: last evaluated 3m ago" in html
+    assert 'class="tile degraded alerting"' in html and "alert: Error rate high" in html
+    state.evaluated_at = now.timestamp() - 179
+    assert A.evaluator_health(state, now.timestamp(), 60).level == "ok"

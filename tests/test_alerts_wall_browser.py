@@ -62,6 +62,12 @@ def test_the_wall_shows_firing_alerts_in_a_banner_and_drops_it_when_resolved(
         text = banner.inner_text()
         assert "1 alert firing" in text and "Agent silent" in text and "<b>x" in text, text
         assert page.locator(".wall-alerts *").count() == 0  # only text: the name stayed text
+        marked = page.locator(".tile.alerting")  # the alert and the tile agree
+        assert marked.count() == 1 and marked.get_attribute("data-agent") == EVIL
+        assert "alert: Agent silent" in marked.inner_text()
+        evaluated = page.locator(".wall-eval")
+        assert evaluated.get_attribute("data-level") == "ok", evaluated.inner_text()
+        assert "alerts evaluated" in evaluated.inner_text()
         box, vp = banner.bounding_box(), page.viewport_size
         assert box and vp and box["y"] + box["height"] <= vp["height"] * 0.14  # in the header
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,7 @@ def test_the_wall_shows_firing_alerts_in_a_banner_and_drops_it_when_resolved(
         writer.append([unstructured_table(_rows(EVIL, datetime.now(UTC), n=2))])
         banner.wait_for(state="detached", timeout=60_000)  # next sync, evaluation, refresh
         assert page.locator(".tile").count() == 2
+        page.locator(".tile.alerting").wait_for(state="detached", timeout=30_000)
     finally:
         context.close()
         stop_streamlit(proc)

@@ -55,7 +55,10 @@ def get_syncer() -> BackgroundSyncer:
 
 @st.cache_resource(show_spinner=False)
 def get_alert_worker() -> AlertWorker:
-    return AlertWorker(get_settings(), get_db(), who=f"app pid {os.getpid()}")
+    settings = get_settings()
+    return AlertWorker(
+        settings, get_db(), who=f"app pid {os.getpid()}", interval_s=settings.sync_interval_s
+    )
 
 
 def generation() -> int:

@@ -22,16 +22,13 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from o11y_data import routes
 from o11y_data.queries import Filters
 
+# The presets' names and spans are the route table's (alert links use the same names).
 PRESETS: dict[str, timedelta | None] = {
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "6h": timedelta(hours=6),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-    "30d": timedelta(days=30),
-    "all": None,
+    name: None if span is None else timedelta(seconds=span)
+    for name, span in routes.RANGE_PRESETS.items()
 }
 PRESET_LABELS = {
     "15m": "Last 15 min",
@@ -43,7 +40,7 @@ PRESET_LABELS = {
     "all": "All time",
     "custom": "Custom (UTC)",
 }
-DEFAULT_RANGE = "24h"
+DEFAULT_RANGE = routes.DEFAULT_RANGE
 RANGES = (*PRESETS, "custom")
 DEFAULT_TZ = "UTC"
 # Offered first in the time zone picker (after UTC); every other IANA zone follows, sorted.

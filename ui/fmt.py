@@ -1,24 +1,26 @@
 """Formatting, durations and freshness rules for every screen (the wall included), as pure
 functions tested without Streamlit.
 
-One age format (:func:`format_span`, :func:`fmt_age`), one duration-in-ms format (:func:`fmt_ms`),
-one duration parser (:func:`parse_duration`) and one freshness rule set (:func:`level`,
+One age format (:func:`format_span`, :func:`fmt_age`) and one duration parser
+(:func:`parse_duration`), both the data layer's (``o11y_data.durations``), one duration-in-ms
+format (:func:`fmt_ms`) and one freshness rule set (:func:`level`,
 :func:`newest_event_level`, :func:`last_sync_level`; levels ``ok``, ``amber``, ``red``).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import pandas as pd
 
+# The data layer's one duration parser and age format, re-exported for the screens.
+from o11y_data.durations import DASH as DASH
+from o11y_data.durations import format_span as format_span
+from o11y_data.durations import parse_duration as parse_duration
 from ui.filters import zone
 
 NO_DATA = "No data"
-DASH = "—"  # the wall's "nothing to show" (a TV has no room for words)
 
 # The freshness rule set (seconds): amber past the first threshold, red past the second.
 LEVELS = ("ok", "amber", "red")
@@ -27,38 +29,6 @@ NEWEST_EVENT_RED_S = 60 * 60
 LAST_SYNC_AMBER_FACTOR = 3  # x the sync interval
 LAST_SYNC_AMBER_MIN_S = 120
 LAST_SYNC_RED_S = 15 * 60
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|sec|min)?\s*$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from ``"90"``, ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"``; else ValueError."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ValueError("not a duration (use e.g. 30s, 10m, 1h)")
-    unit = (m.group(2) or "s").lower()
-    unit = {"sec": "s", "min": "m"}.get(unit, unit)
-    value = float(m.group(1)) * _UNITS[unit]
-    if not math.isfinite(value):
-        raise ValueError("not a duration")
-    return int(round(value))
-
-
-def format_span(seconds: float | None) -> str:
-    """A compact duration: ``45s``, ``7m``, ``1h 05m``, ``3d 4h``; ``—`` for None."""
-    if seconds is None or missing(seconds) or not math.isfinite(seconds):
-        return DASH
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        h, m = divmod(s // 60, 60)
-        return f"{h}h" if m == 0 else f"{h}h {m:02d}m"
-    d, h = divmod(s // 3600, 24)
-    return f"{d}d" if h == 0 else f"{d}d {h}h"
 
 
 def format_rate(rate: float | None) -> str:

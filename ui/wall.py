@@ -19,7 +19,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from string import Template
 
-from o11y_data.alerts import FiringSummary, firing_summary, read_state
+from o11y_data.alerts import (
+    AlertState,
+    EvaluatorHealth,
+    FiringSummary,
+    evaluator_health,
+    firing_by_agent,
+    firing_summary,
+    read_state,
+)
 from ui.agents import agents_file, load_names, short_did
 from ui.agents import labels as agent_labels
 from ui.fmt import DASH, as_utc, fmt_ms, format_clock, format_rate, format_span, missing
@@ -131,6 +139,11 @@ WALL_CSS = Template(
   letter-spacing: 0.05em; }
 .t-num.bad b { color: ${degraded}; }
 .t-spark { height: calc(var(--u) * 1.7); width: 100%; display: block; }
+.t-alert { font-size: calc(var(--u) * 0.75); color: #ff3b3b; font-weight: 800;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.tile.alerting { border-color: #ff3b3b; }
+.wall-eval.red { color: #fff; background: #b00020; font-weight: 800; padding: 0 0.5vw; }
+.wall-eval.amber { color: #ffb020; }
 .t-asof { font-size: calc(var(--u) * 0.75); color: #ffb020; font-weight: 700; }
 .wall-grid.asof .tile { filter: grayscale(1); opacity: 0.55; }
 .wall-empty { font-size: 4vh; color: #c7d2dd; margin: auto; text-align: center; }
@@ -201,11 +214,15 @@ def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
         if not health.current
         else Safe("")
     )
+    alert = (
+        h('<div class="t-alert" data-k="alert">alert: {}</div>', t.alert) if t.alert else Safe("")
+    )
     return h(
-        '<div class="tile {status}" data-agent="{agent}" data-status="{status}" title="{agent}">'
+        '<div class="tile {status}{alerting}" data-agent="{agent}" data-status="{status}" '
+        'title="{agent}">'
         '<div class="t-row"><span class="t-status">{status}</span>{asof}'
         '<span class="t-age" data-age="{age_s}">{age}<small> ago</small></span></div>'
-        '<div class="t-name">{name}</div>'
+        '<div class="t-name">{name}</div>{alert}'
         '<div class="t-nums">'
         '<div class="t-num" data-k="cycles"><b>{cycles}</b><span>cycles/{win}</span></div>'
         '<div class="t-num{err_cls}" data-k="error_rate"><b>{rate}</b>'
@@ -213,6 +230,8 @@ def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
         '<div class="t-num" data-k="p95"><b>{p95}</b><span>p95</span></div>'
         "</div>{spark}</div>",
         status=t.status,
+        alerting=" alerting" if t.alert else "",
+        alert=alert,
         agent=clip(t.agent, AGENT_ATTR_MAX),
         asof=asof,
         age_s="" if t.age_s is None else int(t.age_s),
@@ -299,6 +318,7 @@ def wall_html(
     notices: Sequence[str] = (),
     source: str = "",
     alerts: FiringSummary | None = None,
+    evaluator: EvaluatorHealth | None = None,
 ) -> Safe:
     """The whole wall as one HTML block (with its own CSS); every value escaped. At most as
     many tiles as fit the screen, the worst first, and a "+K more (x down, y degraded)" line for
@@ -363,10 +383,21 @@ def wall_html(
         if notices
         else Safe("")
     )
+    evaluated = (
+        h(
+            '<span class="wall-eval {level}" data-level="{level}" data-k="alerts-evaluated">'
+            "{text}</span>",
+            level=evaluator.level,
+            text=evaluator.text,
+        )
+        if evaluator
+        else Safe("")
+    )
     foot = h(
-        '<div class="wall-foot"><span>{settings} · {source}</span>{notice}</div>',
+        '<div class="wall-foot"><span>{settings} · {source}</span>{evaluated}{notice}</div>',
         settings=settings,
         source=source,
+        evaluated=evaluated,
         notice=notice,
     )
     dead_msg = h(
@@ -414,8 +445,11 @@ def _names(dids: Sequence[str]) -> dict[str, str]:
     return agent_labels(dids, load_names(agents_file()))
 
 
-def load(cfg: WallConfig, at: datetime) -> tuple[list[Tile], Totals, list[str], dict[str, str]]:
-    """Tiles and totals judged at ``at`` (through the per-generation query cache)."""
+def load(
+    cfg: WallConfig, at: datetime, alerting: Mapping[str, str] | None = None
+) -> tuple[list[Tile], Totals, list[str], dict[str, str]]:
+    """Tiles and totals judged at ``at`` (through the per-generation query cache); ``alerting``
+    marks the agents with an alert firing."""
     from o11y_data import queries as q
     from o11y_data.queries import Filters
     from ui.data import cached
@@ -426,7 +460,7 @@ def load(cfg: WallConfig, at: datetime) -> tuple[list[Tile], Totals, list[str], 
     stats = _stats_from_frame(df)
     names = _names([s.agent for s in stats])
     chosen, missing = select(stats, cfg.agents, names)
-    tiles = build_tiles(chosen, at, cfg, names)
+    tiles = build_tiles(chosen, at, cfg, names, alerting)
     dids = tuple(sorted(t.agent for t in tiles))
     p95 = None
     if dids and any(t.cycles for t in tiles):
@@ -473,6 +507,13 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
     totals: Totals | None = None
     notes = list(notices)
     source = ""
+    state, firing, evaluator = AlertState(), None, None
+    try:
+        state = read_state(get_settings().store_dir)
+        firing = firing_summary(state, now.timestamp())
+        evaluator = evaluator_health(state, now.timestamp(), get_settings().sync_interval_s)
+    except Exception:  # the alerts are extra: never let them break the wall
+        log.exception("wall: cannot read the alert state")
     try:
         settings = get_settings()
         source = settings.source_label
@@ -481,7 +522,7 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
         judged = replace(cfg, fresh_s=max(cfg.fresh_s, floor))
         health = assess(_freshness(get_db()), now, judged)
         if health.at is not None:
-            tiles, totals, missing, _ = load(cfg, health.at)
+            tiles, totals, missing, _ = load(cfg, health.at, firing_by_agent(state))
             if missing:
                 notes.append("no agent matches " + ", ".join(m[:24] for m in missing[:3]))
     except O11yError as exc:
@@ -489,15 +530,18 @@ def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None
     except Exception as exc:  # a wall must keep running: say so, log it, try again next refresh
         log.exception("wall render failed")
         health = Health(False, None, "red", f"The wall hit an error: {type(exc).__name__}")
-    firing = None
-    try:
-        firing = firing_summary(read_state(get_settings().store_dir))
-    except Exception:  # the banner is extra: never let it break the wall
-        log.exception("wall: cannot read the alert state")
-    st.markdown(
-        wall_html(tiles, totals, health, cfg, now=now, notices=notes, source=source, alerts=firing),
-        unsafe_allow_html=True,
+    html = wall_html(
+        tiles,
+        totals,
+        health,
+        cfg,
+        now=now,
+        notices=notes,
+        source=source,
+        alerts=firing,
+        evaluator=evaluator,
     )
+    st.markdown(html, unsafe_allow_html=True)
 
 
 def page() -> None:

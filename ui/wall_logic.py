@@ -11,6 +11,9 @@ is not current), first match wins:
 - ``degraded``: error rate (cycles with ``errors > 0`` / cycles, docs/events.md) in the window is at
   least ``err`` (default 10 %);
 - ``healthy`` otherwise.
+
+An agent with an alert firing for it (a per-agent rule, unsilenced) is at least ``degraded`` and its
+tile names the alert: the wall and the alerts never disagree about an agent.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def parse_config(
         except ValueError as exc:
             bad(key, raw, str(exc), format_span(getattr(base, name)))
             continue
-        changes[name] = value
+        changes[name] = int(round(value))  # whole seconds on the wall
     if "err" in params:
         raw = _first(params["err"])
         try:
@@ -248,6 +251,7 @@ class Tile:
     p95_ms: float | None
     spark_n: tuple[int, ...] = ()
     spark_err: tuple[int, ...] = ()
+    alert: str | None = None  # the title of an alert firing for this agent
 
 
 def matches(agent: str, token: str, name: str | None = None) -> bool:
@@ -290,17 +294,24 @@ def build_tiles(
     at: datetime,
     cfg: WallConfig = DEFAULT,
     names: Mapping[str, str] | None = None,
+    alerting: Mapping[str, str] | None = None,
 ) -> list[Tile]:
-    """One tile per agent, judged at ``at``; ordered by name, or by status then name."""
-    names = names or {}
+    """One tile per agent, judged at ``at``; ordered by name, or by status then name.
+
+    ``alerting`` (agent -> alert title) marks the agents with an alert firing: at least
+    ``degraded``."""
+    names, alerting = names or {}, alerting or {}
     tiles = []
     for s in stats:
         age = None if s.last_ts is None else max(0.0, (at - s.last_ts).total_seconds())
+        status = agent_status(age, s.cycles, s.error_cycles, cfg)
+        if s.agent in alerting and status == "healthy":
+            status = "degraded"
         tiles.append(
             Tile(
                 agent=s.agent,
                 name=names.get(s.agent) or short_did(s.agent),
-                status=agent_status(age, s.cycles, s.error_cycles, cfg),
+                status=status,
                 age_s=age,
                 last_ts=s.last_ts,
                 cycles=s.cycles,
@@ -309,6 +320,7 @@ def build_tiles(
                 p95_ms=s.p95_ms,
                 spark_n=tuple(s.spark_n),
                 spark_err=tuple(s.spark_err),
+                alert=alerting.get(s.agent),
             )
         )
     if cfg.sort == "status":
