@@ -21,14 +21,25 @@ from tests.support.s3server import bucket, moto_endpoint, s3_admin
 
 __all__ = ["browser", "bucket", "moto_endpoint", "page", "proxy", "s3_admin"]
 
-_BROWSER_FIXTURES = {"browser", "page"}
+# A test's marks follow from the fixtures it uses (directly or through other fixtures), so a new
+# test is sorted without anyone remembering to mark it. `make check` deselects all four marks;
+# a test that starts a server process itself (not through these fixtures) says so with
+# `@pytest.mark.server` (or `pytestmark`), and one that runs for long with `@pytest.mark.slow`.
+_MARKS_BY_FIXTURE = {
+    "browser": {"browser", "page"},
+    "s3": {"moto_endpoint", "s3_admin", "bucket", "proxy"},
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using the browser fixtures get the `browser` marker (`-m "not browser"`)."""
+    """Mark tests by the fixtures they use: `browser` (Chromium), `s3` (a moto_server)."""
     for item in items:
-        if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.browser)
+        used = set(getattr(item, "fixturenames", ()))
+        # a parametrized argument is a value, not the fixture (`parametrize("page", [...])`)
+        used -= set(getattr(getattr(item, "callspec", None), "params", {}))
+        for mark, fixtures in _MARKS_BY_FIXTURE.items():
+            if fixtures & used:
+                item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

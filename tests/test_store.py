@@ -110,14 +110,13 @@ def test_two_syncs_at_once_one_waits_or_skips(demo_src, tmp_path):
         assert store.is_syncing()
         # With wait: it blocks for as long as the other holds the lock...
         waiter = threading.Thread(target=lambda: done.append(sync(s, wait=True)), daemon=True)
-        started = time.monotonic()
         waiter.start()
         waiter.join(timeout=1.5)
         assert waiter.is_alive() and not done, "a waiting sync did not wait for the lock"
         assert store.current_number() == 0
     # ...and runs to the end once it is released.
     waiter.join(timeout=120)
-    assert not waiter.is_alive() and time.monotonic() - started >= 1.5
+    assert not waiter.is_alive()
     assert done[0].rows == rows and store.current_number() == 1
     assert not store.is_syncing()
 
@@ -157,6 +156,7 @@ def _wait_for_sync_start(store: Store, proc: subprocess.Popen, after: float) -> 
     return False
 
 
+@pytest.mark.slow  # twenty sync processes, each killed
 def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp_path):
     rows, _ = expected_counts(demo_src)
     env = {**os.environ, "O11Y_SOURCE_DIR": str(demo_src), "O11Y_CACHE_DIR": str(tmp_path)}
