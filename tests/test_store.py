@@ -16,16 +16,14 @@ import pytest
 
 from o11y_data import O11yError, SyncBusy, demo, load_settings, open_db, sync
 from o11y_data.store import Store
-from tests.support.tables import T0
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def demo_src(tmp_path_factory) -> Path:
-    src = tmp_path_factory.mktemp("demo") / "src"
-    demo.build(src, now=T0, seed=7)
-    return src
+def demo_src(demo_store) -> Path:
+    """The session's demo source: only read here, each test syncs it into a cache of its own."""
+    return demo_store.src
 
 
 def settings_for(src: Path, cache: Path):
