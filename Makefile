@@ -5,7 +5,7 @@
 #
 #   make check   lint, then the unit and AppTest tests in parallel: no browser, no S3 server, no
 #                server process, nothing marked slow (marks: pyproject.toml, tests/conftest.py).
-#                The fast answer while working, about a minute and a half on 2 cores.
+#                The fast answer while working: about a minute of CPU per core here.
 #   make test    lint, then every test in parallel, printing the 25 slowest; what CI runs
 #                (.ci/run). Minutes, not seconds.
 
@@ -18,10 +18,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-app
 DEV_STAMP := $(VENV)/.installed-dev
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
-# pytest-xdist workers. More than the cores pays off: many tests wait on a subprocess, a server or
-# a browser rather than compute. `make test WORKERS=1` runs one test at a time.
+# pytest-xdist workers. `make test`: more than the cores pays off, as its browser, server and S3
+# tests mostly wait; `make check` computes, so one worker per core (auto) was fastest here
+# (2 cores: 2m19 at load ~5 against 3m05 with 3 workers at load ~3-6, 2026-12-03).
+# `make test WORKERS=1` runs one test at a time.
 WORKERS ?= 4
-CHECK_WORKERS ?= 3
+CHECK_WORKERS ?= auto
 CHECK_MARKS := not browser and not s3 and not server and not slow
 
 .PHONY: venv dev run check test lint format bench clean distclean
