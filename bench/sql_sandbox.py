@@ -5,15 +5,19 @@ side by side in one run.
     .venv/bin/python -m bench.sql_sandbox              # on the demo store (built if missing)
     .venv/bin/python -m bench.sql_sandbox --repeat 20
 
-Prints the median of each, and the ratios against the app's connection.
+Prints the median of each, and the ratios against the app's connection; then the same child
+queries and the app's ``summary`` while another session's runaway query holds a sandbox process
+(what the runaway test in tests/test_sandbox.py counts, timed here instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +30,11 @@ QUERIES = {
     "count": "SELECT count(*) FROM events",
     "10,000 rows": "SELECT ts, agent, mode, duration_ms FROM cycles LIMIT 10000",
 }
+# A cross join DuckDB cannot shortcut: minutes of work on one thread.
+RUNAWAY = (
+    "SELECT count(*) FROM range(200000) a, range(200000) b "
+    "WHERE (a.range * 7 + b.range) % 1000003 = 1"
+)
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -67,9 +76,41 @@ def main() -> None:
             f"{name:<14} {app:>8.1f}ms {here:>11.1f}ms {child:>12.1f}ms  "
             f"here/app {here / app:.1f}x, child/app {child / app:.1f}x"
         )
+    _beside_a_runaway(db, args.repeat)
     db.close()
     if args.cache is None:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _beside_a_runaway(db, repeat: int) -> None:
+    """Child query + the app's summary, alone and while a runaway occupies a sandbox process."""
+    from o11y_data import queries as q
+    from o11y_data import sandbox as sb
+
+    sql = QUERIES["seed summary"]
+
+    def answer() -> None:
+        sb.run_sql(db, sql)
+        q.summary(db)
+
+    alone = _median_ms(answer, repeat)
+    stop_after = 5.0 + repeat * 2.0  # longer than the answers below take on a loaded machine
+
+    def runaway() -> None:
+        with contextlib.suppress(sb.QueryTimeout):  # stopped at its limit, as it should be
+            sb.run_sql(db, RUNAWAY, limits=sb.Limits(timeout_s=stop_after))
+
+    thread = threading.Thread(target=runaway, daemon=True)
+    thread.start()
+    time.sleep(0.5)  # its process is up
+    beside = _median_ms(answer, repeat)
+    if not thread.is_alive():
+        raise SystemExit("the runaway ended before the answers did: rerun with a lower --repeat")
+    print(
+        f"sandbox child + summary: alone {alone:.1f}ms, beside a runaway {beside:.1f}ms "
+        f"({beside / alone:.1f}x); waiting for the runaway's {stop_after:g} s limit"
+    )
+    thread.join()
 
 
 if __name__ == "__main__":

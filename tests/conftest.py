@@ -7,6 +7,9 @@ browser, page                     -> tests.support.browser
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,14 +24,25 @@ from tests.support.s3server import bucket, moto_endpoint, s3_admin
 
 __all__ = ["browser", "bucket", "moto_endpoint", "page", "proxy", "s3_admin"]
 
-_BROWSER_FIXTURES = {"browser", "page"}
+# A test's marks follow from the fixtures it uses (directly or through other fixtures), so a new
+# test is sorted without anyone remembering to mark it. `make check` deselects all four marks;
+# a test that starts a server process itself (not through these fixtures) says so with
+# `@pytest.mark.server` (or `pytestmark`), and one that runs for long with `@pytest.mark.slow`.
+_MARKS_BY_FIXTURE = {
+    "browser": {"browser", "page"},
+    "s3": {"moto_endpoint", "s3_admin", "bucket", "proxy"},
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using the browser fixtures get the `browser` marker (`-m "not browser"`)."""
+    """Mark tests by the fixtures they use: `browser` (Chromium), `s3` (a moto_server)."""
     for item in items:
-        if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.browser)
+        used = set(getattr(item, "fixturenames", ()))
+        # a parametrized argument is a value, not the fixture (`parametrize("page", [...])`)
+        used -= set(getattr(getattr(item, "callspec", None), "params", {}))
+        for mark, fixtures in _MARKS_BY_FIXTURE.items():
+            if fixtures & used:
+                item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -66,13 +80,14 @@ class DemoStore:
 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
-    """The demo table (seed 7) built at the real clock's now, synced once into a cache."""
-    from o11y_data import demo, load_settings, sync
+    """The demo table (seed 7) built at the real clock's now, synced once into a cache.
 
-    root = tmp_path_factory.mktemp("demo-store")
-    now = datetime.now(UTC)
-    src, cache = root / "src", root / "cache"
-    demo.build(src, now=now, seed=7)
+    The source is built once per run and shared by every xdist worker (it is only read); each
+    worker syncs it into a cache of its own (apps and syncs write there)."""
+    from o11y_data import load_settings, sync
+
+    src, now = _shared_demo_source(tmp_path_factory)
+    cache = tmp_path_factory.mktemp("demo-store") / "cache"
     settings = load_settings(
         {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(cache)}, secrets_paths=[]
     )
@@ -94,3 +109,24 @@ def months_table(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from tests.support.rollup_tables import build_months_table
 
     return build_months_table(tmp_path_factory.mktemp("months"))
+
+
+def _shared_demo_source(factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
+    """(source folder, build time) of the run's demo table: the first worker to get here builds
+    it under a lock in the run's temp root (the parent of each worker's); the others wait."""
+    from o11y_data import demo
+
+    base = factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    src, built = root / "shared-demo" / "src", root / "shared-demo" / "built-at"
+    built.parent.mkdir(exist_ok=True)
+    with (root / "shared-demo.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not built.exists():
+            now = datetime.now(UTC)
+            partial = src.with_name("src.partial")  # a build that failed half-way is redone
+            shutil.rmtree(partial, ignore_errors=True)
+            demo.build(partial, now=now, seed=7)
+            partial.rename(src)
+            built.write_text(now.isoformat())
+    return src, datetime.fromisoformat(built.read_text())

@@ -4,11 +4,14 @@ opens with its own read-only token, compared in constant time, and nothing else 
 from __future__ import annotations
 
 import os
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from o11y_data import demo
 from tests.support.apptest import app_under_test
 from ui.access import decide, expected_wall_token, token_matches
 
@@ -107,10 +110,53 @@ def test_no_page_shows_data_before_sign_in(app_env, page):
     assert "did:cf:" not in text
 
 
+class _TileText(HTMLParser):
+    """The text a person reads on each wall tile: what the browser shows inside every
+    ``<div class="tile …">`` (styles and attributes left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tiles: list[list[str]] = []
+        self._depth = 0  # open divs inside the current tile; 0 = outside any tile
+        self._style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._style = self._style or tag == "style"
+        if tag != "div":
+            return
+        if self._depth:
+            self._depth += 1
+        elif "tile" in (dict(attrs).get("class") or "").split():
+            self.tiles.append([])
+            self._depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        self._style = self._style and tag != "style"
+        if tag == "div" and self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth and not self._style and data.strip():
+            self.tiles[-1].append(data.strip())
+
+
+def tile_texts(at: AppTest) -> list[str]:
+    parser = _TileText()
+    parser.feed(" ".join(m.value for m in at.markdown))
+    return [" ".join(words) for words in parser.tiles]
+
+
 def test_the_wall_token_opens_the_wall_and_only_the_wall(app_env):
     at = run("wall", params={"token": TOKEN})
+    # a person sees one tile per demo agent: its status, its age and its name
+    shown = tile_texts(at)
+    dids = [a.did for a in demo.agents(seed=7)]  # the demo's own agent list
+    assert len(shown) == len(dids), shown
+    for text in shown:
+        assert re.match(r"(healthy|degraded|stale|down) .* ago did:cf:", text), text
+    for did in dids:  # each agent's tile names it (shortened in the middle)
+        assert sum(f" {did[:11]}" in t and f"{did[-4:]} " in t for t in shown) == 1, did
     html = " ".join(m.value for m in at.markdown)
-    assert "did:cf:" in html or "tile" in html  # the wall drew its tiles
     assert TOKEN not in html
     other = run("overview", params={"token": TOKEN})
     assert not shows_data(other) and [b.label for b in other.button] == ["Sign in"]

@@ -42,6 +42,13 @@ def every(agent: str | None, newest: datetime, n: int = 20, step_min: float = 2.
     return [cycle(agent, newest - timedelta(minutes=i * step_min), **kw) for i in range(n)]
 
 
+def within(value: float, low: timedelta | float, high: timedelta | float) -> bool:
+    """An age in whole seconds measured between two readings of the clock (``low`` before the
+    evaluation, ``high`` after it), give or take the rounding to a second."""
+    lo, hi = (t.total_seconds() if isinstance(t, timedelta) else t for t in (low, high))
+    return lo - 1 <= value <= hi + 1
+
+
 class Source:
     """A local Iceberg-layout source and the settings of a dashboard reading it."""
 
@@ -96,12 +103,14 @@ def test_data_two_hours_old_fires_no_data_landing_at_once_and_new_data_resolves_
         s.land(every("did:cf:alpha", now - timedelta(hours=2)))
         newest = max(s.landed)
 
+        before = datetime.now(UTC)
         s.evaluate()  # the first evaluation
+        after = datetime.now(UTC)
         fired = rx.delivered(rule="no_data_landing", status="firing")
         assert len(fired) == 1
         n = fired[0]
         assert n["severity"] == "critical" and n["agent"] is None and n["threshold"] == 900
-        assert abs(n["value"] - (datetime.now(UTC) - newest).total_seconds()) < 10
+        assert within(n["value"], before - newest, after - newest)
         since = datetime.fromisoformat(n["since"].replace("Z", "+00:00"))
         assert abs((since - (newest + timedelta(minutes=15))).total_seconds()) < 1.5
         assert "No data landing" in n["text"] and "\n" not in n["text"]
@@ -135,11 +144,13 @@ def test_an_agent_going_silent_fires_for_that_agent_only(tmp_path):
         rows += every("did:cf:gone", now - timedelta(hours=30))  # not active in the last 24 h
         s.land(rows)
         last_hostile = max(r[0] - timedelta(seconds=2) for r in rows if HOSTILE in r[1])
+        before = datetime.now(UTC)
         s.evaluate()
+        after = datetime.now(UTC)
     silent = rx.delivered(rule="agent_silent")
     assert [n["agent"] for n in silent] == [HOSTILE]
     n = silent[0]
-    assert abs(n["value"] - (datetime.now(UTC) - last_hostile).total_seconds()) < 10
+    assert within(n["value"], before - last_hostile, after - last_hostile)
     assert "<b>" not in n["text"] and "<!channel>" not in n["text"]
     assert "&lt;b&gt;silent&lt;/b&gt;&amp;&lt;!channel&gt;" in n["text"]
     assert n["url"].startswith(f"{PUBLIC}/timeline?agent=did%3Acf%3A%3Cb%3Esilent")
@@ -267,6 +278,7 @@ def test_a_bad_rule_is_named_with_its_key_and_the_rest_of_the_file_applies(tmp_p
     assert rx.delivered(rule="quiet_network")[0]["value"] == 0
 
 
+@pytest.mark.server  # an app process and a `watch` process, racing for seconds
 def test_the_apps_evaluator_and_a_watch_process_evaluating_together_deliver_once(tmp_path):
     """Two processes on one store: the app's hook (syncer + AlertWorker, as ui/data.py wires it)
     and `watch`, racing from the first evaluation on; the flock makes each notice go out once."""
@@ -509,8 +521,9 @@ def test_a_refusing_or_hanging_receiver_fails_in_one_line_within_the_time_bound(
         hanging.bind(("127.0.0.1", 0))
         hanging.listen(8)
         url = f"http://127.0.0.1:{hanging.getsockname()[1]}/t0ken"
-        d = deliver(Secret(url), body, base_delay_s=0.05, timeout_s=0.5, deadline_s=2.0)
-    assert not d.ok and d.error == "timed out" and 2 <= d.attempts <= 4
+        # every try waits out its 0.5 s timeout, so a 2 s deadline leaves room for 4 of the 10
+        d = deliver(Secret(url), body, attempts=10, base_delay_s=0.05, timeout_s=0.5, deadline_s=2)
+    assert not d.ok and d.error == "timed out" and 1 <= d.attempts <= 4
     assert "t0ken" not in d.target
 
 
@@ -529,10 +542,12 @@ def test_sync_failing_fires_when_the_last_good_sync_is_old_or_there_never_was_on
         old.land(every("did:cf:alpha", datetime.now(UTC)))
         last_ok = time.time() - 1200  # the last good sync, 20 minutes ago; failures since
         Store(old.settings.store_dir).write_status(last_success_at=last_ok, last_error="x")
+        before = time.time()
         old.evaluate()
+        after = time.time()
     fired = rx.delivered(rule="sync_failing", status="firing")
     assert len(fired) == 2
-    assert abs(fired[1]["value"] - (time.time() - last_ok)) < 10
+    assert within(fired[1]["value"], before - last_ok, after - last_ok)
     since = datetime.fromisoformat(fired[1]["since"].replace("Z", "+00:00")).timestamp()
     assert abs(since - (last_ok + 600)) < 1.5
 
@@ -561,13 +576,13 @@ def test_a_hanging_receiver_never_holds_up_the_apps_sync(tmp_path):
         syncer = BackgroundSyncer(s.settings)
         syncer.after_sync.append(worker.request)
         try:
-            took = []
+            delivering = []  # after each sync: is a delivery still waiting on the receiver?
             for _ in range(3):
-                started = time.monotonic()
                 syncer.run_once()
-                took.append(time.monotonic() - started)
+                delivering.append(not worker.wait_idle(0))
                 time.sleep(0.3)
-            assert syncer.state.last_error is None and max(took) < 2.0, took
+            # the first sync returned while its notices waited out their 3 s timeout
+            assert syncer.state.last_error is None and delivering[0], delivering
             assert not worker.wait_idle(0.1)  # still delivering, on its own thread
             assert worker.wait_idle(30)
         finally:

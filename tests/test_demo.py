@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pyarrow.parquet as pq
+import pytest
 
 from o11y_data import demo, load_settings, open_db, sync
 from o11y_data import queries as q
@@ -80,6 +81,7 @@ def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path):
     assert all(pq.read_metadata(f).row_group(0).column(0).compression == "ZSTD" for f in files)
 
 
+@pytest.mark.slow  # weeks of snapshots, maintained as it goes
 def test_a_demo_running_for_weeks_keeps_its_table_small(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "MAINTAIN_FILES", 900)  # reached within the test's day
     monkeypatch.setattr(demo, "KEEP_METADATA_VERSIONS", 100)

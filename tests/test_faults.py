@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -41,10 +40,8 @@ def test_persistent_server_errors_stop_after_bounded_retries(s3_admin, bucket, p
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     append(writer, rows([event()]))
     proxy.fail_next(10_000, status=500, code="InternalError")
-    started = time.monotonic()
     with pytest.raises(O11yError, match="unavailable"):
         sync(r2_settings(proxy.endpoint, bucket, tmp_path))
-    assert time.monotonic() - started < RetryPolicy().budget_s
     assert len(proxy.requests) == RetryPolicy().tries  # one request, retried to the bound
 
 

@@ -234,16 +234,35 @@ def test_change_against_previous_period():
     assert fmt.change(5, None) is None and fmt.change(None, 5) is None
 
 
-def test_freshness_levels():
-    assert fmt.newest_event_level(60) == "ok"
-    assert fmt.newest_event_level(20 * 60) == "amber"
-    assert fmt.newest_event_level(2 * 3600) == "red"
+# The freshness rules, written out here rather than read from ui/fmt.py: the newest event is
+# amber from 15 min, red from 1 h; the last sync is amber from 3 sync intervals (at least 2 min),
+# red from 15 min (at least twice the amber age).
+NEWEST_EVENT = [(0, "ok"), (899.999, "ok"), (900, "amber"), (3599.999, "amber"), (3600, "red")]
+LAST_SYNC = [  # (sync interval, age, level): both "at least"s taken, at and around each edge
+    (60, 0, "ok"), (60, 179.9, "ok"), (60, 180, "amber"), (60, 899.9, "amber"), (60, 900, "red"),
+    (10, 119.9, "ok"), (10, 120, "amber"), (10, 899.9, "amber"), (10, 900, "red"),
+    (600, 1799.9, "ok"), (600, 1800, "amber"), (600, 3599.9, "amber"), (600, 3600, "red"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("age", "level"), NEWEST_EVENT)
+def test_the_newest_event_turns_amber_at_15_minutes_and_red_at_an_hour(age, level):
+    assert fmt.newest_event_level(age) == level
+
+
+@pytest.mark.parametrize(("interval", "age", "level"), LAST_SYNC)
+def test_the_last_sync_turns_amber_at_three_intervals_and_red_at_15_minutes(interval, age, level):
+    assert fmt.last_sync_level(age, interval) == level
+
+
+def test_an_unknown_age_is_red_and_reads_never():
     assert fmt.newest_event_level(None) == "red"
-    assert fmt.last_sync_level(30, 60) == "ok"
-    assert fmt.last_sync_level(5 * 60, 60) == "amber"
-    assert fmt.last_sync_level(3600, 60) == "red"
-    assert fmt.fmt_age(None) == "never" and fmt.fmt_age(90) == "1m ago"
-    assert fmt.age_s(NOW - timedelta(seconds=30), NOW) == 30
+    assert fmt.last_sync_level(None, 60) == "red"  # never synced
+    assert fmt.fmt_age(None) == "never"
+
+
+def test_an_age_is_the_seconds_between_two_times():
+    assert fmt.age_s(NOW - timedelta(seconds=30), NOW) == 30 and fmt.fmt_age(90) == "1m ago"
 
 
 def test_a_failed_sync_is_red_however_recent_and_ages_use_one_format():

@@ -103,12 +103,43 @@ def test_an_open_overview_refreshes_in_place_and_shows_a_new_agent(page: Page, l
     page.screenshot(path=str(SCREENSHOT_DIR / "live_overview.png"), full_page=True)
 
 
+def _websocket_frames(p: Page) -> dict[str, list]:
+    """Every message this page's websocket sends (a rerun is asked for with one) and receives."""
+    frames: dict[str, list] = {"sent": [], "received": []}
+    p.on(
+        "websocket",
+        lambda ws: (
+            ws.on("framesent", lambda f: frames["sent"].append(f)),
+            ws.on("framereceived", lambda f: frames["received"].append(f)),
+        ),
+    )
+    return frames
+
+
 def test_refresh_off_keeps_the_page_still(page: Page, live_app) -> None:
+    """The pages' clock (Playwright's fake timers) runs six minutes on, past the longest refresh
+    interval and the default: the page with refresh=5m asks the server for a rerun, the same
+    page with refresh=off asks for nothing and is sent nothing. No wait on the real clock."""
     url, _ = live_app
-    page.goto(f"{url}/?refresh=off")
-    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=60_000)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
-    expect(page.get_by_role("combobox", name="Refresh")).to_have_value("Off", timeout=30_000)
-    first = page.get_by_text(re.compile(r"Newest event .* ago")).first.inner_text()
-    page.wait_for_timeout(12_000)
-    assert page.get_by_text(re.compile(r"Newest event .* ago")).first.inner_text() == first
+    page.clock.install()  # for the whole context: both pages below
+    still, ticking = page, page.context.new_page()
+    frames = {"off": _websocket_frames(still), "5m": _websocket_frames(ticking)}
+    for p, choice, label in ((still, "off", "Off"), (ticking, "5m", "Every 5 minutes")):
+        p.goto(f"{url}/?refresh={choice}")
+        expect(p.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=60_000)
+        expect(p.get_by_role("combobox", name="Refresh")).to_have_value(label, timeout=30_000)
+        expect(p.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+    before = {k: (len(f["sent"]), len(f["received"])) for k, f in frames.items()}
+
+    page.clock.run_for("06:00")
+    # the 5-minute page asks for its rerun and gets it: six minutes did pass for the pages' timers
+    sent_5m, received_5m = before["5m"]
+    for _ in range(600):  # a condition, polled; bounded so a broken timer fails, not hangs
+        if len(frames["5m"]["sent"]) > sent_5m and len(frames["5m"]["received"]) > received_5m:
+            break
+        ticking.wait_for_timeout(100)
+    assert len(frames["5m"]["sent"]) > sent_5m, "the control page never asked for its rerun"
+    expect(ticking.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+    # the page with refresh off asked nothing, and the server sent it nothing
+    assert (len(frames["off"]["sent"]), len(frames["off"]["received"])) == before["off"]
+    expect(still.get_by_role("combobox", name="Refresh")).to_have_value("Off")

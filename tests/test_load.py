@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from o11y_data import demo, load_settings, sync
 from o11y_data.store import Store
 from tests.support.app_server import start_streamlit, stop_streamlit
@@ -47,6 +49,7 @@ def run_async(coro):
     return out[0]
 
 
+@pytest.mark.server
 def test_twenty_sessions_render_while_syncs_land_new_data(tmp_path):
     src, cache = tmp_path / "src", tmp_path / "cache"
     now = datetime.now(UTC)

@@ -29,7 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 AGENTS = 5000
 GAPPY = "did:cf:gappy"
 FOX = "did:cf:🦊fox"
-BOUND_S = 30.0  # generous: speed is measured in bench/many_agents.py
 
 
 def _gappy_rows(now: datetime) -> tuple[list, datetime, datetime]:
@@ -126,9 +125,7 @@ def test_a_seven_day_range_spans_seven_days_with_two_days_of_data(wide: Page, ma
     _shot(wide, "timeline_7d")
 
 
-def test_every_page_renders_within_bounds_at_5000_agents_and_the_wall_fits(
-    wide: Page, many
-) -> None:
+def test_every_page_renders_at_5000_agents_and_the_wall_fits(wide: Page, many) -> None:
     url, *_ = many
     took = {}
     for path, heading, charts, tables in PAGES:
@@ -155,7 +152,6 @@ def test_every_page_renders_within_bounds_at_5000_agents_and_the_wall_fits(
     wide.locator(".wall .tile").first.wait_for(timeout=60_000)
     took["wall"] = time.monotonic() - t
     print("page seconds at 5,000 agents:", {k: round(v, 1) for k, v in took.items()})
-    assert all(v < BOUND_S for v in took.values()), took
     _shot(wide, "wall")
     overflow = wide.evaluate(
         "() => Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"

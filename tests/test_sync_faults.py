@@ -207,10 +207,8 @@ def test_thirty_percent_503_slowdown_still_completes(s3_admin, bucket, proxy, tm
     for f in files:
         append(writer, rows(f))  # 12 snapshots: manifests, lists and data files to fetch
     proxy.set_fail_rate(0.3, status=503, code="SlowDown", seed=3)
-    started = time.monotonic()
     report = sync(r2_settings(proxy.endpoint, bucket, tmp_path))
     assert report.rows == sum(map(len, files)) and not report.bad_files
-    assert time.monotonic() - started < 120
     throttled = len(proxy.requests) - report.live_files  # lower bound on refused requests
     assert throttled > 0
 

@@ -140,11 +140,30 @@ def tiles(html: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def test_expected_values_are_what_the_contract_says() -> None:
-    # the hand-written table above, checked against the definitions once more
-    assert quantile_cont([10e3, 20e3, 30e3, 40e3, 50e3, 60e3], 0.95) == 57_500
-    assert quantile_cont([5e3, 7e3], 0.95) == pytest.approx(6_900)
-    assert quantile_cont([3e3, 4e3], 0.95) == pytest.approx(3_950)  # shown as "4.0 s"
+def cycles_in_the_last_hour(now: datetime) -> dict[str, list[float]]:
+    """Each agent's cycle durations in the wall's default window, read off the rows as written
+    (no cycle sits within minutes of the window's edge, so ``now`` may differ by seconds)."""
+    out: dict[str, list[float]] = {}
+    for _landed, raw in rows(now):
+        event = json.loads(raw)
+        ts = datetime.fromisoformat(event["_ts"].replace("Z", "+00:00"))
+        if event["event_type"] == "agent.cycle" and now - ts < timedelta(hours=1):
+            out.setdefault(event["agent"], []).append(event["durationMs"])
+    return out
+
+
+def test_each_p95_on_the_wall_is_the_interpolated_95th_percentile_of_the_hours_cycles(
+    source: dict[str, Path],
+) -> None:
+    html = wall_html(run_wall())
+    durations = cycles_in_the_last_hour(datetime.now(UTC))
+    shown = {agent: tile["p95"] for agent, tile in tiles(html).items()}
+    want = {a: f"{quantile_cont(d, 0.95) / 1000:.1f} s" for a, d in durations.items()}
+    assert shown == {**want, C: "—"}  # C has no cycle in the window: a dash, not a zero
+    # A's six cycles tell the interpolated p95 (57.5 s) from the nearest-rank one (60.0 s)
+    assert shown[A] == "57.5 s" and shown[B] == "6.9 s"
+    network = quantile_cont([v for d in durations.values() for v in d], 0.95)
+    assert re.search(rf'data-k="p95"><span class="k">p95</span><b>{network / 1000:.1f} s</b>', html)
 
 
 def test_wall_renders_tiles_with_hand_computed_numbers(source: dict[str, Path]) -> None:
