@@ -1,4 +1,5 @@
-"""Measuring the rules' metrics: every SQL the alerts run is in this module.
+"""Measuring the rules' metrics: windowed metrics through the planner (defined once in the
+metrics catalog, as the pages read them), ages and keys with the few queries of their own here.
 
 Rules are grouped by what they measure, so one query serves many rules: windowed metrics by
 (metric, window, scope kind, window end), ages by (metric, scope kind). A scope kind is ``all``,
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .. import planner
 from ..db import EventsDB
 from .rules import AGE_METRICS, COMPARISONS, COUNT_METRICS, RATE_METRICS, Rule
 
@@ -45,17 +47,13 @@ def scope_kind(rule: Rule) -> str:
 
 _KEY_SQL = {"all": "CAST(NULL AS VARCHAR)", "agent": "agent", "mode": "mode"}
 
-_WINDOW_SQL = {
-    # metric -> (view, value expression, extra condition)
-    "cycles": ("cycles", "count(*)", "true"),
-    "error_rate": ("cycles", "count(*) FILTER (WHERE errors > 0) / count(*)", "true"),
-    "p95_duration": ("cycles", "quantile_cont(duration_ms, 0.95)", "true"),
-    "events_per_hour": ("events", "count(*) * 3600.0 / ?", "true"),
-    "ingest_lag": (
-        "events",
-        "quantile_cont(epoch(ingest_ts) - epoch(ts), 0.95)",
-        "ingest_ts IS NOT NULL",
-    ),
+# The rows each windowed metric counts, for the keys a per-agent or per-mode rule watches.
+_WINDOW_VIEW = {
+    "cycles": "cycles",
+    "error_rate": "cycles",
+    "p95_duration": "cycles",
+    "events_per_hour": "events",
+    "ingest_lag": "events",
 }
 
 
@@ -91,18 +89,16 @@ class Measurer:
         """key -> (value, rows) over ``[at - window, at)``, every key of the kind."""
 
         def run() -> dict[str | None, tuple[float | None, int]]:
+            # The metric is defined once, in the catalog; the planner reads rollups for the
+            # window's whole hours and raw rows for its edges, as every page does.
             self.queries += 1
-            view, expr, extra = _WINDOW_SQL[metric]
-            value_params = [window_s] if "?" in expr else []
-            rows = self.db.fetch(
-                f"SELECT {_KEY_SQL[kind]} AS key, {expr} AS value, count(*) AS n FROM {view} "
-                f"WHERE ts >= ? AND ts < ? AND {extra} GROUP BY ALL",
-                [*value_params, at - timedelta(seconds=window_s), at],
+            got = planner.measure(
+                self.db,
+                metric=metric,
+                window=(at - timedelta(seconds=window_s), at),
+                by=None if kind == "all" else kind,
             )
-            return {
-                (None if r["key"] is None else str(r["key"])): (_number(r["value"]), int(r["n"]))
-                for r in rows
-            }
+            return {m.key: (m.value, m.n) for m in got}
 
         return self._once(("window", metric, window_s, kind, at), run)
 
@@ -180,8 +176,7 @@ class Measurer:
 
     def _window_columns(self, rule: Rule, at: datetime, need: int) -> tuple[Any, ...]:
         found = self.window_values(rule.metric, rule.window_s, scope_kind(rule), at)
-        view = _WINDOW_SQL[rule.metric][0]
-        keys = self._keys(rule, "cycles" if view == "cycles" else "events")
+        keys = self._keys(rule, _WINDOW_VIEW[rule.metric])
         empty = (0.0 if rule.metric in COUNT_METRICS else None, 0)
         pairs = [found.get(k, empty) for k in keys]
         values = [p[0] for p in pairs]
