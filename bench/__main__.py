@@ -197,9 +197,9 @@ def run_size(
     name: str, results: dict[str, Any], *, with_app: bool, save, http_upload: bool
 ) -> None:
     from o11y_data.config import load_settings
-    from o11y_data.db import EventsDB
-    from o11y_data.queries import summary
-    from o11y_data.sync import sync
+    from o11y_data.ingest.sync import sync
+    from o11y_data.query.db import EventsDB
+    from o11y_data.query.queries import summary
 
     r: dict[str, Any] = results["sizes"].setdefault(name, {})
     info = gen.ensure(name, log=log)
@@ -346,7 +346,7 @@ def _du(root: Path) -> int:
 
 
 def _newest_ts(store_dir: Path) -> datetime:
-    from o11y_data.db import EventsDB
+    from o11y_data.query.db import EventsDB
 
     db = EventsDB(store_dir)
     try:

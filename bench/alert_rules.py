@@ -29,7 +29,7 @@ from pathlib import Path
 
 from o11y_data import EventsDB, load_settings, sync
 from o11y_data import alerts as A
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 
 PREFIX = "__r2_data_catalog/bench/alerts/"
 

@@ -3,7 +3,8 @@
 Rows are drawn in DuckDB from a hash of the row number (deterministic, vectorised), cut into files
 of ``EVENTS_PER_FILE`` rows, each written as a small zstd Parquet file of the unstructured shape
 (``__ingest_ts`` + ``value`` JSON) by two worker processes; the files are then committed through
-:class:`o11y_data.iceberg_write.TableWriter` in batches of ``COMMIT_FILES`` files per snapshot.
+:class:`o11y_data.ingest.iceberg_write.TableWriter` in batches of ``COMMIT_FILES`` files per
+snapshot.
 The rate is a busy network's (~27,400 events a day, a file every ~5 minutes), so 10M events span
 a year and 1M events about five weeks; every size ends at the minute it was generated.
 """
@@ -25,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from o11y_data.iceberg_write import TableWriter
+from o11y_data.ingest.iceberg_write import TableWriter
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUCKET = "agent-blobs"

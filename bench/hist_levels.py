@@ -89,7 +89,7 @@ def write_source(folder: Path, *, events: int, days: int, end: datetime) -> None
 def build(root: Path, *, events: int, days: int) -> Path:
     """The synced store under ``root`` (written and synced unless it is already there)."""
     from o11y_data import load_settings, sync
-    from o11y_data.db import EventsDB
+    from o11y_data.query.db import EventsDB
 
     env = {
         "O11Y_SOURCE_DIR": str(root / "src"),
@@ -116,7 +116,7 @@ def build(root: Path, *, events: int, days: int) -> Path:
 
 def calls(db: Any) -> dict[str, Callable[[], Any]]:
     """The screens' all-time calls that carry histogram percentiles (as the pages make them)."""
-    from o11y_data import queries as q
+    from o11y_data.query import queries as q
 
     f = q.Filters()
     lo, hi = q.time_range(db, f)
@@ -135,7 +135,7 @@ def calls(db: Any) -> dict[str, Callable[[], Any]]:
 
 def timed(store_dir: Path, months: bool, name: str) -> tuple[float, float, Any]:
     """(first, best warm) seconds of call ``name`` on a fresh EventsDB, and its result."""
-    from o11y_data.db import EventsDB
+    from o11y_data.query.db import EventsDB
 
     db = EventsDB(store_dir)
     try:
@@ -157,7 +157,7 @@ def timed(store_dir: Path, months: bool, name: str) -> tuple[float, float, Any]:
 def main(argv: list[str] | None = None) -> None:
     import pandas as pd
 
-    from o11y_data.db import EventsDB
+    from o11y_data.query.db import EventsDB
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", default="2500k", help="2500k, 5m …")

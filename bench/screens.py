@@ -30,7 +30,7 @@ WALL_HORIZON = timedelta(hours=24)
 
 def calls(screen: str, window: str, now: datetime) -> list[tuple[str, tuple, dict]]:
     """(queries function, args, kwargs) in the order ``pages/<screen>.py`` makes them."""
-    from o11y_data.queries import Filters, pick_bucket
+    from o11y_data.query.queries import Filters, pick_bucket
 
     end = now
     f = Filters(end - timedelta(hours=24), end) if window == "24h" else Filters()
@@ -95,7 +95,7 @@ def calls(screen: str, window: str, now: datetime) -> list[tuple[str, tuple, dic
 
 def _run_pass(fn_call, plan) -> tuple[dict[str, float], float]:
     """One pass over a screen's calls; returns per-call seconds and the total."""
-    from o11y_data.queries import Filters, pick_bucket
+    from o11y_data.query.queries import Filters, pick_bucket
 
     times: dict[str, float] = {}
     bucket = None
@@ -121,8 +121,8 @@ def _run_pass(fn_call, plan) -> tuple[dict[str, float], float]:
 def measure(store_dir: Path, now: datetime, window: str, screen: str) -> dict[str, Any]:
     import pandas  # noqa: F401  (the app has pandas loaded: its import is not a query's cost)
 
-    from o11y_data import queries as q
-    from o11y_data.db import EventsDB
+    from o11y_data.query import queries as q
+    from o11y_data.query.db import EventsDB
 
     plan = calls(screen, window, now)
     t = time.perf_counter()
@@ -177,8 +177,8 @@ def after_new_generation(
     ``new_generation()`` lands new files and syncs them (a real sync, in its own process)."""
     import pandas  # noqa: F401  (loaded in the app)
 
-    from o11y_data import queries as q
-    from o11y_data.db import EventsDB
+    from o11y_data.query import queries as q
+    from o11y_data.query.db import EventsDB
 
     db = EventsDB(store_dir)
 

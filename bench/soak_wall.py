@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from playwright.sync_api import sync_playwright
 
-    from o11y_data import demo
+    from o11y_data.ingest import demo
     from tests.support.app_server import start_streamlit, stop_streamlit
     from tests.support.browser import CHROMIUM_ARGS, CHROMIUM_PATH
 

@@ -190,7 +190,7 @@ EXPORT_CODE = """
 import json, sys, time
 import pandas, plotly  # the app has these loaded
 from o11y_data import load_settings, open_db
-from o11y_data.queries import Filters
+from o11y_data.query.queries import Filters
 from ui import export
 def hwm():
     for line in open('/proc/self/status'):

@@ -53,9 +53,10 @@ def main() -> None:
     p.add_argument("--cache", type=Path, help="an existing cache dir (default: a fresh demo)")
     args = p.parse_args()
 
-    from o11y_data import EventsDB, demo, load_settings, sync
-    from o11y_data import sandbox as sb
-    from o11y_data.queries import Filters
+    from o11y_data import EventsDB, load_settings, sync
+    from o11y_data.ingest import demo
+    from o11y_data.query import sandbox as sb
+    from o11y_data.query.queries import Filters
 
     root = Path(tempfile.mkdtemp(prefix="bench-sql-"))
     env = {"O11Y_SOURCE_DIR": str(root / "src"), "O11Y_CACHE_DIR": str(args.cache or root)}
@@ -84,8 +85,8 @@ def main() -> None:
 
 def _beside_a_runaway(db, repeat: int) -> None:
     """Child query + the app's summary, alone and while a runaway occupies a sandbox process."""
-    from o11y_data import queries as q
-    from o11y_data import sandbox as sb
+    from o11y_data.query import queries as q
+    from o11y_data.query import sandbox as sb
 
     sql = QUERIES["seed summary"]
 

@@ -9,10 +9,10 @@ boto3 or fastavro (each is imported where it is first needed), so the CLI's ``st
 import logging
 
 from .config import Settings, load_settings
-from .db import EventsDB
 from .errors import O11yError, SyncBusy
-from .queries import Filters
-from .sync import SyncReport, sync
+from .ingest.sync import SyncReport, sync
+from .query.db import EventsDB
+from .query.queries import Filters
 
 # A library logs nowhere until the app or the CLI says where (logs.setup_logging).
 logging.getLogger(__name__).addHandler(logging.NullHandler())

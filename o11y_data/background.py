@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import O11yError, SyncBusy
-from .sync import SyncReport, sync
+from .ingest.sync import SyncReport, sync
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import queries, ranges
 from .config import Settings, load_settings
-from .db import EventsDB
 from .errors import O11yError
-from .store import GenerationHead, Store
+from .ingest import ranges
+from .ingest.store import GenerationHead, Store
+from .query import queries
+from .query.db import EventsDB
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     """Download new live files of the table into the local cache and normalize them."""
-    from .sync import sync
+    from .ingest.sync import sync
 
     tty = sys.stderr.isatty()
 
@@ -188,7 +189,7 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     --max-rows rows are printed (a note on stderr says when there were more). A refused or failed
     query prints one line and exits 1.
     """
-    from . import sandbox
+    from .query import sandbox
 
     limits = sandbox.Limits(timeout_s=args.timeout, max_rows=args.max_rows)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
@@ -212,7 +213,7 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """(Re)build the demo source; with --out, into that folder instead of the cache."""
-    from . import demo
+    from .ingest import demo
 
     folder = args.out or demo.demo_folder(settings)
     now = queries.since(args.now) if args.now else None
@@ -275,7 +276,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
 
     from . import alerts
     from .errors import SyncBusy
-    from .sync import sync
+    from .ingest.sync import sync
 
     def stamp() -> str:
         return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")

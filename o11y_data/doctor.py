@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import iceberg
 from .config import Settings
 from .errors import O11yError
-from .source import Source, open_source
-from .store import Generation
+from .ingest import iceberg
+from .ingest.source import Source, open_source
+from .ingest.store import Generation
 
 STALE_AFTER_S = 3600.0  # newest data older than this: is the pipeline running?
 MIN_FREE_BYTES = 200_000_000
@@ -124,7 +124,7 @@ def _source_checks(state: _State) -> Iterator[Check]:
     if s.kind != "r2":
         try:
             if s.kind == "demo":
-                from . import demo
+                from .ingest import demo
 
                 state.source = demo.demo_source(s)
             else:
@@ -178,7 +178,7 @@ def _table_check(state: _State) -> Check:
         return skip("table", "needs a readable source")
     if state.catalog_failed:
         return skip("table", "the REST catalog names it: fix the catalog first")
-    from .sync import resolve_snapshot
+    from .ingest.sync import resolve_snapshot
 
     try:
         target = resolve_snapshot(state.source, state.settings, Generation())

@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from o11y_data import queries as q
+from o11y_data.query import queries as q
 from ui import figures as FG
 from ui import fmt
 from ui import page as P

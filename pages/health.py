@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import streamlit as st
 
-from o11y_data import queries as q
-from o11y_data import ranges
-from o11y_data.queries import Filters
+from o11y_data.ingest import ranges
+from o11y_data.query import queries as q
+from o11y_data.query.queries import Filters
 from ui import data as D
 from ui import figures as FG
 from ui import filters as F

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from o11y_data import O11yError
-from o11y_data import sandbox as sb
+from o11y_data.query import sandbox as sb
 from ui import autochart
 from ui import data as D
 from ui import page as P

@@ -3,7 +3,7 @@ percentiles, under the shared filters; the same numbers as ``python -m o11y_data
 
 import streamlit as st
 
-from o11y_data import queries as q
+from o11y_data.query import queries as q
 from ui import export
 from ui import page as P
 

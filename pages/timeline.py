@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from o11y_data import queries as q
+from o11y_data.query import queries as q
 from ui import figures as FG
 from ui import fmt, tables
 from ui import page as P

@@ -114,7 +114,7 @@ def months_table(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def _shared_demo_source(factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
     """(source folder, build time) of the run's demo table: the first worker to get here builds
     it under a lock in the run's temp root (the parent of each worker's); the others wait."""
-    from o11y_data import demo
+    from o11y_data.ingest import demo
 
     base = factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

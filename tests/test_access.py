@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from o11y_data import demo
+from o11y_data.ingest import demo
 from tests.support.apptest import app_under_test
 from ui.access import decide, expected_wall_token, token_matches
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from o11y_data import load_settings, open_db, sync
-from o11y_data import queries as q
+from o11y_data.query import queries as q
 from tests.support.tables import event, plain_parquet
 
 T = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import pytest
 
 from o11y_data import EventsDB, O11yError, load_settings, sync
 from o11y_data import alerts as A
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.receiver import running_receiver
 
 REPO = Path(__file__).resolve().parent.parent
@@ -528,7 +528,7 @@ def test_a_refusing_or_hanging_receiver_fails_in_one_line_within_the_time_bound(
 
 
 def test_sync_failing_fires_when_the_last_good_sync_is_old_or_there_never_was_one(tmp_path):
-    from o11y_data.store import Store
+    from o11y_data.ingest.store import Store
 
     with running_receiver() as rx:
         never = Source(tmp_path / "never", rx.url)  # the source folder does not exist
@@ -712,7 +712,7 @@ def test_a_rule_whose_value_fails_is_in_error_alone_and_a_lasting_fault_is_a_not
     """A hostile value in the store's status (last_success_at = "soon") breaks sync_failing
     only: it is in state error with its reason in `alerts` (exit 1) while the other rules fire;
     after three failed evaluations in a row the fault itself is a notice."""
-    from o11y_data.store import Store
+    from o11y_data.ingest.store import Store
 
     now = datetime.now(UTC)
     with running_receiver() as rx:

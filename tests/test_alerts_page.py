@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from o11y_data import EventsDB, load_settings, sync
 from o11y_data import alerts as A
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.apptest import app_under_test
 
 REPO = Path(__file__).resolve().parent.parent

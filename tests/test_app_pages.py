@@ -316,7 +316,7 @@ def test_explorer_counts_search_and_downloads(dataset):
 
     # the downloads hold exactly the filtered view
     from o11y_data import load_settings, open_db
-    from o11y_data.queries import Filters
+    from o11y_data.query.queries import Filters
     from ui import export
 
     db = open_db(load_settings(secrets_paths=[]))

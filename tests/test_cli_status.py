@@ -34,7 +34,7 @@ def test_the_sync_records_newest_times_and_choices_and_status_shows_them_as_a_sc
     import duckdb
 
     from o11y_data import load_settings
-    from o11y_data.store import Store
+    from o11y_data.ingest.store import Store
 
     src = tmp_path / "src"
     src.mkdir()

@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 
 from o11y_data import EventsDB, load_settings, sync
-from o11y_data import queries as q
-from o11y_data import sandbox as sb
-from o11y_data.queries import Filters
+from o11y_data.query import queries as q
+from o11y_data.query import sandbox as sb
+from o11y_data.query.queries import Filters
 from tests.support.cli import cli
 from tests.support.hostile import CR_MODE, FORMULA_AGENT, write_hostile_source
 

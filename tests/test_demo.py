@@ -8,8 +8,9 @@ from datetime import timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from o11y_data import demo, load_settings, open_db, sync
-from o11y_data import queries as q
+from o11y_data import load_settings, open_db, sync
+from o11y_data.ingest import demo
+from o11y_data.query import queries as q
 from tests.support.tables import T0
 
 

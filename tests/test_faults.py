@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from o11y_data import O11yError, load_settings, open_db, sync
-from o11y_data import queries as q
 from o11y_data.background import BackgroundSyncer
-from o11y_data.source import RetryPolicy
+from o11y_data.ingest.source import RetryPolicy
+from o11y_data.query import queries as q
 from tests.support.tables import (
     T0,
     append,
@@ -94,7 +94,7 @@ def test_schema_drift_wrong_types_and_missing_fields_follow_the_contract(
 ):
     import pyarrow as pa
 
-    from o11y_data.iceberg_write import parquet_bytes
+    from o11y_data.ingest.iceberg_write import parquet_bytes
 
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     writer.columns = [

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import pandas as pd
 import pytest
 
-from o11y_data.queries import Filters
+from o11y_data.query.queries import Filters
 from ui import agents, fmt, tables
 from ui import filters as F
 

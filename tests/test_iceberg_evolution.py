@@ -453,7 +453,7 @@ def test_a_cache_that_recorded_no_readings_is_normalized_again_from_its_copies(
 ):
     """A generation written before readings were recorded cannot tell how its files were read:
     the next sync with a new table state reads them again from the local copies."""
-    from o11y_data.store import Store
+    from o11y_data.ingest.store import Store
 
     evo = EVOLUTIONS["rename"]
     ref = RefTable.create(

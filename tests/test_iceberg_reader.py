@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from o11y_data import O11yError, open_db, sync
-from o11y_data.store import Store
+from o11y_data.ingest.store import Store
 from tests.support.reference_tables import (
     TABLE_PREFIX,
     RefTable,
@@ -192,7 +192,7 @@ def test_files_of_other_shapes_in_one_batch_are_each_read_by_their_own(
     """A BINARY file (with one row that is not UTF-8), a string file and a file whose
     ``__ingest_ts`` is text (one unparseable) go through one sync: each row is read as its own
     file says, checked against json.loads of the written values."""
-    from o11y_data.iceberg_write import parquet_bytes
+    from o11y_data.ingest.iceberg_write import parquet_bytes
     from tests.support.tables import append, new_table, rows, s3_put
 
     writer = new_table(s3_put(s3_admin, bucket), bucket)
@@ -244,7 +244,7 @@ def test_structured_columns_named_like_reader_options_are_event_fields(
 ):
     """Columns named ``filename`` and ``file_row_number`` are the event's, also when rows are
     deleted by position (the reader's own columns never take their place)."""
-    from o11y_data.iceberg_write import parquet_bytes
+    from o11y_data.ingest.iceberg_write import parquet_bytes
     from tests.support.tables import new_table, s3_put
 
     writer = new_table(s3_put(s3_admin, bucket), bucket)
@@ -431,8 +431,8 @@ def test_manifests_are_fetched_concurrently_and_cached(tmp_path):
 
     import fastavro
 
-    from o11y_data.iceberg import ManifestCache
-    from o11y_data.source import LocalSource
+    from o11y_data.ingest.iceberg import ManifestCache
+    from o11y_data.ingest.source import LocalSource
 
     schema = fastavro.parse_schema(
         {"type": "record", "name": "r", "fields": [{"name": "x", "type": "int"}]}
@@ -465,8 +465,8 @@ def test_table_prefix_is_the_reference_tables(ref, bucket, moto_endpoint, tmp_pa
 
 def test_newest_metadata_sees_a_version_with_one_digit_more(tmp_path):
     """``100000-…`` sorts before ``99999-…``: still found from a cache that knows 99999."""
-    from o11y_data.iceberg import newest_metadata
-    from o11y_data.source import LocalSource
+    from o11y_data.ingest.iceberg import newest_metadata
+    from o11y_data.ingest.source import LocalSource
 
     meta = tmp_path / TABLE_PREFIX / "metadata"
     meta.mkdir(parents=True)

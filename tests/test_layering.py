@@ -25,10 +25,70 @@ def test_data_layer_source_never_imports_streamlit():
     assert offenders == []
 
 
-def test_importing_every_data_module_loads_no_streamlit():
-    modules = sorted(
-        f"o11y_data.{p.stem}" for p in (ROOT / "o11y_data").glob("*.py") if p.stem != "__main__"
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _data_modules() -> list[str]:
+    return sorted(
+        _module_name(p) for p in (ROOT / "o11y_data").rglob("*.py") if p.stem != "__main__"
     )
+
+
+def _imported_data_modules(path: Path) -> set[str]:
+    """The ``o11y_data`` modules ``path`` imports, relative imports resolved."""
+    package = _module_name(path).split(".")
+    if path.stem != "__init__":
+        package = package[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            mod = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(mod)
+            found.update(f"{mod}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("o11y_data")}
+
+
+# What each part of the data layer may import besides the package's shared foundations
+# (config, errors, logs, locks, durations, routes): ingest reads the bucket into the store and
+# knows nothing of questions; query asks the store; alerts ask query; the tools on top use all.
+_FOUNDATIONS = {"config", "errors", "logs", "locks", "durations", "routes"}
+_MAY_IMPORT = {
+    "ingest": {"ingest"},
+    "query": {"query", "ingest"},
+    "alerts": {"alerts", "query"},
+}
+
+
+def test_each_part_of_the_data_layer_imports_only_the_parts_below_it():
+    offenders = []
+    for part, allowed in _MAY_IMPORT.items():
+        for path in (ROOT / "o11y_data" / part).rglob("*.py"):
+            for mod in _imported_data_modules(path):
+                top = mod.split(".")[1] if "." in mod else ""
+                if top and top not in allowed | _FOUNDATIONS:
+                    offenders.append(f"{path.relative_to(ROOT)}: {mod}")
+    assert offenders == []
+
+
+def test_the_foundations_import_no_part_of_the_data_layer():
+    offenders = []
+    for name in sorted(_FOUNDATIONS):
+        path = ROOT / "o11y_data" / f"{name}.py"
+        for mod in _imported_data_modules(path):
+            top = mod.split(".")[1] if "." in mod else ""
+            if top and top not in _FOUNDATIONS:
+                offenders.append(f"{name}.py: {mod}")
+    assert offenders == []
+
+
+def test_importing_every_data_module_loads_no_streamlit():
+    modules = _data_modules()
+    assert "o11y_data.query.planner" in modules and "o11y_data.alerts.delivery" in modules
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR
 from tests.support.tables import local_env

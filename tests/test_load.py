@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from o11y_data import demo, load_settings, sync
-from o11y_data.store import Store
+from o11y_data import load_settings, sync
+from o11y_data.ingest import demo
+from o11y_data.ingest.store import Store
 from tests.support.app_server import start_streamlit, stop_streamlit
 from tests.support.browser import SCREENSHOT_DIR
 from tests.support.st_client import open_page

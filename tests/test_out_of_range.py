@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from o11y_data import EventsDB, load_settings, ranges, sync
-from o11y_data import queries as q
-from o11y_data.queries import Filters
+from o11y_data import EventsDB, load_settings, sync
+from o11y_data.ingest import ranges
+from o11y_data.query import queries as q
+from o11y_data.query.queries import Filters
 from tests.support.apptest import app_under_test
 from tests.support.cli import cli
 from tests.support.hostile import AGENT, write_hostile_source

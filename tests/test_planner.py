@@ -19,9 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from o11y_data import metrics as M
-from o11y_data import open_db, planner, rollups
-from o11y_data import queries as q
+from o11y_data import open_db
+from o11y_data.ingest import rollups
+from o11y_data.query import metrics as M
+from o11y_data.query import planner
+from o11y_data.query import queries as q
 from tests.support import legacy_queries as L
 
 # -- today's answers against the queries they replaced -----------------------------------------

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from o11y_data import load_settings, open_db
-from o11y_data import queries as q
-from o11y_data.db import EventsDB, naming
 from o11y_data.errors import O11yError, QueryBug, QueryTimeout
+from o11y_data.query import queries as q
+from o11y_data.query.db import EventsDB, naming
 
 # A cross join of 4·10^10 rows: minutes of work, so only an interrupt ends it early.
 SLOW = "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b"
@@ -53,7 +53,7 @@ def test_a_wrong_query_of_ours_is_a_bug_logged_with_its_cause_not_a_user_error(d
     db = EventsDB(demo_store.settings.store_dir)
     try:
         with (
-            caplog.at_level(logging.ERROR, logger="o11y_data.db"),
+            caplog.at_level(logging.ERROR, logger="o11y_data.query.db"),
             pytest.raises(QueryBug) as info,
             naming("totals"),
         ):
@@ -82,7 +82,7 @@ def test_a_failure_of_the_data_is_a_domain_error_with_its_cause_chained(demo_sto
 def test_measure_answers_what_alerts_measure_as_the_raw_rows_do(demo_store):
     """planner.measure against the alert SQL spelled here over the raw rows (an independent
     oracle), per key, windows short and long, aligned and not, rollups on."""
-    from o11y_data import planner
+    from o11y_data.query import planner
 
     oracle = {
         "cycles": ("cycles", "count(*)", "true"),

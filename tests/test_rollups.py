@@ -20,8 +20,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from o11y_data import metrics, open_db, planner, rollups, sync
-from o11y_data import queries as q
+from o11y_data import open_db, sync
+from o11y_data.ingest import rollups
+from o11y_data.query import metrics, planner
+from o11y_data.query import queries as q
 from tests.support.rollup_tables import Table, make_events
 
 # -- the Python truth ------------------------------------------------------------------------
@@ -138,7 +140,7 @@ def check(table: Table) -> None:
 
 
 def month_files(table: Table) -> dict[str, dict[str, str]]:
-    from o11y_data.store import Store
+    from o11y_data.ingest.store import Store
 
     return Store(table.settings.store_dir).load().rollups["months"]
 
@@ -181,7 +183,7 @@ def _rolled_up_again_after(tmp_path, seed: int, start: datetime, old_rollups) ->
     """A synced store whose published rollups are replaced by ``old_rollups(rollups)`` (as an
     older dashboard left them): they are not used, and the next sync, with nothing new to
     download, rolls the store up whole again."""
-    from o11y_data.store import Store
+    from o11y_data.ingest.store import Store
 
     t = Table(tmp_path)
     t.append(make_events(random.Random(seed), start, 30 * seed, 100))

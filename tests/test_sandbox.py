@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from o11y_data import EventsDB, O11yError
-from o11y_data import queries as q
-from o11y_data import sandbox as sb
-from o11y_data.queries import Filters
+from o11y_data.query import queries as q
+from o11y_data.query import sandbox as sb
+from o11y_data.query.queries import Filters
 from tests.support.cli import cli
 
 SEED = (

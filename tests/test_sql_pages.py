@@ -170,7 +170,7 @@ def test_100000_rows_are_capped_on_screen_and_complete_in_the_download(dataset):
     assert len(_table(at)) == 10_000
     assert any("Showing the first 10,000 rows" in c.value for c in at.caption)
     from o11y_data import load_settings, open_db
-    from o11y_data.queries import Filters
+    from o11y_data.query.queries import Filters
     from ui.sql_console import download_csv
 
     data = download_csv(open_db(load_settings(secrets_paths=[])), sql, Filters())

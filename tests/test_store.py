@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from o11y_data import O11yError, SyncBusy, demo, load_settings, open_db, sync
-from o11y_data.store import Store
+from o11y_data import O11yError, SyncBusy, load_settings, open_db, sync
+from o11y_data.ingest import demo
+from o11y_data.ingest.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +39,8 @@ def expected_counts(src: Path) -> tuple[int, int]:
 
     import pyarrow.parquet as pq
 
-    from o11y_data import iceberg
-    from o11y_data.source import LocalSource
+    from o11y_data.ingest import iceberg
+    from o11y_data.ingest.source import LocalSource
 
     source = LocalSource(src, bucket=demo.BUCKET)
     meta = iceberg.newest_metadata(source, demo.TABLE_PREFIX)

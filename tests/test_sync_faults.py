@@ -21,10 +21,10 @@ import pytest
 
 from o11y_data import O11yError, open_db, sync
 from o11y_data.errors import LocalIOError, TransportError
-from o11y_data.store import Store
+from o11y_data.ingest.store import Store
 from tests.support.tables import append, event, new_table, r2_settings, rows, s3_put
 
-sync_mod = importlib.import_module("o11y_data.sync")  # the module; ``sync`` is its function
+sync_mod = importlib.import_module("o11y_data.ingest.sync")  # the module; ``sync`` is its function
 sync_module = sync_mod
 
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from o11y_data import O11yError, open_db, sync
-from o11y_data import queries as q
-from o11y_data.source import make_s3_client
+from o11y_data.ingest.source import make_s3_client
+from o11y_data.query import queries as q
 from tests.support.cli import cli
 from tests.support.tables import (
     PREFIX,
@@ -42,7 +42,7 @@ def test_compacted_files_are_not_counted_twice(s3_admin, bucket, proxy, tmp_path
     c = rows([event(ms=400, agent="did:cf:beta")], start=T0.replace(hour=14))
     keys = append(writer, a, b)
     append(writer, c)
-    from o11y_data.iceberg_write import unstructured_table
+    from o11y_data.ingest.iceberg_write import unstructured_table
 
     writer.compact(keys, unstructured_table(a + b))  # a and b stay in data/, no longer live
     # An orphan of a failed write: in data/, named by no snapshot.
@@ -300,7 +300,7 @@ def test_metadata_naming_a_missing_file_keeps_the_previous_snapshot(
     keys = append(writer, rows([event(ms=2)]))
     s3_admin.delete_object(Bucket=bucket, Key=keys[0])
     with (
-        caplog.at_level("WARNING", logger="o11y_data.sync"),
+        caplog.at_level("WARNING", logger="o11y_data.ingest.sync"),
         pytest.raises(O11yError, match="missing") as exc,
     ):
         sync(settings)
@@ -318,7 +318,7 @@ def test_metadata_naming_a_missing_file_keeps_the_previous_snapshot(
 def test_structured_stream_gives_the_same_events(s3_admin, bucket, tmp_path, moto_endpoint):
     import pyarrow as pa
 
-    from o11y_data.iceberg_write import parquet_bytes
+    from o11y_data.ingest.iceberg_write import parquet_bytes
 
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     writer.columns = [
@@ -369,7 +369,7 @@ def test_an_object_gone_because_the_table_moved_on_says_sync_again(
     import time
 
     from o11y_data.errors import ObjectMissing
-    from o11y_data.iceberg_write import unstructured_table
+    from o11y_data.ingest.iceberg_write import unstructured_table
 
     writer = new_table(s3_put(s3_admin, bucket), bucket)
     a = rows([event(ms=100), event(ms=200)])

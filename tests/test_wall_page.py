@@ -13,8 +13,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from o11y_data import O11yError, load_settings, sync
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
-from o11y_data.store import Store
+from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
+from o11y_data.ingest.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"

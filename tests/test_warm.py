@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from o11y_data import queries as q
-from o11y_data.queries import Filters
+from o11y_data.query import queries as q
+from o11y_data.query.queries import Filters
 from ui.warm import Call, Warmer, shift
 
 REPO = Path(__file__).resolve().parents[1]

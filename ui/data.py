@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from o11y_data import EventsDB, O11yError, Settings, load_settings
-from o11y_data import queries as q
 from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer
 from o11y_data.logs import setup_logging
-from o11y_data.queries import screen_name
+from o11y_data.query import queries as q
+from o11y_data.query.queries import screen_name
 from ui.warm import Warmer
 
 T = TypeVar("T")
@@ -66,7 +66,7 @@ def generation() -> int:
     return get_db().refresh().number
 
 
-Screen = Callable[..., Any]  # a function of o11y_data.queries marked @screen
+Screen = Callable[..., Any]  # a function of o11y_data.query.queries marked @screen
 
 
 # Bounded on purpose: the app runs for weeks and every new generation makes older entries dead
@@ -91,7 +91,7 @@ def get_warmer() -> Warmer:
 
 def cached(fn: Screen, *args: Any, **kwargs: Any) -> Any:
     """``fn(db, *args, **kwargs)`` through the result cache, ``fn`` a question of
-    ``o11y_data.queries`` (e.g. ``cached(q.totals, filters)``).
+    ``o11y_data.query.queries`` (e.g. ``cached(q.totals, filters)``).
 
     Arguments must be hashable primitives or ``Filters`` (a frozen dataclass of primitives).
     """

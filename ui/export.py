@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from o11y_data import EventsDB, csv_out
-from o11y_data import queries as q
-from o11y_data.queries import Filters
+from o11y_data import EventsDB
+from o11y_data.query import csv_out
+from o11y_data.query import queries as q
+from o11y_data.query.queries import Filters
 
 MAX_EXPORT_ROWS = 1_000_000
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from o11y_data import routes
-from o11y_data.queries import Filters
+from o11y_data.query.queries import Filters
 
 # The presets' names and spans are the route table's (alert links use the same names).
 PRESETS: dict[str, timedelta | None] = {

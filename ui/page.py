@@ -18,9 +18,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from o11y_data import O11yError, Settings
-from o11y_data import queries as q
 from o11y_data.background import BackgroundSyncer
-from o11y_data.queries import Filters
+from o11y_data.query import queries as q
+from o11y_data.query.queries import Filters
 from ui import data as D
 from ui import filters as F
 from ui import fmt, refresh, sidebar
@@ -82,8 +82,9 @@ def agent_names() -> dict[str, str]:
 
 
 def load(fn: D.Screen, *args: Any, what: str = "data", **kwargs: Any) -> Any:
-    """``fn(db, *args, **kwargs)`` through the cache (``fn`` a question of ``o11y_data.queries``,
-    e.g. ``load(q.totals, c.filters)``); a failure shows one line and returns None."""
+    """``fn(db, *args, **kwargs)`` through the cache (``fn`` a question of
+    ``o11y_data.query.queries``, e.g. ``load(q.totals, c.filters)``); a failure shows one line and
+    returns None."""
     try:
         return D.cached(fn, *args, **kwargs)
     except O11yError as exc:

@@ -1,6 +1,6 @@
 """The SQL console's pieces: the examples, the session's recent queries, running and downloading.
 
-Queries run in ``o11y_data.sandbox`` (a locked DuckDB connection that reads only the store's
+Queries run in ``o11y_data.query.sandbox`` (a locked DuckDB connection that reads only the store's
 events); this module adds the screen's caps and the result cache.
 """
 
@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from o11y_data import EventsDB
-from o11y_data import sandbox as sb
-from o11y_data.queries import Filters
+from o11y_data.query import sandbox as sb
+from o11y_data.query.queries import Filters
 from ui import data as D
 
 RECENT_KEY = "sql_recent"

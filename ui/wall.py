@@ -450,8 +450,8 @@ def load(
 ) -> tuple[list[Tile], Totals, list[str], dict[str, str]]:
     """Tiles and totals judged at ``at`` (through the per-generation query cache); ``alerting``
     marks the agents with an alert firing."""
-    from o11y_data import queries as q
-    from o11y_data.queries import Filters
+    from o11y_data.query import queries as q
+    from o11y_data.query.queries import Filters
     from ui.data import cached
 
     start, end = window_bounds(at, cfg)
@@ -480,7 +480,7 @@ def current_config(
 def _freshness(db) -> dict:
     """``queries.freshness`` plus this process's syncer: a sync that failed before it could record
     its status (e.g. the source vanished before the first sync) still shows up."""
-    from o11y_data.queries import freshness
+    from o11y_data.query.queries import freshness
     from ui.data import get_syncer
 
     fresh = dict(freshness(db))

@@ -25,20 +25,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from o11y_data.queries import Filters
+from o11y_data.query.queries import Filters
 from ui.filters import ceil_minute
 
 log = logging.getLogger(__name__)
 
-# (question, generation, args, kwargs): the question is a function of o11y_data.queries.
+# (question, generation, args, kwargs): the question is a function of o11y_data.query.queries.
 Compute = Callable[[Callable[..., Any], int, tuple, tuple], Any]
 THREAD_NAME = "o11y-warm"
 
 
 @dataclass(frozen=True)
 class Call:
-    """One ``fn(db, *args, **kwargs)`` a page made (``fn`` a question of ``o11y_data.queries``),
-    and the minute it was made in."""
+    """One ``fn(db, *args, **kwargs)`` a page made (``fn`` a question of
+    ``o11y_data.query.queries``), and the minute it was made in."""
 
     fn: Callable[..., Any]
     args: tuple

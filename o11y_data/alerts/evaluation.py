@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 
 from .. import routes
 from ..config import Settings, webhook_id, webhook_label
-from ..db import EventsDB
 from ..errors import O11yError
+from ..query.db import EventsDB
 from .measure import Measurer, Reading, Readings
 from .notice import Notice
 from .rules import AGE_METRICS, SEVERITIES, Rule, RuleSet, clip, load_rules

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import planner
-from ..db import EventsDB
+from ..query import planner
+from ..query.db import EventsDB
 from .rules import AGE_METRICS, COMPARISONS, COUNT_METRICS, RATE_METRICS, Rule
 
 HORIZON_S = 86400  # per-agent and per-mode rules look at keys seen in the last 24 h

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Settings
-from ..db import EventsDB
 from ..errors import O11yError
+from ..query.db import EventsDB
 from .delivery import Deliverer, Options, deliver
 from .evaluation import FAULT_NOTIFY_AFTER, Evaluation, evaluate
 from .notice import Notice

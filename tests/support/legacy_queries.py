@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from o11y_data.db import CHOICES, STORE_INFO, EventsDB, choices_sql, store_info
+from o11y_data.ingest.store import CHOICES, choices_sql
+from o11y_data.query.db import STORE_INFO, EventsDB, store_info
 
 if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
     import pandas as pd
 
-    from o11y_data.store import GenerationHead
+    from o11y_data.ingest.store import GenerationHead
 
 MODES = ("think", "reflection", "housekeeping")
 UNKNOWN = "unknown"  # the agent of events without one (docs/events.md): shown apart, never an agent
@@ -1368,7 +1369,7 @@ def export_events(
     """Write the explorer's filtered view (every matching event, newest first, at most ``limit``)
     to ``dest`` as CSV (times as ISO-8601 UTC text) or zstd Parquet. DuckDB streams the rows to
     the file: nothing is materialised in Python. Returns the rows written."""
-    from o11y_data.normalize import _lit
+    from o11y_data.ingest.normalize import sql_literal
 
     w, p = _search_where(f, search)
     if fmt == "csv":
@@ -1384,6 +1385,6 @@ def export_events(
         raise ValueError(f"fmt must be csv or parquet, not {fmt!r}")
     return db.copy(
         f"COPY (SELECT {cols} FROM events WHERE {w} ORDER BY ts DESC LIMIT ?) "
-        f"TO {_lit(str(dest))} ({options})",
+        f"TO {sql_literal(str(dest))} ({options})",
         [*p, int(limit)],
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from o11y_data import load_settings, sync
-from o11y_data.iceberg_write import TableWriter, folder_put, unstructured_table
+from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 
 PREFIX = "__r2_data_catalog/cat0001/tbl0001/"
 AGENTS = ["did:cf:a", "did:cf:b", "did:cf:c", "unknown"]  # "unknown": no agent, kept apart

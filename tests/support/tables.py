@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from o11y_data import Settings, load_settings
-from o11y_data.iceberg_write import TableWriter, parquet_bytes, unstructured_table
+from o11y_data.ingest.iceberg_write import TableWriter, parquet_bytes, unstructured_table
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 PREFIX = "__r2_data_catalog/cat0001/tbl0001/"

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .normalize import _lit
+from .normalize import sql_literal
 
 VERSION = 3  # 2: the monthly histograms; 3: the network's lag histogram
 ALPHA = 0.009  # relative error of a histogram bucket's representative value
@@ -154,7 +154,7 @@ def _derived_sql(table: str, daily_file: Path) -> str:
 
 
 def _files_sql(paths: Sequence[Path]) -> str:
-    return "read_parquet([" + ", ".join(_lit(str(p)) for p in paths) + "])"
+    return "read_parquet([" + ", ".join(sql_literal(str(p)) for p in paths) + "])"
 
 
 def _days(conn: Any, sql: str, params: list[Any] | None = None) -> set[Any]:
@@ -280,8 +280,9 @@ def update(
                 old = months_prev.get(month, {}).get(table)
                 if old is not None:
                     # The month's other days, as published; the touched days come fresh.
+                    published = sql_literal(str(folder / old))
                     fresh += (
-                        f" UNION ALL BY NAME SELECT * FROM read_parquet({_lit(str(folder / old))})"
+                        f" UNION ALL BY NAME SELECT * FROM read_parquet({published})"
                         " WHERE NOT (list_contains(?::TIMESTAMPTZ[], date_trunc('day', t))"
                         + (" OR t IS NULL" if None in (days or ()) else "")
                         + ")"
@@ -301,7 +302,8 @@ def _write(cur: Any, sql: str, params: list[Any], dest: Path) -> int:
     """COPY ``sql`` to ``dest`` through a temporary name; returns rows (none: no file)."""
     tmp = dest.parent / f".part-{dest.name}.tmp"
     cur.execute(
-        f"COPY ({sql} ORDER BY t) TO {_lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)", params
+        f"COPY ({sql} ORDER BY t) TO {sql_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)",
+        params,
     )
     rows = cur.fetchall()
     n = int(rows[0][0]) if rows and rows[0] else 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from . import rollups
+from ..ingest import rollups
 
 UNKNOWN = "unknown"  # the agent of events without one (docs/events.md): shown apart, never an agent
 MODES = ("think", "reflection", "housekeeping")

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from . import rollups
-from .errors import O11yError, QueryBug, QueryTimeout
-from .normalize import STORE_COLUMNS, _lit, prepare
-from .store import GenerationHead, Store
+from ..errors import O11yError, QueryBug, QueryTimeout
+from ..ingest import rollups
+from ..ingest.normalize import STORE_COLUMNS, prepare, sql_literal
+from ..ingest.store import GenerationHead, Store, newest_ingest_ts
 
 if TYPE_CHECKING:  # pandas is imported by the first DataFrame query, not by the CLI's status
     import pandas as pd
@@ -296,7 +296,7 @@ def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMEST
     connection (the app's and the SQL sandbox's). ``newest_ingest`` is freshness's
     ``newest_ingest_ts`` (the app reads it from the segments' statistics instead)."""
     if spec.segments:
-        files = ", ".join(_lit(str(f)) for f in spec.segments)
+        files = ", ".join(sql_literal(str(f)) for f in spec.segments)
         base = f"SELECT * FROM read_parquet([{files}])"
     else:
         cols = ", ".join(f"NULL::{t} AS {n}" for n, t in STORE_COLUMNS)
@@ -325,28 +325,3 @@ def create_views(cur: Any, spec: ViewSpec, *, newest_ingest: str = "NULL::TIMEST
         f"CREATE OR REPLACE VIEW freshness AS SELECT {newest} AS newest_ts, "
         f"{newest_ingest} AS newest_ingest_ts, * FROM store_info"
     )
-
-
-CHOICES = ("agent", "mode", "event_type")  # the filter widgets' columns
-
-
-def choices_sql() -> str:
-    """The SELECT list of the filter choices (one sorted list per column; NULLs left out)."""
-    return ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in CHOICES)
-
-
-def newest_ingest_ts(cur: Any, segments: list[Path]) -> Any:
-    """The newest ``ingest_ts`` of any row of ``segments`` (unparseable ones included): from the
-    column statistics when every row group carries a max (or holds only NULLs), read in the
-    same pass, else a scan; None for no rows."""
-    if not segments:
-        return None
-    files = ", ".join(_lit(str(f)) for f in segments)
-    complete, newest = cur.execute(
-        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values), "
-        "max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
-        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
-    ).fetchall()[0]
-    if complete:
-        return newest
-    return cur.execute(f"SELECT max(ingest_ts) FROM read_parquet([{files}])").fetchall()[0][0]

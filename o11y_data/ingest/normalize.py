@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import O11yError
 from . import ranges
-from .errors import O11yError
 from .iceberg import SchemaField
 
 # Columns of the normalized store, in order. ``file`` is the source key the row came from.
@@ -78,7 +78,7 @@ def _q(ident: str) -> str:
     return '"' + ident.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -167,7 +167,7 @@ def _default_literal(f: SchemaField) -> tuple[str, str]:
     v, t = f.initial_default, f.type
     try:
         if t == "string" and isinstance(v, str):
-            return f"{_lit(v)}::VARCHAR", "string"
+            return f"{sql_literal(v)}::VARCHAR", "string"
         if t in _INT_TYPES and isinstance(v, int) and not isinstance(v, bool):
             return f"CAST({int(v)} AS {_INT_TYPES[t][0]})", _INT_TYPES[t][1]
         finite = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
@@ -176,20 +176,29 @@ def _default_literal(f: SchemaField) -> tuple[str, str]:
         if t == "boolean" and isinstance(v, bool):
             return ("true" if v else "false"), "bool"
         if t == "date" and isinstance(v, str):
-            return f"DATE {_lit(dt.date.fromisoformat(v).isoformat())}", "date32[day]"
+            return f"DATE {sql_literal(dt.date.fromisoformat(v).isoformat())}", "date32[day]"
         if t in ("timestamp", "timestamptz") and isinstance(v, str):
             when = dt.datetime.fromisoformat(v)
             if t == "timestamptz":
                 if when.tzinfo is None:
                     raise ValueError(v)
                 when = when.astimezone(dt.UTC).replace(tzinfo=None)
-                return f"TIMESTAMPTZ {_lit(when.isoformat() + '+00:00')}", "timestamp[us, tz=UTC]"
-            return f"TIMESTAMP {_lit(when.replace(tzinfo=None).isoformat())}", "timestamp[us]"
+                return (
+                    f"TIMESTAMPTZ {sql_literal(when.isoformat() + '+00:00')}",
+                    "timestamp[us, tz=UTC]",
+                )
+            return (
+                f"TIMESTAMP {sql_literal(when.replace(tzinfo=None).isoformat())}",
+                "timestamp[us]",
+            )
         m = _DECIMAL_RE.match(t)
         if m and isinstance(v, str):
             exact = decimal.Decimal(v)
             if exact.is_finite():
-                return f"CAST({_lit(str(exact))} AS DECIMAL({m[1]}, {m[2]}))", f"decimal128({t})"
+                return (
+                    f"CAST({sql_literal(str(exact))} AS DECIMAL({m[1]}, {m[2]}))",
+                    f"decimal128({t})",
+                )
     except (ValueError, ArithmeticError):
         pass
     raise O11yError(
@@ -306,13 +315,13 @@ def source_sql(
     cols = shape.named(names)
     constants = fills(shape, names, fields)
     cols.update({c.name: Column(c.column, c.type) for c in constants})
-    files = "[" + ", ".join(_lit(str(p)) for p in paths) + "]"
+    files = "[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"
     cut = len(str(raw_root)) + 2  # file name -> key relative to the raw folder
     file = f"substr(s.{_q(FILE_COLUMN)}, {cut})"
     deletes = deletes or Deletes()
     # Row numbers only where positions are deleted: a file may have a column of that name.
     rows = ", file_row_number = true" if deletes.positions else ""
-    read = f"read_parquet({files}, filename = {_lit(FILE_COLUMN)}{rows})"
+    read = f"read_parquet({files}, filename = {sql_literal(FILE_COLUMN)}{rows})"
     if constants:
         consts = ", ".join(f"{c.sql} AS {_q(c.column)}" for c in constants)
         read = f"(SELECT *, {consts} FROM {read})"
@@ -328,10 +337,10 @@ def source_sql(
     conds = []
     for eq in deletes.equality:
         match = " AND ".join(f"e.{_q(d)} IS NOT DISTINCT FROM s.{_q(c)}" for c, d in eq.on)
-        keys = ", ".join(_lit(k) for k in eq.keys)
+        keys = ", ".join(sql_literal(k) for k in eq.keys)
         conds.append(
             f"NOT ({file} IN ({keys}) AND EXISTS "
-            f"(SELECT 1 FROM read_parquet({_lit(str(eq.path))}) e WHERE {match}))"
+            f"(SELECT 1 FROM read_parquet({sql_literal(str(eq.path))}) e WHERE {match}))"
         )
     if conds:
         sql += " WHERE " + " AND ".join(conds)
@@ -361,7 +370,11 @@ def load_positions(
                     [k for *_, k in parquet],
                 ],
             )
-            files = "[" + ", ".join(_lit(str(p)) for p in sorted({p for p, _, _ in parquet})) + "]"
+            files = (
+                "["
+                + ", ".join(sql_literal(str(p)) for p in sorted({p for p, _, _ in parquet}))
+                + "]"
+            )
             cur.execute(
                 f"INSERT INTO {_q(table)} SELECT t.k, d.pos FROM "
                 f"read_parquet({files}, filename = true) d JOIN o11y_pos_targets t "
@@ -442,7 +455,7 @@ def write_segment(
     cur = conn.cursor()
     try:
         cur.execute(
-            f"COPY ({sql}) TO {_lit(str(out))} "
+            f"COPY ({sql}) TO {sql_literal(str(out))} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
         )
         rows = cur.fetchall()

@@ -27,15 +27,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import O11yError, SyncBusy
-from .locks import file_lock
-from .source import _atomic_write_stream
+from ..errors import O11yError, SyncBusy
+from ..locks import file_lock
+from .normalize import sql_literal
+from .source import atomic_write_stream
 
 KEEP_GENERATIONS = 3
 
 
 def _write_json(path: Path, data: Any) -> None:
-    _atomic_write_stream(path, iter([json.dumps(data, separators=(",", ":")).encode()]))
+    atomic_write_stream(path, iter([json.dumps(data, separators=(",", ":")).encode()]))
 
 
 @dataclass
@@ -270,7 +271,7 @@ class Store:
         gen.published_at = time.time()
         _write_json(self.gen_path(gen.number), gen.to_json())
         _write_json(self.head_path(gen.number), asdict(GenerationHead.of(gen)))
-        _atomic_write_stream(self.root / "CURRENT", iter([str(gen.number).encode()]))
+        atomic_write_stream(self.root / "CURRENT", iter([str(gen.number).encode()]))
         self.collect_garbage()
 
     def collect_garbage(self) -> None:
@@ -403,3 +404,30 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
+
+
+# -- facts the sync records about a generation's segments --------------------------------
+
+CHOICES = ("agent", "mode", "event_type")  # the filter widgets' columns
+
+
+def choices_sql() -> str:
+    """The SELECT list of the filter choices (one sorted list per column; NULLs left out)."""
+    return ", ".join(f"list(DISTINCT {c} ORDER BY {c}) AS {c}" for c in CHOICES)
+
+
+def newest_ingest_ts(cur: Any, segments: list[Path]) -> Any:
+    """The newest ``ingest_ts`` of any row of ``segments`` (unparseable ones included): from the
+    column statistics when every row group carries a max (or holds only NULLs), read in the
+    same pass, else a scan; None for no rows."""
+    if not segments:
+        return None
+    files = ", ".join(sql_literal(str(f)) for f in segments)
+    complete, newest = cur.execute(
+        "SELECT bool_and(stats_max_value IS NOT NULL OR stats_null_count = num_values), "
+        "max(TRY_CAST(stats_max_value AS TIMESTAMPTZ)) "
+        f"FROM parquet_metadata([{files}]) WHERE path_in_schema = 'ingest_ts'"
+    ).fetchall()[0]
+    if complete:
+        return newest
+    return cur.execute(f"SELECT max(ingest_ts) FROM read_parquet([{files}])").fetchall()[0][0]

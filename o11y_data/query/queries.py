@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from ..ingest.store import CHOICES, choices_sql
 from . import metrics as M
 from . import planner
-from .db import CHOICES, STORE_INFO, EventsDB, choices_sql, naming, store_info
+from .db import STORE_INFO, EventsDB, naming, store_info
 from .metrics import MODES as MODES  # re-exported: the screens' words
 from .metrics import UNKNOWN
 from .planner import (
@@ -42,7 +43,7 @@ from .planner import approximate as approximate
 if TYPE_CHECKING:  # imported where a DataFrame is built, so the CLI's status does not pay for it
     import pandas as pd
 
-    from .store import GenerationHead
+    from ..ingest.store import GenerationHead
 
 
 _P = ParamSpec("_P")
@@ -71,7 +72,7 @@ def screen_name(fn: Callable[..., Any]) -> str:
     """The name ``fn`` is known by, if it is one of :data:`SCREENS` (else a ValueError)."""
     name = getattr(fn, "__name__", "")
     if SCREENS.get(name) is not fn:
-        raise ValueError(f"{fn!r} is not a question of o11y_data.queries")
+        raise ValueError(f"{fn!r} is not a question of o11y_data.query.queries")
     return name
 
 
@@ -718,7 +719,7 @@ def export_events(
     """Write the explorer's filtered view (every matching event, newest first, at most ``limit``)
     to ``dest`` as CSV (times as ISO-8601 UTC text) or zstd Parquet. DuckDB streams the rows to
     the file: nothing is materialised in Python. Returns the rows written."""
-    from .normalize import _lit
+    from ..ingest.normalize import sql_literal
 
     w, p = _search_where(f, search)
     if fmt == "csv":
@@ -735,6 +736,6 @@ def export_events(
         raise ValueError(f"fmt must be csv or parquet, not {fmt!r}")
     return db.copy(
         f"COPY (SELECT {cols} FROM events WHERE {w} ORDER BY ts DESC LIMIT ?) "
-        f"TO {_lit(str(dest))} ({options})",
+        f"TO {sql_literal(str(dest))} ({options})",
         [*p, int(limit)],
     )

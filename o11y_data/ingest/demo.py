@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .config import Settings
+from ..config import Settings
 from .iceberg_write import TableWriter, folder_put, parquet_bytes, unstructured_table
-from .source import LocalSource, _atomic_write_stream
+from .source import LocalSource, atomic_write_stream
 
 CATALOG_ID = "7f3c2a90d1e84b6f9a1c5e2d8b4f0a61"
 TABLE_ID = "0199a3e4-5b7c-7d21-9e4f-agentevents01"
@@ -236,7 +236,7 @@ def _save_state(
         "writer": writer.state(),
         "leftovers": leftovers or [],
     }
-    _atomic_write_stream(folder / STATE_FILE, iter([json.dumps(state).encode()]))
+    atomic_write_stream(folder / STATE_FILE, iter([json.dumps(state).encode()]))
 
 
 def advance(

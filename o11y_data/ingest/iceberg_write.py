@@ -1,9 +1,10 @@
 """Write an Iceberg v2 table in the pipeline's layout: for the demo, the tests and the benchmark.
 
-This is the other side of :mod:`o11y_data.iceberg`: it produces zstd Parquet data files partitioned
-by day of ``__ingest_ts``, a manifest per commit, a manifest list per snapshot and numbered
-``NNNNN-<uuid>.metadata.json`` files with absolute ``s3://`` paths, as R2 Data Catalog does. Objects
-go through a ``put(key, bytes)`` callable, so the same writer fills a folder or a test's S3 server.
+This is the other side of :mod:`o11y_data.ingest.iceberg`: it produces zstd Parquet data files
+partitioned by day of ``__ingest_ts``, a manifest per commit, a manifest list per snapshot and
+numbered ``NNNNN-<uuid>.metadata.json`` files with absolute ``s3://`` paths, as R2 Data Catalog
+does. Objects go through a ``put(key, bytes)`` callable, so the same writer fills a folder or a
+test's S3 server.
 The dashboard itself never calls this against the bucket it reads.
 """
 
@@ -361,8 +362,8 @@ def folder_put(root: Path) -> Put:
     """A ``put`` that writes objects as files under ``root`` (atomically)."""
 
     def put(key: str, data: bytes) -> None:
-        from .source import _atomic_write_stream
+        from .source import atomic_write_stream
 
-        _atomic_write_stream(root / key, iter([data]))
+        atomic_write_stream(root / key, iter([data]))
 
     return put

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import O11yError, TransportError
+from ..errors import O11yError, TransportError
 from .source import ObjectInfo, Source
 
 CATALOG_ROOT = "__r2_data_catalog/"
@@ -398,9 +398,9 @@ class ManifestCache:
             why = check.mismatch(len(data), records) if check else None
             if why is None:
                 if not cached:
-                    from .source import _atomic_write_stream
+                    from .source import atomic_write_stream
 
-                    _atomic_write_stream(path, iter([data]))
+                    atomic_write_stream(path, iter([data]))
                 return records
             path.unlink(missing_ok=True)
             problem = why

@@ -33,10 +33,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import rollups
+from ..errors import O11yError, QueryTimeout
+from ..ingest import rollups
+from ..ingest.normalize import prepare
 from .db import EventsDB, ViewSpec, create_views
-from .errors import O11yError, QueryTimeout
-from .normalize import prepare
 from .queries import Filters, where
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -359,7 +359,7 @@ def _context() -> Any:
     with _ctx_lock:
         if _ctx is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["o11y_data.sandbox"])
+            ctx.set_forkserver_preload(["o11y_data.query.sandbox"])
             _ctx = ctx
         return _ctx
 

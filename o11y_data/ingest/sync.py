@@ -34,24 +34,32 @@ from typing import Any
 
 import duckdb
 
+from ..config import Settings
+from ..errors import O11yError, ObjectMissing, TransportError, local_errno, local_io_error
 from . import iceberg, normalize, ranges, rollups
-from .config import Settings
-from .db import CHOICES, choices_sql, newest_ingest_ts
-from .errors import O11yError, ObjectMissing, TransportError, local_errno, local_io_error
 from .normalize import (
     Deletes,
     EqualityDelete,
     FileShape,
-    _lit,
     column_keys,
     file_shape,
     load_positions,
     prepare,
     reading_of,
+    sql_literal,
     write_segment,
 )
 from .source import Source, open_source
-from .store import BadFile, FileRecord, Generation, Segment, Store
+from .store import (
+    CHOICES,
+    BadFile,
+    FileRecord,
+    Generation,
+    Segment,
+    Store,
+    choices_sql,
+    newest_ingest_ts,
+)
 
 Progress = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
@@ -457,7 +465,7 @@ def _rewrite(
     """One segment holding the rows of ``segments`` minus files in ``drop``."""
     name = _segment_name()
     tmp = store.segments / f".part-{name}.tmp"
-    files = "[" + ", ".join(_lit(str(store.segments / s.name)) for s in segments) + "]"
+    files = "[" + ", ".join(sql_literal(str(store.segments / s.name)) for s in segments) + "]"
     cur = conn.cursor()
     try:
         cur.execute(
@@ -465,7 +473,7 @@ def _rewrite(
         )
         cur.execute(
             f"COPY (SELECT * FROM read_parquet({files}) WHERE file NOT IN (SELECT k FROM o11y_drop)"
-            f" ORDER BY ts, file) TO {_lit(str(tmp))} "
+            f" ORDER BY ts, file) TO {sql_literal(str(tmp))} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
         )
         cur.fetchall()

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .config import Settings
-from .errors import O11yError, ObjectMissing, TransportError, describe_s3_error, local_errno
+from ..config import Settings
+from ..errors import O11yError, ObjectMissing, TransportError, describe_s3_error, local_errno
 
 T = TypeVar("T")
 
@@ -165,7 +165,7 @@ def _new_s3_client(settings: Settings, *, max_pool: int) -> Any:
     return client
 
 
-def _atomic_write_stream(
+def atomic_write_stream(
     dest: Path,
     chunks: Iterator[bytes],
     *,
@@ -357,7 +357,7 @@ class S3Source:
             def check(got: int) -> None:
                 _verify(key, got, md5.hexdigest(), r, expected=size)
 
-            return _atomic_write_stream(dest, chunks(), durable=False, check=check)
+            return atomic_write_stream(dest, chunks(), durable=False, check=check)
 
         return self._call(f"reading {key}", call, key=key)
 
@@ -461,7 +461,7 @@ class LocalSource:
             if size >= 0 and got != size:
                 raise TransportError("Copy cut short", f"{key}: {got:,} of {size:,} bytes")
 
-        return _atomic_write_stream(dest, chunks(), durable=False, check=check)
+        return atomic_write_stream(dest, chunks(), durable=False, check=check)
 
 
 def open_source(settings: Settings, *, client: Any = None) -> Source:
