@@ -406,6 +406,7 @@ class Sample:
     generation: int
     sync_finished_at: float | None
     sync_ok: bool | None
+    load1: float = 0.0  # the machine's 1-minute load average
 
 
 class Sampler:
@@ -434,6 +435,7 @@ class Sampler:
                     generation=self.store.current_number(),
                     sync_finished_at=status.get("finished_at"),
                     sync_ok=status.get("ok"),
+                    load1=os.getloadavg()[0],
                 )
             )
 
@@ -525,6 +527,16 @@ def phase_figures(runs: Sequence[Run], samples: Sequence[Sample], before: Sample
         "children_max_mib": max((s.children_mib for s in samples), default=0.0),
         "syncs": syncs(samples, before),
         "server_cpu_s": cpu_s,
+        "load1": [
+            min((s.load1 for s in samples), default=0.0),
+            max((s.load1 for s in samples), default=0.0),
+        ],  # fmt: skip
+        "p95_by_minute": [
+            percentile(
+                [r.seconds for r in steady if r.answered and m * 60 <= r.at < m * 60 + 60], 0.95
+            )  # fmt: skip
+            for m in range(math.ceil(seconds / 60))
+        ],
         "client_cpu_s": client_cpu_s,
         "problems": sorted({p for r in runs for p in r.problems})[:20],
     }
@@ -583,6 +595,10 @@ def _load(v: Sequence[float]) -> str:
     return " ".join(f"{x:.1f}" for x in v)
 
 
+def _span(v: Sequence[float]) -> str:
+    return f"{min(v):.1f}–{max(v):.1f}"
+
+
 def verdicts(res: dict) -> dict[str, bool]:
     single, team = res["single"], res["team"]
     r = ratio(team["steady"]["p95"], single["steady"]["p95"])
@@ -605,7 +621,7 @@ def render(res: dict) -> str:
     v = verdicts(res)
     mem, mem1 = team["memory"] or {}, single["memory"] or {}
     lines = [
-        f"## Issue 18: a team at once ({n} viewers, {team['seconds'] / 60:.0f} min) — "
+        f"## Issue 18: a team at once ({n} viewers, {res['minutes']:g} min) — "
         f"{res['started'][:16].replace('T', ' ')} UTC",
         "",
         f"- **Command:** `.venv/bin/{res['command']}` ({res['started']} → {res['finished']}).",
@@ -645,6 +661,9 @@ def render(res: dict) -> str:
         f"{single['syncs']['generations']} | {team['syncs']['finished']} "
         f"({team['syncs']['failed']}) / {team['syncs']['generations']} | |",
         f"| server RSS start → end (max) | {_mib(mem1)} | {_mib(mem)} | |",
+        f"| server CPU (share of one core) | {_cpu(single)} | {_cpu(team)} | |",
+        f"| machine's 1-min load average (min–max) | {_span(single['load1'])} "
+        f"| {_span(team['load1'])} | |",
         f"| server RSS slope, after the first quarter | {_slope(mem1)} | {_slope(mem)} | |",
         "",
         "| kind of run | runs (single) | p95 (single) | runs (team) | p50 (team) | p95 (team) "
@@ -678,6 +697,8 @@ def render(res: dict) -> str:
             f"| {p} | {count} | {a['runs']:,} | {_ms(a['p95'])} | {b['runs']:,} "
             f"| {_ms(b['p50'])} | {_ms(b['p95'])} | {_x(ratio(b['p95'], a['p95']))} |"
         )
+    by_min = ", ".join(_ms(x) for x in team["p95_by_minute"])
+    lines += ["", f"Team p95 by minute (after the first visits): {by_min}."]
     lines += ["", "Verdicts:", ""]
     lines += [f"- {name}: **{'PASS' if ok else 'MISS'}**" for name, ok in v.items()]
     problems = sorted({*single["problems"], *team["problems"]})
@@ -694,6 +715,10 @@ def _mib(mem: dict) -> str:
     if not mem:
         return "—"
     return f"{mem['start_mib']:.0f} → {mem['end_mib']:.0f} MiB ({mem['max_mib']:.0f})"
+
+
+def _cpu(phase: dict) -> str:
+    return f"{phase['server_cpu_s']:.0f} s ({phase['server_cpu_s'] / phase['seconds']:.0%})"
 
 
 def _slope(mem: dict) -> str:
@@ -750,6 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "loadavg_start": os.getloadavg(),
         "viewers": args.viewers,
+        "minutes": args.minutes,
         "sync_s": args.sync_s,
         "advance_s": args.advance_s,
         "reload_every": args.reload_every,
