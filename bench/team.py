@@ -535,7 +535,7 @@ def phase_figures(runs: Sequence[Run], samples: Sequence[Sample], before: Sample
             percentile(
                 [r.seconds for r in steady if r.answered and m * 60 <= r.at < m * 60 + 60], 0.95
             )  # fmt: skip
-            for m in range(math.ceil(seconds / 60))
+            for m in range(max(1, int(seconds // 60)))  # whole minutes: the last part is short
         ],
         "client_cpu_s": client_cpu_s,
         "problems": sorted({p for r in runs for p in r.problems})[:20],
