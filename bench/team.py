@@ -510,6 +510,22 @@ def server_env(tmp: Path, sync_s: float) -> dict[str, str]:
     return env
 
 
+def streamlit_env(options: Sequence[str]) -> dict[str, str]:
+    """``OPTION=VALUE`` Streamlit config options as the environment variables Streamlit reads
+    (``runner.postScriptGC=false`` -> ``STREAMLIT_RUNNER_POST_SCRIPT_GC=false``)."""
+    from streamlit.string_util import to_snake_case
+
+    env = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key or not key.replace(".", "").isalnum():
+            raise ValueError(
+                f"--streamlit {item!r}: expected OPTION=VALUE, e.g. runner.fastReruns=false"
+            )
+        env[f"STREAMLIT_{to_snake_case(key.replace('.', '_')).upper()}"] = value
+    return env
+
+
 # -- the phases ------------------------------------------------------------------------------
 
 
@@ -635,7 +651,8 @@ def render(res: dict) -> str:
         f"sessions (`tests/support/st_client.py`): one on the SQL console running a new query "
         f"every {REFRESH_S} s, the others on {', '.join(PAGES)}, each with its own range, agents, "
         f"modes and errors-only; each page's own refresh fragment every {REFRESH_S} s and the "
-        f"whole page every {res['reload_every']}th refresh. The viewers' client runs in the "
+        f"whole page every {res['reload_every']}th refresh.{_options(res)} The viewers' client "
+        "runs in the "
         f"benchmark process on the same 2 cores (it used {team['client_cpu_s']:.0f} s of CPU "
         f"in the team phase, the server {team['server_cpu_s']:.0f} s).",
         f"- **Single viewer:** the same sessions on the same schedule for "
@@ -717,6 +734,11 @@ def _mib(mem: dict) -> str:
     return f"{mem['start_mib']:.0f} → {mem['end_mib']:.0f} MiB ({mem['max_mib']:.0f})"
 
 
+def _options(res: dict) -> str:
+    opts = res.get("streamlit_options") or []
+    return f" Streamlit options: {', '.join(f'`{o}`' for o in opts)}." if opts else ""
+
+
 def _cpu(phase: dict) -> str:
     return f"{phase['server_cpu_s']:.0f} s ({phase['server_cpu_s'] / phase['seconds']:.0%})"
 
@@ -756,8 +778,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-s", type=float, default=2.0, help="server RSS every N s")
     ap.add_argument("--timeout", type=float, default=120.0, help="a run's answer limit (s)")
     ap.add_argument("--seed", type=int, default=18, help="the viewers' filters")
+    ap.add_argument("--streamlit", action="append", default=[], metavar="OPTION=VALUE",
+                    help="a Streamlit config option for the server, e.g. "
+                    "runner.postScriptGC=false (repeatable)")  # fmt: skip
     ap.add_argument("--no-write", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args(argv)
+    try:
+        st_env = streamlit_env(args.streamlit)
+    except ValueError as exc:
+        ap.error(str(exc))
     if not 1 <= args.viewers <= 200 or not 0 < args.minutes <= 120:
         ap.error("--viewers 1..200 and --minutes up to 120")
     single_min = args.single_minutes or max(1.0, args.minutes / 5)
@@ -779,13 +808,14 @@ def main(argv: list[str] | None = None) -> int:
         "sync_s": args.sync_s,
         "advance_s": args.advance_s,
         "reload_every": args.reload_every,
+        "streamlit_options": args.streamlit,
     }
     tmp = Path(tempfile.mkdtemp(prefix="bench-team-"))
     proc = sampler = advancer = None
     try:
         log(f"building the demo table in {tmp / 'src'}")
         demo.build(tmp / "src", now=datetime.now(UTC), seed=7)
-        env = server_env(tmp, args.sync_s)
+        env = {**server_env(tmp, args.sync_s), **st_env}
         settings = load_settings(env, secrets_paths=[])
         sync(settings)
         res["events"] = _count_events(settings)
