@@ -18,6 +18,7 @@ from bench.team import (
     ratio,
     slope_per_min,
     sql_query,
+    streamlit_env,
     syncs,
     times,
     viewer_specs,
@@ -128,3 +129,18 @@ def test_each_sql_query_is_new_text_and_cycles_through_the_questions():
     assert len(set(queries)) == 12
     assert all(q.lstrip().upper().startswith("SELECT") for q in queries)
     assert queries[0].split("\n-- run")[0] == queries[5].split("\n-- run")[0]
+
+
+@pytest.mark.parametrize(
+    "key", ["runner.postScriptGC", "server.maxMessageSize", "client.toolbarMode"]
+)
+def test_streamlit_options_become_the_variables_streamlit_reads(key):
+    from streamlit.config_option import ConfigOption
+
+    assert streamlit_env([f"{key}=false"]) == {ConfigOption(key).env_var: "false"}
+
+
+@pytest.mark.parametrize("bad", ["postScriptGC=false", "runner.postScriptGC", "a.b;c=1"])
+def test_a_malformed_streamlit_option_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="expected OPTION=VALUE"):
+        streamlit_env([bad])
