@@ -20,7 +20,9 @@ or a reload would). One viewer is on the SQL console and runs a new query (``/sq
 Two phases on the same server, side by side in one run:
 
 1. **single**: the same viewers' sessions on the same schedule, but their runs one at a time
-   (never two in flight): what one viewer alone gets, on the same pages and filters.
+   (never two in flight): what one viewer alone gets, on the same pages and filters. Half of
+   ``--single-minutes`` runs just before the team and half just after, so a change in the shared
+   machine's load weighs on both sides of the ratio.
 2. **team**: every viewer at once, for ``--minutes``.
 
 Per phase: page times (p50, p95, max) by page and by kind of run; runs that did not answer in
@@ -529,57 +531,79 @@ def streamlit_env(options: Sequence[str]) -> dict[str, str]:
 # -- the phases ------------------------------------------------------------------------------
 
 
-def phase_figures(runs: Sequence[Run], samples: Sequence[Sample], before: Sample | None,
-                  seconds: float, cpu_s: float, client_cpu_s: float) -> dict:  # fmt: skip
+@dataclass
+class Block:
+    """One stretch of a phase: its runs, the samples taken during it and the one before it."""
+
+    runs: list[Run]
+    samples: list[Sample]
+    before: Sample | None
+    seconds: float
+    cpu_s: float  # the server's
+    client_cpu_s: float  # this process's (the viewers' client)
+
+
+def phase_figures(blocks: Sequence[Block]) -> dict:
+    """A phase's figures over its blocks: page times over every run; syncs, CPU and time summed;
+    memory from the first block (a fit across the gap between blocks would mean nothing)."""
+    runs = [r for b in blocks for r in b.runs]
+    samples = [s for b in blocks for s in b.samples]
     steady = [r for r in runs if r.kind != FIRST]
-    mem = memory_verdict([(s.at, s.rss_mib) for s in samples])
+    mem = memory_verdict([(s.at, s.rss_mib) for s in blocks[0].samples])
+    counted = [syncs(b.samples, b.before) for b in blocks]
+    first = [r for r in blocks[0].runs if r.kind != FIRST and r.answered]
     return {
-        "seconds": seconds,
+        "seconds": sum(b.seconds for b in blocks),
+        "blocks": len(blocks),
         "all": asdict(times(runs)),
         "steady": asdict(times(steady)),
         "kinds": {k: asdict(times([r for r in runs if r.kind == k])) for k in KINDS},
         "pages": {p: asdict(times([r for r in runs if r.page == p])) for p in (*PAGES, "sql")},
         "memory": asdict(mem) if mem else None,
         "children_max_mib": max((s.children_mib for s in samples), default=0.0),
-        "syncs": syncs(samples, before),
-        "server_cpu_s": cpu_s,
+        "syncs": {k: sum(c[k] for c in counted) for k in ("finished", "failed", "generations")},
+        "server_cpu_s": sum(b.cpu_s for b in blocks),
+        "client_cpu_s": sum(b.client_cpu_s for b in blocks),
         "load1": [
             min((s.load1 for s in samples), default=0.0),
             max((s.load1 for s in samples), default=0.0),
-        ],  # fmt: skip
-        "p95_by_minute": [
-            percentile(
-                [r.seconds for r in steady if r.answered and m * 60 <= r.at < m * 60 + 60], 0.95
-            )  # fmt: skip
-            for m in range(max(1, int(seconds // 60)))  # whole minutes: the last part is short
         ],
-        "client_cpu_s": client_cpu_s,
+        "p95_by_minute": [  # of the first block
+            percentile([r.seconds for r in first if m * 60 <= r.at < m * 60 + 60], 0.95)
+            for m in range(max(1, int(blocks[0].seconds // 60)))  # whole minutes only
+        ],
         "problems": sorted({p for r in runs for p in r.problems})[:20],
     }
 
 
-def run_phase(name: str, specs, url, args, sampler: Sampler, pid: int, seconds: float) -> tuple:
+def run_block(label: str, specs, url, args, sampler: Sampler, pid: int, seconds: float) -> Block:
+    """The viewers for ``seconds``: one run at a time (``single...``) or all at once (``team``)."""
     before = sampler.samples[-1] if sampler.samples else None
-    sampler.phase = name
+    sampler.phase = label
     cpu0, client0 = proc_cpu_s(pid), time.process_time()
     t = time.monotonic()
     viewers = make_viewers(specs, url, args)
-    runner = run_single if name == "single" else run_team
+    runner = run_single if label.startswith("single") else run_team
     runs = asyncio.run(runner(viewers, seconds))
     elapsed = time.monotonic() - t
     sampler.sample()
-    cpu = proc_cpu_s(pid) - cpu0
-    client = time.process_time() - client0
-    sampler.phase = "between"
-    figs = phase_figures(runs, sampler.of(name), before, elapsed, cpu, client)
-    st, sy = figs["steady"], figs["syncs"]
-    log(
-        f"[{name}] {len(runs)} runs in {elapsed:.0f}s: p50 {_ms(st['p50'])}, p95 {_ms(st['p95'])}"
-        f" (after first visits); {figs['all']['unanswered']} unanswered, "
-        f"{figs['all']['with_problems']} with an error; {sy['finished']} syncs "
-        f"({sy['generations']} new generations); server CPU {cpu:.0f}s"
+    block = Block(
+        runs=runs,
+        samples=sampler.of(label),
+        before=before,
+        seconds=elapsed,
+        cpu_s=proc_cpu_s(pid) - cpu0,
+        client_cpu_s=time.process_time() - client0,
     )
-    return runs, figs
+    sampler.phase = "between"
+    st, sy = times([r for r in runs if r.kind != FIRST]), syncs(block.samples, before)
+    log(
+        f"[{label}] {len(runs)} runs in {elapsed:.0f}s: p50 {_ms(st.p50)}, p95 {_ms(st.p95)}"
+        f" (after first visits); {st.unanswered} unanswered, {st.with_problems} with an "
+        f"error; {sy['finished']} syncs ({sy['generations']} new generations); server CPU "
+        f"{block.cpu_s:.0f}s"
+    )
+    return block
 
 
 def warm_up(url: str, timeout: float) -> list[str]:
@@ -655,8 +679,9 @@ def render(res: dict) -> str:
         "runs in the "
         f"benchmark process on the same 2 cores (it used {team['client_cpu_s']:.0f} s of CPU "
         f"in the team phase, the server {team['server_cpu_s']:.0f} s).",
-        f"- **Single viewer:** the same sessions on the same schedule for "
-        f"{single['seconds'] / 60:.1f} min just before, their runs one at a time.",
+        f"- **Single viewer:** the same sessions on the same schedule, their runs one at a time, "
+        f"for {single['seconds'] / 60:.1f} min: half just before the team, half just after "
+        "(its RSS: the half before).",
         "",
         "| figure | single viewer | team | team / single |",
         "| --- | --- | --- | --- |",
@@ -832,11 +857,16 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         advancer = Advancer(tmp / "src", args.advance_s)
         advancer.start()
-        log(f"single viewer: {len(specs)} sessions, one run at a time, {single_min:g} min")
-        _, res["single"] = run_phase("single", specs, url, args, sampler, proc.pid,
-                                     single_min * 60)  # fmt: skip
+        # The single viewer runs half before the team and half after, so a change in the
+        # machine's load during the run weighs on both sides of the ratio.
+        half = single_min * 30
+        log(f"single viewer: {len(specs)} sessions, one run at a time, {half / 60:g} min")
+        blocks = [run_block("single-before", specs, url, args, sampler, proc.pid, half)]
         log(f"team: {len(specs)} viewers at once, {args.minutes:g} min")
-        _, res["team"] = run_phase("team", specs, url, args, sampler, proc.pid, args.minutes * 60)
+        team = run_block("team", specs, url, args, sampler, proc.pid, args.minutes * 60)
+        log(f"single viewer again, {half / 60:g} min")
+        blocks.append(run_block("single-after", specs, url, args, sampler, proc.pid, half))
+        res["single"], res["team"] = phase_figures(blocks), phase_figures([team])
     finally:
         if advancer:
             advancer.stop()
