@@ -281,6 +281,9 @@ def render(results: dict[str, Any], analysis: Path) -> str:
     speed = analysis.parent / "speed.md"
     if speed.is_file():
         tail += ["", speed.read_text().rstrip()]
+    team = analysis.parent / "team.md"  # bench/team.py's runs (issue 18), appended there
+    if team.is_file():
+        tail += ["", team.read_text().rstrip()]
     return "\n".join(head + body + tail) + "\n"
 
 
