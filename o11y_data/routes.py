@@ -77,4 +77,7 @@ def view_link(
     if range_name != DEFAULT_RANGE:
         params["range"] = range_name
     query = f"?{urlencode(params)}" if params else ""
-    return f"{base_url.rstrip('/')}/{route.path}{query}"
+    # Streamlit serves the default page at the root only: ``/overview`` opens with a "page not
+    # found" dialog before it shows the overview.
+    path = "" if route.default else route.path
+    return f"{base_url.rstrip('/')}/{path}{query}"
