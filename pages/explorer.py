@@ -1,120 +1,28 @@
-"""Explorer: the filtered events as a sortable table, a text search, a row's JSON, downloads."""
+"""Explorer: the filtered events as a sortable table, a text search, a row's JSON, downloads.
 
-import json
-
-import streamlit as st
+Sections: ``ui/sections/explorer.py``.
+"""
 
 from o11y_data.query import queries as q
-from ui import data as D
-from ui import export, fmt
 from ui import page as P
-
-SHOWN = 5000
-K_SEARCH = "x_search"
-EXPORT_HELP = (
-    "Every matching event. Timestamps (ts, ingest_ts) are in UTC (ISO 8601), whatever time zone "
-    "the page shows."
-)
+from ui.sections import explorer as S
 
 
 def body(c: P.Ctx) -> None:
     P.title("Explorer", c)
-
-    def _search_changed() -> None:
-        text = (st.session_state.get(K_SEARCH) or "").strip()[:200]
-        if text:
-            st.query_params["q"] = text
-        elif "q" in st.query_params:
-            del st.query_params["q"]
-
-    search = (st.query_params.get("q") or "").strip()
-    if len(search) > 200:
-        st.warning("The search in the link was longer than 200 characters; it was shortened.")
-        search = search[:200]
-    st.session_state[K_SEARCH] = search
-    st.text_input(
-        "Search agent and raw JSON",
-        key=K_SEARCH,
-        on_change=_search_changed,
-        placeholder='e.g. a DID fragment, reflection, "errors":2',
-        help="Case-insensitive substring match on the agent and the raw event JSON.",
-    )
-
+    search = S.search_box()
     n = P.load(q.count_events, c.filters, search=search, what="the event count")
     if n is None:
         return
     if n == 0:
         P.no_data("these filters and search")
         return
-
-    df = P.load(q.events_table, c.filters, search=search, limit=SHOWN, what="events")
+    df = P.load(q.events_table, c.filters, search=search, limit=S.SHOWN, what="events")
     if df is None:
         return
-    shown = len(df)
-    st.caption(
-        f"{fmt.fmt_int(n)} matching events"
-        + (f"; the table shows the newest {shown:,} (downloads have all)." if n > shown else ".")
-        + " Click a column header to sort; select a row to see its full JSON."
-    )
-
-    db, f = D.get_db(), c.filters
-    # A row sized to its buttons (columns would cut "CSV (1,000,000 rows)" at 1440 px).
-    buttons = st.container(horizontal=True)
-    buttons.download_button(
-        f"CSV ({n:,} rows)",
-        data=lambda: export.download(db, f, search, fmt="csv"),
-        file_name="events.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-        help=EXPORT_HELP,
-    )
-    buttons.download_button(
-        f"Parquet ({n:,} rows)",
-        data=lambda: export.download(db, f, search, fmt="parquet"),
-        file_name="events.parquet",
-        mime="application/vnd.apache.parquet",
-        icon=":material/download:",
-        on_click="ignore",
-        help=EXPORT_HELP,
-    )
-
-    table = {
-        f"Time ({c.tz})": c.local(df["ts"]),
-        f"Ingested ({c.tz})": c.local(df["ingest_ts"]),
-        "Type": df["event_type"],
-        "Agent": [c.label(a) for a in df["agent"]],
-        "Mode": df["mode"],
-        "Duration ms": df["duration_ms"],
-        "Tool calls": df["tool_calls"],
-        "Errors": df["errors"],
-        "DID": df["agent"],
-        "Raw": df["raw"],
-    }
-    sel = st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=460,
-        key="x_table",
-        on_select="rerun",
-        selection_mode="single-row",
-        column_config={
-            f"Time ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
-            f"Ingested ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-            "Raw": st.column_config.TextColumn(width="large"),
-        },
-    )
-    rows = list(getattr(getattr(sel, "selection", None), "rows", []) or [])
-    if rows and rows[0] < shown:
-        row = df.iloc[rows[0]]
-        st.markdown(f"**Event** — {P.md_escape(c.ts(row['ts']))}, {P.md_escape(row['event_type'])}")
-        try:
-            st.json(json.loads(row["raw"]), expanded=True)
-        except (TypeError, ValueError):
-            st.code(str(row["raw"]))
-    else:
-        st.caption("Select a row to see its full JSON here.")
+    S.caption(n, len(df))
+    S.downloads(c, n, search)
+    S.selected_json(c, df, S.events_table(c, df))
 
 
 P.live(body)

@@ -1,83 +1,25 @@
-"""Modes: share of cycles per mode (overall, per agent), duration, tool calls, mix over time."""
+"""Modes: share of cycles per mode (overall, per agent), duration, tool calls, mix over time.
 
-import streamlit as st
+Sections: ``ui/sections/modes.py``.
+"""
 
 from o11y_data.query import queries as q
-from ui import figures as FG
-from ui import fmt
 from ui import page as P
-
-POINTS = 20000
+from ui.sections import modes as S
 
 
 def body(c: P.Ctx) -> None:
     P.title("Modes", c)
-
     bd = P.load(q.mode_breakdown, c.filters, what="modes")
     if bd is None:
         return
     if bd.empty:
         P.no_data()
         return
-
-    left, right = st.columns([1, 2])
-    with left:
-        P.chart(FG.mode_share(bd), key="md_share")
-    with right:
-        top = P.top_picker()
-        bda = P.load(q.mode_breakdown, c.filters, by_agent=True, top=top, what="modes per agent")
-        if bda is not None:
-            P.chart(FG.mode_share_by_agent(bda, labels=c.labels), key="md_share_agent")
-
-    left, right = st.columns(2)
-    with left:
-        pts = P.load(q.cycle_points, c.filters, limit=POINTS, what="durations")
-        if pts is not None:
-            P.chart(FG.duration_by_mode(pts), key="md_duration")
-            if len(pts) >= POINTS:
-                st.caption(f"Box plot of the newest {POINTS:,} cycles; the table below counts all.")
-    with right:
-        P.chart(FG.tools_by_mode(bd), key="md_tools")
-
-    b = P.bucket_s(c)
-    start, end = P.window(c)
-    mix = P.load(q.cycles_over_time, c.filters, by="mode", bucket_s=b, what="mode mix")
-    if mix is not None:
-        P.chart(FG.mode_mix_over_time(mix, tz=c.tz, start=start, end=end), key="md_mix")
-        st.caption(
-            f"Buckets of {fmt.bucket_label(b)}; a bucket without cycles has no mix and is left "
-            f"empty; times in {P.md_escape(c.tz)}."
-        )
-
-    st.subheader("By mode", anchor=False)
-    # Percentiles over more than 7 days come from rollups (within 1 %): their headings say "≈".
-    APPROX = bool(bd["approx"].any()) if "approx" in bd else False
-    P50, P95, P99 = (fmt.approx(f"p{q} s", APPROX) for q in (50, 95, 99))
-    st.dataframe(
-        {
-            "Mode": bd["mode"],
-            "Cycles": bd["cycles"],
-            "Share %": bd["share"] * 100,
-            "Avg s": bd["avg_ms"] / 1000,
-            P50: bd["p50_ms"] / 1000,
-            P95: bd["p95_ms"] / 1000,
-            P99: bd["p99_ms"] / 1000,
-            "Tool calls": bd["tools"],
-            "Avg tools": bd["avg_tools"],
-            "Error rate %": bd["error_rate"] * 100,
-        },
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Share %": st.column_config.NumberColumn(format="%.1f%%"),
-            "Avg s": st.column_config.NumberColumn(format="%.1f"),
-            P50: st.column_config.NumberColumn(format="%.1f"),
-            P95: st.column_config.NumberColumn(format="%.1f"),
-            P99: st.column_config.NumberColumn(format="%.1f"),
-            "Avg tools": st.column_config.NumberColumn(format="%.2f"),
-            "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
-        },
-    )
+    S.shares(c, bd)
+    S.durations_and_tools(c, bd)
+    S.mix_over_time(c)
+    S.by_mode_table(bd)
 
 
 P.live(body)

@@ -1,127 +1,22 @@
-"""SQL console: a read-only DuckDB SELECT over the store's views, kept in the URL (``?q=``)."""
+"""SQL console: a read-only DuckDB SELECT over the store's views, kept in the URL (``?q=``).
 
-import streamlit as st
+Sections: ``ui/sections/sql.py``.
+"""
 
-from o11y_data import O11yError
-from o11y_data.query import sandbox as sb
-from ui import autochart
-from ui import data as D
 from ui import page as P
-from ui import sql_console as S
-
-K_TEXT = "sql_text"
-K_APPLIED = "_sql_applied"  # the query from the link last put into the box
-
-
-def _set_query(sql: str) -> None:
-    sql = sql.strip()
-    if sql:
-        st.query_params["q"] = sql
-    elif "q" in st.query_params:
-        del st.query_params["q"]
-
-
-def _submitted() -> None:
-    _set_query(st.session_state.get(K_TEXT) or "")
+from ui.sections import sql as S
 
 
 def body(c: P.Ctx) -> None:
     P.title("SQL console", c)
-    st.caption(
-        "One read-only SELECT (DuckDB SQL) over the views `events`, `cycles`, `unparseable`, "
-        "`freshness`, the rollups `hourly`, `daily`, `duration_hist`, `lag_hist`, "
-        "`duration_hist_month`, `lag_hist_month`, `lag_hist_net`, and "
-        "`filtered_events`, `filtered_cycles`, which follow the sidebar filters. "
-        f"Times are UTC. Stopped after {sb.DEFAULT_TIMEOUT_S:g} s; the screen shows up to "
-        f"{sb.DISPLAY_ROWS:,} rows, the CSV up to {sb.DOWNLOAD_ROWS:,}. The query is kept in the "
-        "link, so a question can be shared."
-    )
-
-    sql = (st.query_params.get("q") or "").strip()
-    if len(sql) > sb.MAX_SQL_CHARS:
-        st.error(
-            f"The query in the link is {len(sql):,} characters long; the limit is "
-            f"{sb.MAX_SQL_CHARS:,}. It was not run.",
-            icon=":material/error:",
-        )
-        sql = ""
-    # The link's query fills the box when it changes (a new link, an example, a run), not on
-    # every refresh, so text being typed is not overwritten.
-    if st.session_state.get(K_APPLIED) != sql:
-        st.session_state[K_TEXT] = sql
-        st.session_state[K_APPLIED] = sql
-
-    with st.expander("Examples", expanded=not sql, icon=":material/lightbulb:"):
-        cols = st.columns(4)
-        for i, ex in enumerate(S.EXAMPLES):
-            cols[i % 4].button(
-                ex.title, key=f"sql_ex_{i}", on_click=_set_query, args=(ex.sql,), width="stretch"
-            )
-
-    with st.form("sql_form", border=False):
-        st.text_area(
-            "SQL",
-            key=K_TEXT,
-            height=170,
-            max_chars=sb.MAX_SQL_CHARS,
-            placeholder=S.EXAMPLES[0].sql,
-        )
-        st.form_submit_button(
-            "Run", type="primary", icon=":material/play_arrow:", on_click=_submitted
-        )
-
-    shown = None
-    if sql:
-        try:
-            with st.spinner("Running…"):
-                shown = S.run_for_screen(sql, c.filters)
-        except O11yError as exc:
-            st.error(P.md_escape(exc.one_line()), icon=":material/block:")
-        except Exception as exc:  # never a traceback on screen
-            st.error(
-                f"Query failed: unexpected {type(exc).__name__}: {P.md_escape(str(exc))[:200]}",
-                icon=":material/error:",
-            )
-
+    S.intro()
+    sql = S.link_query()
+    S.examples(sql)
+    S.editor()
+    shown = S.run(c, sql)
     if shown is not None:
-        S.remember(sql)
-        df = shown.df
-        n = len(df)
-        note = f"{n:,} rows in {shown.elapsed_s:.2f} s"
-        if shown.truncated:
-            note = (
-                f"Showing the first {n:,} rows; the query returned more. "
-                f"The CSV holds up to {sb.DOWNLOAD_ROWS:,}."
-            )
-        st.caption(note)
-        db, f = D.get_db(), c.filters
-        st.download_button(
-            f"CSV (up to {sb.DOWNLOAD_ROWS:,} rows)" if shown.truncated else f"CSV ({n:,} rows)",
-            data=lambda: S.download_csv(db, sql, f),
-            file_name="query.csv",
-            mime="text/csv",
-            icon=":material/download:",
-            on_click="ignore",
-        )
-        if n:
-            st.dataframe(df, hide_index=True, width="stretch", height=min(460, 38 + 35 * n))
-            fig = autochart.auto_chart(df)
-            if fig is not None:
-                P.chart(fig, key="sql_chart")
-        else:
-            st.info("The query returned no rows.", icon=":material/search_off:")
-
-    past = [q for q in S.recent() if q != sql]
-    if past:
-        st.subheader("Recent queries", anchor=False)
-        for i, q in enumerate(past):
-            st.button(
-                P.md_escape(S.one_line(q)),
-                key=f"sql_recent_{i}",
-                on_click=_set_query,
-                args=(q,),
-                icon=":material/history:",
-            )
+        S.result(c, sql, shown)
+    S.recent_queries(sql)
 
 
 P.live(body)

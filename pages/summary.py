@@ -1,72 +1,25 @@
 """Summary: the seed's agent x mode table (the team's first question) with error rate and
-percentiles, under the shared filters; the same numbers as ``python -m o11y_data summary``."""
+percentiles, under the shared filters; the same numbers as ``python -m o11y_data summary``.
 
-import streamlit as st
+Sections: ``ui/sections/summary.py``.
+"""
 
 from o11y_data.query import queries as q
-from ui import export
 from ui import page as P
+from ui.sections import summary as S
 
 
 def body(c: P.Ctx) -> None:
     P.title("Summary", c)
-
     df = P.load(q.summary, c.filters, extended=True, what="the summary")
     if df is None:
         return
     if df.empty:
         P.no_data()
         return
-
-    approx = bool(df["approx"].any())
-    st.caption(
-        f"{len(df):,} agent × mode rows, {int(df['cycles'].sum()):,} cycles. Ordered by agent, "
-        "then cycles (descending); click a column header to sort. avg_ms is the mean of known "
-        "durations, rounded; error_rate is the share of cycles with errors; percentiles "
-        "interpolate"
-        + (
-            "; ≈: over more than 7 days they come from daily histograms, within 1 %. "
-            if approx
-            else ". "
-        )
-        + "Downloads hold exactly this table."
-    )
-    left, right, _ = st.columns([1, 1, 4])
-    left.download_button(
-        "CSV",
-        data=export.table_csv(df),
-        file_name="summary.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    right.download_button(
-        "Parquet",
-        data=export.table_parquet(df),
-        file_name="summary.parquet",
-        mime="application/vnd.apache.parquet",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-
-    def pct(name: str) -> st.column_config.NumberColumn:
-        return st.column_config.NumberColumn(f"{name} ≈" if approx else name, format="%.0f")
-
-    # Agent names are untrusted text: a dataframe shows them as text, never as Markdown.
-    st.dataframe(
-        df,
-        hide_index=True,
-        width="stretch",
-        height=min(700, 38 + 35 * len(df)),
-        key="summary_table",
-        column_config={
-            "agent": st.column_config.TextColumn("agent", width="large"),
-            "error_rate": st.column_config.NumberColumn("error_rate", format="percent"),
-            "p50_ms": pct("p50_ms"),
-            "p95_ms": pct("p95_ms"),
-            "p99_ms": pct("p99_ms"),
-        },
-    )
+    S.caption(df)
+    S.downloads(df)
+    S.table(df)
 
 
 P.live(body)

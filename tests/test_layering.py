@@ -134,3 +134,28 @@ def test_cli_status_and_summary_load_no_pandas_pyarrow_boto3_or_fastavro(tmp_pat
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _code_lines(path: Path) -> int:
+    """Non-blank lines of ``path`` that hold code (a docstring counts), comment-only lines not."""
+    import tokenize
+
+    text = path.read_text()
+    lines = text.splitlines()
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
+    skip |= {tokenize.ENCODING, tokenize.ENDMARKER}
+    covered: set[int] = set()
+    with path.open("rb") as f:
+        for tok in tokenize.tokenize(f.readline):
+            if tok.type not in skip:
+                covered.update(range(tok.start[0], tok.end[0] + 1))
+    return sum(1 for n in covered if lines[n - 1].strip())
+
+
+def test_every_page_script_is_at_most_60_lines_of_code():
+    """A page reads as a table of contents; its sections live in ui/sections/<page>.py."""
+    pages = sorted((ROOT / "pages").glob("*.py"))
+    assert {"overview", "alerts", "health"} <= {p.stem for p in pages}
+    sizes = {p.name: _code_lines(p) for p in pages}
+    assert sizes["overview.py"] > 10  # the count sees code
+    assert {name: n for name, n in sizes.items() if n > 60} == {}
