@@ -104,7 +104,7 @@ def test_the_wall_depends_on_the_shared_helpers_never_the_reverse():
     ordinary page) imports the wall's modules."""
     wall = {"ui.wall", "ui.wall_logic"}
     offenders = []
-    sources = [*(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py")]
+    sources = [*(ROOT / "ui").rglob("*.py"), *(ROOT / "pages").glob("*.py")]
     for path in sources:
         if path.stem in {"wall", "wall_logic"}:
             continue
