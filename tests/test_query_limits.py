@@ -27,7 +27,9 @@ def test_a_slow_query_is_interrupted_at_its_deadline_and_the_error_names_it(demo
         assert isinstance(info.value.__cause__, duckdb.InterruptException)
         assert info.value.title == "Query timed out after 0.3 s"
         assert "the slow question" in info.value.detail
-        assert q.totals(db)["cycles"] > 0  # the connection answers the next question
+        # The connection answers the next question (under a limit a loaded machine meets).
+        db.query_timeout_s = 60.0
+        assert q.totals(db)["cycles"] > 0
     finally:
         db.close()
 
