@@ -93,3 +93,28 @@ def test_a_bad_sync_memory_cap_is_a_one_line_error(tmp_path, value):
             {"O11Y_CACHE_DIR": str(tmp_path), "O11Y_SYNC_MEMORY": value}, secrets_paths=[]
         )
     assert e.value.one_line().startswith("Bad O11Y_SYNC_MEMORY") and "\n" not in e.value.one_line()
+
+
+def test_app_keys_load_and_the_wall_token_is_a_secret_that_is_redacted(tmp_path):
+    secrets = write_secrets(tmp_path, '[wall]\ntoken = "file-wall-token"\n')
+    env = {
+        "O11Y_CACHE_DIR": str(tmp_path),
+        "O11Y_AGENTS_FILE": str(tmp_path / "names.toml"),
+        "O11Y_BACKGROUND_SYNC": "no",
+        "O11Y_WALL_ERR": "20%",
+        "O11Y_WALL_TZ": "  ",
+    }
+    s = load_settings(env, secrets_paths=[secrets])
+    assert s.agents_file == tmp_path / "names.toml" and s.background_sync is False
+    assert dict(s.wall_defaults) == {"err": "20%"}  # blank values are no default
+    assert s.wall_token.get() == "file-wall-token" and "file-wall-token" not in repr(s)
+    assert "file-wall-token" in secret_values(s)
+    s = load_settings({**env, "O11Y_WALL_TOKEN": "env-wins"}, secrets_paths=[secrets])
+    assert s.wall_token.get() == "env-wins"
+    d = load_settings({"O11Y_CACHE_DIR": str(tmp_path)}, secrets_paths=[])
+    assert (d.agents_file, d.background_sync, d.wall_defaults, d.wall_token) == (
+        Path("agents.toml"),
+        True,
+        (),
+        None,
+    )

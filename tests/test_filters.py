@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import pandas as pd
 import pytest
 
+from o11y_data import load_settings
 from o11y_data.query.queries import Filters
 from ui import agents, fmt, tables
 from ui import filters as F
@@ -205,7 +206,8 @@ def test_short_did_and_names(tmp_path):
     assert agents.load_names(tmp_path / "missing.toml") == {}
     (tmp_path / "bad.toml").write_text("[agents\n")
     assert agents.load_names(tmp_path / "bad.toml") == {}
-    assert agents.agents_file({"O11Y_AGENTS_FILE": str(path)}) == path
+    settings = load_settings({"O11Y_AGENTS_FILE": str(path)}, secrets_paths=[])
+    assert agents.agents_file(settings) == path
 
 
 def test_labels_are_unique():

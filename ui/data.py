@@ -29,9 +29,10 @@ def get_settings() -> Settings:
     """The environment over Streamlit's secrets (section ``[r2]``), through the one loader."""
     try:
         section = {k: str(v) for k, v in st.secrets.get("r2", {}).items()}
+        wall = {k: str(v) for k, v in st.secrets.get("wall", {}).items()}
     except Exception:  # no secrets file anywhere: the environment alone
-        section = {}
-    settings = load_settings(secrets=section)
+        section, wall = {}, {}
+    settings = load_settings(secrets=section, wall_secrets=wall)
     setup_logging(settings)  # root causes to <cache>/o11y.log, secrets redacted
     return settings
 
@@ -48,7 +49,7 @@ def get_syncer() -> BackgroundSyncer:
     syncer = BackgroundSyncer(get_settings())
     # Alerts are evaluated after every sync, on their own thread (never blocking the sync).
     syncer.after_sync.append(get_alert_worker().request)
-    if os.environ.get("O11Y_BACKGROUND_SYNC", "1") not in {"0", "false", "no"}:
+    if get_settings().background_sync:
         syncer.start()
     return syncer
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from ui.wall_logic import (
     WallConfig,
     assess,
     build_tiles,
-    config_from_env,
+    config_defaults,
     fit,
     network_totals,
     parse_config,
@@ -469,10 +468,10 @@ def load(
 
 
 def current_config(
-    params: Mapping[str, object], env: Mapping[str, str] | None = None
+    params: Mapping[str, object], defaults: Mapping[str, str]
 ) -> tuple[WallConfig, list[str]]:
-    """Config defaults (``O11Y_WALL_*``), then the URL on top."""
-    base, notices = config_from_env(dict(os.environ if env is None else env))
+    """Config defaults (``O11Y_WALL_*``, ``Settings.wall_defaults``), then the URL on top."""
+    base, notices = config_defaults(defaults)
     cfg, more = parse_config(params, base)
     return cfg, notices + more
 
@@ -548,10 +547,15 @@ def page() -> None:
     """The /wall page: kiosk CSS, the background syncer, and the self-refreshing wall."""
     import streamlit as st
 
-    from ui.data import get_syncer
+    from o11y_data import O11yError
+    from ui.data import get_settings, get_syncer
 
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    cfg, notices = current_config(params)
+    try:
+        defaults = dict(get_settings().wall_defaults)
+    except O11yError:  # bad settings: the wall says so through freshness; the URL still applies
+        defaults = {}
+    cfg, notices = current_config(params, defaults)
     st.markdown(KIOSK_CSS, unsafe_allow_html=True)
     try:
         get_syncer()  # keeps the cache current while the wall is open

@@ -31,24 +31,11 @@ from ui.fmt import as_utc, format_clock, format_span, newest_event_level, parse_
 
 STATUSES = ("down", "stale", "degraded", "healthy")  # most severe first
 
-# URL parameter -> environment variable giving its default (config without a link).
-ENV_NAMES = {
-    "agents": "O11Y_WALL_AGENTS",
-    "window": "O11Y_WALL_WINDOW",
-    "err": "O11Y_WALL_ERR",
-    "stale": "O11Y_WALL_STALE",
-    "down": "O11Y_WALL_DOWN",
-    "refresh": "O11Y_WALL_REFRESH",
-    "fresh": "O11Y_WALL_FRESH",
-    "horizon": "O11Y_WALL_HORIZON",
-    "sort": "O11Y_WALL_SORT",
-    "tz": "O11Y_WALL_TZ",
-}
-
 
 @dataclass(frozen=True)
 class WallConfig:
-    """What the wall shows; every field can be set in the URL (see :data:`ENV_NAMES` for keys)."""
+    """What the wall shows; every field can be set in the URL (defaults from ``O11Y_WALL_*``:
+    ``o11y_data.config.WALL_KEYS``)."""
 
     agents: tuple[str, ...] = ()  # DIDs or distinctive parts of them; empty: every agent seen
     window_s: int = 3600  # the window for cycles, error rate, p95 and the sparkline
@@ -185,10 +172,10 @@ def parse_config(
     return cfg, notices
 
 
-def config_from_env(env: Mapping[str, str]) -> tuple[WallConfig, list[str]]:
-    """Defaults from ``O11Y_WALL_*`` environment variables (the wall's config file-free config)."""
-    params = {k: env[v] for k, v in ENV_NAMES.items() if env.get(v, "").strip()}
-    return parse_config(params, DEFAULT, source="config")
+def config_defaults(defaults: Mapping[str, str]) -> tuple[WallConfig, list[str]]:
+    """The wall's defaults from the settings' ``O11Y_WALL_*`` values (its config without a link;
+    ``Settings.wall_defaults``)."""
+    return parse_config(dict(defaults), DEFAULT, source="config")
 
 
 def config_to_params(cfg: WallConfig) -> dict[str, str]:
