@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import O11yError
@@ -164,9 +164,6 @@ class Settings:
     @property
     def store_dir(self) -> Path:
         return self.cache_dir / self.source_id
-
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def default_cache_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -157,7 +158,6 @@ def test_round_trip_through_the_url():
         "errors": "1",
     }
     assert parse(params) == s
-    assert F.has_filter_params(params) and not F.has_filter_params({"q": "x"})
 
 
 def test_to_filters_carries_everything():
@@ -347,9 +347,8 @@ def test_tz_round_trips_through_the_url_and_reset_drops_it():
     params = F.to_params(s)
     assert params == {"range": "6h", "errors": "1", "tz": "Asia/Tokyo"}
     assert parse(params) == s
-    assert F.has_filter_params({"tz": "Asia/Tokyo"})
     assert not s.is_default() and F.FilterState().tz == "UTC"
-    assert s.with_(tz="UTC") != s  # a zone is part of the view
+    assert replace(s, tz="UTC") != s  # a zone is part of the view
 
 
 def test_custom_range_without_offset_is_read_in_the_zone_and_kept_utc():

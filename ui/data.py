@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import streamlit as st
 
-from o11y_data import EventsDB, O11yError, Settings, load_settings
+from o11y_data import EventsDB, Settings, load_settings
 from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer
 from o11y_data.logs import setup_logging
 from o11y_data.query import queries as q
 from o11y_data.query.queries import screen_name
 from ui.warm import Warmer
-
-T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
@@ -100,15 +98,6 @@ def cached(fn: Screen, *args: Any, **kwargs: Any) -> Any:
     kw = tuple(sorted(kwargs.items()))
     get_warmer().note(fn, args, kw)
     return _cached(name, generation(), args, kw)
-
-
-def safe(fn: Callable[[], T], *, what: str = "data") -> T | None:
-    """Run a data call; on a domain error show one line (no traceback) and return None."""
-    try:
-        return fn()
-    except O11yError as exc:
-        st.error(f"Could not load {what}: {exc.one_line()}")
-        return None
 
 
 def sync_now() -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -115,9 +115,6 @@ class FilterState:
 
     def is_default(self) -> bool:
         return self == FilterState()
-
-    def with_(self, **changes: object) -> FilterState:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def ceil_minute(t: datetime) -> datetime:
@@ -311,10 +308,6 @@ def to_params(state: FilterState) -> dict[str, str | list[str]]:
     if state.tz != DEFAULT_TZ:
         out["tz"] = state.tz
     return out
-
-
-def has_filter_params(params: Mapping[str, object]) -> bool:
-    return any(k in params for k in KEYS)
 
 
 def describe(state: FilterState) -> str:

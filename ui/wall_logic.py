@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -176,23 +176,6 @@ def config_defaults(defaults: Mapping[str, str]) -> tuple[WallConfig, list[str]]
     """The wall's defaults from the settings' ``O11Y_WALL_*`` values (its config without a link;
     ``Settings.wall_defaults``)."""
     return parse_config(dict(defaults), DEFAULT, source="config")
-
-
-def config_to_params(cfg: WallConfig) -> dict[str, str]:
-    """The URL parameters that differ from the defaults (to build a link for a TV)."""
-    out: dict[str, str] = {}
-    for f in fields(cfg):
-        value, default = getattr(cfg, f.name), getattr(DEFAULT, f.name)
-        if value == default:
-            continue
-        key = f.name.removesuffix("_s")
-        if f.name == "agents":
-            out[key] = ",".join(value)
-        elif f.name == "err":
-            out[key] = f"{value:g}"
-        else:
-            out[key] = str(value)
-    return out
 
 
 # -- status and tiles ------------------------------------------------------------------------

@@ -320,21 +320,6 @@ def mode_breakdown(
     return _frame(db, p, f"mode, {_MODES_COLS.format(part='')}, ? AS approx", "ORDER BY mode")
 
 
-@screen
-def duration_percentiles(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = None
-) -> pd.DataFrame:
-    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``, approx (percentiles from
-    histograms: a window longer than 7 days)."""
-    keys = {"agent": AGENT, "mode": MODE}
-    if by is not None and by not in keys:
-        raise ValueError(f"by must be agent, mode or None, not {by!r}")
-    key = keys[by].named("key") if by else constant("key", "all")
-    ms = [M.DURATIONS.as_("cycles"), M.AVG_MS, *M.DURATION_PERCENTILES]
-    p = planner.plan(db, ms, f, keys=[key])
-    return _frame(db, p, "key, cycles, avg_ms, p50_ms, p95_ms, p99_ms, ? AS approx", "ORDER BY key")
-
-
 _AGENTS = [
     M.CYCLES,
     M.ERROR_RATE,
