@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
 
 from o11y_data import EventsDB, Settings, load_settings
 from o11y_data.alerts import AlertWorker
-from o11y_data.background import BackgroundSyncer
+from o11y_data.background import BackgroundSyncer, SyncState
 from o11y_data.logs import setup_logging
 from o11y_data.query import queries as q
 from o11y_data.query.queries import screen_name
@@ -98,6 +99,23 @@ def cached(fn: Screen, *args: Any, **kwargs: Any) -> Any:
     kw = tuple(sorted(kwargs.items()))
     get_warmer().note(fn, args, kw)
     return _cached(name, generation(), args, kw)
+
+
+def with_sync_state(recorded: dict[str, Any] | None, state: SyncState) -> dict[str, Any] | None:
+    """The store's recorded freshness (``queries.freshness``; None when it could not be read)
+    merged with this process's syncer, for every screen that shows it: a sync that failed before
+    it could record its status (e.g. the source vanished before the first sync) still shows its
+    error, and a sync that succeeded counts before its status is read back."""
+    if recorded is None:
+        return None
+    fresh = dict(recorded)
+    last_ok = fresh.get("last_sync_at")
+    newer = last_ok is None or state.last_attempt > last_ok.timestamp()
+    if state.last_error and not fresh.get("last_error") and newer:
+        fresh["last_error"] = state.last_error
+    if last_ok is None and state.last_success:
+        fresh["last_sync_at"] = datetime.fromtimestamp(state.last_success, UTC)
+    return fresh
 
 
 def sync_now() -> str:

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from o11y_data.text import clip
 from ui.agents import UNKNOWN_AGENT, short_did
 from ui.filters import parse_zone, zone
 from ui.fmt import as_utc, format_clock, format_span, newest_event_level, parse_duration
 
 STATUSES = ("down", "stale", "degraded", "healthy")  # most severe first
+WALL_CLIP = 24  # a bad value quoted in a wall notice
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,6 @@ _FIELD = {
 _AGENT_TOKEN = re.compile(r"^[\w:.\-]{1,200}$")
 
 
-def _clip(text: object, n: int = 24) -> str:
-    s = str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _first(value: object) -> str:
     if isinstance(value, list | tuple):
         value = value[-1] if value else ""
@@ -116,7 +113,8 @@ def parse_config(
     notices: list[str] = []
 
     def bad(key: str, value: object, why: str, kept: str) -> None:
-        notices.append(f"{source}: ignored {key}={_clip(value)!s} ({why}); using {kept}")
+        shown = clip(value, WALL_CLIP, one_line=False)
+        notices.append(f"{source}: ignored {key}={shown} ({why}); using {kept}")
 
     for key, name in _FIELD.items():
         if key not in params:
@@ -144,7 +142,8 @@ def parse_config(
         good = tuple(dict.fromkeys(t for t in tokens if _AGENT_TOKEN.match(t)))
         wrong = [t for t in tokens if not _AGENT_TOKEN.match(t)]
         if wrong:
-            notices.append(f"{source}: ignored agents {', '.join(_clip(w) for w in wrong[:3])}")
+            shown = ", ".join(clip(w, WALL_CLIP, one_line=False) for w in wrong[:3])
+            notices.append(f"{source}: ignored agents {shown}")
         changes["agents"] = good
     if "sort" in params:
         raw = _first(params["sort"]).strip().lower()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..durations import format_span, parse_duration
+from ..text import clip
 
 # metric -> (unit, what it measures). Units: s (seconds), ms, ratio, count, per_hour.
 METRICS: dict[str, tuple[str, str]] = {
@@ -152,12 +153,6 @@ class RuleSet:
 
 class RuleError(ValueError):
     """A rule's key is wrong: ``str()`` names the key and the problem."""
-
-
-def clip(value: object, n: int = 40) -> str:
-    """One line of at most ``n`` characters (hostile text for a message)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _bounded(key: str) -> Callable[[object], float]:

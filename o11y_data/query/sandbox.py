@@ -36,6 +36,7 @@ import pyarrow as pa
 from ..errors import O11yError, QueryTimeout
 from ..ingest import rollups
 from ..ingest.normalize import prepare
+from ..text import aligned_table
 from .db import EventsDB, ViewSpec, create_views
 from .queries import Filters, where
 
@@ -330,12 +331,7 @@ def text_table(table: pa.Table) -> str:
     flat = flat_table(table)
     names = flat.column_names
     rows = [["" if v is None else str(v) for v in r.values()] for r in flat.to_pylist()]
-    cells = [names, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(names))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(names, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in out)
+    return aligned_table(names, rows)
 
 
 # -- the child process -----------------------------------------------------------------------
