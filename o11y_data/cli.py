@@ -136,7 +136,7 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
             modes=tuple(args.mode or ()),
         )
     except ValueError as exc:
-        raise O11yError("Bad time", str(exc)) from None
+        raise O11yError("Bad time", str(exc)) from exc
 
 
 def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:

@@ -177,6 +177,8 @@ def _read_secrets_file(paths: list[Path], section: str = "r2") -> dict[str, obje
             try:
                 data = tomllib.loads(path.read_text())
             except (OSError, tomllib.TOMLDecodeError) as exc:
+                # No cause chained, on purpose: the secrets are not loaded yet, so the log could
+                # not redact them, and a parser's message may quote the file's text.
                 raise O11yError(
                     "Cannot read secrets file", f"{path}: {type(exc).__name__}"
                 ) from None
@@ -241,18 +243,18 @@ def load_settings(
     interval = get("O11Y_SYNC_INTERVAL")
     try:
         sync_interval = float(interval) if interval else 60.0
-    except ValueError:
-        raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from None
+    except ValueError as exc:
+        raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from exc
     timeout = get("O11Y_R2_TIMEOUT")
     try:
         r2_timeout = float(timeout) if timeout else 20.0
-    except ValueError:
-        raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from None
+    except ValueError as exc:
+        raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from exc
     query_timeout = get("O11Y_QUERY_TIMEOUT")
     try:
         query_timeout_s = float(query_timeout) if query_timeout else 30.0
-    except ValueError:
-        raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a number of seconds") from None
+    except ValueError as exc:
+        raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a number of seconds") from exc
     if not math.isfinite(query_timeout_s) or query_timeout_s <= 0:
         raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a positive number of seconds")
     sync_memory = (get("O11Y_SYNC_MEMORY") or "2GB").replace(" ", "")

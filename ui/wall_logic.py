@@ -66,8 +66,8 @@ def parse_rate(text: str) -> float:
     pct = t.endswith("%")
     try:
         value = float(t.rstrip("%").strip())
-    except ValueError:
-        raise ValueError("not a rate (use e.g. 0.1 or 10%)") from None
+    except ValueError as exc:
+        raise ValueError("not a rate (use e.g. 0.1 or 10%)") from exc
     if not math.isfinite(value):
         raise ValueError("not a rate")
     if pct or value > 1:

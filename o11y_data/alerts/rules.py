@@ -174,8 +174,8 @@ def _threshold(metric: str, value: object) -> float:
     if unit == "ratio" and isinstance(value, str) and value.strip().endswith("%"):
         try:
             value = float(value.strip()[:-1]) / 100
-        except ValueError:
-            raise ValueError(f"{clip(value)!r} is not a percentage") from None
+        except ValueError as exc:
+            raise ValueError(f"{clip(value)!r} is not a percentage") from exc
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, not {clip(value)!r}")
     number = float(value)

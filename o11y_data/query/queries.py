@@ -572,8 +572,8 @@ def since(spec: str, *, now: datetime | None = None) -> datetime:
         return now - timedelta(seconds=int(spec[:-1]) * units[spec[-1]])
     try:
         t = datetime.fromisoformat(spec.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"not a time: {spec!r} (use ISO-8601 or 15m, 1h, 7d)") from None
+    except ValueError as exc:
+        raise ValueError(f"not a time: {spec!r} (use ISO-8601 or 15m, 1h, 7d)") from exc
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
