@@ -25,6 +25,7 @@ from .ingest import ranges
 from .ingest.store import GenerationHead, Store
 from .query import queries
 from .query.db import EventsDB
+from .text import aligned_table
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
             modes=tuple(args.mode or ()),
         )
     except ValueError as exc:
-        raise O11yError("Bad time", str(exc)) from None
+        raise O11yError("Bad time", str(exc)) from exc
 
 
 def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,17 +159,9 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([dict(zip(SUMMARY_COLUMNS, r, strict=True)) for r in rows], indent=1))
     else:
-        table = [SUMMARY_COLUMNS] + [["-" if v is None else str(v) for v in r] for r in rows]
-        widths = [max(len(row[i]) for row in table) for i in range(len(SUMMARY_COLUMNS))]
-        for n, row in enumerate(table):
-            print(
-                "  ".join(
-                    c.ljust(w) if i < 2 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                )
-            )
-            if n == 0:
-                print("  ".join("-" * w for w in widths))
+        cells = [["-" if v is None else str(v) for v in r] for r in rows]
+        numbers = range(2, len(SUMMARY_COLUMNS))  # agent and mode on the left, figures right
+        print(aligned_table(SUMMARY_COLUMNS, cells, align_right=numbers))
         if not rows:
             print("No data for these filters.")
         note = f"source: {settings.source_label}"

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import O11yError
@@ -42,6 +42,23 @@ _KEYS = {
     "O11Y_R2_TIMEOUT": "timeout",
     "O11Y_SYNC_MEMORY": "sync_memory",
     "O11Y_QUERY_TIMEOUT": "query_timeout",
+    "O11Y_AGENTS_FILE": "agents_file",
+    "O11Y_BACKGROUND_SYNC": "background_sync",
+}
+
+# The wall's defaults (config without a link): URL parameter -> environment variable. The values
+# stay text here; the wall (ui/wall_logic.py) parses them and says which ones it could not use.
+WALL_KEYS = {
+    "agents": "O11Y_WALL_AGENTS",
+    "window": "O11Y_WALL_WINDOW",
+    "err": "O11Y_WALL_ERR",
+    "stale": "O11Y_WALL_STALE",
+    "down": "O11Y_WALL_DOWN",
+    "refresh": "O11Y_WALL_REFRESH",
+    "fresh": "O11Y_WALL_FRESH",
+    "horizon": "O11Y_WALL_HORIZON",
+    "sort": "O11Y_WALL_SORT",
+    "tz": "O11Y_WALL_TZ",
 }
 
 
@@ -100,6 +117,12 @@ class Settings:
     sync_memory: str = "2GB"
     # Every query the app runs is interrupted past this many seconds (the SQL console has its own).
     query_timeout_s: float = 30.0
+    # The app: friendly agent names, whether it syncs in the background, the wall's defaults and
+    # its read-only token (O11Y_WALL_TOKEN, else ``[wall] token`` in secrets.toml).
+    agents_file: Path = Path("agents.toml")
+    background_sync: bool = True
+    wall_defaults: tuple[tuple[str, str], ...] = ()  # (URL parameter, text) pairs
+    wall_token: Secret | None = None
 
     @property
     def kind(self) -> str:
@@ -142,27 +165,40 @@ class Settings:
     def store_dir(self) -> Path:
         return self.cache_dir / self.source_id
 
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
 
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "o11y-dashboard"
 
 
-def _read_secrets_file(paths: list[Path]) -> dict[str, object]:
+def _read_secrets_file(paths: list[Path], section: str = "r2") -> dict[str, object]:
     for path in paths:
         if path.is_file():
             try:
                 data = tomllib.loads(path.read_text())
             except (OSError, tomllib.TOMLDecodeError) as exc:
+                # No cause chained, on purpose: the secrets are not loaded yet, so the log could
+                # not redact them, and a parser's message may quote the file's text.
                 raise O11yError(
                     "Cannot read secrets file", f"{path}: {type(exc).__name__}"
                 ) from None
-            section = data.get("r2", {})
-            return section if isinstance(section, dict) else {}
+            table = data.get(section, {})
+            return table if isinstance(table, dict) else {}
     return {}
+
+
+def load_wall_token(
+    env: Mapping[str, str] | None = None, *, wall_section: object = None
+) -> Secret | None:
+    """The wall's read-only token: ``O11Y_WALL_TOKEN``, else ``token`` of the ``[wall]`` section.
+
+    On its own (besides :func:`load_settings`) because the access gate must refuse a wall URL
+    even when the rest of the settings cannot load."""
+    env = os.environ if env is None else env
+    token = env.get("O11Y_WALL_TOKEN", "")
+    if not token and isinstance(wall_section, Mapping):
+        token = str(wall_section.get("token", "") or "")
+    return Secret(token) if token else None
 
 
 def load_settings(
@@ -170,18 +206,21 @@ def load_settings(
     *,
     secrets_paths: list[Path] | None = None,
     secrets: Mapping[str, object] | None = None,
+    wall_secrets: Mapping[str, object] | None = None,
 ) -> Settings:
     """Settings from ``env`` (default: the process environment) over the secrets.
 
     ``secrets`` is the ``[r2]`` section when the caller already has it (the app passes Streamlit's
     ``st.secrets``); otherwise it is read from ``secrets_paths`` (default
-    ``./.streamlit/secrets.toml``).
+    ``./.streamlit/secrets.toml``); ``wall_secrets`` likewise is its ``[wall]`` section.
     """
     env = dict(os.environ if env is None else env)
+    if secrets_paths is None:
+        secrets_paths = [Path.cwd() / ".streamlit" / "secrets.toml"]
     if secrets is None:
-        if secrets_paths is None:
-            secrets_paths = [Path.cwd() / ".streamlit" / "secrets.toml"]
         secrets = _read_secrets_file(secrets_paths)
+    if wall_secrets is None:
+        wall_secrets = _read_secrets_file(secrets_paths, "wall")
 
     def get(name: str) -> str | None:
         value = env.get(name)
@@ -204,18 +243,18 @@ def load_settings(
     interval = get("O11Y_SYNC_INTERVAL")
     try:
         sync_interval = float(interval) if interval else 60.0
-    except ValueError:
-        raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from None
+    except ValueError as exc:
+        raise O11yError("Bad O11Y_SYNC_INTERVAL", "expected a number of seconds") from exc
     timeout = get("O11Y_R2_TIMEOUT")
     try:
         r2_timeout = float(timeout) if timeout else 20.0
-    except ValueError:
-        raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from None
+    except ValueError as exc:
+        raise O11yError("Bad O11Y_R2_TIMEOUT", "expected a number of seconds") from exc
     query_timeout = get("O11Y_QUERY_TIMEOUT")
     try:
         query_timeout_s = float(query_timeout) if query_timeout else 30.0
-    except ValueError:
-        raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a number of seconds") from None
+    except ValueError as exc:
+        raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a number of seconds") from exc
     if not math.isfinite(query_timeout_s) or query_timeout_s <= 0:
         raise O11yError("Bad O11Y_QUERY_TIMEOUT", "expected a positive number of seconds")
     sync_memory = (get("O11Y_SYNC_MEMORY") or "2GB").replace(" ", "")
@@ -261,6 +300,10 @@ def load_settings(
         r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
         sync_memory=sync_memory,
         query_timeout_s=min(3600.0, query_timeout_s),
+        agents_file=Path(get("O11Y_AGENTS_FILE") or "agents.toml").expanduser(),
+        background_sync=(get("O11Y_BACKGROUND_SYNC") or "1") not in {"0", "false", "no"},
+        wall_defaults=tuple((k, env[v]) for k, v in WALL_KEYS.items() if env.get(v, "").strip()),
+        wall_token=load_wall_token(env, wall_section=wall_secrets),
     )
 
 
@@ -274,6 +317,7 @@ def secret_values(settings: Settings) -> list[str]:
             settings.catalog_token,
             *settings.alert_webhooks,
             settings.heartbeat_url,
+            settings.wall_token,
         )
         if s
     ]

@@ -29,6 +29,8 @@ def file_lock(
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    # No cause on purpose: a lock held elsewhere is the expected state, not a
+                    # fault; ``busy`` already names who holds it.
                     raise busy from None
                 time.sleep(poll_s)
         yield

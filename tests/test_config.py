@@ -93,3 +93,60 @@ def test_a_bad_sync_memory_cap_is_a_one_line_error(tmp_path, value):
             {"O11Y_CACHE_DIR": str(tmp_path), "O11Y_SYNC_MEMORY": value}, secrets_paths=[]
         )
     assert e.value.one_line().startswith("Bad O11Y_SYNC_MEMORY") and "\n" not in e.value.one_line()
+
+
+def test_app_keys_load_and_the_wall_token_is_a_secret_that_is_redacted(tmp_path):
+    secrets = write_secrets(tmp_path, '[wall]\ntoken = "file-wall-token"\n')
+    env = {
+        "O11Y_CACHE_DIR": str(tmp_path),
+        "O11Y_AGENTS_FILE": str(tmp_path / "names.toml"),
+        "O11Y_BACKGROUND_SYNC": "no",
+        "O11Y_WALL_ERR": "20%",
+        "O11Y_WALL_TZ": "  ",
+    }
+    s = load_settings(env, secrets_paths=[secrets])
+    assert s.agents_file == tmp_path / "names.toml" and s.background_sync is False
+    assert dict(s.wall_defaults) == {"err": "20%"}  # blank values are no default
+    assert s.wall_token.get() == "file-wall-token" and "file-wall-token" not in repr(s)
+    assert "file-wall-token" in secret_values(s)
+    s = load_settings({**env, "O11Y_WALL_TOKEN": "env-wins"}, secrets_paths=[secrets])
+    assert s.wall_token.get() == "env-wins"
+    d = load_settings({"O11Y_CACHE_DIR": str(tmp_path)}, secrets_paths=[])
+    assert (d.agents_file, d.background_sync, d.wall_defaults, d.wall_token) == (
+        Path("agents.toml"),
+        True,
+        (),
+        None,
+    )
+
+
+def test_a_bad_number_keeps_its_cause_for_the_log(tmp_path):
+    with pytest.raises(O11yError, match="Bad O11Y_SYNC_INTERVAL") as info:
+        load_settings({"O11Y_SYNC_INTERVAL": "soon", "O11Y_CACHE_DIR": str(tmp_path)})
+    assert isinstance(info.value.__cause__, ValueError) and "soon" in str(info.value.__cause__)
+
+
+def test_an_unreadable_secrets_file_chains_no_cause_that_could_quote_it(tmp_path):
+    bad = write_secrets(tmp_path, '[r2]\nsecret_access_key = "unterminated-canary\n')
+    with pytest.raises(O11yError, match="Cannot read secrets file") as info:
+        load_settings({"O11Y_CACHE_DIR": str(tmp_path)}, secrets_paths=[bad])
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_the_log_redacts_secrets_in_chained_causes(tmp_path):
+    import logging
+
+    from o11y_data.logs import RedactingFormatter
+
+    canary = "chain-canary-7331"
+    try:
+        try:
+            raise OSError(f"connect to https://x:{canary}@host failed")
+        except OSError as exc:
+            raise O11yError("Cannot reach the Iceberg REST catalog", "host") from exc
+    except O11yError as exc:
+        record = logging.LogRecord("o11y_data", logging.ERROR, __file__, 1, "failed", (), None)
+        record.exc_info = (type(exc), exc, exc.__traceback__)
+    text = RedactingFormatter([canary]).format(record)
+    assert "The above exception was the direct cause" in text and "OSError" in text
+    assert canary not in text and "***" in text

@@ -54,9 +54,9 @@ def _imported_data_modules(path: Path) -> set[str]:
 
 
 # What each part of the data layer may import besides the package's shared foundations
-# (config, errors, logs, locks, durations, routes): ingest reads the bucket into the store and
+# (config, errors, logs, locks, durations, routes, text): ingest reads the bucket into the store and
 # knows nothing of questions; query asks the store; alerts ask query; the tools on top use all.
-_FOUNDATIONS = {"config", "errors", "logs", "locks", "durations", "routes"}
+_FOUNDATIONS = {"config", "errors", "logs", "locks", "durations", "routes", "text"}
 _MAY_IMPORT = {
     "ingest": {"ingest"},
     "query": {"query", "ingest"},

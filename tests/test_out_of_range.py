@@ -137,7 +137,6 @@ def test_every_query_answers_and_its_numbers_stay_in_range(hostile):
             q.events_per_hour(db, f)
             q.mode_breakdown(db, f)
             q.mode_breakdown(db, f, by_agent=True)
-            q.duration_percentiles(db, f, by="agent")
             q.agent_overview(db, f)
             q.agent_last_seen(db, f)
             q.top_error_agents(db, f)

@@ -284,8 +284,6 @@ def _percentile_screens(db, f: q.Filters) -> dict[str, Any]:
         "modes": q.mode_breakdown(db, f),
         "modes_by_agent": q.mode_breakdown(db, f, by_agent=True),
         "modes_top_agent": q.mode_breakdown(db, f, by_agent=True, top=1),
-        "durations": q.duration_percentiles(db, f),
-        "durations_by_mode": q.duration_percentiles(db, f, by="mode"),
         "agents": q.agent_overview(db, f),
         "lag_days": q.ingest_lag_over_time(db, f, bucket_s=86400),
         "lag_weeks": q.ingest_lag_over_time(db, f, bucket_s=7 * 86400),

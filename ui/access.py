@@ -12,9 +12,10 @@ without it (or with a wrong one) shows one line and no wall. Only a signed-in pe
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from o11y_data.config import load_wall_token
 
 Decision = Literal["allow", "login", "deny"]
 WRONG_TOKEN = "This wall link's token is not valid. Ask for a new wall link."
@@ -27,13 +28,11 @@ def auth_configured(secrets: Mapping[str, Any]) -> bool:
 
 
 def expected_wall_token(secrets: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    token = env.get("O11Y_WALL_TOKEN", "")
-    if not token:
-        wall = secrets.get("wall") if hasattr(secrets, "get") else None
-        if isinstance(wall, Mapping):
-            token = str(wall.get("token", "") or "")
-    return token
+    """The configured token ("" for none), read by the config's own loader: not through
+    ``get_settings()``, so that settings which fail to load never open the wall."""
+    wall = secrets.get("wall") if hasattr(secrets, "get") else None
+    token = load_wall_token(env, wall_section=wall)
+    return token.get() if token else ""
 
 
 def token_matches(given: str | None, expected: str) -> bool:

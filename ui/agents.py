@@ -10,14 +10,24 @@ A top-level ``"did" = "name"`` table works too. A missing or broken file means n
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 
+from o11y_data.config import Settings
 
-def agents_file(env: dict[str, str] | None = None) -> Path:
-    env = dict(os.environ if env is None else env)
-    return Path(env.get("O11Y_AGENTS_FILE") or "agents.toml").expanduser()
+
+def agents_file(settings: Settings | None = None) -> Path:
+    """The names file of ``settings`` (default: the app's settings; the default path when those
+    cannot load, so a settings error is shown once, by the page, not again for the names)."""
+    if settings is None:
+        from o11y_data.errors import O11yError
+        from ui.data import get_settings
+
+        try:
+            settings = get_settings()
+        except O11yError:
+            settings = Settings()
+    return settings.agents_file
 
 
 def load_names(path: Path) -> dict[str, str]:

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any
 
 import streamlit as st
 
-from o11y_data import EventsDB, O11yError, Settings, load_settings
+from o11y_data import EventsDB, Settings, load_settings
 from o11y_data.alerts import AlertWorker
-from o11y_data.background import BackgroundSyncer
+from o11y_data.background import BackgroundSyncer, SyncState
 from o11y_data.logs import setup_logging
 from o11y_data.query import queries as q
 from o11y_data.query.queries import screen_name
 from ui.warm import Warmer
-
-T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
@@ -29,9 +28,10 @@ def get_settings() -> Settings:
     """The environment over Streamlit's secrets (section ``[r2]``), through the one loader."""
     try:
         section = {k: str(v) for k, v in st.secrets.get("r2", {}).items()}
+        wall = {k: str(v) for k, v in st.secrets.get("wall", {}).items()}
     except Exception:  # no secrets file anywhere: the environment alone
-        section = {}
-    settings = load_settings(secrets=section)
+        section, wall = {}, {}
+    settings = load_settings(secrets=section, wall_secrets=wall)
     setup_logging(settings)  # root causes to <cache>/o11y.log, secrets redacted
     return settings
 
@@ -48,7 +48,7 @@ def get_syncer() -> BackgroundSyncer:
     syncer = BackgroundSyncer(get_settings())
     # Alerts are evaluated after every sync, on their own thread (never blocking the sync).
     syncer.after_sync.append(get_alert_worker().request)
-    if os.environ.get("O11Y_BACKGROUND_SYNC", "1") not in {"0", "false", "no"}:
+    if get_settings().background_sync:
         syncer.start()
     return syncer
 
@@ -101,13 +101,21 @@ def cached(fn: Screen, *args: Any, **kwargs: Any) -> Any:
     return _cached(name, generation(), args, kw)
 
 
-def safe(fn: Callable[[], T], *, what: str = "data") -> T | None:
-    """Run a data call; on a domain error show one line (no traceback) and return None."""
-    try:
-        return fn()
-    except O11yError as exc:
-        st.error(f"Could not load {what}: {exc.one_line()}")
+def with_sync_state(recorded: dict[str, Any] | None, state: SyncState) -> dict[str, Any] | None:
+    """The store's recorded freshness (``queries.freshness``; None when it could not be read)
+    merged with this process's syncer, for every screen that shows it: a sync that failed before
+    it could record its status (e.g. the source vanished before the first sync) still shows its
+    error, and a sync that succeeded counts before its status is read back."""
+    if recorded is None:
         return None
+    fresh = dict(recorded)
+    last_ok = fresh.get("last_sync_at")
+    newer = last_ok is None or state.last_attempt > last_ok.timestamp()
+    if state.last_error and not fresh.get("last_error") and newer:
+        fresh["last_error"] = state.last_error
+    if last_ok is None and state.last_success:
+        fresh["last_sync_at"] = datetime.fromtimestamp(state.last_success, UTC)
+    return fresh
 
 
 def sync_now() -> str:

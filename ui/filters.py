@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from o11y_data import routes
 from o11y_data.query.queries import Filters
+from o11y_data.text import clip
 
 # The presets' names and spans are the route table's (alert links use the same names).
 PRESETS: dict[str, timedelta | None] = {
@@ -116,9 +117,6 @@ class FilterState:
     def is_default(self) -> bool:
         return self == FilterState()
 
-    def with_(self, **changes: object) -> FilterState:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
 
 def ceil_minute(t: datetime) -> datetime:
     """``t`` rounded up to a whole minute (so cached results are reused within a minute)."""
@@ -197,11 +195,6 @@ def _values(params: Mapping[str, object], key: str) -> list[str]:
     return [str(raw)]
 
 
-def _short(value: str, n: int = 40) -> str:
-    value = " ".join(value.split())
-    return value if len(value) <= n else value[: n - 1] + "…"
-
-
 def _pick(
     values: Sequence[str], known: Sequence[str] | None, what: str, notices: list[str]
 ) -> tuple[str, ...]:
@@ -223,7 +216,7 @@ def _pick(
     if len(values) > MAX_VALUES:
         notices.append(f"Only the first {MAX_VALUES} {what} values in the link were used.")
     if bad:
-        shown = ", ".join(f"'{_short(b)}'" for b in bad[:3])
+        shown = ", ".join(f"'{clip(b)}'" for b in bad[:3])
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         notices.append(f"Ignored unknown {what} {shown}{more} from the link.")
     return tuple(out)
@@ -247,22 +240,22 @@ def parse_params(
     if tz_s:
         tz = parse_zone(tz_s) or DEFAULT_TZ
         if tz_s.upper() != "UTC" and tz == DEFAULT_TZ:
-            notices.append(f"Ignored unknown time zone '{_short(tz_s)}'; showing times in UTC.")
+            notices.append(f"Ignored unknown time zone '{clip(tz_s)}'; showing times in UTC.")
     rng_values = _values(params, "range")
     rng = rng_values[-1].strip().lower() if rng_values else ""
     start_s = (_values(params, "start") or [""])[-1]
     end_s = (_values(params, "end") or [""])[-1]
     start = end = None
     if rng and rng not in RANGES:
-        notices.append(f"Ignored unknown time range '{_short(rng)}'; showing the last 24 hours.")
+        notices.append(f"Ignored unknown time range '{clip(rng)}'; showing the last 24 hours.")
         rng = ""
     if rng == "custom" or (not rng and (start_s or end_s)):
         start, end = parse_time(start_s, zone(tz)), parse_time(end_s, zone(tz))
         problem = None
         if start_s and start is None:
-            problem = f"start '{_short(start_s)}' is not a time"
+            problem = f"start '{clip(start_s)}' is not a time"
         elif end_s and end is None:
-            problem = f"end '{_short(end_s)}' is not a time"
+            problem = f"end '{clip(end_s)}' is not a time"
         elif start is None or end is None:
             problem = "a custom range needs both start and end"
         elif start >= end:
@@ -278,7 +271,7 @@ def parse_params(
 
     errs = (_values(params, "errors") or [""])[-1].strip().lower()
     if errs not in _TRUE and errs not in _FALSE:
-        notices.append(f"Ignored errors='{_short(errs)}' (use errors=1).")
+        notices.append(f"Ignored errors='{clip(errs)}' (use errors=1).")
     return FilterState(
         range=rng,
         start=start,
@@ -311,10 +304,6 @@ def to_params(state: FilterState) -> dict[str, str | list[str]]:
     if state.tz != DEFAULT_TZ:
         out["tz"] = state.tz
     return out
-
-
-def has_filter_params(params: Mapping[str, object]) -> bool:
-    return any(k in params for k in KEYS)
 
 
 def describe(state: FilterState) -> str:

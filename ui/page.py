@@ -284,7 +284,7 @@ def freshness_bar(settings: Settings, syncer: BackgroundSyncer, *, tz: str = "UT
     """Newest event and last sync, amber/red past thresholds; the last sync error if any.
 
     The newest event's clock time is shown in the zone ``tz``."""
-    fr = freshness(syncer)
+    fr = D.with_sync_state(freshness(syncer), syncer.state)
     now = datetime.now(UTC)
     newest = (fr or {}).get("newest_ts")
     a1 = fmt.age_s(newest, now)

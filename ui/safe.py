@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from o11y_data.text import clip
+
 REPLACEMENT = "\ufffd"
 # C0/C1 controls (tab kept), bidi embeddings/overrides/isolates and marks, line/paragraph separators
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
@@ -47,20 +49,12 @@ class Safe(str):
     """A string of markup built by this code, inserted by :func:`h` as it is."""
 
 
-def clip(text: str, limit: int | None) -> str:
-    """At most ``limit`` characters, the middle replaced by ``…`` (start and end stay readable)."""
-    if limit is None or len(text) <= limit:
-        return text
-    tail = max(limit // 3, 1)
-    return text[: limit - tail - 1] + "…" + text[-tail:]
-
-
 def plain(value: Any, limit: int | None = None) -> str:
     """``value`` as one line of inert text: line breaks become spaces, controls and bidi
     overrides become U+FFFD; clipped to ``limit`` characters."""
     text = "" if value is None else str(value)
     text = _LINE_BREAKS.sub(" ", text)
-    return clip(_CONTROLS.sub(REPLACEMENT, text), limit)
+    return clip(_CONTROLS.sub(REPLACEMENT, text), limit, keep_end=True, one_line=False)
 
 
 def html_text(value: Any, limit: int | None = None) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from o11y_data.text import clip
+
 TOP_DEFAULT = 10
 TOP_CHOICES = (5, 10, 20, 50)
 TOP_MAX = 50
@@ -23,11 +25,6 @@ class Choice:
     notice: str | None = None
 
 
-def _short(text: str, n: int = 40) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def parse_top(raw: str | None) -> Choice:
     """``top=``: how many agents charts name (1-50), the rest folded into "others"."""
     if raw is None or not str(raw).strip():
@@ -37,7 +34,7 @@ def parse_top(raw: str | None) -> Choice:
         return Choice(int(text))
     return Choice(
         TOP_DEFAULT,
-        f"Ignored top='{_short(text)}' (use a number from 1 to {TOP_MAX}); "
+        f"Ignored top='{clip(text)}' (use a number from 1 to {TOP_MAX}); "
         f"showing the top {TOP_DEFAULT} agents.",
     )
 
@@ -49,7 +46,7 @@ def parse_option(raw: str | None, options: Sequence[str], *, key: str, default: 
     if raw in options:
         return Choice(raw)
     return Choice(
-        default, f"Ignored {key}='{_short(raw)}' (use {' or '.join(options)}); showing {default}."
+        default, f"Ignored {key}='{clip(raw)}' (use {' or '.join(options)}); showing {default}."
     )
 
 
@@ -59,4 +56,4 @@ def parse_agent(raw: str | None, known: Sequence[str], *, key: str = "dot") -> C
         return Choice(None)
     if raw in set(known):
         return Choice(raw)
-    return Choice(None, f"Ignored unknown agent '{_short(raw)}' in {key}= from the link.")
+    return Choice(None, f"Ignored unknown agent '{clip(raw)}' in {key}= from the link.")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,10 +27,11 @@ from o11y_data.alerts import (
     firing_summary,
     read_state,
 )
+from o11y_data.text import clip
 from ui.agents import agents_file, load_names, short_did
 from ui.agents import labels as agent_labels
 from ui.fmt import DASH, as_utc, fmt_ms, format_clock, format_rate, format_span, missing
-from ui.safe import Safe, clip, h, join
+from ui.safe import Safe, h, join
 from ui.wall_logic import (
     AgentStats,
     Health,
@@ -40,7 +40,7 @@ from ui.wall_logic import (
     WallConfig,
     assess,
     build_tiles,
-    config_from_env,
+    config_defaults,
     fit,
     network_totals,
     parse_config,
@@ -232,7 +232,7 @@ def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
         status=t.status,
         alerting=" alerting" if t.alert else "",
         alert=alert,
-        agent=clip(t.agent, AGENT_ATTR_MAX),
+        agent=clip(t.agent, AGENT_ATTR_MAX, keep_end=True, one_line=False),
         asof=asof,
         age_s="" if t.age_s is None else int(t.age_s),
         age=format_span(t.age_s) if t.age_s is not None else "never",
@@ -469,30 +469,25 @@ def load(
 
 
 def current_config(
-    params: Mapping[str, object], env: Mapping[str, str] | None = None
+    params: Mapping[str, object], defaults: Mapping[str, str]
 ) -> tuple[WallConfig, list[str]]:
-    """Config defaults (``O11Y_WALL_*``), then the URL on top."""
-    base, notices = config_from_env(dict(os.environ if env is None else env))
+    """Config defaults (``O11Y_WALL_*``, ``Settings.wall_defaults``), then the URL on top."""
+    base, notices = config_defaults(defaults)
     cfg, more = parse_config(params, base)
     return cfg, notices + more
 
 
 def _freshness(db) -> dict:
-    """``queries.freshness`` plus this process's syncer: a sync that failed before it could record
-    its status (e.g. the source vanished before the first sync) still shows up."""
+    """``queries.freshness`` merged with this process's syncer (:func:`ui.data.with_sync_state`)."""
     from o11y_data.query.queries import freshness
-    from ui.data import get_syncer
+    from ui.data import get_syncer, with_sync_state
 
     fresh = dict(freshness(db))
     try:
         state = get_syncer().state
     except Exception:  # no syncer (bad settings): the store's status is all there is
         return fresh
-    last_ok = fresh.get("last_sync_at")
-    newer = last_ok is None or state.last_attempt > last_ok.timestamp()
-    if state.last_error and not fresh.get("last_error") and newer:
-        fresh["last_error"] = state.last_error
-    return fresh
+    return with_sync_state(fresh, state) or fresh
 
 
 def render(cfg: WallConfig, notices: Sequence[str] = (), *, now: datetime | None = None) -> None:
@@ -548,10 +543,15 @@ def page() -> None:
     """The /wall page: kiosk CSS, the background syncer, and the self-refreshing wall."""
     import streamlit as st
 
-    from ui.data import get_syncer
+    from o11y_data import O11yError
+    from ui.data import get_settings, get_syncer
 
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    cfg, notices = current_config(params)
+    try:
+        defaults = dict(get_settings().wall_defaults)
+    except O11yError:  # bad settings: the wall says so through freshness; the URL still applies
+        defaults = {}
+    cfg, notices = current_config(params, defaults)
     st.markdown(KIOSK_CSS, unsafe_allow_html=True)
     try:
         get_syncer()  # keeps the cache current while the wall is open

@@ -21,34 +21,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from o11y_data.text import clip
 from ui.agents import UNKNOWN_AGENT, short_did
 from ui.filters import parse_zone, zone
 from ui.fmt import as_utc, format_clock, format_span, newest_event_level, parse_duration
 
 STATUSES = ("down", "stale", "degraded", "healthy")  # most severe first
-
-# URL parameter -> environment variable giving its default (config without a link).
-ENV_NAMES = {
-    "agents": "O11Y_WALL_AGENTS",
-    "window": "O11Y_WALL_WINDOW",
-    "err": "O11Y_WALL_ERR",
-    "stale": "O11Y_WALL_STALE",
-    "down": "O11Y_WALL_DOWN",
-    "refresh": "O11Y_WALL_REFRESH",
-    "fresh": "O11Y_WALL_FRESH",
-    "horizon": "O11Y_WALL_HORIZON",
-    "sort": "O11Y_WALL_SORT",
-    "tz": "O11Y_WALL_TZ",
-}
+WALL_CLIP = 24  # a bad value quoted in a wall notice
 
 
 @dataclass(frozen=True)
 class WallConfig:
-    """What the wall shows; every field can be set in the URL (see :data:`ENV_NAMES` for keys)."""
+    """What the wall shows; every field can be set in the URL (defaults from ``O11Y_WALL_*``:
+    ``o11y_data.config.WALL_KEYS``)."""
 
     agents: tuple[str, ...] = ()  # DIDs or distinctive parts of them; empty: every agent seen
     window_s: int = 3600  # the window for cycles, error rate, p95 and the sparkline
@@ -77,8 +66,8 @@ def parse_rate(text: str) -> float:
     pct = t.endswith("%")
     try:
         value = float(t.rstrip("%").strip())
-    except ValueError:
-        raise ValueError("not a rate (use e.g. 0.1 or 10%)") from None
+    except ValueError as exc:
+        raise ValueError("not a rate (use e.g. 0.1 or 10%)") from exc
     if not math.isfinite(value):
         raise ValueError("not a rate")
     if pct or value > 1:
@@ -107,11 +96,6 @@ _FIELD = {
 _AGENT_TOKEN = re.compile(r"^[\w:.\-]{1,200}$")
 
 
-def _clip(text: object, n: int = 24) -> str:
-    s = str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _first(value: object) -> str:
     if isinstance(value, list | tuple):
         value = value[-1] if value else ""
@@ -129,7 +113,8 @@ def parse_config(
     notices: list[str] = []
 
     def bad(key: str, value: object, why: str, kept: str) -> None:
-        notices.append(f"{source}: ignored {key}={_clip(value)!s} ({why}); using {kept}")
+        shown = clip(value, WALL_CLIP, one_line=False)
+        notices.append(f"{source}: ignored {key}={shown} ({why}); using {kept}")
 
     for key, name in _FIELD.items():
         if key not in params:
@@ -157,7 +142,8 @@ def parse_config(
         good = tuple(dict.fromkeys(t for t in tokens if _AGENT_TOKEN.match(t)))
         wrong = [t for t in tokens if not _AGENT_TOKEN.match(t)]
         if wrong:
-            notices.append(f"{source}: ignored agents {', '.join(_clip(w) for w in wrong[:3])}")
+            shown = ", ".join(clip(w, WALL_CLIP, one_line=False) for w in wrong[:3])
+            notices.append(f"{source}: ignored agents {shown}")
         changes["agents"] = good
     if "sort" in params:
         raw = _first(params["sort"]).strip().lower()
@@ -185,27 +171,10 @@ def parse_config(
     return cfg, notices
 
 
-def config_from_env(env: Mapping[str, str]) -> tuple[WallConfig, list[str]]:
-    """Defaults from ``O11Y_WALL_*`` environment variables (the wall's config file-free config)."""
-    params = {k: env[v] for k, v in ENV_NAMES.items() if env.get(v, "").strip()}
-    return parse_config(params, DEFAULT, source="config")
-
-
-def config_to_params(cfg: WallConfig) -> dict[str, str]:
-    """The URL parameters that differ from the defaults (to build a link for a TV)."""
-    out: dict[str, str] = {}
-    for f in fields(cfg):
-        value, default = getattr(cfg, f.name), getattr(DEFAULT, f.name)
-        if value == default:
-            continue
-        key = f.name.removesuffix("_s")
-        if f.name == "agents":
-            out[key] = ",".join(value)
-        elif f.name == "err":
-            out[key] = f"{value:g}"
-        else:
-            out[key] = str(value)
-    return out
+def config_defaults(defaults: Mapping[str, str]) -> tuple[WallConfig, list[str]]:
+    """The wall's defaults from the settings' ``O11Y_WALL_*`` values (its config without a link;
+    ``Settings.wall_defaults``)."""
+    return parse_config(dict(defaults), DEFAULT, source="config")
 
 
 # -- status and tiles ------------------------------------------------------------------------

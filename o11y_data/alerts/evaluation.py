@@ -24,9 +24,10 @@ from .. import routes
 from ..config import Settings, webhook_id, webhook_label
 from ..errors import O11yError
 from ..query.db import EventsDB
+from ..text import clip
 from .measure import Measurer, Reading, Readings
 from .notice import Notice
-from .rules import AGE_METRICS, SEVERITIES, Rule, RuleSet, clip, load_rules
+from .rules import AGE_METRICS, SEVERITIES, Rule, RuleSet, load_rules
 from .state import (
     AlertState,
     Fault,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..durations import format_span, parse_duration
+from ..text import clip
 
 # metric -> (unit, what it measures). Units: s (seconds), ms, ratio, count, per_hour.
 METRICS: dict[str, tuple[str, str]] = {
@@ -154,12 +155,6 @@ class RuleError(ValueError):
     """A rule's key is wrong: ``str()`` names the key and the problem."""
 
 
-def clip(value: object, n: int = 40) -> str:
-    """One line of at most ``n`` characters (hostile text for a message)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def _bounded(key: str) -> Callable[[object], float]:
     least, most = BOUNDS[key]
 
@@ -179,8 +174,8 @@ def _threshold(metric: str, value: object) -> float:
     if unit == "ratio" and isinstance(value, str) and value.strip().endswith("%"):
         try:
             value = float(value.strip()[:-1]) / 100
-        except ValueError:
-            raise ValueError(f"{clip(value)!r} is not a percentage") from None
+        except ValueError as exc:
+            raise ValueError(f"{clip(value)!r} is not a percentage") from exc
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, not {clip(value)!r}")
     number = float(value)

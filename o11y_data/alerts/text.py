@@ -7,7 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..durations import format_span
-from .rules import METRICS, clip
+from ..text import clip
+from .rules import METRICS
 
 if TYPE_CHECKING:
     from .notice import Notice

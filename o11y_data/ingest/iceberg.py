@@ -103,8 +103,8 @@ def deletion_vector_positions(path: Path, dv: DeleteFile) -> list[int]:
         raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset} fails its checks")
     try:
         return list(BitMap64.deserialize(body[4:]))
-    except Exception:
-        raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset}: bad bitmap") from None
+    except Exception as exc:
+        raise BadMetadata("Bad deletion vector", f"{dv.key} at {dv.offset}: bad bitmap") from exc
 
 
 @dataclass(frozen=True)
@@ -248,14 +248,14 @@ def load_json(source: Source, key: str) -> dict[str, Any]:
     if raw[:2] == b"\x1f\x8b":  # gzip (Java Iceberg's ``.gz.metadata.json``)
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError):
+        except (OSError, EOFError) as exc:
             raise BadMetadata(
                 "Bad table metadata", f"{key} is not readable gzip; {_CHECK_WRITER}"
-            ) from None
+            ) from exc
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadMetadata("Bad table metadata", f"{key} is not JSON; {_CHECK_WRITER}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMetadata("Bad table metadata", f"{key} is not JSON; {_CHECK_WRITER}") from exc
     if not isinstance(data, dict):
         raise BadMetadata("Bad table metadata", f"{key} is not a JSON object; {_CHECK_WRITER}")
     version = data.get("format-version", 1)
@@ -425,9 +425,9 @@ class ManifestCache:
 
         try:
             return list(fastavro.reader(io.BytesIO(data)))
-        except Exception:
+        except Exception as exc:
             path.unlink(missing_ok=True)
-            raise BadMetadata("Bad table metadata", f"{key} is not a readable Avro file") from None
+            raise BadMetadata("Bad table metadata", f"{key} is not a readable Avro file") from exc
 
     def read_many(
         self,
@@ -647,13 +647,14 @@ def catalog_metadata_location(
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             title = "Catalog rejected the token" if exc.code in (401, 403) else "Catalog error"
-            raise O11yError(title, f"HTTP {exc.code} from the Iceberg REST catalog") from None
-        except (urllib.error.URLError, TimeoutError, OSError):
-            raise O11yError("Cannot reach the Iceberg REST catalog", base) from None
-        except ValueError:
+            # Chained: the token is a configured secret, so the log's formatter redacts it.
+            raise O11yError(title, f"HTTP {exc.code} from the Iceberg REST catalog") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise O11yError("Cannot reach the Iceberg REST catalog", base) from exc
+        except ValueError as exc:
             raise O11yError(
                 "Catalog error", "the Iceberg REST catalog did not answer JSON"
-            ) from None
+            ) from exc
 
     from urllib.parse import quote
 

@@ -314,9 +314,6 @@ class TableWriter:
         self.commit([written], removed=keys, operation="replace")
         return written[0]
 
-    def live_keys(self) -> set[str]:
-        return {e[1] for m in self.manifests for e in m.entries if e[0] != 2}
-
     def state(self) -> dict[str, Any]:
         """Serializable state, so a later process can keep appending (the live demo)."""
         return {

@@ -435,10 +435,10 @@ class LocalSource:
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise ObjectMissing(key, f"{key} is not in {self.root}") from None
+        except FileNotFoundError as exc:
+            raise ObjectMissing(key, f"{key} is not in {self.root}") from exc
         except OSError as exc:
-            raise O11yError("Cannot read source file", f"{key}: {exc.strerror}") from None
+            raise O11yError("Cannot read source file", f"{key}: {exc.strerror}") from exc
 
     def download(self, key: str, dest: Path, *, size: int = -1) -> int:
         path = self._path(key)

@@ -253,7 +253,7 @@ class Store:
         except FileNotFoundError:
             return GenerationHead.of(self.load())
         except (OSError, ValueError) as exc:
-            raise O11yError("Cache is damaged", f"{self.head_path(number).name}: {exc}") from None
+            raise O11yError("Cache is damaged", f"{self.head_path(number).name}: {exc}") from exc
 
     def load(self) -> Generation:
         """The published generation (an empty one before the first sync)."""
@@ -263,7 +263,7 @@ class Store:
         try:
             return Generation.from_json(json.loads(self.gen_path(number).read_text()))
         except (OSError, ValueError, TypeError) as exc:
-            raise O11yError("Cache is damaged", f"{self.gen_path(number).name}: {exc}") from None
+            raise O11yError("Cache is damaged", f"{self.gen_path(number).name}: {exc}") from exc
 
     def publish(self, gen: Generation) -> None:
         """Write the generation, then point CURRENT at it: readers see all of it or none."""

@@ -320,21 +320,6 @@ def mode_breakdown(
     return _frame(db, p, f"mode, {_MODES_COLS.format(part='')}, ? AS approx", "ORDER BY mode")
 
 
-@screen
-def duration_percentiles(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = None
-) -> pd.DataFrame:
-    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``, approx (percentiles from
-    histograms: a window longer than 7 days)."""
-    keys = {"agent": AGENT, "mode": MODE}
-    if by is not None and by not in keys:
-        raise ValueError(f"by must be agent, mode or None, not {by!r}")
-    key = keys[by].named("key") if by else constant("key", "all")
-    ms = [M.DURATIONS.as_("cycles"), M.AVG_MS, *M.DURATION_PERCENTILES]
-    p = planner.plan(db, ms, f, keys=[key])
-    return _frame(db, p, "key, cycles, avg_ms, p50_ms, p95_ms, p99_ms, ? AS approx", "ORDER BY key")
-
-
 _AGENTS = [
     M.CYCLES,
     M.ERROR_RATE,
@@ -587,8 +572,8 @@ def since(spec: str, *, now: datetime | None = None) -> datetime:
         return now - timedelta(seconds=int(spec[:-1]) * units[spec[-1]])
     try:
         t = datetime.fromisoformat(spec.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"not a time: {spec!r} (use ISO-8601 or 15m, 1h, 7d)") from None
+    except ValueError as exc:
+        raise ValueError(f"not a time: {spec!r} (use ISO-8601 or 15m, 1h, 7d)") from exc
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 

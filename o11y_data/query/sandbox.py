@@ -36,6 +36,7 @@ import pyarrow as pa
 from ..errors import O11yError, QueryTimeout
 from ..ingest import rollups
 from ..ingest.normalize import prepare
+from ..text import aligned_table
 from .db import EventsDB, ViewSpec, create_views
 from .queries import Filters, where
 
@@ -101,9 +102,9 @@ def check_sql(sql: str) -> str:
         statements = parser.extract_statements(text)
         kinds = [_kind(st) for st in statements]
     except duckdb.ParserException as exc:
-        raise O11yError("SQL syntax error", _first_line(exc)) from None
+        raise O11yError("SQL syntax error", _first_line(exc)) from exc
     except duckdb.Error as exc:
-        raise QueryRefused("Only SELECT queries are allowed", _first_line(exc)) from None
+        raise QueryRefused("Only SELECT queries are allowed", _first_line(exc)) from exc
     finally:
         parser.close()
     if not statements:
@@ -142,7 +143,7 @@ def run_sql(
             if attempt == 0:
                 time.sleep(0.05)
                 continue
-            raise O11yError("Cannot read the cache", str(exc)) from None
+            raise O11yError("Cannot read the cache", str(exc)) from exc
     raise AssertionError("unreachable")
 
 
@@ -163,15 +164,16 @@ def run_here(spec: ViewSpec, query: str, filters: Filters, limits: Limits) -> Sq
     try:
         table, truncated = _fetch(conn, query, limits)
     except duckdb.InterruptException:
+        # No cause on purpose: the interrupt is our own timer's; the time limit is the cause.
         raise _timeout(limits) from None
     except duckdb.IOException as exc:
         if "No such file" in str(exc):
-            raise _SegmentGone(_first_line(exc)) from None
-        raise _describe(exc, limits) from None
+            raise _SegmentGone(_first_line(exc)) from exc
+        raise _describe(exc, limits) from exc
     except duckdb.Error as exc:
-        if timed_out.is_set():
+        if timed_out.is_set():  # as above: our timer interrupted it
             raise _timeout(limits) from None
-        raise _describe(exc, limits) from None
+        raise _describe(exc, limits) from exc
     finally:
         timer.cancel()
         conn.close()
@@ -330,12 +332,7 @@ def text_table(table: pa.Table) -> str:
     flat = flat_table(table)
     names = flat.column_names
     rows = [["" if v is None else str(v) for v in r.values()] for r in flat.to_pylist()]
-    cells = [names, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(names))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(names, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in out)
+    return aligned_table(names, rows)
 
 
 # -- the child process -----------------------------------------------------------------------
@@ -461,6 +458,8 @@ def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlRes
             why = f"it needed more memory than the sandbox allows (signal {-code})"
         else:
             why = f"the query process ended unexpectedly (exit {code})"
+        # No cause on purpose: the EOFError only says the pipe closed; the child's exit code,
+        # in the message, is the cause.
         raise O11yError("Query stopped", why) from None
     finally:
         if proc.is_alive():
@@ -477,5 +476,5 @@ def _receive(recv: Any, deadline: float, max_len: int, limits: Limits) -> bytes:
         raise _timeout(limits)
     try:
         return recv.recv_bytes(max_len)
-    except OSError:  # longer than max_len
-        raise ResultTooLarge("Result too large", "select fewer rows or columns") from None
+    except OSError as exc:  # longer than max_len
+        raise ResultTooLarge("Result too large", "select fewer rows or columns") from exc

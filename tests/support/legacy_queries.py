@@ -606,45 +606,6 @@ def _mode_breakdown_by_agent(
     )
 
 
-def duration_percentiles(
-    db: EventsDB, f: Filters = Filters(), *, by: str | None = None
-) -> pd.DataFrame:
-    """key, cycles, avg_ms, p50_ms, p95_ms, p99_ms of ``duration_ms``, approx (percentiles from
-    histograms: a window longer than 7 days)."""
-    facts = _facts(db, f)
-    if facts is not None:
-        sql, p = facts
-        key = _by_expr(by)
-        qs = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
-        pct, pct_p, approx = _percentiles(db, f, {"key": key} if by else {}, qs)
-        on = "USING (key)" if by else "ON true"
-        return db.query(
-            f"""
-            WITH a AS (
-                SELECT {key} AS key, CAST(coalesce(sum(dur_n), 0) AS BIGINT) AS cycles,
-                       {_AVG_MS} AS avg_ms
-                FROM ({sql}) GROUP BY ALL
-            ), q AS ({pct})
-            SELECT a.key, cycles, avg_ms, q.p50_ms, q.p95_ms, q.p99_ms, ? AS approx
-            FROM a LEFT JOIN q {on} ORDER BY a.key
-            """,
-            [*p, *pct_p, approx],
-        )
-    w, p = where(f)
-    return db.query(
-        f"""
-        SELECT {_by_expr(by)} AS key, count(duration_ms) AS cycles,
-               CAST(round(avg(duration_ms)) AS BIGINT) AS avg_ms,
-               quantile_cont(duration_ms, 0.5) AS p50_ms,
-               quantile_cont(duration_ms, 0.95) AS p95_ms,
-               quantile_cont(duration_ms, 0.99) AS p99_ms, false AS approx
-        FROM cycles WHERE {w}
-        GROUP BY ALL ORDER BY key
-        """,
-        p,
-    )
-
-
 def agent_overview(db: EventsDB, f: Filters = Filters()) -> pd.DataFrame:
     """Per agent: cycles, error_rate, p50/p95/p99, avg tool calls, mode mix, last seen;
     ``unknown`` (events without an agent) last, apart from the agents; approx: percentiles from
