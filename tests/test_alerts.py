@@ -560,6 +560,7 @@ def test_the_example_rules_file_loads_without_a_problem():
     assert len(rs.enabled) == 7
 
 
+@pytest.mark.slow  # waits out a receiver that never answers
 def test_a_hanging_receiver_never_holds_up_the_apps_sync(tmp_path):
     import socket
 

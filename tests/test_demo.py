@@ -25,6 +25,7 @@ def build_and_sync(tmp_path, name: str):
     return src, open_db(s)
 
 
+@pytest.mark.slow  # builds and syncs the demo twice
 def test_same_now_and_seed_give_the_same_numbers(tmp_path):
     _, a = build_and_sync(tmp_path, "a")
     _, b = build_and_sync(tmp_path, "b")

@@ -127,6 +127,7 @@ def _demo_windows(now: datetime) -> list[q.Filters]:
     ]
 
 
+@pytest.mark.slow  # 36 screens x 10 windows against the replaced queries: make test
 @pytest.mark.parametrize("rollups_ok", [True, False], ids=["rollups", "raw"])
 def test_every_screen_answers_as_the_replaced_queries_on_the_demo(demo_store, rollups_ok):
     db = open_db(demo_store.settings)
@@ -161,6 +162,7 @@ def _table_windows(base: datetime) -> list[q.Filters]:
     ]
 
 
+@pytest.mark.slow  # 36 screens x 11 windows x 2 tables: make test
 @pytest.mark.parametrize("rollups_ok", [True, False], ids=["rollups", "raw"])
 @pytest.mark.parametrize("table", ["long_table", "months_table"])
 def test_every_screen_answers_as_the_replaced_queries_on_the_rollup_tables(
