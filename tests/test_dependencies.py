@@ -18,10 +18,10 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", requirement.lower())
 
 
-def declared() -> set[str]:
-    """Distribution names listed in requirements.txt and requirements-dev.txt."""
+def declared(*files: str) -> set[str]:
+    """Distribution names listed in ``files`` (default: requirements.txt and -dev)."""
     names = set()
-    for path in (REPO / "requirements.txt", REPO / "requirements-dev.txt"):
+    for path in [REPO / f for f in files or ("requirements.txt", "requirements-dev.txt")]:
         for line in path.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line and not line.startswith("-"):
@@ -45,15 +45,24 @@ def imported(folder: Path) -> dict[str, set[str]]:
     return out
 
 
-def test_every_module_the_tests_and_benchmarks_import_is_declared():
+def _undeclared(folders: list[Path], have: set[str]) -> dict[str, tuple[list[str], list[str]]]:
     dists = packages_distributions()
-    have = declared()
     missing = {}
-    for folder in (REPO / "tests", REPO / "bench"):
+    for folder in folders:
         for mod, files in imported(folder).items():
             if mod in sys.stdlib_module_names or mod in OURS or mod == "__future__":
                 continue
             names = {_name(d) for d in dists.get(mod, [])}
             if not names & have:
                 missing[mod] = (sorted(names) or ["not installed"], sorted(files)[:3])
-    assert missing == {}, missing
+    return missing
+
+
+def test_every_module_the_tests_and_benchmarks_import_is_declared():
+    assert _undeclared([REPO / "tests", REPO / "bench"], declared()) == {}
+
+
+def test_every_module_the_app_imports_is_in_the_apps_own_requirements():
+    # ``make run`` installs requirements.txt only: the app must not lean on the test tools.
+    app = [REPO / "o11y_data", REPO / "ui", REPO / "pages"]
+    assert _undeclared(app, declared("requirements.txt")) == {}
