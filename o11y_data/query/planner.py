@@ -72,55 +72,59 @@ class Filters:
         return Filters(lo, hi, self.agents, self.modes, self.event_types, only)
 
 
-def where(f: Filters, *, cycles: bool = True) -> tuple[str, list[Any]]:
-    """A WHERE clause and its parameters for ``f`` over raw rows; event types apply outside
-    cycle metrics."""
+def _conditions(
+    f: Filters,
+    *,
+    time: str,
+    lo: datetime | None,
+    hi: datetime | None,
+    cycles: bool,
+    cycles_only: str | None,
+    erred: str,
+) -> tuple[str, list[Any]]:
+    """``f``'s conditions over rows whose time column is ``time``, in [lo, hi). Cycle metrics
+    keep ``cycles_only`` (None: the rows are cycles already) instead of the event types."""
     parts, params = ["true"], []
-    if f.start is not None:
-        parts.append("ts >= ?")
-        params.append(f.start)
-    if f.end is not None:
-        parts.append("ts < ?")
-        params.append(f.end)
-    if f.agents:
-        parts.append("list_contains(?::VARCHAR[], agent)")
-        params.append(list(f.agents))
-    if f.modes:
-        parts.append("list_contains(?::VARCHAR[], mode)")
-        params.append(list(f.modes))
-    if f.event_types and not cycles:
-        parts.append("list_contains(?::VARCHAR[], event_type)")
-        params.append(list(f.event_types))
+    for cond, value in ((f"{time} >= ?", lo), (f"{time} < ?", hi)):
+        if value is not None:
+            parts.append(cond)
+            params.append(value)
+    if cycles and cycles_only:
+        parts.append(cycles_only)
+    for column, values in (
+        ("event_type", () if cycles else f.event_types),
+        ("agent", f.agents),
+        ("mode", f.modes),
+    ):
+        if values:
+            parts.append(f"list_contains(?::VARCHAR[], {column})")
+            params.append(list(values))
     if f.errors_only:
-        parts.append("errors > 0")
+        parts.append(erred)
     return " AND ".join(parts), params
+
+
+def where(f: Filters, *, cycles: bool = True) -> tuple[str, list[Any]]:
+    """A WHERE clause and its parameters for ``f`` over raw rows (the ``cycles`` view holds only
+    cycles); event types apply outside cycle metrics."""
+    return _conditions(
+        f, time="ts", lo=f.start, hi=f.end, cycles=cycles, cycles_only=None, erred="errors > 0"
+    )
 
 
 def rollup_where(
     f: Filters, lo: datetime | None, hi: datetime | None, *, cycles: bool
 ) -> tuple[str, list[Any]]:
     """:func:`where` over rollup rows (``t`` in [lo, hi), ``erred``), the window given apart."""
-    parts, params = ["true"], []
-    if lo is not None:
-        parts.append("t >= ?")
-        params.append(lo)
-    if hi is not None:
-        parts.append("t < ?")
-        params.append(hi)
-    if cycles:
-        parts.append("event_type = 'agent.cycle'")
-    elif f.event_types:
-        parts.append("list_contains(?::VARCHAR[], event_type)")
-        params.append(list(f.event_types))
-    if f.agents:
-        parts.append("list_contains(?::VARCHAR[], agent)")
-        params.append(list(f.agents))
-    if f.modes:
-        parts.append("list_contains(?::VARCHAR[], mode)")
-        params.append(list(f.modes))
-    if f.errors_only:
-        parts.append("erred")
-    return " AND ".join(parts), params
+    return _conditions(
+        f,
+        time="t",
+        lo=lo,
+        hi=hi,
+        cycles=cycles,
+        cycles_only="event_type = 'agent.cycle'",
+        erred="erred",
+    )
 
 
 # -- what is measured, over which rows, grouped how --------------------------------------------
