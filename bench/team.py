@@ -55,23 +55,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from o11y_data import routes
+from o11y_data.query.queries import MODES
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DATA_DIR = BENCH / "data"
 REFRESH_S = 10  # the shortest choice of every page's refresh picker; the wall's is any interval
-PAGES = (
-    "overview",
-    "timeline",
-    "modes",
-    "errors",
-    "health",
-    "explorer",
-    "summary",
-    "wall",
-    "alerts",
-)
-RANGES = ("15m", "1h", "6h", "24h", "7d", "all")
-MODES = ("think", "reflection", "housekeeping")
+# Every page of the app's route table but the SQL console, whose viewer runs queries instead.
+PAGES = tuple(r.path for r in routes.ROUTES if r is not routes.SQL)
+RANGES = ("15m", "1h", "6h", "24h", "7d", "all")  # the presets a viewer picks from
 FIRST, RERUN, REFRESH, SQL = "first", "rerun", "refresh", "sql"
 KINDS = (FIRST, RERUN, REFRESH, SQL)
 FULL = ""  # the due-table key of a whole-page run (fragment ids are hex)
@@ -128,7 +121,7 @@ def page_name(page: str) -> str:
     """The page name a session asks for: the overview is the default page, asked for as the
     site's root (asked for by its url_path, Streamlit now and then answers "page not found"
     and shows the default page, the same one)."""
-    return "" if page == PAGES[0] else page
+    return "" if page == routes.OVERVIEW.path else page
 
 
 # What the SQL viewer asks, in turn: a team member's questions over the console's views.
