@@ -147,10 +147,13 @@ WALL_CSS = Template(
 .t-asof { font-size: calc(var(--u) * 0.75); color: #ffb020; font-weight: 700; }
 .wall-grid.asof .tile { filter: grayscale(1); opacity: 0.55; }
 .wall-empty { font-size: 4vh; color: #c7d2dd; margin: auto; text-align: center; }
-.wall-foot { height: ${foot}vh; font-size: 1.5vh; color: #7d8b99; display: flex;
+.wall-foot { height: ${foot}vh; font-size: 1.5vh; color: #7d8b99; display: flex; gap: 1.5vw;
   justify-content: space-between; align-items: flex-end; white-space: nowrap; overflow: hidden;
   flex: 0 0 auto; }
-.wall-foot .notice { color: #ffb020; overflow: hidden; text-overflow: ellipsis; }
+.wall-foot > span { flex: 0 0 auto; }
+/* URL notices take what room is left; the evaluator's age (red when it stopped) always shows. */
+.wall-foot > .notice { color: #ffb020; overflow: hidden; text-overflow: ellipsis; flex: 0 1 auto;
+  min-width: 0; }
 .wall-dead { position: absolute; left: 20vw; right: 20vw; top: 40vh; padding: 3vh 2vw;
   background: #b00020; color: #fff; font-size: 4vh; font-weight: 800; text-align: center;
   border-radius: 1vh; visibility: hidden; z-index: 5; }
@@ -394,7 +397,7 @@ def wall_html(
         else Safe("")
     )
     foot = h(
-        '<div class="wall-foot"><span>{settings} · {source}</span>{evaluated}{notice}</div>',
+        '<div class="wall-foot"><span>{settings} · {source}</span>{notice}{evaluated}</div>',
         settings=settings,
         source=source,
         evaluated=evaluated,
