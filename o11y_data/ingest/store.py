@@ -109,6 +109,9 @@ class Generation:
     # ``status`` and the freshness bar read them instead of scanning (None: not recorded).
     newest_ts_us: int | None = None
     newest_ingest_us: int | None = None
+    # Raw rows (segments) are complete from this event time on (epoch µs); before it only the
+    # rollups hold the history (O11Y_RAW_HORIZON). None: the segments hold all of history.
+    raw_from_us: int | None = None
     # The filter widgets' choices (distinct agents, modes, event types), found at sync time.
     choices: dict[str, list[str]] | None = None
     # normalize.VERSION of the rules the segments were written under (0: before versions)
@@ -179,6 +182,7 @@ class GenerationHead:
     warnings: list[str] = field(default_factory=list)
     newest_ts_us: int | None = None
     newest_ingest_us: int | None = None
+    raw_from_us: int | None = None  # as Generation's
     choices: dict[str, list[str]] | None = None
 
     @classmethod
@@ -200,6 +204,7 @@ class GenerationHead:
             warnings=list(gen.warnings),
             newest_ts_us=gen.newest_ts_us,
             newest_ingest_us=gen.newest_ingest_us,
+            raw_from_us=gen.raw_from_us,
             choices=gen.choices,
         )
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -230,6 +231,12 @@ class EventsDB:
         column statistics when every row group has them, else a scan."""
 
         return self._run("SELECT 1", None, lambda cur: newest_ingest_ts(cur, self.spec.segments))
+
+    def raw_from(self) -> datetime | None:
+        """The event time from which the segments hold every raw row (None: all of history);
+        before it only the rollups answer (O11Y_RAW_HORIZON)."""
+        us = self.refresh().raw_from_us
+        return None if us is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
     def per_generation(self, key: str, compute: Any) -> Any:
         """``compute()`` once per published generation (thread-safe enough: a race computes
