@@ -26,7 +26,7 @@ WORKERS ?= 4
 CHECK_WORKERS ?= auto
 CHECK_MARKS := not browser and not s3 and not server and not slow
 
-.PHONY: venv dev run check test lint format bench clean distclean
+.PHONY: venv dev run check test lint format bench screenshots clean distclean
 
 venv: $(STAMP)
 dev: $(DEV_STAMP)
@@ -73,6 +73,10 @@ format: dev
 SIZES ?= 1m,10m
 bench: dev
 	$(BIN)/python -m bench --sizes $(SIZES)
+
+# The README's pictures (docs/img/*.png), taken from the demo at 1440x900 in headless Chromium.
+screenshots: dev
+	$(BIN)/python -m scripts.screenshots --out docs/img
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis tests/screenshots

@@ -11,7 +11,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = {"o11y_data", "ui", "pages", "app", "tests", "bench"}
+OURS = {"o11y_data", "ui", "pages", "app", "tests", "bench", "scripts"}
 
 
 def _name(requirement: str) -> str:
@@ -58,8 +58,8 @@ def _undeclared(folders: list[Path], have: set[str]) -> dict[str, tuple[list[str
     return missing
 
 
-def test_every_module_the_tests_and_benchmarks_import_is_declared():
-    assert _undeclared([REPO / "tests", REPO / "bench"], declared()) == {}
+def test_every_module_the_tests_benchmarks_and_scripts_import_is_declared():
+    assert _undeclared([REPO / "tests", REPO / "bench", REPO / "scripts"], declared()) == {}
 
 
 def test_every_module_the_app_imports_is_in_the_apps_own_requirements():
