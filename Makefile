@@ -10,7 +10,7 @@
 #                (.ci/run). Minutes, not seconds.
 
 PORT ?= 8501
-# Loopback only by default: `make run HOST=0.0.0.0` to serve other machines (see the README,
+# Loopback only by default: `make run HOST=0.0.0.0` to serve other machines (see docs/deploy.md,
 # "Deploying for the team": sign-in, the wall token and TLS first).
 HOST ?= 127.0.0.1
 VENV := .venv

@@ -2,7 +2,7 @@
 
 Against the synced demo store (real Parquet segments, real DuckDB). Expected numbers come from the
 existing ``summary`` query (a separate code path) or from pandas over the segment files; every
-probe of the sandbox is listed here and in the README's reliability table.
+probe of the sandbox is listed here and in docs/reliability.md.
 """
 
 from __future__ import annotations

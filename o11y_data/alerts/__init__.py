@@ -14,7 +14,7 @@ The parts, one module each:
 - :mod:`.worker`: the app's and ``watch``'s evaluator and deliverer threads.
 
 Four built-in rules run with no setup; ``alerts.toml`` (:data:`Settings.alerts_file`) changes them,
-turns them off and adds rules (see README "Alerts").
+turns them off and adds rules (see docs/alerts.md).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ SEVERITIES = ("info", "warning", "critical")
 NO_DATA = ("ok", "alerting", "nodata")
 RENOTIFY_S = 4 * 3600
 MIN_CYCLES_RATE = 5  # a new error_rate / p95_duration rule's default min_cycles
-# Documented bounds (README "Alerts"): (least, most) seconds.
+# Documented bounds (docs/alerts.md): (least, most) seconds.
 BOUNDS: dict[str, tuple[float, float]] = {
     "window": (60, 30 * 86400),
     "pending": (0, 7 * 86400),
