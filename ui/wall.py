@@ -267,10 +267,11 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[Safe, Safe]:
         chips=chips,
     )
     net = h(
-        '<div class="wall-net"><span class="k">all agents, last {win}:</span>'
+        '<div class="wall-net"><span class="k">{scope}, last {win}:</span>'
         '<span data-k="cycles"><span class="k">cycles/{win}</span><b>{cycles:,}</b></span>'
         '<span data-k="error_rate"><span class="k">error rate</span><b>{rate}</b></span>'
         '<span data-k="p95"><span class="k">p95</span><b>{p95}</b></span></div>',
+        scope=tot.scope,
         win=format_span(cfg.window_s),
         cycles=tot.cycles,
         rate=format_rate(tot.error_rate),
@@ -468,7 +469,7 @@ def load(
     p95 = None
     if dids and any(t.cycles for t in tiles):
         p95 = cached(q.totals, Filters(start, end, agents=dids)).get("p95_ms")
-    return tiles, network_totals(tiles, p95), missing, names
+    return tiles, network_totals(tiles, p95, selected=bool(cfg.agents)), missing, names
 
 
 def current_config(
