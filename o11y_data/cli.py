@@ -312,7 +312,7 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
 
     from . import alerts
 
-    say(f"window: each rule's own, ending now ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    now = datetime.now(UTC)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         ev = alerts.evaluate(settings, db, who=f"alerts pid {os.getpid()}")
@@ -331,7 +331,10 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         print(line)
     for line in ev.errors:
         print(f"alerts: {line}", file=sys.stderr)
-    return 1 if ev.errors or ev.problems else 0
+    if ev.errors or ev.problems:
+        return EXIT_FAILED  # its problems are the lines on stderr, one each
+    say(f"window: each rule's own, ending now ({now:%Y-%m-%d %H:%M} UTC)")
+    return EXIT_OK
 
 
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:

@@ -213,7 +213,7 @@ def open_sandbox(spec: ViewSpec, filters: Filters, limits: Limits) -> duckdb.Duc
         prepare(conn)
         rollups.prepare(conn)
         create_views(conn, spec, newest_ingest="(SELECT max(ingest_ts) FROM events_all)")
-        _create_filtered_views(conn, filters)
+        create_filtered_views(conn, filters)
         conn.execute("SET allowed_paths = ?", [[str(f) for f in spec.files()]])
         conn.execute("SET allowed_directories = []")
         conn.execute("SET enable_external_access = false")
@@ -224,7 +224,7 @@ def open_sandbox(spec: ViewSpec, filters: Filters, limits: Limits) -> duckdb.Duc
     return conn
 
 
-def _create_filtered_views(conn: duckdb.DuckDBPyConnection, f: Filters) -> None:
+def create_filtered_views(conn: duckdb.DuckDBPyConnection, f: Filters) -> None:
     """``filtered_events``/``filtered_cycles``: the screens' own WHERE clauses (queries.where),
     their ``?`` values bound into DuckDB variables, so no filter value is formatted into SQL."""
     for view, base, cycles in (
