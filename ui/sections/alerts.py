@@ -17,12 +17,13 @@ from ui import page as P
 SHOW = {"all": "Every rule", "active": "Errors, pending, firing and no data only"}
 SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
 EVERY = "(every one)"
-COLUMNS = ["rule", "alert", "severity", "agent / mode", "state", "value", "threshold", "measures"]
-COLUMNS += ["since", "silenced"]
+# What people read first on the left; the rule's code name (as in the rules file) last.
+COLUMNS = ["alert", "agent / mode", "state", "value", "threshold", "measures", "since"]
+COLUMNS += ["severity", "silenced", "rule"]
 # Widths for 1440 px: the words of "measures" whole, the short codes narrow.
 COLUMN_CONFIG = {
-    "rule": st.column_config.TextColumn(width="small"),
     "severity": st.column_config.TextColumn(width="small"),
+    "value": st.column_config.TextColumn(width="small"),
     "state": st.column_config.TextColumn(width="small"),
     "threshold": st.column_config.TextColumn(width="small"),
     "silenced": st.column_config.TextColumn(width="small"),
