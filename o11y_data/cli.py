@@ -1,5 +1,7 @@
-"""``python -m o11y_data``: sync, status, summary, sql, demo, alerts and watch, each a few lines
-over the library.
+"""``python -m o11y_data``: the agent network's events from the command line.
+
+Commands: sync, doctor, status, summary, sql, demo, alerts and watch, each a few lines over the
+library; user-facing help (examples, exit codes) is in ``HELP`` below and in docs/cli.md.
 
 Each command imports what it uses inside its function (pandas, pyarrow, boto3 and fastavro are
 loaded only by the commands that need them), so ``status`` and ``summary`` start in a fraction of
@@ -14,22 +16,97 @@ import logging
 import os
 import sys
 import tempfile
+import textwrap
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import routes
 from .config import Settings, load_settings
 from .errors import O11yError
 from .ingest import ranges
 from .ingest.store import GenerationHead, Store
 from .query import queries
 from .query.db import EventsDB
-from .text import aligned_table
+from .text import aligned_table, clip
 
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]
+
+# Exit codes (documented in --help's epilog and docs/cli.md).
+EXIT_OK = 0  # done (an empty answer, "No data", is an answer)
+EXIT_FAILED = 1  # the command could not do its job: configuration, source, cache, query, rules
+EXIT_USAGE = 2  # the command line is wrong (argparse's own code)
+EXIT_UNKNOWN_NAME = 3  # an --agent or --mode the data has never seen (the nearest are named)
+EXIT_BUG = 70  # an unexpected failure: a bug (its cause is in the log)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_CLOSED_PIPE = 141  # stdout was closed early (``| head``): stops quietly, as a shell's 128+13
+NEAREST = 3  # known names suggested for an unknown one
+FORMATS = ["table", "csv", "json"]
+
+
+class UnknownName(O11yError):
+    """An --agent or --mode value that no event has (a typo, most often)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time window a command reads: a preset (``24h``, ``all``) or --since/--until."""
+
+    label: str
+    start: datetime | None
+    end: datetime | None
+
+    def line(self, *, applies_to: str = "") -> str:
+        """``window: last 24h (2026-12-03 10:00 → 2026-12-04 10:00 UTC)``."""
+        if self.start is None and self.end is None:
+            return f"window: {self.label}{applies_to}"
+        start = "the first event" if self.start is None else f"{self.start:%Y-%m-%d %H:%M}"
+        end = "now" if self.end is None else f"{self.end:%Y-%m-%d %H:%M}"
+        return f"window: {self.label} ({start} → {end} UTC){applies_to}"
+
+
+def window_of(args: argparse.Namespace, *, now: datetime | None = None) -> Window:
+    """--since/--until when given, else the --range preset (the UI's default, 24h)."""
+    now = now or datetime.now(UTC)
+    try:
+        if args.since or args.until:
+            start = queries.since(args.since, now=now) if args.since else None
+            end = queries.since(args.until, now=now) if args.until else None
+            return Window("--since/--until", start, end or (now if start else None))
+    except ValueError as exc:
+        raise O11yError("Bad time", str(exc)) from exc
+    span = routes.RANGE_PRESETS[args.range]
+    if span is None:
+        return Window("all time", None, None)
+    return Window(f"last {args.range}", now - timedelta(seconds=span), now)
+
+
+def say(line: str) -> None:
+    """A note for the person at the terminal: stderr, so stdout stays the data."""
+    print(line, file=sys.stderr)
+
+
+def check_names(db: EventsDB, args: argparse.Namespace) -> None:
+    """:class:`UnknownName` for an --agent or --mode no event has, naming the nearest known."""
+    import difflib
+
+    known = queries.choices(db)
+    for option, column in (("agent", "agent"), ("mode", "mode")):
+        names = known.get(column, [])
+        for given in getattr(args, option) or ():
+            if given in names:
+                continue
+            near = difflib.get_close_matches(given, names, n=NEAREST, cutoff=0.5)
+            hint = (
+                f"nearest: {', '.join(clip(n, 60) for n in near)}"
+                if near
+                else f"{len(names):,} {option}s are known"
+            )
+            raise UnknownName(f"No {option} named {clip(given, 60)!r} in the data", hint)
 
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,29 +201,30 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
+    say("window: all time (the whole cache)")
     return 0
 
 
-def _filters(args: argparse.Namespace) -> queries.Filters:
-    try:
-        return queries.Filters(
-            start=queries.since(args.since) if args.since else None,
-            end=queries.since(args.until) if args.until else None,
-            agents=tuple(args.agent or ()),
-            modes=tuple(args.mode or ()),
-        )
-    except ValueError as exc:
-        raise O11yError("Bad time", str(exc)) from exc
+def _filters(window: Window, args: argparse.Namespace) -> queries.Filters:
+    return queries.Filters(
+        start=window.start,
+        end=window.end if args.until else None,  # "now" is open-ended, as on the screens
+        agents=tuple(args.agent or ()),
+        modes=tuple(args.mode or ()),
+    )
 
 
 def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
-    """The seed's summary: agent, mode, cycles, avg_ms, tools, errors by agent and mode."""
-    f = _filters(args)
+    """Cycles, mean duration, tool calls and errors per agent and mode."""
+    window = window_of(args)
+    f = _filters(window, args)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
+        check_names(db, args)
         if args.format == "csv":  # csv_out's rules: formulas neutralised, CR/LF quoted
             with tempfile.TemporaryDirectory(prefix="o11y-summary-") as tmp:
                 queries.summary_csv(db, f, Path(tmp) / "summary.csv")
+                say(window.line())
                 sys.stdout.flush()
                 sys.stdout.buffer.write((Path(tmp) / "summary.csv").read_bytes())
                 sys.stdout.flush()
@@ -155,6 +233,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         unparseable = db.generation.unparseable
     finally:
         db.close()
+    say(window.line())  # once the answer is there: a failure is one line
     rows = [[r[c] for c in SUMMARY_COLUMNS] for r in found]
     if args.format == "json":
         print(json.dumps([dict(zip(SUMMARY_COLUMNS, r, strict=True)) for r in rows], indent=1))
@@ -163,33 +242,27 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         numbers = range(2, len(SUMMARY_COLUMNS))  # agent and mode on the left, figures right
         print(aligned_table(SUMMARY_COLUMNS, cells, align_right=numbers))
         if not rows:
-            print("No data for these filters.")
+            print("No data for these filters in this window.")
         note = f"source: {settings.source_label}"
         if unparseable:
             note += f"; {unparseable:,} unparseable rows left out"
-        print(f"({note})", file=sys.stderr)
-    return 0
+        say(f"({note})")
+    return EXIT_OK
 
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
-    """Run one read-only SELECT over the views events, cycles, unparseable, freshness, the
-    rollups (hourly, daily, duration_hist, lag_hist, duration_hist_month, lag_hist_month,
-    lag_hist_net), filtered_events and filtered_cycles (these two apply --since/--until/--agent/
-    --mode).
-
-    The query runs in a sandbox that can read the store's events and nothing else (no other file,
-    no write, no ATTACH/INSTALL/LOAD/SET/PRAGMA), interrupted after --timeout seconds; at most
-    --max-rows rows are printed (a note on stderr says when there were more). A refused or failed
-    query prints one line and exits 1.
-    """
+    """Run one read-only SELECT over the events (sandboxed)."""
     from .query import sandbox
 
     limits = sandbox.Limits(timeout_s=args.timeout, max_rows=args.max_rows)
+    window = window_of(args)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
-        result = sandbox.run_sql(db, args.query, filters=_filters(args), limits=limits)
+        check_names(db, args)
+        result = sandbox.run_sql(db, args.query, filters=_filters(window, args), limits=limits)
     finally:
         db.close()
+    say(window.line(applies_to="; for filtered_events and filtered_cycles (the others: all time)"))
     if args.format == "csv":
         sys.stdout.buffer.write(sandbox.to_csv(result.table))
         sys.stdout.flush()
@@ -200,8 +273,8 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     note = f"{result.rows:,} rows in {result.elapsed_s:.2f} s"
     if result.truncated:
         note += f"; stopped at --max-rows {args.max_rows:,}, the query has more"
-    print(f"({note})", file=sys.stderr)
-    return 0
+    say(f"({note})")
+    return EXIT_OK
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -234,13 +307,12 @@ def _print_problems(problems: Sequence[str]) -> None:
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
-    """Evaluate the alert rules once, send the notices due (and any a stopped process left
-    pending), print each rule's state. Exit 1 when a rule is in error or the rules file has a
-    problem (every other rule was evaluated)."""
+    """Check the alert rules once, send the notices due, and print each rule's state."""
     import time
 
     from . import alerts
 
+    now = datetime.now(UTC)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         ev = alerts.evaluate(settings, db, who=f"alerts pid {os.getpid()}")
@@ -259,7 +331,10 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
         print(line)
     for line in ev.errors:
         print(f"alerts: {line}", file=sys.stderr)
-    return 1 if ev.errors or ev.problems else 0
+    if ev.errors or ev.problems:
+        return EXIT_FAILED  # its problems are the lines on stderr, one each
+    say(f"window: each rule's own, ending now ({now:%Y-%m-%d %H:%M} UTC)")
+    return EXIT_OK
 
 
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
@@ -327,60 +402,206 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
         db.close()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from pathlib import Path
+PROG = "python -m o11y_data"
 
-    p = argparse.ArgumentParser(prog="python -m o11y_data", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("sync", help=cmd_sync.__doc__, description=cmd_sync.__doc__)
-    s.add_argument("--wait", action="store_true", help="wait for a running sync instead of failing")
-    s.set_defaults(func=cmd_sync)
-    s = sub.add_parser("doctor", help=cmd_doctor.__doc__, description=cmd_doctor.__doc__)
-    s.set_defaults(func=cmd_doctor)
-    s = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
-    s.set_defaults(func=cmd_status)
-    s = sub.add_parser("summary", help=cmd_summary.__doc__, description=cmd_summary.__doc__)
-    s.add_argument("--since", help="ISO-8601 time or 15m/1h/7d before now (on ts)")
-    s.add_argument("--until", help="ISO-8601 time or 15m/1h/7d before now (exclusive)")
-    s.add_argument("--agent", action="append", help="only this agent (repeatable)")
-    s.add_argument("--mode", action="append", help="only this mode (repeatable)")
-    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    s.set_defaults(func=cmd_summary)
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    done (an empty answer, "No data for these filters", is still 0)
+  {EXIT_FAILED}    failed: configuration, source, cache or query problem; for alerts, a rule in
+       error or a problem in the rules file; for doctor, a check that did not pass
+  {EXIT_USAGE}    the command line is wrong (unknown option, bad value)
+  {EXIT_UNKNOWN_NAME}    --agent or --mode names nothing in the data (the nearest names are shown)
+  {EXIT_BUG}   unexpected failure, a bug: one line here, the cause in the log
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_CLOSED_PIPE}  the output was closed early, e.g. by `| head`: stops quietly"""
+
+MAIN_HELP = """Look at the agent network's events from a terminal: bring them into the local cache,
+check the set-up, and ask questions. The dashboard (`make run`) reads the same cache.
+
+Notes for people go to stderr (the window used, row counts); stdout holds only the answer, so
+`--format csv` and `--format json` can be piped as they are."""
+
+MAIN_EXAMPLES = f"""examples:
+  {PROG} doctor                       is everything set up? one line per check, with its fix
+  {PROG} sync                         fetch what is new from the bucket
+  {PROG} summary                      cycles and errors per agent and mode, last 24h
+  {PROG} summary --range 7d --format csv > week.csv
+  {PROG} sql "SELECT mode, count(*) AS cycles FROM cycles GROUP BY mode"
+  {PROG} alerts                       check the alert rules now
+
+Run `{PROG} COMMAND --help` for a command's options and examples. More in docs/cli.md.
+
+{EXIT_CODES}"""
+
+
+@dataclass(frozen=True)
+class Help:
+    """A command's help for people: one line for the command list, a paragraph, examples."""
+
+    line: str
+    text: str
+    examples: tuple[str, ...]
+
+    def epilog(self) -> str:
+        lines = "\n".join(f"  {PROG} {e}" for e in self.examples)
+        return f"examples:\n{lines}\n\n{EXIT_CODES}"
+
+
+HELP = {
+    "sync": Help(
+        "fetch new events from the bucket into the local cache",
+        "Download the table's new live files into the local cache and prepare them for the "
+        "dashboard and the other commands. Prints one line: what was new.",
+        ("sync", "sync --wait          wait for a sync already running instead of failing"),
+    ),
+    "doctor": Help(
+        "check the set-up, one line per check with its fix",
+        "Check the configuration, credentials, bucket, catalog, table, newest data and cache, "
+        "one line each with what to do when it fails. Exits 0 when every check passes.",
+        ("doctor",),
+    ),
+    "status": Help(
+        "what the cache holds: source, rows, newest event, last sync",
+        "Show where the events come from, how many rows and files the cache holds, rows that "
+        "could not be read, and how fresh the newest event and the last sync are.",
+        ("status",),
+    ),
+    "summary": Help(
+        "cycles, mean duration, tools and errors per agent and mode",
+        "Per agent and mode: cycles, avg_ms (mean duration), tools (tool calls) and errors, "
+        "agents in order, most cycles first. The window is the dashboard's default, the last "
+        "24h, unless --range or --since/--until say otherwise; it is printed to stderr.",
+        (
+            "summary                             the last 24h",
+            "summary --range all                 everything in the cache",
+            "summary --since 2026-12-01 --until 2026-12-02",
+            "summary --agent did:cf:abc --mode think --format json",
+            "summary --format csv | head -3",
+        ),
+    ),
+    "sql": Help(
+        "ask your own question in SQL (one read-only SELECT)",
+        "Run one read-only SELECT (DuckDB SQL) over the views events, cycles, unparseable, "
+        "freshness, the rollups hourly, daily, duration_hist, lag_hist, duration_hist_month, "
+        "lag_hist_month, lag_hist_net, and filtered_events, filtered_cycles, which keep to the "
+        "window (--range, default 24h, or --since/--until) and --agent/--mode. The query reads "
+        "the cache and nothing else (no other file, no writing, no settings) and is stopped "
+        "after --timeout seconds; at most --max-rows rows are printed. The SQL console in the "
+        "dashboard lists every view's columns.",
+        (
+            'sql "SELECT mode, count(*) AS cycles FROM filtered_cycles GROUP BY mode"',
+            'sql "SELECT agent, max(ts) AS last_seen FROM cycles GROUP BY agent" --format csv',
+            'sql "SELECT * FROM filtered_cycles WHERE errors > 0" --range 1h --agent did:cf:abc',
+        ),
+    ),
+    "demo": Help(
+        "build a demo table of made-up agents (no bucket needed)",
+        "Build (or rebuild) a demo Iceberg table of made-up agents, for trying the dashboard "
+        "without a bucket; with --out, into that folder instead of the cache.",
+        ("demo", "demo --out /tmp/demo --now 2026-12-01T12:00:00Z"),
+    ),
+    "alerts": Help(
+        "check the alert rules now and send the notices due",
+        "Evaluate every alert rule once, send the notices that are due (and any a stopped "
+        "process left waiting), and print one line per rule: its state and what it saw. Each "
+        "rule reads its own window, ending now.",
+        ("alerts", "O11Y_ALERTS_FILE=alerts.toml python -m o11y_data alerts"),
+    ),
+    "watch": Help(
+        "sync and check the alert rules in a loop (a service); Ctrl-C stops",
+        "Sync and evaluate the alert rules every --interval seconds, printing one line per "
+        "sync and per notice, until stopped (Ctrl-C, or SIGTERM from a service manager).",
+        ("watch", "watch --interval 120"),
+    ),
+}
+
+
+def _command(sub: Any, name: str, func: Any) -> argparse.ArgumentParser:
+    h = HELP[name]
     s = sub.add_parser(
-        "sql",
-        help="run one read-only SELECT over the events (sandboxed)",
-        description=cmd_sql.__doc__,
+        name,
+        help=h.line,
+        description=textwrap.fill(h.text, 78),
+        epilog=h.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("query", help='e.g. "SELECT mode, count(*) FROM cycles GROUP BY mode"')
-    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.set_defaults(func=func)
+    return s
+
+
+def _window_options(s: argparse.ArgumentParser, *, views: str = "") -> None:
+    presets = ", ".join(routes.RANGE_PRESETS)
+    s.add_argument(
+        "--range",
+        choices=list(routes.RANGE_PRESETS),
+        default=routes.DEFAULT_RANGE,
+        metavar="RANGE",
+        help=f"{views}how far back from now: {presets} (default {routes.DEFAULT_RANGE}, as the "
+        "dashboard)",
+    )
+    s.add_argument(
+        "--since", help=f"{views}start: a time (2026-12-01T08:00Z) or 15m/1h/7d ago; beats --range"
+    )
+    s.add_argument("--until", help=f"{views}end (not included): a time or 15m/1h/7d ago")
+    s.add_argument("--agent", action="append", help=f"{views}only this agent (repeatable)")
+    s.add_argument("--mode", action="append", help=f"{views}only this mode (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=MAIN_HELP,
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = _command(sub, "sync", cmd_sync)
+    s.add_argument("--wait", action="store_true", help="wait for a running sync instead of failing")
+    _command(sub, "doctor", cmd_doctor)
+    _command(sub, "status", cmd_status)
+    s = _command(sub, "summary", cmd_summary)
+    _window_options(s)
+    s.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people (default), csv or json"
+    )
+    s = _command(sub, "sql", cmd_sql)
+    s.add_argument("query", help='one SELECT, e.g. "SELECT mode, count(*) FROM cycles GROUP BY 1"')
+    s.add_argument(
+        "--format", choices=FORMATS, default="table", help="table for people (default), csv or json"
+    )
     s.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds (default 10)")
     s.add_argument(
         "--max-rows", type=_positive(int), default=10_000, help="rows at most (default 10,000)"
     )
-    s.add_argument("--since", help="filtered_* views: ISO-8601 time or 15m/1h/7d before now")
-    s.add_argument("--until", help="filtered_* views: end, exclusive")
-    s.add_argument("--agent", action="append", help="filtered_* views: this agent (repeatable)")
-    s.add_argument("--mode", action="append", help="filtered_* views: this mode (repeatable)")
-    s.set_defaults(func=cmd_sql)
-    s = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    _window_options(s, views="filtered_* views: ")
+    s = _command(sub, "demo", cmd_demo)
     s.add_argument("--out", type=Path, help="folder to write the demo table into")
     s.add_argument("--now", help="pretend it is this time (ISO-8601), for reproducible data")
-    s.add_argument("--seed", type=int, default=7)
-    s.set_defaults(func=cmd_demo)
-    s = sub.add_parser("alerts", help=cmd_alerts.__doc__, description=cmd_alerts.__doc__)
-    s.set_defaults(func=cmd_alerts)
-    s = sub.add_parser("watch", help=cmd_watch.__doc__, description=cmd_watch.__doc__)
+    s.add_argument("--seed", type=int, default=7, help="random seed of the made-up agents")
+    _command(sub, "alerts", cmd_alerts)
+    s = _command(sub, "watch", cmd_watch)
     s.add_argument(
         "--interval", type=float, help="seconds between syncs (default O11Y_SYNC_INTERVAL, 60)"
     )
-    s.set_defaults(func=cmd_watch)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code (EXIT_*). A closed stdout (``| head``) ends it quietly,
+    the way the Python docs advise for SIGPIPE: stdout goes to /dev/null so the interpreter's
+    own flush at exit cannot complain either."""
+    try:
+        code = _run(build_parser().parse_args(argv))
+        sys.stdout.flush()  # inside the try: a pipe closed after the last write fails here
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
     from .logs import setup_logging
 
-    args = build_parser().parse_args(argv)
     try:
         if args.func is cmd_doctor:  # doctor reports a configuration error as its first check
             try:
@@ -391,14 +612,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = load_settings()
         setup_logging(settings)
         return int(args.func(settings, args))
+    except BrokenPipeError:
+        raise
+    except UnknownName as exc:
+        say(f"error: {exc.one_line()}")
+        return EXIT_UNKNOWN_NAME
     except O11yError as exc:
         log.info("%s failed: %s", args.command, exc.one_line(), exc_info=exc)
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 1
+        say(f"error: {exc.one_line()}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        say("interrupted")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug, not a data problem: still one line, never a traceback
         log.exception("%s failed unexpectedly", args.command)
-        print(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
-        return 2
+        say(f"error: unexpected {type(exc).__name__}: {exc}".splitlines()[0])
+        return EXIT_BUG

@@ -13,7 +13,8 @@ Everything is chosen in the URL, so a TV is configured once with a link, e.g.
 - ``fresh``    data older than this (last good sync) is shown greyed "as of" (default 5m, at least
                two sync intervals)
 - ``horizon``  agents silent for longer leave the wall unless listed (default 24h)
-- ``sort``     ``name`` (tiles keep their place, default) or ``status`` (worst first)
+- ``sort``     ``status`` (worst first: down, stale, degraded, healthy; by name within each;
+               default) or ``name`` (tiles keep their place)
 - ``tz``       time zone for clock times (default UTC)
 
 Defaults can also be set with ``O11Y_WALL_<PARAM>`` environment variables. Bad values are

@@ -176,3 +176,23 @@ def test_the_wall_marks_an_alerting_agents_tile_and_a_stopped_evaluator_in_red()
     assert 'class="tile degraded alerting"' in html and "alert: Error rate high" in html
     state.evaluated_at = now.timestamp() - 179
     assert A.evaluator_health(state, now.timestamp(), 60).level == "ok"
+
+
+def test_rules_say_what_they_measure_in_words_and_deliveries_are_counted_in_words(store):
+    at = run()
+    rules = at.dataframe[0].value
+    assert "metric" not in rules.columns and "window" not in rules.columns
+    by_rule = rules.set_index("rule")["measures"]
+    assert by_rule["error_rate"] == "share of cycles with errors in the last 15m"
+    assert by_rule["agent_silent"] == "time since the last cycle"
+    assert "0 of the last 2 deliveries succeeded." in markdown_text(at)
+
+
+def test_deliveries_line_never_says_0_of_0_and_counts_agree_in_number():
+    from ui.sections.alerts import deliveries_line
+
+    assert deliveries_line(0, 0) == "No deliveries yet."
+    assert deliveries_line(1, 1) == "The one delivery so far succeeded."
+    assert deliveries_line(0, 1) == "The one delivery so far failed."
+    assert deliveries_line(3, 3) == "All of the last 3 deliveries succeeded."
+    assert deliveries_line(1, 2) == "1 of the last 2 deliveries succeeded."

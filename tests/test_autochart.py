@@ -80,3 +80,59 @@ def test_hostile_text_reaches_the_figure_escaped():
     texts.append(fig.layout.yaxis.title.text)
     assert all("<" not in t and ">" not in t for t in texts), texts
     assert plotly_text(evil) in list(fig.data[0].x)
+
+
+def test_slowest_cycles_are_points_not_a_line_and_y_is_what_they_are_sorted_by():
+    from ui.autochart import default_choice
+
+    rng = pd.Series(pd.date_range("2026-11-01", periods=8, freq="37min", tz="UTC"))
+    order = [5, 1, 7, 0, 3, 6, 2, 4]  # ORDER BY duration_ms DESC: times in no order
+    df = pd.DataFrame(
+        {
+            "ts": rng[order].reset_index(drop=True),
+            "agent": ["a", "b"] * 4,
+            "mode": ["think"] * 8,
+            "duration_ms": [900, 800, 700, 600, 500, 400, 300, 200],
+            "tool_calls": [1, 5, 2, 2, 3, 1, 0, 4],
+            "errors": [0, 1, 0, 0, 2, 0, 0, 1],
+        }
+    )
+    choice = default_choice(df)
+    assert choice.kind == "scatter" and choice.y == "duration_ms" and choice.x == "ts"
+    fig = auto_chart(df)
+    assert all(t.mode == "markers" for t in fig.data)  # no line joins unrelated cycles
+
+
+def test_error_rate_by_mode_charts_the_rate_not_the_count():
+    from ui.autochart import default_choice
+
+    df = pd.DataFrame(
+        {"mode": ["think", "reflection", "housekeeping"], "error_rate": [0.02, 0.1, 0.0],
+         "cycles": [900, 120, 40]}
+    )  # fmt: skip
+    choice = default_choice(df)
+    assert (choice.kind, choice.x, choice.y) == ("bar", "mode", "error_rate")
+    assert list(auto_chart(df).data[0].y) == [0.02, 0.1, 0.0]
+
+
+def test_a_line_needs_times_in_order_within_each_colour():
+    from ui.autochart import default_choice
+
+    hours = list(_times(3))
+    per_mode = pd.DataFrame(
+        {"hour": hours * 2, "mode": ["think"] * 3 + ["reflection"] * 3, "n": range(6)}
+    )
+    assert default_choice(per_mode).kind == "line"
+    repeated = pd.DataFrame({"hour": hours + hours, "n": range(6)})  # two rows per hour
+    assert default_choice(repeated).kind == "scatter"
+
+
+def test_a_chart_choice_from_the_link_is_checked_value_by_value():
+    from ui.autochart import Choice, choice_from_params
+
+    df = pd.DataFrame({"mode": ["a", "b"], "rate": [0.1, 0.2], "n": [3, 4]})
+    choice, notes = choice_from_params(df, {"kind": "line", "x": "mode", "y": "n"})
+    assert choice == Choice("line", "mode", "n", None) and notes == []
+    choice, notes = choice_from_params(df, {"kind": "pie", "y": "<b>x</b>", "color": "n"})
+    assert choice == Choice("bar", "mode", "rate", None)
+    assert len(notes) == 3 and all(n.startswith("Ignored the link's chart") for n in notes)

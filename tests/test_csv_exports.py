@@ -174,7 +174,9 @@ def test_the_sql_consoles_csv_reads_back_as_the_query_result(store, tmp_path):
 
 def test_cli_summary_csv_reads_back_as_the_summary(store, tmp_path):
     db, env, root = store
-    out = cli({**env, "HOME": str(root)}, "summary", "--format", "csv", text=False)
+    out = cli(
+        {**env, "HOME": str(root)}, "summary", "--format", "csv", "--range", "all", text=False
+    )
     assert out.returncode == 0, out.stderr
     want = q.summary_rows(db)
     cols = ["agent", "mode", "cycles", "avg_ms", "tools", "errors"]

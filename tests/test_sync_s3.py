@@ -175,7 +175,7 @@ def test_cli_outputs_match_numbers_computed_by_hand(s3_admin, bucket, tmp_path, 
     r = cli(env, "sync")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("\n") == 1 and "2 new files" in r.stdout
-    r = cli(env, "summary", "--format", "csv")
+    r = cli(env, "summary", "--format", "csv", "--range", "all")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "agent,mode,cycles,avg_ms,tools,errors",
@@ -183,7 +183,7 @@ def test_cli_outputs_match_numbers_computed_by_hand(s3_admin, bucket, tmp_path, 
         "did:cf:alpha,reflection,1,,5,0",
         "did:cf:beta,think,2,1501,7,2",
     ]
-    r = cli(env, "summary", "--format", "json", "--agent", "did:cf:beta")
+    r = cli(env, "summary", "--format", "json", "--agent", "did:cf:beta", "--range", "all")
     assert json.loads(r.stdout) == [
         {
             "agent": "did:cf:beta",
@@ -194,7 +194,7 @@ def test_cli_outputs_match_numbers_computed_by_hand(s3_admin, bucket, tmp_path, 
             "errors": 2,
         }
     ]
-    r = cli(env, "summary", "--mode", "reflection")
+    r = cli(env, "summary", "--mode", "reflection", "--range", "all")
     assert "did:cf:alpha" in r.stdout and "did:cf:beta" not in r.stdout
     assert "1 unparseable" in r.stderr and "source: R2 bucket" in r.stderr
     r = cli(env, "summary", "--since", "2026-11-03")

@@ -255,9 +255,9 @@ def test_tiles_by_hand() -> None:
     assert by[A].age_s == 30 and by[A].name == "did:cf:aaaa…ffff"
     assert by[B].status == "stale" and by[B].error_rate == 0.0
     assert by[C].status == "degraded" and by[C].error_rate == pytest.approx(0.4)
-    assert [t.agent for t in tiles] == [A, C, B]  # by name: aaaa…, mmmm…, zzzz…
-    worst_first = build_tiles(chosen, NOW, WallConfig(sort="status"))
-    assert [t.status for t in worst_first] == ["stale", "degraded", "healthy"]
+    assert [t.status for t in tiles] == ["stale", "degraded", "healthy"]  # worst first
+    by_name = build_tiles(chosen, NOW, WallConfig(sort="name"))
+    assert [t.agent for t in by_name] == [A, C, B]  # by name: aaaa…, mmmm…, zzzz…
 
     tot = network_totals(tiles, p95_ms=55000.0)
     assert tot.agents == 3 and tot.cycles == 38 and tot.error_cycles == 5
@@ -443,3 +443,35 @@ def test_wall_html_with_thousands_of_agents_draws_what_fits_and_says_the_rest() 
     assert 'data-tiles="48"' in out
     assert "+4,953 more (all healthy)" in out
     assert 'data-agent="did:cf:x"' in out  # the down agent is on screen
+
+
+def test_tiles_come_worst_first_by_default_so_a_down_agent_leads_not_fifth() -> None:
+    # five agents named a..e; "e" is down: by name it sat fifth, worst first it leads
+    names = {f"did:cf:agent{c}{c * 20}": c for c in "abcde"}
+    stats = [AgentStats(did, ago(30), cycles=10) for did in names]
+    stats[4] = AgentStats(stats[4].agent, ago(7200), cycles=0)  # "e": no cycle for 2h
+    stats[1] = AgentStats(stats[1].agent, ago(30), cycles=10, error_cycles=5)  # "b": degraded
+    tiles = build_tiles(stats, NOW, DEFAULT, names)
+    assert [(t.name, t.status) for t in tiles] == [
+        ("e", "down"), ("b", "degraded"), ("a", "healthy"), ("c", "healthy"), ("d", "healthy"),
+    ]  # fmt: skip
+    # stable: the same input in another order gives the same wall
+    again = build_tiles(list(reversed(stats)), NOW, DEFAULT, names)
+    assert [t.agent for t in again] == [t.agent for t in tiles]
+
+
+def test_the_totals_say_whom_they_cover_naming_two_selected_agents() -> None:
+    stats = _stats()
+    names = {A: "planner", B: "<b>critic</b>", C: "scout"}
+    assert network_totals(build_tiles(select(stats, ())[0], NOW)).scope == "all agents"
+    chosen, _ = select(stats, ["planner", "<b>critic</b>"], names)
+    tiles = build_tiles(chosen, NOW, DEFAULT, names)
+    totals = network_totals(tiles, 1500.0, selected=True)
+    assert totals.scope == "2 agents: <b>critic</b>, planner"
+    html = str(W.wall_html(tiles, totals, Health(True, NOW), DEFAULT, now=NOW))
+    assert "2 agents: &lt;b&gt;critic&lt;/b&gt;, planner, last 1h:" in html  # escaped, as text
+    assert "all agents" not in html
+    one = network_totals(tiles[:1], selected=True)
+    assert one.scope.startswith("1 agent: ")
+    many = [AgentStats(f"did:cf:many{i:020d}", ago(30), cycles=1) for i in range(5)]
+    assert network_totals(build_tiles(many, NOW), selected=True).scope == "5 selected agents"

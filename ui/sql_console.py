@@ -36,7 +36,7 @@ class Example:
 
 
 EXAMPLES = [
-    Example("The seed's summary", SEED),
+    Example("Cycles and errors per agent and mode", SEED),
     Example(
         "Cycles per hour by mode",
         "SELECT date_trunc('hour', ts) AS hour, mode, count(*) AS cycles\n"
@@ -66,6 +66,12 @@ EXAMPLES = [
     Example(
         "Unparseable rows",
         "SELECT ingest_ts, file, raw FROM unparseable ORDER BY ingest_ts DESC LIMIT 50",
+    ),
+    Example(
+        "Error rate by mode",
+        "SELECT mode, count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate,\n"
+        "       count(*) AS cycles\n"
+        "FROM filtered_cycles\nGROUP BY mode\nORDER BY error_rate DESC",
     ),
 ]
 

@@ -95,6 +95,8 @@ WALL_CSS = Template(
 .wall-net { display: flex; gap: 2.2vw; font-size: 3vh; align-items: baseline;
   white-space: nowrap; overflow: hidden; }
 .wall-net .k { color: #9fb0c0; font-size: 2.2vh; margin-right: 0.5vw; }
+.wall-net .scope { flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }
+.wall-net > span[data-k] { flex: none; }
 .wall-count { font-weight: 800; }
 .wall-more { font-size: 2.4vh; font-weight: 700; color: #ffb020; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; }
@@ -267,10 +269,11 @@ def totals_html(tot: Totals, cfg: WallConfig) -> tuple[Safe, Safe]:
         chips=chips,
     )
     net = h(
-        '<div class="wall-net"><span class="k">all agents, last {win}:</span>'
+        '<div class="wall-net"><span class="k scope">{scope}, last {win}:</span>'
         '<span data-k="cycles"><span class="k">cycles/{win}</span><b>{cycles:,}</b></span>'
         '<span data-k="error_rate"><span class="k">error rate</span><b>{rate}</b></span>'
         '<span data-k="p95"><span class="k">p95</span><b>{p95}</b></span></div>',
+        scope=tot.scope,
         win=format_span(cfg.window_s),
         cycles=tot.cycles,
         rate=format_rate(tot.error_rate),
@@ -468,7 +471,7 @@ def load(
     p95 = None
     if dids and any(t.cycles for t in tiles):
         p95 = cached(q.totals, Filters(start, end, agents=dids)).get("p95_ms")
-    return tiles, network_totals(tiles, p95), missing, names
+    return tiles, network_totals(tiles, p95, selected=bool(cfg.agents)), missing, names
 
 
 def current_config(

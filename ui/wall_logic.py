@@ -47,7 +47,9 @@ class WallConfig:
     refresh_s: int = 30  # how often the tiles refresh
     fresh_s: int = 300  # data counts as current while the last good sync is younger than this
     horizon_s: int = 86400  # agents silent for longer drop off the wall (unless listed)
-    sort: str = "name"  # "name" (tiles keep their place) or "status" (worst first)
+    # "status": worst first (down, stale, degraded, healthy; by name within each), so trouble is
+    # at the top-left where the room looks first; "name": tiles keep their place
+    sort: str = "status"
     tz: str = "UTC"
 
     @property
@@ -292,11 +294,17 @@ def build_tiles(
                 alert=alerting.get(s.agent),
             )
         )
-    if cfg.sort == "status":
-        tiles.sort(key=lambda t: (STATUSES.index(t.status), t.name, t.agent))
-    else:
-        tiles.sort(key=lambda t: (t.name.lower(), t.agent))
+    tiles.sort(key=worst_first if cfg.sort == "status" else by_name)
     return tiles
+
+
+def by_name(t: Tile) -> tuple[str, str]:
+    return (t.name.lower(), t.agent)
+
+
+def worst_first(t: Tile) -> tuple[int, str, str]:
+    """Down, stale, degraded, healthy; by name within a status (a total order: stable)."""
+    return (STATUSES.index(t.status), *by_name(t))
 
 
 MAX_TILES = 48  # 8 x 6 on a 16:9 screen: past this a tile is too small to read across a room
@@ -320,9 +328,13 @@ def fit(tiles: Sequence[Tile], max_tiles: int = MAX_TILES) -> tuple[list[Tile], 
     stale, degraded, then healthy; by name within a status) and what was left off."""
     if len(tiles) <= max_tiles:
         return list(tiles), None
-    ranked = sorted(tiles, key=lambda t: (STATUSES.index(t.status), t.name, t.agent))
+    ranked = sorted(tiles, key=worst_first)
     shown, rest = ranked[:max_tiles], ranked[max_tiles:]
     return shown, Overflow(len(rest), {s: sum(t.status == s for t in rest) for s in STATUSES})
+
+
+NAMED_MAX = 3  # a selection of up to this many agents is named in the totals' label
+NAME_CLIP = 24
 
 
 @dataclass(frozen=True)
@@ -333,10 +345,27 @@ class Totals:
     error_cycles: int
     error_rate: float | None
     p95_ms: float | None
+    scope: str = "all agents"  # whom the numbers cover: "all agents", "2 agents: a, b"
 
 
-def network_totals(tiles: Sequence[Tile], p95_ms: float | None = None) -> Totals:
-    """Sums over the tiles shown; ``p95_ms`` comes from the data layer (p95s do not add up)."""
+def scope_label(tiles: Sequence[Tile], *, selected: bool) -> str:
+    """Whom the network numbers cover: ``all agents`` without a selection in the URL, else
+    ``1 agent: a``, ``2 agents: a, b`` (names up to NAMED_MAX), ``12 selected agents``."""
+    if not selected:
+        return "all agents"
+    n = len(tiles)
+    noun = "agent" if n == 1 else "agents"
+    if n > NAMED_MAX or n == 0:
+        return f"{n:,} selected {noun}"
+    names = ", ".join(clip(t.name, NAME_CLIP, keep_end=True) for t in sorted(tiles, key=by_name))
+    return f"{n} {noun}: {names}"
+
+
+def network_totals(
+    tiles: Sequence[Tile], p95_ms: float | None = None, *, selected: bool = False
+) -> Totals:
+    """Sums over the tiles shown; ``p95_ms`` comes from the data layer (p95s do not add up);
+    ``selected``: the URL chose the agents (the label names them)."""
     by_status = {s: sum(t.status == s for t in tiles) for s in STATUSES}
     cycles = sum(t.cycles for t in tiles)
     errs = sum(t.error_cycles for t in tiles)
@@ -347,6 +376,7 @@ def network_totals(tiles: Sequence[Tile], p95_ms: float | None = None) -> Totals
         error_cycles=errs,
         error_rate=(errs / cycles) if cycles else None,
         p95_ms=p95_ms,
+        scope=scope_label(tiles, selected=selected),
     )
 
 

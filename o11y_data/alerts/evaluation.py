@@ -219,7 +219,8 @@ def _step_rule(
             stays_ok = b is False or (b is None and no_data_ok)
             if stays_ok and key not in prev_by_key and key not in errors:
                 ok_keys.append(key)
-                ok_values.append(got.values[i])
+                # A value not judged (too few cycles) is never "the nearest to breaching".
+                ok_values.append(got.values[i] if b is False else None)
                 continue
             slow.append(got.reading(i))
     measured = set(got.keys) if mine else set()
@@ -227,6 +228,8 @@ def _step_rule(
         if s.state in {"pending", "firing"} and s.key not in measured:
             slow.append(Reading(s.key, None, None))
     high = rule.comparison.startswith(">")
+    if ok_values is got.values and None in breaches:  # some not judged: they are no nearest
+        ok_values = [v if b is False else None for v, b in zip(ok_values, breaches, strict=True)]
     if ok_values is got.values:  # a group's values: the rules sharing them share the answer
         memo = (id(ok_values), high)
         if memo not in nearest:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from ..durations import format_span
 from ..text import clip
-from .rules import METRICS
+from .rules import AGE_METRICS, METRICS
 
 if TYPE_CHECKING:
     from .notice import Notice
-    from .state import AlertState
+    from .state import AlertState, OkKeys
 
 STATES = ("error", "firing", "pending", "nodata", "ok")  # worst first
 
@@ -84,9 +84,7 @@ def state_lines(state: AlertState, now: float | None = None) -> list[str]:
         cond = f"{r.get('comparison')} {format_value(metric, r.get('threshold'))}"
         ok = state.ok.get(name)
         if not bad and ok is not None:
-            single = ok.count == 1 and not ok.keys
-            shown = format_value(metric, ok.nearest) if single else f"{ok.count} keys"
-            out.append(f"{name:<20} ok        {shown} ({cond})")
+            out.append(f"{name:<20} ok        {ok_sentence(r, ok)}")
         for s in bad:
             key = f" {clip(s.key, 48)}" if s.key is not None else ""
             if s.state == "error":
@@ -97,6 +95,36 @@ def state_lines(state: AlertState, now: float | None = None) -> list[str]:
             value = format_value(metric, s.value)
             out.append(f"{name:<20} {s.state:<9} {value} ({cond}){held}{key}{mute}")
     return out
+
+
+_SCOPE_NOUN = {"per_agent": "agent", "agents": "agent", "per_mode": "mode"}
+_CROSSED = {">": "over", ">=": "at or over", "<": "under", "<=": "at or under"}
+
+
+def _plural(n: int, noun: str) -> str:
+    return noun if n == 1 or noun.endswith("s") else noun + "s"
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {_plural(n, noun)}"
+
+
+def ok_sentence(rule: dict, ok: OkKeys) -> str:
+    """A rule whose every key is ok, for people: ``12 agents checked, none over 10.0% in the
+    last 15m (highest 4.2%)``; a rule over the whole network: ``0.4%, not over 10.0% in the last
+    15m``."""
+    metric, comparison = str(rule.get("metric")), str(rule.get("comparison"))
+    threshold = format_value(metric, rule.get("threshold"))
+    crossed = _CROSSED.get(comparison, comparison)
+    window = "" if metric in AGE_METRICS else f" in the last {format_span(rule.get('window_s'))}"
+    if ok.count == 1 and not ok.keys:
+        return f"{format_value(metric, ok.nearest)}, not {crossed} {threshold}{window}"
+    noun = _SCOPE_NOUN.get(str(rule.get("scope")), "series")
+    if not ok.count:
+        return f"no {_plural(0, noun)} seen{window}"
+    extreme = "highest" if comparison.startswith(">") else "lowest"
+    nearest = "" if ok.nearest is None else f" ({extreme} {format_value(metric, ok.nearest)})"
+    return f"{_counted(ok.count, noun)} checked, none {crossed} {threshold}{window}{nearest}"
 
 
 def failed_lines(state: AlertState, *, since: float, most: int = 10) -> list[str]:

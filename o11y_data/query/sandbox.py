@@ -20,6 +20,7 @@ and stop at ``max_rows`` (one more row tells whether there were more) or ``max_b
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import multiprocessing
 import os
@@ -28,6 +29,8 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from typing import Any
 
 import duckdb
@@ -210,7 +213,7 @@ def open_sandbox(spec: ViewSpec, filters: Filters, limits: Limits) -> duckdb.Duc
         prepare(conn)
         rollups.prepare(conn)
         create_views(conn, spec, newest_ingest="(SELECT max(ingest_ts) FROM events_all)")
-        _create_filtered_views(conn, filters)
+        create_filtered_views(conn, filters)
         conn.execute("SET allowed_paths = ?", [[str(f) for f in spec.files()]])
         conn.execute("SET allowed_directories = []")
         conn.execute("SET enable_external_access = false")
@@ -221,7 +224,7 @@ def open_sandbox(spec: ViewSpec, filters: Filters, limits: Limits) -> duckdb.Duc
     return conn
 
 
-def _create_filtered_views(conn: duckdb.DuckDBPyConnection, f: Filters) -> None:
+def create_filtered_views(conn: duckdb.DuckDBPyConnection, f: Filters) -> None:
     """``filtered_events``/``filtered_cycles``: the screens' own WHERE clauses (queries.where),
     their ``?`` values bound into DuckDB variables, so no filter value is formatted into SQL."""
     for view, base, cycles in (
@@ -349,6 +352,41 @@ _ctx_lock = threading.Lock()
 _ctx: Any = None
 
 
+class _Popen(popen_forkserver.Popen):
+    """A forkserver launch that leaves out the host's main module.
+
+    multiprocessing re-runs the parent's ``__main__`` script in every child (as ``__mp_main__``)
+    unless it is a module it can import by name. Under Streamlit ``__main__`` is ``app.py``: each
+    query's child ran the whole app in bare mode (its imports, the default page, a hundred "missing
+    ScriptRunContext" warnings in the server's log) before the query. The child needs nothing from
+    ``__main__`` (its target is a function of this module), so the preparation data is sent
+    without it; otherwise this is ``popen_forkserver.Popen._launch`` (CPython 3.11 to 3.13)."""
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        parent_w = os.dup(w)  # the child watches this end to learn that its parent is gone
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:  # noqa: N802 (multiprocessing's name)
+        return _Popen(process_obj)
+
+
 def _context() -> Any:
     """A forkserver: children fork from one clean, single-threaded, preloaded process (fast, and
     never a fork of the app's threads)."""
@@ -435,7 +473,7 @@ def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlRes
     recv, send = ctx.Pipe(duplex=False)
     # Held open by this process alone: the child ends when it reads EOF (see _end_with).
     watch_r, watch_w = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
+    proc = _Process(
         target=_child, args=(send, watch_r, spec, query, f, limits), name="o11y-sql", daemon=True
     )
     deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S

@@ -17,8 +17,44 @@ from ui import page as P
 SHOW = {"all": "Every rule", "active": "Errors, pending, firing and no data only"}
 SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
 EVERY = "(every one)"
-COLUMNS = ["rule", "alert", "severity", "agent / mode", "state", "value", "threshold", "since"]
-COLUMNS += ["silenced", "metric", "window"]
+# What people read first on the left; the rule's code name (as in the rules file) last.
+COLUMNS = ["alert", "agent / mode", "state", "value", "threshold", "measures", "since"]
+COLUMNS += ["severity", "silenced", "rule"]
+# Widths for 1440 px: the words of "measures" whole, the short codes narrow.
+COLUMN_CONFIG = {
+    "severity": st.column_config.TextColumn(width="small"),
+    "value": st.column_config.TextColumn(width="small"),
+    "state": st.column_config.TextColumn(width="small"),
+    "threshold": st.column_config.TextColumn(width="small"),
+    "silenced": st.column_config.TextColumn(width="small"),
+    "measures": st.column_config.TextColumn(
+        width="large", help="what the rule's value measures, and over which window"
+    ),
+}
+SCOPE_NOUN = {"per_agent": "agents", "agents": "agents", "per_mode": "modes"}
+
+
+def measures(metric: str, window_s: float | None) -> str:
+    """What a rule's value is, in words: ``share of cycles with errors in the last 15m``."""
+    words = A.METRICS.get(metric, ("", metric))[1]
+    if metric in A.AGE_METRICS:
+        return words
+    span = f"the last {format_span(window_s or 0)}"
+    for tail in (" in the window", " over the window"):
+        if words.endswith(tail):
+            return f"{words[: -len(tail)]}{tail.split(' the ')[0]} {span}"
+    return f"{words} in {span}"
+
+
+def deliveries_line(delivered: int, total: int) -> str:
+    """How the recent notices went out, in words (never "0 of the last 0")."""
+    if total == 0:
+        return "No deliveries yet."
+    if total == 1:
+        return f"The one delivery so far {'succeeded' if delivered else 'failed'}."
+    if delivered == total:
+        return f"All of the last {total:,} deliveries succeeded."
+    return f"{delivered:,} of the last {total:,} deliveries succeeded."
 
 
 def when(c: P.Ctx, epoch: float | None) -> str:
@@ -91,8 +127,7 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
         "alert": str(rule.get("title") or name),
         "severity": str(rule.get("severity")),
         "threshold": f"{comparison} {A.format_value(metric, rule.get('threshold'))}",
-        "metric": metric,
-        "window": "" if metric in A.AGE_METRICS else format_span(rule.get("window_s") or 0),
+        "measures": measures(metric, rule.get("window_s")),
     }
 
     def row(key: str, state_: str, value: str, since: float | None = None, mute: bool = False):
@@ -130,7 +165,8 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
     if ok.nearest is not None:
         high = comparison.startswith(">")
         nearest = f"{'max' if high else 'min'} {A.format_value(metric, ok.nearest)}"
-    return [row(f"({ok.count}, all ok)" if ok.count else "(none seen)", "ok", nearest)]
+    noun = SCOPE_NOUN.get(str(rule.get("scope")), "series")
+    return [row(f"{ok.count:,} {noun}, all ok" if ok.count else f"no {noun} seen", "ok", nearest)]
 
 
 def rules_table(c: P.Ctx, state: A.AlertState, now: datetime, show: str) -> None:
@@ -139,7 +175,7 @@ def rules_table(c: P.Ctx, state: A.AlertState, now: datetime, show: str) -> None
     if show == "active":
         table = table[table["state"].isin(["error", "firing", "pending", "nodata"])]
     if len(table):
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch", column_config=COLUMN_CONFIG)
     elif state.rules:
         st.success("Nothing pending or firing.", icon=":material/check_circle:")
 
@@ -201,9 +237,10 @@ def failed_deliveries(c: P.Ctx, state: A.AlertState) -> None:
     st.subheader("Failed deliveries", anchor=False)
     failed = [d for d in reversed(state.deliveries) if not d.get("ok")]
     delivered = sum(1 for d in state.deliveries if d.get("ok"))
-    st.caption(f"{delivered} of the last {len(state.deliveries)} deliveries succeeded.")
+    st.caption(deliveries_line(delivered, len(state.deliveries)))
     if not failed:
-        st.caption("None.")
+        if state.deliveries:
+            st.caption("None failed.")
         return
     table = {
         "at": [when(c, d.get("at")) for d in failed],

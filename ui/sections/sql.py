@@ -2,9 +2,11 @@
 reads, the query from the link (``?q=``), examples, the editor, the result and recent queries.
 Running, caps and the recent list: ``ui/sql_console.py``."""
 
+import pandas as pd
 import streamlit as st
 
 from o11y_data import O11yError
+from o11y_data.query import columns
 from o11y_data.query import sandbox as sb
 from ui import autochart
 from ui import data as D
@@ -17,6 +19,10 @@ K_APPLIED = "_sql_applied"  # the query from the link last put into the box
 
 def _set_query(sql: str) -> None:
     sql = sql.strip()
+    if sql != (st.query_params.get("q") or "").strip():
+        for name in autochart.PARAMS.values():  # another query: its own default chart
+            if name in st.query_params:
+                del st.query_params[name]
     if sql:
         st.query_params["q"] = sql
     elif "q" in st.query_params:
@@ -29,14 +35,35 @@ def _submitted() -> None:
 
 def intro() -> None:
     st.caption(
-        "One read-only SELECT (DuckDB SQL) over the views `events`, `cycles`, `unparseable`, "
-        "`freshness`, the rollups `hourly`, `daily`, `duration_hist`, `lag_hist`, "
-        "`duration_hist_month`, `lag_hist_month`, `lag_hist_net`, and "
-        "`filtered_events`, `filtered_cycles`, which follow the sidebar filters. "
-        f"Times are UTC. Stopped after {sb.DEFAULT_TIMEOUT_S:g} s; the screen shows up to "
-        f"{sb.DISPLAY_ROWS:,} rows, the CSV up to {sb.DOWNLOAD_ROWS:,}. The query is kept in the "
-        "link, so a question can be shared."
+        "One read-only SELECT (DuckDB SQL) over the views listed on the right; `filtered_events` "
+        "and `filtered_cycles` follow the sidebar filters. Times are UTC. Stopped after "
+        f"{sb.DEFAULT_TIMEOUT_S:g} s; the screen shows up to {sb.DISPLAY_ROWS:,} rows, the CSV up "
+        f"to {sb.DOWNLOAD_ROWS:,}. The query and the chart are kept in the link, so a question "
+        "can be shared."
     )
+
+
+FIRST_VIEW = "filtered_cycles"  # the view most questions start from
+COLUMNS_HEIGHT = 190
+
+
+def view_columns() -> None:
+    """A view's columns, their types and one line of meaning (o11y_data.query.columns)."""
+    views = {v.name: v for v in columns.views()}
+    names = list(views)
+    picked = st.selectbox(
+        "Views and their columns", names, index=names.index(FIRST_VIEW), key="sql_view"
+    )
+    view = views[picked]
+    st.caption(P.md_escape(view.about))
+    # Beside the editor, as tall as it: the list scrolls, the result below stays in sight.
+    st.container(height=COLUMNS_HEIGHT, border=False).table(
+        pd.DataFrame(
+            [(c.name, c.type.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"), c.meaning)
+             for c in view.columns],
+            columns=["column", "type", "meaning"],
+        ).set_index("column")
+    )  # fmt: skip
 
 
 def link_query() -> str:
@@ -120,11 +147,72 @@ def result(c: P.Ctx, sql: str, shown: S.Shown) -> None:
     )
     if n:
         st.dataframe(df, hide_index=True, width="stretch", height=min(460, 38 + 35 * n))
-        fig = autochart.auto_chart(df)
+        choice = chart_picker(df)
+        fig = autochart.figure(df, choice, tz=c.tz)
         if fig is not None:
             P.chart(fig, key="sql_chart")
+        elif choice.kind != "none":
+            st.caption("This result cannot be drawn that way; pick other columns.")
     else:
         st.info("The query returned no rows.", icon=":material/search_off:")
+
+
+K_CHART = {field: f"sql_chart_{field}" for field in autochart.PARAMS}
+CHART_RULE = (
+    "Default chart: y is a column named like a rate (`rate`, `ratio`, `share`, `pct`, `_per_`), "
+    "else the "
+    "number the rows are sorted by, else the last number; lines only when the times are in "
+    "order within each colour, else points."
+)
+
+
+def _picked() -> None:
+    """A picker changed: the whole choice goes into the URL."""
+    ss = st.session_state
+    choice = autochart.Choice(
+        kind=ss[K_CHART["kind"]],
+        x=ss.get(K_CHART["x"]),
+        y=ss.get(K_CHART["y"]),
+        color=ss.get(K_CHART["color"]) or None,
+    )
+    for field, value in autochart.params_of(choice).items():
+        st.query_params[autochart.PARAMS[field]] = value
+
+
+def chart_picker(df: pd.DataFrame) -> autochart.Choice:
+    """The chart's kind, x, y and colour: the URL's (checked; a wrong value is one line) or the
+    result's default, shown in four boxes whose change goes into the URL."""
+    given = {
+        field: st.query_params[name]
+        for field, name in autochart.PARAMS.items()
+        if name in st.query_params
+    }
+    choice, notices = autochart.choice_from_params(df, given)
+    for notice in notices:
+        st.warning(P.md_escape(notice), icon=":material/link_off:")
+    _, nums, _ = autochart.columns_by_kind(df)
+    options = {
+        "kind": list(autochart.KINDS),
+        "x": [str(c) for c in df.columns],
+        "y": [str(c) for c in nums],
+        "color": [autochart.NO_COLOR, *autochart.colour_columns(df)],
+    }
+    values = {"kind": choice.kind, "x": choice.x, "y": choice.y, "color": choice.color or ""}
+    labels = {"kind": "Chart", "x": "x", "y": "y", "color": "Colour"}
+    boxes = st.columns([1, 2, 2, 2])
+    for box, field in zip(boxes, autochart.PARAMS, strict=True):
+        value = values[field]
+        st.session_state[K_CHART[field]] = value if value in options[field] else None
+        box.selectbox(
+            labels[field],
+            options[field],
+            key=K_CHART[field],
+            on_change=_picked,
+            format_func=lambda v: "(none)" if v == autochart.NO_COLOR else v,
+            disabled=field != "kind" and choice.kind == "none",
+        )
+    st.caption(CHART_RULE)
+    return choice
 
 
 def recent_queries(sql: str) -> None:
