@@ -225,7 +225,10 @@ class Router:
         )
 
 
-_RAW_VIEWS = re.compile(r"\b(events_all|events|cycles|unparseable)\b", re.IGNORECASE)
+# A raw view read by a query (FROM or JOIN it, quoted or not); a column named events is not.
+_RAW_VIEWS = re.compile(
+    r"\b(FROM|JOIN)\s+\"?(events_all|events|cycles|unparseable)\b", re.IGNORECASE
+)
 
 
 def console_notice(db: EventsDB, sql: str) -> str | None:
