@@ -144,6 +144,14 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     f = _filters(args)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
+        from .query import route  # local, or the engine before the raw horizon
+
+        if args.format == "csv" and route.summary_needs_engine(db, f):
+            from .query.csv_out import table_csv
+
+            sys.stdout.buffer.write(table_csv(route.summary(db, settings, f).frame))
+            sys.stdout.flush()
+            return 0
         if args.format == "csv":  # csv_out's rules: formulas neutralised, CR/LF quoted
             with tempfile.TemporaryDirectory(prefix="o11y-summary-") as tmp:
                 queries.summary_csv(db, f, Path(tmp) / "summary.csv")
@@ -151,7 +159,8 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write((Path(tmp) / "summary.csv").read_bytes())
                 sys.stdout.flush()
             return 0
-        found = queries.summary_rows(db, f)
+        answer = route.summary(db, settings, f)
+        found = answer.frame.to_dict("records")
         unparseable = db.generation.unparseable
     finally:
         db.close()
@@ -164,7 +173,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         print(aligned_table(SUMMARY_COLUMNS, cells, align_right=numbers))
         if not rows:
             print("No data for these filters.")
-        note = f"source: {settings.source_label}"
+        note = f"source: {settings.source_label}; {answer.caption()}"
         if unparseable:
             note += f"; {unparseable:,} unparseable rows left out"
         print(f"({note})", file=sys.stderr)
@@ -182,12 +191,13 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     --max-rows rows are printed (a note on stderr says when there were more). A refused or failed
     query prints one line and exits 1.
     """
-    from .query import sandbox
+    from .query import route, sandbox
 
     limits = sandbox.Limits(timeout_s=args.timeout, max_rows=args.max_rows)
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         result = sandbox.run_sql(db, args.query, filters=_filters(args), limits=limits)
+        horizon = route.console_notice(db, args.query)
     finally:
         db.close()
     if args.format == "csv":
@@ -197,6 +207,8 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(sandbox.to_json_rows(result.table), indent=1, default=str))
     else:
         print(sandbox.text_table(result.table))
+    if horizon:  # events holds the horizon's rows only: never a silently short answer
+        print(f"(note: {horizon})", file=sys.stderr)
     note = f"{result.rows:,} rows in {result.elapsed_s:.2f} s"
     if result.truncated:
         note += f"; stopped at --max-rows {args.max_rows:,}, the query has more"

@@ -189,3 +189,21 @@ def test_the_sql_console_says_what_events_holds_past_a_horizon(horizon_store, tm
     note = console_notice(db, "SELECT count(*) FROM events WHERE agent = 'x'")
     assert note is not None and "since 2026-10-09 00:00 UTC" in note and "\n" not in note
     assert console_notice(db, "SELECT sum(events) FROM daily") is None
+
+
+def test_the_reference_summary_is_routed_and_says_where_it_came_from(horizon_store, served):
+    from o11y_data.query import queries, route
+
+    settings, _ = horizon_store
+    db = open_db(settings)
+    whole_hours = Filters(START, START + timedelta(days=10))
+    local = route.summary(db, settings, whole_hours)
+    assert local.engine == "local store" and not route.summary_needs_engine(db, whole_hours)
+    assert local.frame.to_dict("records") == queries.summary_rows(db, whole_hours)
+    ragged = Filters(START + timedelta(minutes=30), START + timedelta(days=10))
+    assert route.summary_needs_engine(db, ragged)
+    with pytest.raises(BeforeHorizon, match="horizon"):
+        route.summary(db, settings, ragged)  # no engine configured: one line, not a short count
+    engine = r2(served)
+    routed = Router(db, engine).ask(Aggregate(route.SUMMARY, ragged, group=("agent", "mode")))
+    assert routed.engine == "R2 SQL" and set(routed.frame.columns) >= {"agent", "mode", "cycles"}

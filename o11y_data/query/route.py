@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from .engines.base import (
     PercentileRefused,
     Question,
 )
-from .planner import AGENT, CYCLE_ROWS, DAY, EVENT_ROWS, HOUR, MODE, Key, Rows
+from .planner import AGENT, CYCLE_ROWS, DAY, EVENT_ROWS, HOUR, MODE, Filters, Key, Rows
 from .queries import search_where
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ def engine_for(settings: Settings) -> Engine | None:
 def _keys(group: Any) -> list[Key]:
     if group is None:
         return []
+    if isinstance(group, tuple):
+        return [k for g in group for k in _keys(g)]
     if group == "agent":
         return [AGENT]
     if group == "mode":
@@ -226,6 +229,29 @@ class Router:
 
 
 # A raw view read by a query (FROM or JOIN it, quoted or not); a column named events is not.
+SUMMARY = ("cycles", "avg_ms", "tools", "errors")
+
+
+def summary_needs_engine(db: EventsDB, f: Filters) -> bool:
+    """Whether :func:`summary` over ``f`` needs raw rows before the horizon."""
+    return Router(db).needs_engine(Aggregate(SUMMARY, f, group=("agent", "mode")))
+
+
+def summary(db: EventsDB, settings: Settings, f: Filters) -> Answer:
+    """The reference query (docs/events.md) routed: per agent and mode, cycles, avg_ms, tools,
+    errors, ordered by agent, then cycles (most first), then mode; local unless the window's
+    raw edges lie before the horizon."""
+    q = Aggregate(SUMMARY, f, group=("agent", "mode"))
+    ans = Router(db, engine_for(settings)).ask(q)
+    df = ans.frame.sort_values(["agent", "cycles", "mode"], ascending=[True, False, True])
+    df = df.reset_index(drop=True)
+    import pandas as pd
+
+    for col in ("cycles", "avg_ms", "tools", "errors"):  # NULL avg_ms: no duration
+        df[col] = pd.Series([None if pd.isna(v) else int(v) for v in df[col]], dtype=object)
+    return replace(ans, frame=df)
+
+
 _RAW_VIEWS = re.compile(
     r"\b(FROM|JOIN)\s+\"?(events_all|events|cycles|unparseable)\b", re.IGNORECASE
 )

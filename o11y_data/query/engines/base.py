@@ -33,7 +33,8 @@ ROW_COLUMNS = (
     "errors",
     "raw",
 )
-Group = Literal["agent", "mode"] | int | None  # None: one row; int: a time bucket in seconds
+# None: one row; "agent"/"mode" or both (a tuple, in that order); int: time buckets of seconds.
+Group = Literal["agent", "mode"] | tuple[str, ...] | int | None
 
 
 @dataclass(frozen=True)

@@ -195,14 +195,16 @@ def where_sql(f: Filters, *, cycles: bool, search: str = "") -> str:
     return " AND ".join(parts)
 
 
-def _group_expr(group: Any) -> tuple[str, str] | None:
-    """(expression, column name) of a grouping, or None for one row."""
+def _group_exprs(group: Any) -> list[tuple[str, str]]:
+    """(expression, column name) of each grouping column; none for one row."""
     if group is None:
-        return None
+        return []
+    if isinstance(group, tuple) and group and all(g in ("agent", "mode") for g in group):
+        return [(g, g) for g in group]
     if group in ("agent", "mode"):
-        return group, group
+        return [(group, group)]
     if isinstance(group, int) and not isinstance(group, bool) and group > 0:
-        return f"date_bin({_seconds(group)}, ts, TIMESTAMP '1970-01-01T00:00:00')", "bucket"
+        return [(f"date_bin({_seconds(group)}, ts, TIMESTAMP '1970-01-01T00:00:00')", "bucket")]
     raise ValueError(f"group must be None, agent, mode or a positive number of seconds: {group!r}")
 
 
@@ -220,16 +222,16 @@ def _measure_sql(m: M.Measure) -> str:
 def aggregate_sql(q: Aggregate, table: str) -> str:
     """One query answering ``q``: the catalog's expressions over the normalized events."""
     measures = q.catalog()
-    group = _group_expr(q.group)
+    groups = _group_exprs(q.group)
     cols = [f"{_measure_sql(m)} AS {m.name}" for m in measures]
     w = where_sql(q.filters, cycles=q.rows == "cycles")
     head = f"WITH {events_ctes(table, prune_from=q.filters.start)} "
-    if group is None:
+    if not groups:
         return f"{head}SELECT {', '.join(cols)} FROM ev WHERE {w} LIMIT 1"
-    expr, name = group
+    keys = ", ".join(f"{e} AS {n}" for e, n in groups)
     return (
-        f"{head}SELECT {expr} AS {name}, {', '.join(cols)} FROM ev WHERE {w} "
-        f"GROUP BY {expr} LIMIT {ROW_CAP}"
+        f"{head}SELECT {keys}, {', '.join(cols)} FROM ev WHERE {w} "
+        f"GROUP BY {', '.join(e for e, _ in groups)} LIMIT {ROW_CAP}"
     )
 
 
