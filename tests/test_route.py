@@ -5,6 +5,7 @@ an exact percentile the engine refuses falls back to the local histograms marked
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,37 @@ def test_the_reference_summary_is_routed_and_says_where_it_came_from(horizon_sto
     engine = r2(served)
     routed = Router(db, engine).ask(Aggregate(route.SUMMARY, ragged, group=("agent", "mode")))
     assert routed.engine == "R2 SQL" and set(routed.frame.columns) >= {"agent", "mode", "cycles"}
+
+
+def test_the_explorer_shows_older_events_from_the_engine_and_says_so(horizon_store, served):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support.apptest import app_under_test
+
+    settings, src = horizon_store
+    env = {
+        "O11Y_SOURCE_DIR": str(src),
+        "O11Y_CACHE_DIR": str(settings.cache_dir),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_AGENTS_FILE": str(src / "none.toml"),
+        "O11Y_ENGINE": "r2sql",
+        "O11Y_R2_ACCOUNT_ID": served.account,
+        "O11Y_R2_ACCESS_KEY_ID": "unused",
+        "O11Y_R2_SECRET_ACCESS_KEY": "unused",
+        "O11Y_BUCKET": served.bucket,
+        "O11Y_R2_SQL_TOKEN": served.token,
+        "O11Y_R2_SQL_ENDPOINT": served.endpoint,
+    }
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    with app_under_test(env):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params["range"] = "custom"
+        at.query_params["start"] = "2026-10-01T00:00:00Z"
+        at.query_params["end"] = "2026-10-04T00:00:00Z"
+        at.switch_page("pages/explorer.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        captions = " ".join(c.value for c in at.caption)
+        assert "from R2 SQL in" in captions and "since 2026-10-09 00:00 UTC" in captions
+        shown = at.dataframe[0].value
+        assert len(shown) > 0 and served.requests

@@ -34,6 +34,8 @@ def table_state(settings: Settings) -> TableState:
         prefix = settings.table_prefix or store.load_head().table_prefix
         if prefix is None:
             raise O11yError("No table known yet", "sync once, or set O11Y_TABLE_PREFIX")
+        if store.load().mode == "files":  # a plain folder of Parquet: every file live, no deletes
+            return TableState(None)
         pick = iceberg.newest_metadata(source, prefix)
         if pick is None:
             raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
