@@ -242,3 +242,26 @@ def test_the_explorer_shows_older_events_from_the_engine_and_says_so(horizon_sto
         assert "from R2 SQL in" in captions and "since 2026-10-09 00:00 UTC" in captions
         shown = at.dataframe[0].value
         assert len(shown) > 0 and served.requests
+
+
+def test_the_sql_console_page_says_what_events_holds(horizon_store):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support.apptest import app_under_test
+
+    settings, src = horizon_store
+    env = {
+        "O11Y_SOURCE_DIR": str(src),
+        "O11Y_CACHE_DIR": str(settings.cache_dir),
+        "O11Y_BACKGROUND_SYNC": "0",
+        "O11Y_AGENTS_FILE": str(src / "none.toml"),
+    }
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    with app_under_test(env):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params["q"] = "SELECT count(*) AS n FROM events"
+        at.switch_page("pages/sql.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [i.value.replace("\\", "") for i in at.info]  # markdown escapes removed
+        assert any("since 2026-10-09 00:00 UTC (the raw horizon)" in i for i in shown), shown

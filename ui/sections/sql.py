@@ -6,6 +6,7 @@ import streamlit as st
 
 from o11y_data import O11yError
 from o11y_data.query import sandbox as sb
+from o11y_data.query.route import console_notice
 from ui import autochart
 from ui import data as D
 from ui import page as P
@@ -110,6 +111,9 @@ def result(c: P.Ctx, sql: str, shown: S.Shown) -> None:
         )
     st.caption(note)
     db, f = D.get_db(), c.filters
+    horizon = console_notice(db, sql)
+    if horizon:  # events holds the horizon's rows only: never a silently short answer
+        st.info(P.md_escape(horizon), icon=":material/history:")
     st.download_button(
         f"CSV (up to {sb.DOWNLOAD_ROWS:,} rows)" if shown.truncated else f"CSV ({n:,} rows)",
         data=lambda: S.download_csv(db, sql, f),
