@@ -17,6 +17,7 @@ budget refusal), ``fault`` ("html" a non-JSON 502, "hang" no answer until the te
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -38,6 +39,12 @@ BUDGET_MESSAGE = "query exceeded its resource budget: exact percentiles over thi
 def _loads(text: Any) -> Any:
     if not isinstance(text, str):
         return None
+    return _parsed(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parsed(text: str) -> Any:
+    """One parse per text across the UDF calls of a query (callers never change the result)."""
     try:
         return json.loads(text)
     except ValueError:
