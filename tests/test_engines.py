@@ -391,3 +391,10 @@ def test_the_engine_is_configured_from_the_environment(tmp_path: Path):
         load_settings({**env, "O11Y_R2_SQL_TOKEN": ""}, secrets_paths=[])
     with pytest.raises(O11yError, match="O11Y_ENGINE"):
         load_settings({**env, "O11Y_ENGINE": "spark"}, secrets_paths=[])
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "y" * 5000])
+def test_a_search_the_engine_cannot_take_is_refused_in_one_line_not_raised(fake, text):
+    with pytest.raises(EngineRefused, match="cannot be asked") as exc:
+        engine(fake).answer(NewestRows(Filters(), search=text), TableState(1))
+    assert "\n" not in exc.value.one_line() and fake.requests == []

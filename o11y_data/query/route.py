@@ -213,9 +213,12 @@ class Router:
                 exc.title,
                 f"{exc.detail}; no local histogram covers this window (ask whole days)",
             ) from exc
-        p = planner.plan(
-            self.db, q.catalog(), f, keys=_keys(q.group), rows=_rows(q), force="rollups"
-        )
+        try:
+            p = planner.plan(
+                self.db, q.catalog(), f, keys=_keys(q.group), rows=_rows(q), force="rollups"
+            )
+        except ValueError as err:  # no histogram keeps this grouping
+            raise O11yError(exc.title, f"{exc.detail}; {err}") from exc
         df = self.db.query(p.sql, p.params)
         note = f"{exc.title.lower()} ({exc.detail}); percentiles ≈ from local histograms"
         return Answer(

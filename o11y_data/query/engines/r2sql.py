@@ -427,6 +427,12 @@ class R2SQLEngine:
         refusal = unsupported_deletes(state, supported=SUPPORTED_DELETES, engine=NAME)
         if refusal is not None:
             raise refusal
+        try:
+            return self._answer(question, state)
+        except ValueError as exc:  # a literal that cannot be sent whole (NUL, too long, …)
+            raise EngineRefused(f"{NAME} cannot be asked this", str(exc)) from exc
+
+    def _answer(self, question: Question, state: TableState) -> Answer:
         t0 = time.perf_counter()
         if isinstance(question, Aggregate):
             pct = any(isinstance(m, M.Percentile) for m in question.catalog())
