@@ -149,7 +149,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         if args.format == "csv" and route.summary_needs_engine(db, f):
             from .query.csv_out import table_csv
 
-            sys.stdout.buffer.write(table_csv(route.summary(db, settings, f).frame))
+            sys.stdout.buffer.write(table_csv(route.summary(db, settings, f)[0]))
             sys.stdout.flush()
             return 0
         if args.format == "csv":  # csv_out's rules: formulas neutralised, CR/LF quoted
@@ -159,8 +159,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write((Path(tmp) / "summary.csv").read_bytes())
                 sys.stdout.flush()
             return 0
-        answer = route.summary(db, settings, f)
-        found = answer.frame.to_dict("records")
+        found, where = route.summary(db, settings, f)
         unparseable = db.generation.unparseable
     finally:
         db.close()
@@ -173,7 +172,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         print(aligned_table(SUMMARY_COLUMNS, cells, align_right=numbers))
         if not rows:
             print("No data for these filters.")
-        note = f"source: {settings.source_label}; {answer.caption()}"
+        note = f"source: {settings.source_label}; {where}"
         if unparseable:
             note += f"; {unparseable:,} unparseable rows left out"
         print(f"({note})", file=sys.stderr)

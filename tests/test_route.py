@@ -198,16 +198,28 @@ def test_the_reference_summary_is_routed_and_says_where_it_came_from(horizon_sto
     settings, _ = horizon_store
     db = open_db(settings)
     whole_hours = Filters(START, START + timedelta(days=10))
-    local = route.summary(db, settings, whole_hours)
-    assert local.engine == "local store" and not route.summary_needs_engine(db, whole_hours)
-    assert local.frame.to_dict("records") == queries.summary_rows(db, whole_hours)
+    rows, where = route.summary(db, settings, whole_hours)
+    assert where.startswith("from local store in ")
+    assert not route.summary_needs_engine(db, whole_hours)
+    assert rows == queries.summary_rows(db, whole_hours)
     ragged = Filters(START + timedelta(minutes=30), START + timedelta(days=10))
     assert route.summary_needs_engine(db, ragged)
     with pytest.raises(BeforeHorizon, match="horizon"):
         route.summary(db, settings, ragged)  # no engine configured: one line, not a short count
-    engine = r2(served)
-    routed = Router(db, engine).ask(Aggregate(route.SUMMARY, ragged, group=("agent", "mode")))
-    assert routed.engine == "R2 SQL" and set(routed.frame.columns) >= {"agent", "mode", "cycles"}
+    from dataclasses import replace
+
+    with_engine = replace(
+        settings,
+        engine="r2sql",
+        account_id=served.account,
+        bucket=served.bucket,
+        r2_sql_token=Secret(served.token),
+        r2_sql_endpoint=served.endpoint,
+    )
+    rows, where = route.summary(db, with_engine, ragged)
+    assert where.startswith("from R2 SQL in ") and rows
+    assert all(isinstance(r["cycles"], int) for r in rows)
+    assert rows == sorted(rows, key=lambda r: (r["agent"], -r["cycles"], r["mode"]))
 
 
 def test_the_explorer_shows_older_events_from_the_engine_and_says_so(horizon_store, served):

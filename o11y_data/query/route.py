@@ -16,12 +16,11 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import O11yError
-from . import planner
+from . import planner, queries
 from .engines.base import (
     ROW_COLUMNS,
     Aggregate,
@@ -30,6 +29,7 @@ from .engines.base import (
     NewestRows,
     PercentileRefused,
     Question,
+    caption,
 )
 from .planner import AGENT, CYCLE_ROWS, DAY, EVENT_ROWS, HOUR, MODE, Filters, Key, Rows
 from .queries import search_where
@@ -231,8 +231,15 @@ class Router:
         )
 
 
-# A raw view read by a query (FROM or JOIN it, quoted or not); a column named events is not.
 SUMMARY = ("cycles", "avg_ms", "tools", "errors")
+
+
+def _whole(v: Any) -> int | None:
+    """An engine's integer cell as int; NULL (None, NaN, pandas' NA) as None."""
+    try:
+        return None if v is None or v != v else int(v)
+    except TypeError:  # pandas' NA has no truth value
+        return None
 
 
 def summary_needs_engine(db: EventsDB, f: Filters) -> bool:
@@ -240,21 +247,26 @@ def summary_needs_engine(db: EventsDB, f: Filters) -> bool:
     return Router(db).needs_engine(Aggregate(SUMMARY, f, group=("agent", "mode")))
 
 
-def summary(db: EventsDB, settings: Settings, f: Filters) -> Answer:
-    """The reference query (docs/events.md) routed: per agent and mode, cycles, avg_ms, tools,
-    errors, ordered by agent, then cycles (most first), then mode; local unless the window's
-    raw edges lie before the horizon."""
+def summary(db: EventsDB, settings: Settings, f: Filters) -> tuple[list[dict[str, Any]], str]:
+    """The reference query (docs/events.md) routed: rows of agent, mode, cycles, avg_ms, tools,
+    errors (by agent, then cycles most first, then mode) and where they came from. Local (and
+    without pandas, for the CLI's start) unless the window's raw edges lie before the horizon."""
+    t0 = time.perf_counter()
     q = Aggregate(SUMMARY, f, group=("agent", "mode"))
-    ans = Router(db, engine_for(settings)).ask(q)
-    df = ans.frame.sort_values(["agent", "cycles", "mode"], ascending=[True, False, True])
-    df = df.reset_index(drop=True)
-    import pandas as pd
+    router = Router(db, engine_for(settings) if db.raw_from() is not None else None)
+    if not router.needs_engine(q):
+        rows = queries.summary_rows(db, f)
+        return rows, caption(LOCAL, time.perf_counter() - t0)
+    ans = router.ask(q)
+    out = [
+        {"agent": r["agent"], "mode": r["mode"], **{c: _whole(r[c]) for c in SUMMARY}}
+        for r in ans.frame.to_dict("records")
+    ]
+    out.sort(key=lambda r: (r["agent"] or "", -(r["cycles"] or 0), r["mode"] or ""))
+    return out, ans.caption()
 
-    for col in ("cycles", "avg_ms", "tools", "errors"):  # NULL avg_ms: no duration
-        df[col] = pd.Series([None if pd.isna(v) else int(v) for v in df[col]], dtype=object)
-    return replace(ans, frame=df)
 
-
+# A raw view read by a query (FROM or JOIN it, quoted or not); a column named events is not.
 _RAW_VIEWS = re.compile(
     r"\b(FROM|JOIN)\s+\"?(events_all|events|cycles|unparseable)\b", re.IGNORECASE
 )

@@ -85,6 +85,9 @@ def run(c: P.Ctx, sql: str) -> S.Shown | None:
     """The query's rows for the screen; a failure shows one line and gives None."""
     if not sql:
         return None
+    horizon = console_notice(D.get_db(), sql)
+    if horizon:  # events holds the horizon's rows only: never a silently short answer
+        st.info(P.md_escape(horizon), icon=":material/history:")
     try:
         with st.spinner("Running…"):
             return S.run_for_screen(sql, c.filters)
@@ -111,9 +114,6 @@ def result(c: P.Ctx, sql: str, shown: S.Shown) -> None:
         )
     st.caption(note)
     db, f = D.get_db(), c.filters
-    horizon = console_notice(db, sql)
-    if horizon:  # events holds the horizon's rows only: never a silently short answer
-        st.info(P.md_escape(horizon), icon=":material/history:")
     st.download_button(
         f"CSV (up to {sb.DOWNLOAD_ROWS:,} rows)" if shown.truncated else f"CSV ({n:,} rows)",
         data=lambda: S.download_csv(db, sql, f),

@@ -87,14 +87,34 @@ class Answer:
 
     def caption(self) -> str:
         """ "from R2 SQL in 1.2 s" / "≈ from local store in 0.03 s (…)", for a screen or the CLI."""
-        mark = "" if self.exact else "≈ "
-        took = f"{self.seconds:.2f} s" if self.seconds < 10 else f"{self.seconds:.0f} s"
-        where = f"{mark}from {self.engine} in {took}"
-        if self.cached:
-            where += " (cached)"
-        if self.snapshot_id is not None:
-            where += f", snapshot {self.snapshot_id}"
-        return f"{where}; {self.note}" if self.note else where
+        return caption(
+            self.engine,
+            self.seconds,
+            exact=self.exact,
+            cached=self.cached,
+            snapshot_id=self.snapshot_id,
+            note=self.note,
+        )
+
+
+def caption(
+    engine: str,
+    seconds: float,
+    *,
+    exact: bool = True,
+    cached: bool = False,
+    snapshot_id: int | None = None,
+    note: str = "",
+) -> str:
+    """Where an answer came from and how long it took, in one line."""
+    mark = "" if exact else "≈ "
+    took = f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+    where = f"{mark}from {engine} in {took}"
+    if cached:
+        where += " (cached)"
+    if snapshot_id is not None:
+        where += f", snapshot {snapshot_id}"
+    return f"{where}; {note}" if note else where
 
 
 @dataclass(frozen=True)
