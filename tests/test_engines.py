@@ -400,3 +400,28 @@ def test_a_search_the_engine_cannot_take_is_refused_in_one_line_not_raised(fake,
     with pytest.raises(EngineRefused, match="cannot be asked") as exc:
         engine(fake).answer(NewestRows(Filters(), search=text), TableState(1))
     assert "\n" not in exc.value.one_line() and fake.requests == []
+
+
+def test_the_engine_reads_the_snapshot_the_rest_catalog_names(
+    s3_admin, bucket, tmp_path, moto_endpoint
+):
+    from o11y_data import sync
+    from o11y_data.query.engines.catalog import table_state
+    from tests.support.tables import append, event, new_table, rows, s3_put
+    from tests.test_catalog import Catalog, settings_for
+
+    catalog = Catalog()
+    try:
+        writer = new_table(s3_put(s3_admin, bucket), bucket)
+        append(writer, rows([event(ms=1)]))
+        prefix = f"{writer.table_prefix}metadata/"
+        listed = s3_admin.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+        named = sorted(o["Key"] for o in listed if o["Key"].endswith(".metadata.json"))[-1]
+        catalog.location = f"s3://{bucket}/{named}"
+        append(writer, rows([event(ms=2)]))  # a newer file the catalog does not name
+        settings = settings_for(moto_endpoint, bucket, tmp_path, catalog)
+        sync(settings)
+        body = s3_admin.get_object(Bucket=bucket, Key=named)["Body"].read()
+        assert table_state(settings).snapshot_id == json.loads(body)["current-snapshot-id"]
+    finally:
+        catalog.server.shutdown()
