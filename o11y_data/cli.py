@@ -221,6 +221,17 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     db = EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
     try:
         check_names(db, args)
+        from .query import route  # local, or the engine before the raw horizon
+
+        if args.format == "csv" and route.summary_needs_engine(db, f):
+            from .query.csv_out import table_csv
+
+            data = table_csv(route.summary(db, settings, f)[0])
+            say(window.line())
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return 0
         if args.format == "csv":  # csv_out's rules: formulas neutralised, CR/LF quoted
             with tempfile.TemporaryDirectory(prefix="o11y-summary-") as tmp:
                 queries.summary_csv(db, f, Path(tmp) / "summary.csv")
@@ -229,7 +240,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write((Path(tmp) / "summary.csv").read_bytes())
                 sys.stdout.flush()
             return 0
-        found = queries.summary_rows(db, f)
+        found, where = route.summary(db, settings, f)
         unparseable = db.generation.unparseable
     finally:
         db.close()
@@ -243,7 +254,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         print(aligned_table(SUMMARY_COLUMNS, cells, align_right=numbers))
         if not rows:
             print("No data for these filters in this window.")
-        note = f"source: {settings.source_label}"
+        note = f"source: {settings.source_label}; {where}"
         if unparseable:
             note += f"; {unparseable:,} unparseable rows left out"
         say(f"({note})")
@@ -252,7 +263,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     """Run one read-only SELECT over the events (sandboxed)."""
-    from .query import sandbox
+    from .query import route, sandbox
 
     limits = sandbox.Limits(timeout_s=args.timeout, max_rows=args.max_rows)
     window = window_of(args)
@@ -260,6 +271,7 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     try:
         check_names(db, args)
         result = sandbox.run_sql(db, args.query, filters=_filters(window, args), limits=limits)
+        horizon = route.console_notice(db, args.query)
     finally:
         db.close()
     say(window.line(applies_to="; for filtered_events and filtered_cycles (the others: all time)"))
@@ -270,6 +282,8 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(sandbox.to_json_rows(result.table), indent=1, default=str))
     else:
         print(sandbox.text_table(result.table))
+    if horizon:  # events holds the horizon's rows only: never a silently short answer
+        print(f"(note: {horizon})", file=sys.stderr)
     note = f"{result.rows:,} rows in {result.elapsed_s:.2f} s"
     if result.truncated:
         note += f"; stopped at --max-rows {args.max_rows:,}, the query has more"

@@ -44,7 +44,14 @@ _KEYS = {
     "O11Y_QUERY_TIMEOUT": "query_timeout",
     "O11Y_AGENTS_FILE": "agents_file",
     "O11Y_BACKGROUND_SYNC": "background_sync",
+    # The engine for raw questions before the store's horizon (docs/scaling.md).
+    "O11Y_ENGINE": "engine",
+    "O11Y_R2_SQL_TOKEN": "r2_sql_token",
+    "O11Y_R2_SQL_ENDPOINT": "r2_sql_endpoint",
+    "O11Y_R2_SQL_TABLE": "r2_sql_table",
 }
+ENGINES = ("r2sql",)
+R2_SQL_ENDPOINT = "https://api.sql.cloudflarestorage.com"
 
 # The wall's defaults (config without a link): URL parameter -> environment variable. The values
 # stay text here; the wall (ui/wall_logic.py) parses them and says which ones it could not use.
@@ -123,6 +130,13 @@ class Settings:
     background_sync: bool = True
     wall_defaults: tuple[tuple[str, str], ...] = ()  # (URL parameter, text) pairs
     wall_token: Secret | None = None
+    # The engine raw questions before the store's horizon go to (None: they are refused in one
+    # line), and R2 SQL's account, token, endpoint (tests point it at a fake) and table.
+    engine: str | None = None
+    account_id: str | None = None
+    r2_sql_token: Secret | None = None
+    r2_sql_endpoint: str = R2_SQL_ENDPOINT
+    r2_sql_table: str = "agent_network.events"
 
     @property
     def kind(self) -> str:
@@ -275,6 +289,18 @@ def load_settings(
             alert_problems.append(f"O11Y_ALERT_WEBHOOK URL {i}: {why}; left out")
         else:
             hooks.append(url)
+    engine = (get("O11Y_ENGINE") or "").lower() or None
+    if engine is not None and engine not in ENGINES:
+        raise O11yError("Bad O11Y_ENGINE", f"expected one of {', '.join(ENGINES)} or nothing")
+    sql_token = get("O11Y_R2_SQL_TOKEN")
+    if engine == "r2sql" and not (account and sql_token):
+        raise O11yError(
+            "R2 SQL not configured",
+            "O11Y_ENGINE=r2sql needs O11Y_R2_ACCOUNT_ID and O11Y_R2_SQL_TOKEN (docs/scaling.md)",
+        )
+    sql_endpoint = (get("O11Y_R2_SQL_ENDPOINT") or R2_SQL_ENDPOINT).rstrip("/")
+    if url_problem(sql_endpoint):
+        raise O11yError("Bad O11Y_R2_SQL_ENDPOINT", url_problem(sql_endpoint) or "")
     heartbeat = get("O11Y_HEARTBEAT_URL")
     if heartbeat and url_problem(heartbeat):
         alert_problems.append(f"O11Y_HEARTBEAT_URL: {url_problem(heartbeat)}; not called")
@@ -304,6 +330,11 @@ def load_settings(
         background_sync=(get("O11Y_BACKGROUND_SYNC") or "1") not in {"0", "false", "no"},
         wall_defaults=tuple((k, env[v]) for k, v in WALL_KEYS.items() if env.get(v, "").strip()),
         wall_token=load_wall_token(env, wall_section=wall_secrets),
+        engine=engine,
+        account_id=account,
+        r2_sql_token=Secret(sql_token) if sql_token else None,
+        r2_sql_endpoint=sql_endpoint,
+        r2_sql_table=get("O11Y_R2_SQL_TABLE") or "agent_network.events",
     )
 
 
@@ -318,6 +349,7 @@ def secret_values(settings: Settings) -> list[str]:
             *settings.alert_webhooks,
             settings.heartbeat_url,
             settings.wall_token,
+            settings.r2_sql_token,
         )
         if s
     ]

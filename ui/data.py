@@ -20,6 +20,7 @@ from o11y_data.background import BackgroundSyncer, SyncState
 from o11y_data.logs import setup_logging
 from o11y_data.query import queries as q
 from o11y_data.query.queries import screen_name
+from o11y_data.query.route import Router, engine_for
 from ui.warm import Warmer
 
 
@@ -40,6 +41,13 @@ def get_settings() -> Settings:
 def get_db() -> EventsDB:
     settings = get_settings()
     return EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
+
+
+@st.cache_resource(show_spinner=False)
+def get_router() -> Router:
+    """Routes raw questions (the explorer): the local store, or the configured engine before
+    the raw horizon; its answers are cached per table snapshot across sessions."""
+    return Router(get_db(), engine_for(get_settings()))
 
 
 @st.cache_resource(show_spinner=False)

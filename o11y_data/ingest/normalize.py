@@ -63,7 +63,30 @@ CREATE OR REPLACE MACRO o11y_num(j) AS CASE
     ELSE NULL END;
 """
 
-_PATHS = "['$._ts', '$.event_type', '$.agent', '$.mode', '$.durationMs', '$.toolCalls', '$.errors']"
+
+@dataclass(frozen=True)
+class EventField:
+    """A field of the normalized event read from the event's JSON: the store's column, the JSON
+    key, and its rule (``time``: ISO-8601 text; ``text``: a string, ``unknown`` when missing or
+    empty; ``count``: an integer within ranges.MAXIMA[key], else NULL)."""
+
+    column: str
+    key: str
+    kind: str
+
+
+# The contract's fields (docs/events.md), once: the store's SQL below reads them in this order
+# (j[1] … j[7]) and the query engines (o11y_data/query/engines) render the same rules.
+EVENT_FIELDS = (
+    EventField("ts", "_ts", "time"),
+    EventField("event_type", "event_type", "text"),
+    EventField("agent", "agent", "text"),
+    EventField("mode", "mode", "text"),
+    EventField("duration_ms", "durationMs", "count"),
+    EventField("tool_calls", "toolCalls", "count"),
+    EventField("errors", "errors", "count"),
+)
+_PATHS = "[" + ", ".join(f"'$.{f.key}'" for f in EVENT_FIELDS) + "]"
 
 
 def prepare(conn: Any) -> None:

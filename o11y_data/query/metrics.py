@@ -35,10 +35,14 @@ class Metric:
     facts: str
     doc: str
     exact: bool = True  # exact over rollups (every Metric is: counts and sums merge exactly)
+    # Whether ``raw`` is plain SQL every engine (engines/) runs as it stands over the same
+    # normalized columns: DuckDB-only functions (epoch_us, arg_max) make it False, and an
+    # engine then refuses the metric in one line instead of spelling it a second time.
+    portable: bool = True
 
     def as_(self, name: str) -> Metric:
         """The same metric under another column name (a screen's own wording)."""
-        return Metric(name, self.raw, self.facts, self.doc, self.exact)
+        return Metric(name, self.raw, self.facts, self.doc, self.exact, self.portable)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Percentile:
     doc: str
     scale: float = 1.0
     exact: bool = False  # over rollups: approximate (within 1 %) past EXACT_PERCENTILES
+    # Whether ``value`` is plain SQL over the normalized columns (engines render the quantile
+    # itself in their dialect; the lag's epoch arithmetic is DuckDB's).
+    portable: bool = True
 
     @property
     def raw(self) -> str:
@@ -145,7 +152,8 @@ LAGGED = Metric(
 
 ERROR_RATE = Metric(
     "error_rate",
-    "count(*) FILTER (WHERE errors > 0) / nullif(count(*), 0)",
+    # CAST: DuckDB's / divides as DOUBLE, standard SQL engines (DataFusion) as integers.
+    "CAST(count(*) FILTER (WHERE errors > 0) AS DOUBLE) / nullif(count(*), 0)",
     f"CAST({ERROR_CYCLES.facts} AS DOUBLE) / nullif({CYCLES.facts}, 0)",
     "cycles with errors over cycles",
 )
@@ -172,13 +180,16 @@ LAG_AVG_S = Metric(
     f"avg({_LAG_US}) / 1e6",
     "CAST(sum(lag_sum) AS DOUBLE) / nullif(sum(lag_n), 0) / 1e6",
     "mean ingest lag (ingest_ts - ts) in seconds",
+    portable=False,
 )
 
 # -- times -------------------------------------------------------------------------------------
 
 FIRST_TS = Metric("first_ts", "min(ts)", "min(min_ts)", "the first ts")
 LAST_TS = Metric("last_ts", "max(ts)", "max(max_ts)", "the last ts")
-LAST_MODE = Metric("last_mode", "arg_max(mode, ts)", "arg_max(mode, max_ts)", "the last mode")
+LAST_MODE = Metric(
+    "last_mode", "arg_max(mode, ts)", "arg_max(mode, max_ts)", "the last mode", portable=False
+)
 
 
 def mode_share(mode: str) -> Metric:
@@ -187,7 +198,7 @@ def mode_share(mode: str) -> Metric:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     return Metric(
         f"{mode}_share",
-        f"count(*) FILTER (WHERE mode = '{mode}') / nullif(count(*), 0)",
+        f"CAST(count(*) FILTER (WHERE mode = '{mode}') AS DOUBLE) / nullif(count(*), 0)",
         f"CAST(coalesce(sum(events) FILTER (WHERE mode = '{mode}'), 0) AS DOUBLE) "
         f"/ nullif({CYCLES.facts}, 0)",
         f"the share of cycles in mode {mode}",
@@ -205,7 +216,15 @@ P50_MS, P95_MS, P99_MS = (
 DURATION_PERCENTILES = (P50_MS, P95_MS, P99_MS)
 _LAG_S = "epoch(ingest_ts) - epoch(ts)"
 LAG_P50_S, LAG_P95_S, LAG_P99_S = (
-    Percentile(f"lag_p{n}_s", q, _LAG_S, LAG_HIST, f"the {n}th percentile of ingest lag", 1e6)
+    Percentile(
+        f"lag_p{n}_s",
+        q,
+        _LAG_S,
+        LAG_HIST,
+        f"the {n}th percentile of ingest lag",
+        1e6,
+        portable=False,
+    )
     for n, q in (("50", 0.5), ("95", 0.95), ("99", 0.99))
 )
 LAG_PERCENTILES = (LAG_P50_S, LAG_P95_S, LAG_P99_S)

@@ -271,6 +271,35 @@ def plan(
     return Plan(sql, params, bool(pcts) and use_hist, "rollups")
 
 
+Span = tuple[datetime | None, datetime | None]
+
+
+def raw_spans(
+    db: EventsDB,
+    measures: Sequence[M.Measure],
+    f: Filters = Filters(),
+    *,
+    keys: Sequence[Key] = (),
+    rows: Rows = CYCLE_ROWS,
+) -> list[Span]:
+    """The time spans [lo, hi) whose raw rows :func:`plan` reads for these arguments (None: open):
+    the whole window for a raw plan, else the partial hours at the edges and, for percentiles
+    from histograms, the partial days. Routing (route.py) compares them with the raw horizon."""
+    p = plan(db, measures, f, keys=keys, rows=rows)
+    if p.source == "raw":
+        return [(f.start, f.end)]
+    pieces = _pieces(f, grain_s=_grain(keys)) or []
+    spans: list[Span] = [(lo, hi) for source, lo, hi in pieces if source == "raw"]
+    if p.approx:  # hist_rows: the partial days at the edges (or the window, without a whole day)
+        d0 = ceil(f.start, DAY) if f.start else None
+        d1 = floor(f.end, DAY) if f.end else None
+        if d0 is not None and d1 is not None and d0 >= d1:
+            spans.append((f.start, f.end))
+        else:
+            spans += [(lo, hi) for lo, hi in ((f.start, d0), (d1, f.end)) if lo and hi and lo < hi]
+    return spans
+
+
 def _grain(keys: Sequence[Key]) -> int | None:
     """The time grain every time key's buckets are made of (their greatest common divisor)."""
     grains = [k.grain_s for k in keys if k.grain_s is not None]

@@ -438,7 +438,7 @@ def recent_errors(db: EventsDB, f: Filters = Filters(), *, limit: int = 50) -> p
     )
 
 
-def _search_where(f: Filters, search: str) -> tuple[str, list[Any]]:
+def search_where(f: Filters, search: str) -> tuple[str, list[Any]]:
     """The explorer's filter: ``f`` over every event type, plus a text search on agent and raw."""
     w, p = where(f, cycles=False)
     if search:
@@ -452,7 +452,7 @@ def events_table(
     db: EventsDB, f: Filters = Filters(), *, search: str = "", limit: int = 5000
 ) -> pd.DataFrame:
     """The explorer: filtered events of every type, newest first, with a text search."""
-    w, p = _search_where(f, search)
+    w, p = search_where(f, search)
     cols = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw"
     return _newest(db, "events", cols, w, p, limit, hint=None if search else f)
 
@@ -463,7 +463,7 @@ def count_events(db: EventsDB, f: Filters = Filters(), *, search: str = "") -> i
     if not search:
         plan = planner.plan(db, [M.EVENTS], f, rows=EVENT_ROWS)
         return int(db.fetch(plan.sql, plan.params)[0]["events"])
-    w, p = _search_where(f, search)
+    w, p = search_where(f, search)
     return int(db.query(f"SELECT count(*) AS n FROM events WHERE {w}", p).iloc[0]["n"])
 
 
@@ -706,7 +706,7 @@ def export_events(
     the file: nothing is materialised in Python. Returns the rows written."""
     from ..ingest.normalize import sql_literal
 
-    w, p = _search_where(f, search)
+    w, p = search_where(f, search)
     if fmt == "csv":
         cols = (
             f"strftime(ts, {_ISO_UTC}) AS ts, strftime(ingest_ts, {_ISO_UTC}) AS ingest_ts, "

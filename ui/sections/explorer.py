@@ -6,6 +6,9 @@ import json
 import pandas as pd
 import streamlit as st
 
+from o11y_data.errors import O11yError
+from o11y_data.query.engines.base import Answer, NewestRows
+from o11y_data.query.route import LOCAL, BeforeHorizon
 from ui import data as D
 from ui import export, fmt
 from ui import page as P
@@ -41,6 +44,44 @@ def search_box() -> str:
         help="Case-insensitive substring match on the agent and the raw event JSON.",
     )
     return search
+
+
+def beyond_horizon(c: P.Ctx, search: str) -> Answer | None:
+    """The engine's answer when the newest matching events reach before the raw horizon (None:
+    the local store answers). With no engine, or a failing one, one line says so and None is
+    returned: the page then shows the events since the horizon under that line."""
+    question = NewestRows(c.filters, limit=SHOWN, search=search)
+    router = D.get_router()
+    try:
+        if not router.needs_engine(question):
+            return None
+        return router.ask(question)
+    except BeforeHorizon as exc:
+        st.warning(
+            f"Older events are {P.md_escape(exc.detail)}. Below: the events since then.",
+            icon=":material/history:",
+        )
+    except O11yError as exc:
+        st.error(
+            f"Could not ask for older events: {P.md_escape(exc.one_line())}",
+            icon=":material/error:",
+        )
+    return None
+
+
+def source_caption(seconds: float) -> None:
+    """Where the rows came from and how long it took ("from local store in 0.02 s")."""
+    st.caption(P.md_escape(Answer(pd.DataFrame(), LOCAL, seconds).caption()))
+
+
+def engine_caption(answer: Answer) -> None:
+    """An engine's answer: how many rows, from where; counts and downloads are the store's."""
+    raw_from = D.get_db().raw_from()
+    since = f" since {raw_from:%Y-%m-%d %H:%M} UTC" if raw_from else ""
+    st.caption(
+        f"The newest {len(answer.frame):,} matching events, {P.md_escape(answer.caption())}. "
+        f"Counts and downloads cover the local store's events{since}."
+    )
 
 
 def caption(n: int, shown: int) -> None:

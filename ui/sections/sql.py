@@ -8,6 +8,7 @@ import streamlit as st
 from o11y_data import O11yError
 from o11y_data.query import columns
 from o11y_data.query import sandbox as sb
+from o11y_data.query.route import console_notice
 from ui import autochart
 from ui import data as D
 from ui import page as P
@@ -111,6 +112,9 @@ def run(c: P.Ctx, sql: str) -> S.Shown | None:
     """The query's rows for the screen; a failure shows one line and gives None."""
     if not sql:
         return None
+    horizon = console_notice(D.get_db(), sql)
+    if horizon:  # events holds the horizon's rows only: never a silently short answer
+        st.info(P.md_escape(horizon), icon=":material/history:")
     try:
         with st.spinner("Running…"):
             return S.run_for_screen(sql, c.filters)

@@ -1,0 +1,85 @@
+"""A small event history for the engine and routing tests: a plain folder of Parquet files (every
+file live) synced into a store, the same files served by the R2 SQL fake, and a way to give the
+store a raw horizon (``raw_from_us`` in its published head, as the sync will write it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from o11y_data import load_settings, sync
+from o11y_data.config import Settings
+from o11y_data.ingest.store import Store
+from tests.support.tables import event, local_env, plain_parquet
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+AGENTS = ("did:cf:alpha", "did:cf:beta", "did:cf:gamma")
+MODES = ("think", "reflection", "housekeeping")
+
+
+def history(days: int = 12, per_day: int = 5) -> list[list[tuple[datetime, str]]]:
+    """One file per day of (ingest_ts, value) rows, with the contract's awkward values mixed in:
+    numeric strings, out-of-range numbers, a missing agent, a bad _ts, unparseable rows."""
+    files = []
+    n = 0
+    for d in range(days):
+        rows = []
+        for i in range(per_day):
+            t = START + timedelta(days=d, hours=i * 4, minutes=n % 50, seconds=n % 7)
+            ms: Any = 1000 + (n * 7919) % 30000
+            if n % 11 == 3:
+                ms = str(ms)  # a numeric string parses
+            if n % 13 == 5:
+                ms = -4  # out of range: NULL, the event kept
+            agent = "" if n % 17 == 9 else AGENTS[n % 3]
+            ts = None if n % 19 == 7 else t
+            rows.append(
+                (
+                    t + timedelta(seconds=3),
+                    event(
+                        agent=agent,
+                        mode=MODES[n % 3],
+                        ms=ms,
+                        tools=n % 4,
+                        errors=n % 5 == 0 and 2 or 0,
+                        ts=ts,
+                        event_type="agent.cycle" if n % 9 else "agent.note",
+                    ),
+                )
+            )
+            n += 1
+        rows.append((START + timedelta(days=d, hours=23), "{cut short"))
+        files.append(rows)
+    return files
+
+
+def write_folder(src: Path, files: list[list[tuple[datetime, str]]]) -> None:
+    src.mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(files):
+        (src / f"part-{i:04d}.parquet").write_bytes(plain_parquet(rows))
+
+
+def folder_rows(src: Path) -> pa.Table:
+    """Every row of the folder (every file is live): what the fake serves."""
+    tables = [pq.read_table(p) for p in sorted(src.glob("*.parquet"))]
+    return pa.concat_tables(tables).select(["__ingest_ts", "value"])
+
+
+def synced_settings(src: Path, root: Path, **extra: str) -> Settings:
+    settings = load_settings(local_env(src, root, **extra), secrets_paths=[])
+    sync(settings)
+    return settings
+
+
+def set_raw_from(store_dir: Path, when: datetime | None) -> None:
+    """Give the published head a raw horizon (what i21store's sync records)."""
+    store = Store(store_dir)
+    path = store.head_path(store.current_number())
+    head = json.loads(path.read_text())
+    head["raw_from_us"] = None if when is None else int(when.timestamp() * 1_000_000)
+    path.write_text(json.dumps(head))
