@@ -91,7 +91,7 @@ def run_checks(load: Callable[[], Settings]) -> list[Check]:
             fail(
                 "configuration",
                 exc.one_line(),
-                "see docs/deploy.md 'Connect to your bucket' (environment or .streamlit/secrets.toml)",
+                "see docs/deploy.md, 'Connect to your bucket' (environment or secrets.toml)",
             )
         ]
     state = _State(settings)

@@ -1,6 +1,6 @@
 """Load: 20 concurrent sessions (loopback, bounded) on the overview and wall pages while syncs
 land new data; every session renders, none shows an error. Page times and server RSS are printed
-and written to tests/screenshots/load.txt — figures for docs/reliability.md, not timed assertions."""
+and written to tests/screenshots/load.txt: figures for docs/reliability.md, not timed checks."""
 
 from __future__ import annotations
 
