@@ -61,6 +61,12 @@ class Ctx:
     def label(self, did: str) -> str:
         return self.labels.get(did) or self.names.get(did) or did
 
+    def agent_links(self, dids: Any) -> list[str]:
+        """Each agent's page link (these filters kept), shown as its label in a column of
+        :func:`agent_link_column`."""
+        links = {d: tables.agent_link(d, self.params, text=self.label(d)) for d in set(dids)}
+        return [links[d] for d in dids]
+
     def local(self, times: Any) -> Any:
         """Times (a column) as naive wall-clock times in :attr:`tz`, for tables."""
         return fmt.local(times, self.tz).to_numpy()

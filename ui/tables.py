@@ -75,7 +75,7 @@ def agent_table(
     is_approx = bool(df["approx"].any()) if "approx" in df else False
     out = pd.DataFrame(
         {
-            "Agent": [agent_cell(a, names) for a in df["agent"]],
+            "Agent": agent_links(df["agent"], names, params),
             "Timeline": [page_url("timeline", params, agent=a) for a in df["agent"]],
             "Cycles": df["cycles"].astype("int64"),
             "Error rate %": df["error_rate"] * 100,

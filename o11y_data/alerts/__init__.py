@@ -33,6 +33,7 @@ from .delivery import (
     ping_heartbeat,
 )
 from .evaluation import (
+    AGENT_SCOPES,
     FAULT_NOTIFY_AFTER,
     NOT_WATCHED,
     AgentAlert,
@@ -99,6 +100,7 @@ __all__ = [
     "BOUNDS",
     "BUILTIN",
     "FAULT_NOTIFY_AFTER",
+    "AGENT_SCOPES",
     "NOT_WATCHED",
     "AgentAlert",
     "METRICS",

@@ -13,11 +13,13 @@ from o11y_data import alerts as A
 from o11y_data.config import webhook_label
 from o11y_data.durations import format_span
 from ui import page as P
+from ui import tables
 
 SHOW = {"all": "Every rule", "active": "Errors, pending, firing and no data only"}
 SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
 EVERY = "(every one)"
-COLUMNS = ["rule", "alert", "severity", "agent / mode", "state", "value", "threshold", "since"]
+COLUMNS = ["rule", "alert", "severity", "agent / mode", "agent page", "state", "value"]
+COLUMNS += ["threshold", "since"]
 COLUMNS += ["silenced", "metric", "window"]
 
 
@@ -95,10 +97,13 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
         "window": "" if metric in A.AGE_METRICS else format_span(rule.get("window_s") or 0),
     }
 
+    per_agent = rule.get("scope") in A.AGENT_SCOPES
+
     def row(key: str, state_: str, value: str, since: float | None = None, mute: bool = False):
         return {
             **base,
             "agent / mode": key,
+            "agent page": tables.agent_link(key, c.params) if per_agent and key else None,
             "state": state_,
             "value": value,
             "since": when(c, since),
@@ -139,7 +144,12 @@ def rules_table(c: P.Ctx, state: A.AlertState, now: datetime, show: str) -> None
     if show == "active":
         table = table[table["state"].isin(["error", "firing", "pending", "nodata"])]
     if len(table):
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={"agent page": st.column_config.LinkColumn(display_text="open →")},
+        )
     elif state.rules:
         st.success("Nothing pending or firing.", icon=":material/check_circle:")
 
