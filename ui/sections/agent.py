@@ -27,6 +27,7 @@ from ui import figures as FG
 from ui import filters as F
 from ui import fmt, tables
 from ui import page as P
+from ui.safe import md_text
 from ui.wall_logic import (
     AgentStats,
     Health,
@@ -75,7 +76,7 @@ def unknown_notice(c: P.Ctx, raw: str) -> None:
         f"[{P.md_escape(tables.agent_cell(d, c.names))}]({link(c, routes.AGENT, d)})" for d in near
     )
     st.warning(
-        f"No agent “{P.md_escape(raw[:1000])[: NOTICE_CLIP * 2]}” in the data."
+        f"No agent “{md_text(raw, NOTICE_CLIP)}” in the data."
         + (f" Nearest: {links}." if near else " Pick one below."),
         icon=":material/link_off:",
     )
