@@ -42,6 +42,7 @@ from ui.wall_logic import (
 BADGE = {"healthy": "green", "degraded": "orange", "stale": "orange", "down": "red"}
 EVER = datetime(2000, 1, 1, tzinfo=UTC)  # the first valid ts (docs/events.md): "ever seen"
 NOTICE_CLIP = 60  # a URL value quoted in a notice
+LIMIT = 20  # recent cycles with errors shown
 
 
 # -- which agent -------------------------------------------------------------------------------
@@ -218,10 +219,15 @@ def state(c: P.Ctx, agent: str) -> None:
     win = format_span(cfg.window_s)
     asof = "" if health.current else f" (as of {fmt.fmt_ts(health.at, c.tz)})"
     alert = f" · :red[alert firing: {P.md_escape(t.alert)}]" if t.alert else ""
+    numbers = (
+        f"last {win}: {t.cycles:,} cycle{'' if t.cycles == 1 else 's'}, error rate "
+        f"{fmt.format_rate(t.error_rate)}, p95 {fmt.fmt_ms(t.p95_ms, empty=fmt.DASH)}"
+        if t.cycles
+        else f"no cycle in the last {win}"
+    )
     st.markdown(
         f":{BADGE[t.status]}-badge[{t.status.upper()}] **last cycle {fmt.fmt_age(t.age_s)}**"
-        f"{asof} · last {win}: {t.cycles:,} cycles, error rate {fmt.format_rate(t.error_rate)}, "
-        f"p95 {fmt.fmt_ms(t.p95_ms, empty=fmt.DASH)}{alert}"
+        f"{asof} · {numbers}{alert}"
     )
     st.caption(f"As on the wall: {rule_text(cfg)}.")
 
@@ -407,16 +413,15 @@ def value_text(a: A.AgentAlert) -> str:
 def recent_errors(c: P.Ctx, f: Filters) -> None:
     """Its newest cycles with errors; the selected one's raw event below."""
     st.subheader("Recent cycles with errors", anchor=False)
-    recent = P.load(q.recent_errors, f, limit=20, what="recent errors")
+    recent = P.load(q.recent_errors, f, limit=LIMIT, what="recent errors")
     if recent is None:
         return
     explorer = link(c, routes.EXPLORER, f.agents[0], errors="1")
     if recent.empty:
         st.caption("None in this range.")
         return
-    st.caption(
-        f"The newest {len(recent)}; select one for its raw event. All: [Explorer]({explorer})."
-    )
+    shown = f"The newest {len(recent)}" if len(recent) == LIMIT else f"{len(recent)} in this range"
+    st.caption(f"{shown}; select one for its raw event. All: [Explorer]({explorer}).")
     sel = st.dataframe(
         {
             f"Time ({c.tz})": c.local(recent["ts"]),
