@@ -29,7 +29,7 @@ APP = str(REPO / "app.py")
 A = "did:cf:alphaalphaalphaalpha01"
 B = "did:cf:bravobravobravobravo02"
 C = "did:cf:charliecharliecharlie3"
-PAGES = ["overview", "timeline", "modes", "errors", "health", "explorer"]
+PAGES = ["overview", "agent", "timeline", "modes", "errors", "health", "explorer"]
 
 
 def _iso(t: datetime) -> str:

@@ -173,6 +173,7 @@ def picker(c: P.Ctx, among: tuple[str, ...] = ()) -> None:
         table,
         hide_index=True,
         width="stretch",
+        height=min(38 + 35 * len(table), 720),  # a dozen agents at a glance, thousands scroll
         key=key,
         on_select=lambda: _go(key, dids),
         selection_mode="single-row",
