@@ -39,6 +39,7 @@ from .state import (
     tracked_keys,
 )
 from .state import series_id as series_id
+from .text import STATES
 
 log = logging.getLogger(__name__)
 
@@ -500,8 +501,6 @@ class AgentAlert:
 def agent_alerts(state: AlertState, agent: str, now: float | None = None) -> list[AgentAlert]:
     """Every enabled agent rule (per agent, or naming agents) for ``agent``, the worst first:
     what the alerts page shows for it, one row per rule."""
-    from .text import STATES
-
     now = now or time.time()
     out = []
     for r in state.rules:
