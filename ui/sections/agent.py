@@ -133,10 +133,14 @@ def alert_state(c: P.Ctx) -> A.AlertState:
         return A.AlertState()
 
 
+GOTO = "_ag_goto"
+
+
 def _go(key: str, dids: list[str]) -> None:
+    """A selected row: remember its agent (the page opens it after the table is drawn)."""
     rows = st.session_state[key].selection.rows
     if rows:
-        st.query_params["agent"] = dids[rows[0]]
+        st.session_state[GOTO] = dids[rows[0]]
 
 
 def picker(c: P.Ctx, among: tuple[str, ...] = ()) -> None:
@@ -183,6 +187,9 @@ def picker(c: P.Ctx, among: tuple[str, ...] = ()) -> None:
             "p95 s": st.column_config.NumberColumn(format="%.1f"),
         },
     )
+    goto = st.session_state.pop(GOTO, None)
+    if goto:  # a whole run (the table may sit in a refreshing fragment), the filters kept
+        st.switch_page(routes.AGENT.script, query_params={**c.params, "agent": goto})
 
 
 # -- the agent -------------------------------------------------------------------------------
