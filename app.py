@@ -37,7 +37,7 @@ except O11yError as exc:
 is_wall = pg.url_path == routes.WALL.path
 P.ensure_first_sync(syncer, quiet=is_wall)
 if not is_wall:
-    P.setup(settings, syncer)
+    P.setup(settings, syncer, page=pg.url_path)
 pg.run()
 if not is_wall:
     P.finish(settings, syncer)

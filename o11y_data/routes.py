@@ -17,6 +17,7 @@ class Route:
 
 
 OVERVIEW = Route("overview", "pages/overview.py", "Overview", ":material/dashboard:", True)
+AGENT = Route("agent", "pages/agent.py", "Agent", ":material/smart_toy:")
 TIMELINE = Route("timeline", "pages/timeline.py", "Activity timeline", ":material/timeline:")
 MODES = Route("modes", "pages/modes.py", "Modes", ":material/donut_small:")
 ERRORS = Route("errors", "pages/errors.py", "Errors", ":material/error:")
@@ -28,6 +29,7 @@ ALERTS = Route("alerts", "pages/alerts.py", "Alerts", ":material/notifications:"
 WALL = Route("wall", "pages/wall.py", "Wall", ":material/tv:")
 ROUTES: tuple[Route, ...] = (
     OVERVIEW,
+    AGENT,
     TIMELINE,
     MODES,
     ERRORS,

@@ -19,7 +19,7 @@ def body(c: P.Ctx) -> None:
         return
     S.caption(df)
     S.downloads(df)
-    S.table(df)
+    S.table(c, df)
 
 
 P.live(body)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -100,7 +102,8 @@ def shows_data(at: AppTest) -> bool:
 
 
 @pytest.mark.parametrize(
-    "page", ["overview", "timeline", "modes", "errors", "health", "explorer", "alerts", "wall"]
+    "page",
+    ["overview", "agent", "timeline", "modes", "errors", "health", "explorer", "alerts", "wall"],
 )
 def test_no_page_shows_data_before_sign_in(app_env, page):
     at = run(page)
@@ -160,6 +163,14 @@ def test_the_wall_token_opens_the_wall_and_only_the_wall(app_env):
     assert TOKEN not in html
     other = run("overview", params={"token": TOKEN})
     assert not shows_data(other) and [b.label for b in other.button] == ["Sign in"]
+    # Each tile's name links to its agent page: the agent alone (never the token), no referrer;
+    # and that page, even given the token, asks for sign-in.
+    links = re.findall(r'<a href="([^"]*)" target="_blank" rel="noreferrer">', html)
+    assert len(links) == len(dids)
+    got = {parse_qs(urlsplit(unescape(u)).query)["agent"][0] for u in links}
+    assert got == set(dids) and all(urlsplit(unescape(u)).path == "agent" for u in links)
+    page = run("agent", params={"token": TOKEN, "agent": dids[0]})
+    assert not shows_data(page) and [b.label for b in page.button] == ["Sign in"]
 
 
 def test_a_wrong_wall_token_is_refused_in_one_line(app_env):
@@ -192,6 +203,8 @@ def test_without_sign_in_the_right_wall_token_opens_the_wall_and_never_shows_it(
     html = " ".join(m.value for m in at.markdown)
     assert 'class="tile' in html
     assert TOKEN not in html
-    assert "href=" not in html  # the wall renders no links at all, so none can carry the token
+    # Its only links are the tiles' agent pages: each names the agent alone, never the token.
+    links = re.findall(r'href="([^"]*)"', html)
+    assert links and all(set(parse_qs(urlsplit(unescape(u)).query)) == {"agent"} for u in links)
     other = run("overview", params={"token": TOKEN}, auth=False, token=True)
     assert other.metric  # pages other than the wall stay open without sign-in

@@ -12,6 +12,7 @@ import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -153,7 +154,9 @@ def test_an_agent_going_silent_fires_for_that_agent_only(tmp_path):
     assert within(n["value"], before - last_hostile, after - last_hostile)
     assert "<b>" not in n["text"] and "<!channel>" not in n["text"]
     assert "&lt;b&gt;silent&lt;/b&gt;&amp;&lt;!channel&gt;" in n["text"]
-    assert n["url"].startswith(f"{PUBLIC}/timeline?agent=did%3Acf%3A%3Cb%3Esilent")
+    # The notice links to the agent's own page, its name URL-encoded (a link cannot be bent).
+    assert n["url"].startswith(f"{PUBLIC}/agent?agent=did%3Acf%3A%3Cb%3Esilent")
+    assert parse_qs(urlsplit(n["url"]).query)["agent"] == [HOSTILE]
     assert rx.delivered(rule="no_data_landing") == []
 
 

@@ -95,3 +95,20 @@ def labels(dids, names: dict[str, str] | None = None) -> dict[str, str]:
             seen[lab] = 1
         out[did] = lab
     return out
+
+
+def nearest(text: str, known: list[str], names: dict[str, str] | None = None, *, n: int = 3):
+    """The known agents (DIDs) nearest to ``text``, a name that matched none, best first: by
+    DID or friendly name (difflib's ratio, at least 0.5); ``text`` is clipped to 200 characters
+    first (a 10 kB value must not cost seconds)."""
+    import difflib
+
+    text = str(text)[:200]
+    names = names or {}
+    by_word: dict[str, str] = {d: d for d in known if d != UNKNOWN_AGENT}
+    by_word |= {names[d]: d for d in known if d in names}
+    out: list[str] = []
+    for word in difflib.get_close_matches(text, list(by_word), n=n * 2, cutoff=0.5):
+        if by_word[word] not in out:
+            out.append(by_word[word])
+    return out[:n]

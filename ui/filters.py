@@ -88,6 +88,10 @@ class FilterState:
     errors_only: bool = False
     tz: str = DEFAULT_TZ  # display only: the filters stay UTC
     notices: tuple[str, ...] = field(default=(), compare=False)
+    # Agents the link named that the data does not hold (as given: hostile text), and the notice
+    # about them: the agent page names the nearest known agents instead.
+    unknown_agents: tuple[str, ...] = field(default=(), compare=False)
+    agent_notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def zone(self) -> tzinfo:
@@ -196,10 +200,16 @@ def _values(params: Mapping[str, object], key: str) -> list[str]:
 
 
 def _pick(
-    values: Sequence[str], known: Sequence[str] | None, what: str, notices: list[str]
+    values: Sequence[str],
+    known: Sequence[str] | None,
+    what: str,
+    notices: list[str],
+    bad: list[str] | None = None,
 ) -> tuple[str, ...]:
+    """The usable ``values`` (known, or well shaped when nothing is known); the others go to
+    ``bad`` and are named in a notice."""
     out: list[str] = []
-    bad: list[str] = []
+    bad = [] if bad is None else bad
     known_set = set(known or ())
     for raw in values[:MAX_VALUES]:
         # A value the data holds is taken exactly as written, whatever its characters (spaces,
@@ -272,16 +282,22 @@ def parse_params(
     errs = (_values(params, "errors") or [""])[-1].strip().lower()
     if errs not in _TRUE and errs not in _FALSE:
         notices.append(f"Ignored errors='{clip(errs)}' (use errors=1).")
+    agent_notices: list[str] = []
+    unknown_agents: list[str] = []
+    picked_agents = _pick(_values(params, "agent"), agents, "agent", agent_notices, unknown_agents)
+    notices += agent_notices
     return FilterState(
         range=rng,
         start=start,
         end=end,
-        agents=_pick(_values(params, "agent"), agents, "agent", notices),
+        agents=picked_agents,
         modes=_pick(_values(params, "mode"), modes, "mode", notices),
         event_types=_pick(_values(params, "type"), event_types, "event type", notices),
         errors_only=errs in _TRUE,
         tz=tz,
         notices=tuple(notices),
+        unknown_agents=tuple(unknown_agents),
+        agent_notices=tuple(agent_notices),
     )
 
 

@@ -17,13 +17,13 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from o11y_data import O11yError, Settings
+from o11y_data import O11yError, Settings, routes
 from o11y_data.background import BackgroundSyncer
 from o11y_data.query import queries as q
 from o11y_data.query.queries import Filters
 from ui import data as D
 from ui import filters as F
-from ui import fmt, refresh, sidebar
+from ui import fmt, refresh, sidebar, tables
 from ui import view as V
 from ui.agents import agents_file, labels, load_names, picker_label
 from ui.safe import escape_figure, md_text
@@ -60,6 +60,12 @@ class Ctx:
 
     def label(self, did: str) -> str:
         return self.labels.get(did) or self.names.get(did) or did
+
+    def agent_links(self, dids: Any) -> list[str]:
+        """Each agent's page link (these filters kept), shown as its label in a column of
+        :func:`agent_link_column`."""
+        links = {d: tables.agent_link(d, self.params, text=self.label(d)) for d in set(dids)}
+        return [links[d] for d in dids]
 
     def local(self, times: Any) -> Any:
         """Times (a column) as naive wall-clock times in :attr:`tz`, for tables."""
@@ -121,9 +127,10 @@ def ensure_first_sync(syncer: BackgroundSyncer, *, quiet: bool = False, timeout:
             wait()
 
 
-def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
+def setup(settings: Settings, syncer: BackgroundSyncer, *, page: str = "") -> Ctx:
     """The sidebar filters and refresh picker, URL notices and the freshness bar; stores the page
-    context for :func:`live`."""
+    context for :func:`live`. ``page`` is the url_path of the page about to run: the agent page
+    words the notice about an unknown agent itself (with the nearest known ones)."""
     choices = load(q.choices, what="filter choices") or {}
     names = agent_names()
     state = sidebar.read_state(choices)
@@ -142,6 +149,8 @@ def setup(settings: Settings, syncer: BackgroundSyncer) -> Ctx:
     with st.sidebar:
         st.caption(f"Source: {md_escape(settings.source_label)}")
     notices = [*state.notices, *([refresh_notice] if refresh_notice else [])]
+    if page == routes.AGENT.path:
+        notices = [n for n in notices if n not in state.agent_notices]
     for notice in notices:  # they quote URL values: hostile text
         st.warning(md_escape(notice), icon=":material/link_off:")
     # The freshness bar's place: live() draws the bar inside the page's refreshing fragment (a
@@ -454,3 +463,14 @@ def unknown_note(tot: dict[str, Any] | None) -> None:
             f"unknown (no agent): {fmt.fmt_int(n)} cycles, {fmt.fmt_int(errs)} errors, from "
             "events without an agent; counted in the totals, never as an agent."
         )
+
+
+def agent_link_column(label: str = "Agent", **kwargs: Any) -> Any:
+    """A table column of :func:`ui.tables.agent_link` links: each agent's name (friendly name,
+    else the whole DID) as a link to its agent page; the name is shown as plain text."""
+    return st.column_config.LinkColumn(
+        label,
+        display_text=tables.AGENT_LINK_TEXT,
+        help=kwargs.pop("help", "Opens the agent's page (its name from agents.toml, else DID)"),
+        **kwargs,
+    )

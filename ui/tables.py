@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 
+from o11y_data import routes
 from ui.fmt import approx, local
 
 UNKNOWN = "unknown"
@@ -19,6 +20,33 @@ def page_url(path: str, params: Mapping[str, str | list[str]], **extra: str | li
     merged = {**params, **extra}
     qs = urlencode(merged, doseq=True)
     return f"{path}?{qs}" if qs else path
+
+
+# A LinkColumn shows what this captures of the link: its fragment, decoded (see agent_link).
+AGENT_LINK_TEXT = r"#(.*)$"
+
+
+def agent_link(
+    did: str, params: Mapping[str, str | list[str]] | None = None, *, text: str | None = None
+) -> str:
+    """A relative link to ``did``'s agent page keeping ``params`` (the filters; their agents
+    replaced by ``did``); ``unknown`` (events without an agent: not an agent, no page) links to
+    those events in the explorer.
+
+    The agent is URL-encoded (any characters: the page reads it back exactly). The fragment
+    carries the text a table shows, ``text`` or the DID, percent-encoded: a LinkColumn with
+    ``display_text=AGENT_LINK_TEXT`` shows it decoded, as plain text; no page reads fragments."""
+    keep = {k: v for k, v in (params or {}).items() if k != "agent"}
+    page = routes.EXPLORER if did == UNKNOWN else routes.AGENT
+    url = page_url(page.path, keep, agent=did)
+    return f"{url}#{quote(text if text is not None else did, safe='')}"
+
+
+def agent_links(
+    dids: Iterable[str], names: Mapping[str, str], params: Mapping[str, str | list[str]]
+) -> list[str]:
+    """:func:`agent_link` for a column of agents, each shown as :func:`agent_cell` words it."""
+    return [agent_link(d, params, text=agent_cell(d, names)) for d in dids]
 
 
 def agent_cell(did: str, names: Mapping[str, str]) -> str:
@@ -47,7 +75,7 @@ def agent_table(
     is_approx = bool(df["approx"].any()) if "approx" in df else False
     out = pd.DataFrame(
         {
-            "Agent": [agent_cell(a, names) for a in df["agent"]],
+            "Agent": agent_links(df["agent"], names, params),
             "Timeline": [page_url("timeline", params, agent=a) for a in df["agent"]],
             "Cycles": df["cycles"].astype("int64"),
             "Error rate %": df["error_rate"] * 100,

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from string import Template
 
+from o11y_data import routes
 from o11y_data.alerts import (
     AlertState,
     EvaluatorHealth,
@@ -28,6 +29,7 @@ from o11y_data.alerts import (
     read_state,
 )
 from o11y_data.text import clip
+from ui import tables
 from ui.agents import agents_file, load_names, short_did
 from ui.agents import labels as agent_labels
 from ui.fmt import DASH, as_utc, fmt_ms, format_clock, format_rate, format_span, missing
@@ -132,6 +134,7 @@ WALL_CSS = Template(
 .stale .t-status { color: ${stale}; } .down .t-status { color: ${down}; }
 .t-age { font-size: calc(var(--u) * 1.25); font-weight: 700; color: #fff; }
 .t-age small { font-size: 0.6em; color: #9fb0c0; font-weight: 400; }
+.t-name a { color: inherit; text-decoration: none; }
 .t-name { font-size: calc(var(--u) * 1.05); font-weight: 600; color: #e6edf3;
   overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .t-nums { display: flex; justify-content: space-between; white-space: nowrap; }
@@ -212,6 +215,16 @@ def sparkline_svg(counts: Sequence[int], errors: Sequence[int]) -> str:
 AGENT_ATTR_MAX = 300  # an agent string in an attribute (tooltip, data-agent) is clipped to this
 
 
+def agent_href(agent: str) -> str:
+    """The agent's page, relative to the wall: the agent alone, never the wall's token (the page
+    asks for sign-in itself when it is on; the token opens the wall and nothing else), and no
+    referrer (``rel``) carries the wall's URL to it. An agent string too long to be a name (over
+    :data:`AGENT_ATTR_MAX`) links to the page's list of agents instead."""
+    if len(agent) > AGENT_ATTR_MAX:
+        return routes.AGENT.path
+    return tables.page_url(routes.AGENT.path, {}, agent=agent)
+
+
 def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
     """One agent's tile; every value is escaped (an agent string is untrusted)."""
     asof = (
@@ -227,7 +240,8 @@ def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
         'title="{agent}">'
         '<div class="t-row"><span class="t-status">{status}</span>{asof}'
         '<span class="t-age" data-age="{age_s}">{age}<small> ago</small></span></div>'
-        '<div class="t-name">{name}</div>{alert}'
+        '<div class="t-name"><a href="{href}" target="_blank" rel="noreferrer">{name}</a></div>'
+        "{alert}"
         '<div class="t-nums">'
         '<div class="t-num" data-k="cycles"><b>{cycles}</b><span>cycles/{win}</span></div>'
         '<div class="t-num{err_cls}" data-k="error_rate"><b>{rate}</b>'
@@ -242,6 +256,7 @@ def tile_html(t: Tile, cfg: WallConfig, health: Health) -> Safe:
         age_s="" if t.age_s is None else int(t.age_s),
         age=format_span(t.age_s) if t.age_s is not None else "never",
         name=t.name,
+        href=agent_href(t.agent),
         cycles=t.cycles,
         win=format_span(cfg.window_s),
         err_cls=" bad" if t.error_rate is not None and t.error_rate >= cfg.err else "",

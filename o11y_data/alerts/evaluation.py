@@ -39,6 +39,7 @@ from .state import (
     tracked_keys,
 )
 from .state import series_id as series_id
+from .text import STATES
 
 log = logging.getLogger(__name__)
 
@@ -410,16 +411,16 @@ _ROUTE = {
 
 
 def view_url(public_url: str | None, n: Notice, rule: Rule | None = None) -> str | None:
-    """The dashboard view that shows the notice: its page (there is no agent page: the timeline,
-    errors or modes view filtered to the agent or mode), over a preset range covering both the
-    rule's window and how long the condition has held."""
+    """The dashboard view that shows the notice, over a preset range covering both the rule's
+    window and how long the condition has held: an agent's alert opens its agent page; any other
+    opens the metric's page (timeline, errors, modes or health), filtered to the mode if any."""
     if not public_url:
         return None
     window = rule.window_s if rule and n.metric not in AGE_METRICS else 0.0
     held = max(0.0, (n.at - n.since).total_seconds())
     return routes.view_link(
         public_url,
-        _ROUTE[n.metric],
+        routes.AGENT if n.agent is not None else _ROUTE[n.metric],
         agent=n.agent,
         mode=n.mode,
         range_name=routes.covering_range(max(held, window)),
@@ -475,6 +476,71 @@ def firing_by_agent(state: AlertState, now: float | None = None) -> dict[str, st
             continue
         out.setdefault(s.key, str(rule.get("title") or s.rule.replace("_", " ").capitalize()))
     return out
+
+
+AGENT_SCOPES = ("per_agent", "agents")  # rules whose keys are agents
+NOT_WATCHED = "not watched"  # an agent rule that did not measure this agent (not listed, no data)
+
+
+@dataclass(frozen=True)
+class AgentAlert:
+    """One agent rule as it stands for one agent: ``state`` is a series state (error, firing,
+    pending, nodata, ok) or :data:`NOT_WATCHED`; ``value`` the last measured value, if kept."""
+
+    rule: str
+    title: str
+    severity: str
+    metric: str
+    state: str
+    value: float | None
+    threshold: float | None
+    comparison: str
+    window_s: float | None
+    since: float | None
+    silenced: bool
+    reason: str | None = None
+
+
+def agent_alerts(state: AlertState, agent: str, now: float | None = None) -> list[AgentAlert]:
+    """Every enabled agent rule (per agent, or naming agents) for ``agent``, the worst first:
+    what the alerts page shows for it, one row per rule."""
+    now = now or time.time()
+    out = []
+    for r in state.rules:
+        name = str(r.get("name"))
+        if r.get("scope") not in AGENT_SCOPES or not r.get("enabled", True):
+            continue
+        s = state.series.get(series_id(name, agent))
+        fault = state.faults.get(name)
+        value, since, reason = None, None, None
+        if fault is not None:
+            status, since, reason = "error", fault.since, fault.reason
+        elif s is not None:
+            status, value, since, reason = s.state, s.value, s.since, s.reason
+        elif agent in state.ok.get(name, OkKeys()).keys:
+            status = "ok"
+        else:
+            status = NOT_WATCHED
+        metric = str(r.get("metric"))
+        threshold = r.get("threshold")
+        out.append(
+            AgentAlert(
+                rule=name,
+                title=str(r.get("title") or name.replace("_", " ").capitalize()),
+                severity=str(r.get("severity", "warning")),
+                metric=metric,
+                state=status,
+                value=value,
+                threshold=None if threshold is None else float(threshold),
+                comparison=str(r.get("comparison", ">")),
+                window_s=None if metric in AGE_METRICS else r.get("window_s"),
+                since=since,
+                silenced=state.silenced(name, agent, now),
+                reason=reason,
+            )
+        )
+    rank = [*STATES, NOT_WATCHED]
+    return sorted(out, key=lambda a: (rank.index(a.state) if a.state in rank else 0, a.rule))
 
 
 @dataclass(frozen=True)

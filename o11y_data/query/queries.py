@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -379,6 +380,84 @@ def top_error_agents(db: EventsDB, f: Filters = Filters(), *, limit: int = 10) -
         "ORDER BY errors DESC, error_rate DESC, agent LIMIT ?",
         extra=[int(limit)],
     )
+
+
+# -- silences --------------------------------------------------------------------------------
+# An agent's silences (docs/events.md, "Silence"): its usual cadence is the median gap between its
+# consecutive cycles over the CADENCE_BASELINE before the window's end; a silence is a gap longer
+# than SILENCE_FACTOR times that cadence and at least SILENCE_MIN_S. The gap still open at the
+# network's newest cycle (not the clock: a stalled pipeline silences everyone) counts too.
+SILENCE_FACTOR = 5
+SILENCE_MIN_S = 600.0
+CADENCE_BASELINE = timedelta(days=7)
+CADENCE_MIN_GAPS = 5  # fewer gaps than this: no cadence to judge a gap against
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A gap with no cycle: from the cycle ``start`` to the next one at ``end`` (None: still
+    silent at :attr:`Silences.until`), ``seconds`` long."""
+
+    start: datetime
+    end: datetime | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Silences:
+    """One agent's silences in a window, newest first (at most ``limit``; ``count`` in all), the
+    cadence they are judged against (None: too few cycles to know one) and the moment an open gap
+    is measured to (the network's newest cycle, or the window's end if earlier)."""
+
+    cadence_s: float | None
+    threshold_s: float | None
+    until: datetime | None
+    gaps: tuple[Silence, ...] = ()
+    count: int = 0
+
+
+@screen
+def silences(db: EventsDB, f: Filters, *, limit: int = 50) -> Silences:
+    """The silences of the one agent ``f.agents`` names over ``f``'s window (see above). Only
+    the agent and the window apply: a silence is about any cycle, whatever its mode or errors."""
+    if len(f.agents) != 1:
+        raise ValueError("silences are measured for exactly one agent")
+    newest = planner.time_range(db, Filters())[1]
+    if newest is None:
+        return Silences(None, None, None)
+    until = newest if f.end is None else min(f.end, newest)
+    base_lo = until - CADENCE_BASELINE
+    lo = None if f.start is None else min(f.start, base_lo)
+    w, p = where(Filters(lo, until, f.agents))
+    before_w, before_p = where(Filters(None, lo, f.agents)) if lo else ("false", [])
+    gaps = f"""
+        WITH pts AS (
+            SELECT ts FROM cycles WHERE {w} AND ts IS NOT NULL
+            UNION ALL SELECT max(ts) FROM cycles WHERE {before_w}
+        ),
+        g AS (SELECT lag(ts) OVER (ORDER BY ts) AS a, ts AS b FROM pts WHERE ts IS NOT NULL)
+        SELECT a, b, epoch(b) - epoch(a) AS s FROM g WHERE a IS NOT NULL
+        UNION ALL SELECT max(ts), NULL, epoch(?::TIMESTAMPTZ) - epoch(max(ts)) FROM pts
+    """
+    params = [*p, *before_p, until]
+    row = db.fetch(
+        f"SELECT quantile_cont(s, 0.5) AS cadence, count(*) AS n FROM ({gaps}) "
+        "WHERE b IS NOT NULL AND a >= ?",
+        [*params, base_lo],
+    )[0]
+    if row["n"] < CADENCE_MIN_GAPS:
+        return Silences(None, None, until)
+    cadence = float(row["cadence"])
+    threshold = max(SILENCE_FACTOR * cadence, SILENCE_MIN_S)
+    start = f.start or datetime(1, 1, 1, tzinfo=UTC)
+    found = db.fetch(
+        f"SELECT a, b, s, count(*) OVER () AS total FROM ({gaps}) "
+        "WHERE a IS NOT NULL AND s > ? AND coalesce(b, ?::TIMESTAMPTZ) > ? "
+        "ORDER BY a DESC LIMIT ?",
+        [*params, threshold, until, start, int(limit)],
+    )
+    out = tuple(Silence(r["a"], r["b"], float(r["s"])) for r in found)
+    return Silences(cadence, threshold, until, out, int(found[0]["total"]) if found else 0)
 
 
 # -- rows ------------------------------------------------------------------------------------

@@ -13,12 +13,14 @@ from o11y_data import alerts as A
 from o11y_data.config import webhook_label
 from o11y_data.durations import format_span
 from ui import page as P
+from ui import tables
 
 SHOW = {"all": "Every rule", "active": "Errors, pending, firing and no data only"}
 SILENCE_FOR = {"1h": 1, "4h": 4, "24h": 24, "7d": 168}
 EVERY = "(every one)"
 # What people read first on the left; the rule's code name (as in the rules file) last.
-COLUMNS = ["alert", "agent / mode", "state", "value", "threshold", "measures", "since"]
+COLUMNS = ["alert", "agent / mode", "agent page", "state", "value", "threshold", "measures"]
+COLUMNS += ["since"]
 COLUMNS += ["severity", "silenced", "rule"]
 # Widths for 1440 px: the words of "measures" whole, the short codes narrow.
 COLUMN_CONFIG = {
@@ -27,6 +29,7 @@ COLUMN_CONFIG = {
     "state": st.column_config.TextColumn(width="small"),
     "threshold": st.column_config.TextColumn(width="small"),
     "silenced": st.column_config.TextColumn(width="small"),
+    "agent page": st.column_config.LinkColumn(display_text="open →", width="small"),
     "measures": st.column_config.TextColumn(
         width="large", help="what the rule's value measures, and over which window"
     ),
@@ -130,10 +133,13 @@ def rule_rows(c: P.Ctx, state: A.AlertState, rule: dict, now: datetime) -> list[
         "measures": measures(metric, rule.get("window_s")),
     }
 
+    per_agent = rule.get("scope") in A.AGENT_SCOPES
+
     def row(key: str, state_: str, value: str, since: float | None = None, mute: bool = False):
         return {
             **base,
             "agent / mode": key,
+            "agent page": tables.agent_link(key, c.params) if per_agent and key else None,
             "state": state_,
             "value": value,
             "since": when(c, since),

@@ -101,7 +101,7 @@ def recent_errors(c: P.Ctx) -> None:
     sel = st.dataframe(
         {
             f"Time ({c.tz})": c.local(recent["ts"]),
-            "Agent": [c.label(a) for a in recent["agent"]],
+            "Agent": c.agent_links(recent["agent"]),
             "Mode": recent["mode"],
             "Errors": recent["errors"],
             "Duration s": recent["duration_ms"] / 1000,
@@ -115,6 +115,7 @@ def recent_errors(c: P.Ctx) -> None:
         selection_mode="single-row",
         column_config={
             f"Time ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
+            "Agent": P.agent_link_column(),
             "Duration s": st.column_config.NumberColumn(format="%.1f"),
         },
     )

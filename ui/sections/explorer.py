@@ -123,7 +123,7 @@ def events_table(c: P.Ctx, df: pd.DataFrame) -> list[int]:
         f"Time ({c.tz})": c.local(df["ts"]),
         f"Ingested ({c.tz})": c.local(df["ingest_ts"]),
         "Type": df["event_type"],
-        "Agent": [c.label(a) for a in df["agent"]],
+        "Agent": c.agent_links(df["agent"]),
         "Mode": df["mode"],
         "Duration ms": df["duration_ms"],
         "Tool calls": df["tool_calls"],
@@ -142,6 +142,7 @@ def events_table(c: P.Ctx, df: pd.DataFrame) -> list[int]:
         column_config={
             f"Time ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss.SSS"),
             f"Ingested ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            "Agent": P.agent_link_column(),
             "Raw": st.column_config.TextColumn(width="large"),
         },
     )

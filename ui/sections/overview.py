@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from o11y_data import routes
 from o11y_data.query import queries as q
 from ui import figures as FG
 from ui import filters as F
@@ -139,9 +140,7 @@ def _open(dids: list[str], key: str) -> None:
 
 def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
     return {
-        "Agent": st.column_config.TextColumn(
-            help="Friendly name (agents.toml) or the whole DID", width="medium"
-        ),
+        "Agent": P.agent_link_column(width="medium"),
         "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
         "Cycles": st.column_config.NumberColumn(format="%d"),
         "Error rate %": st.column_config.NumberColumn(
@@ -170,10 +169,11 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
 
 
 def agents(c: P.Ctx) -> None:
-    """The agents table; selecting a row opens that agent's timeline with these filters."""
+    """The agents table; selecting a row opens that agent's page with these filters."""
     st.subheader("Agents", anchor=False)
     st.caption(
-        "Select a row (or its timeline link) to open that agent's timeline with these filters."
+        "Select a row (or click its name) to open that agent's page with these filters; its "
+        "timeline link opens its timeline."
     )
     found = P.load(q.agent_overview, c.filters, what="agents")
     if found is None or found.empty:
@@ -192,4 +192,5 @@ def agents(c: P.Ctx) -> None:
     )
     goto = st.session_state.pop("_ov_goto", None)
     if goto:
-        st.switch_page("pages/timeline.py", query_params={**c.params, "agent": goto})
+        page = routes.EXPLORER if goto == tables.UNKNOWN else routes.AGENT
+        st.switch_page(page.script, query_params={**c.params, "agent": goto})

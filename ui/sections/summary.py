@@ -4,7 +4,8 @@ mode table holds, its downloads, and the table."""
 import pandas as pd
 import streamlit as st
 
-from ui import export
+from ui import export, tables
+from ui import page as P
 
 
 def caption(df: pd.DataFrame) -> None:
@@ -43,21 +44,23 @@ def downloads(df: pd.DataFrame) -> None:
     )
 
 
-def table(df: pd.DataFrame) -> None:
+def table(c: P.Ctx, df: pd.DataFrame) -> None:
+    """The table as downloaded, each agent a link to its page (shown as its whole DID)."""
     approx = bool(df["approx"].any())
 
     def pct(name: str) -> st.column_config.NumberColumn:
         return st.column_config.NumberColumn(f"{name} ≈" if approx else name, format="%.0f")
 
     # Agent names are untrusted text: a dataframe shows them as text, never as Markdown.
+    shown = df.assign(agent=[tables.agent_link(a, c.params) for a in df["agent"]])
     st.dataframe(
-        df,
+        shown,
         hide_index=True,
         width="stretch",
         height=min(700, 38 + 35 * len(df)),
         key="summary_table",
         column_config={
-            "agent": st.column_config.TextColumn("agent", width="large"),
+            "agent": P.agent_link_column("agent", width="large"),
             "error_rate": st.column_config.NumberColumn("error_rate", format="percent"),
             "p50_ms": pct("p50_ms"),
             "p95_ms": pct("p95_ms"),

@@ -97,7 +97,7 @@ def quiet_agents(c: P.Ctx, end: datetime | None) -> None:
         )
     st.dataframe(
         {
-            "Agent": [c.label(a) for a in quiet["agent"]],
+            "Agent": c.agent_links(quiet["agent"]),
             f"Last cycle ({c.tz})": c.local(quiet["last_ts"]),
             "Silent for": [fmt.fmt_age(s).replace(" ago", "") for s in quiet["silent_s"]],
             "Status": ["silent" if s else "active" for s in quiet["silent"]],
@@ -108,6 +108,7 @@ def quiet_agents(c: P.Ctx, end: datetime | None) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            f"Last cycle ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
+            "Agent": P.agent_link_column(),
+            f"Last cycle ({c.tz})": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         },
     )
