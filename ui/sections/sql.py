@@ -122,7 +122,7 @@ def result(c: P.Ctx, sql: str, shown: S.Shown) -> None:
         st.dataframe(df, hide_index=True, width="stretch", height=min(460, 38 + 35 * n))
         fig = autochart.auto_chart(df)
         if fig is not None:
-            P.chart(fig, key="sql_chart")
+            P.chart(fig, key="sql_chart", controls=False)
     else:
         st.info("The query returned no rows.", icon=":material/search_off:")
 
