@@ -393,7 +393,7 @@ CONTROL_CONFIG: dict[str, Any] = {
 CHART_HINT = (
     "Charts are controls: drag across a time chart to set the page's time range (the browser's "
     "Back button undoes it). To open a bar's or point's cycles in the explorer, pick the "
-    ":material/open_with: tool at the chart's top right, then click it."
+    ":material/open_with: tool at the chart's top right, then click the bar or point."
 )
 HINT_SHOWN = "_chart_hint_shown"  # this run drew the hint already
 CHART_ACTION = "_chart_action"  # what the last chart selection asked for, until done
@@ -458,7 +458,9 @@ def follow_chart(*, in_fragment: bool) -> None:
     if isinstance(action, CE.Notice):
         st.warning(md_escape(action.text), icon=":material/touch_app:")
     elif isinstance(action, CE.Explore):
-        target = F.to_params(action.state)
+        # The refresh choice goes along: set apart, it would be a second step in the history.
+        kept = {k: st.query_params.get_all(k) for k in st.query_params if k == refresh.KEY}
+        target = {**kept, **F.to_params(action.state)}
         st.session_state[EXPLORED] = Explored(
             page=sidebar.page_hash(),
             came_from={k: st.query_params.get_all(k) for k in st.query_params},
