@@ -42,14 +42,16 @@ def _norm(params: dict[str, object]) -> dict[str, list[str]]:
 
 
 def write_url(state: F.FilterState) -> None:
-    """Put ``state`` into the URL (filter keys only; other parameters stay) and remember it."""
+    """Put ``state`` into the URL (filter keys only; other parameters stay) and remember it.
+
+    The URL changes in one step: each change is an entry in the browser's history, so Back
+    returns to the view before, never to a half-written one."""
     new = F.to_params(state)
-    for k in F.KEYS:
-        if k in st.query_params and k not in new:
-            del st.query_params[k]
-    for k, v in new.items():
-        if _norm({k: v}).get(k) != st.query_params.get_all(k):
-            st.query_params[k] = v
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    wanted = {k: v for k, v in current.items() if k not in F.KEYS or k in new}
+    wanted.update(_norm(dict(new)))
+    if wanted != current:
+        st.query_params.from_dict(wanted)
     st.session_state[SAVED] = new
 
 
