@@ -96,6 +96,19 @@ def drawn_point(plot: Locator, *, curve: int, index: int) -> dict:
     )
 
 
+def hovered(page: Page, plot: Locator, x: float, y: float) -> tuple[int, int]:
+    """(trace, point) the chart itself picks at (x, y): a click selects what the hover shows."""
+    page.mouse.move(x, y)
+    found = page.wait_for_function(
+        "gd => gd._hoverdata && gd._hoverdata.length > 0 "
+        "&& [gd._hoverdata[0].curveNumber, gd._hoverdata[0].pointNumber]",
+        arg=plot.element_handle(),
+        timeout=WAIT,
+    )
+    curve, index = found.json_value()
+    return int(curve), int(index)
+
+
 def explorer_rows(page: Page) -> pd.DataFrame:
     """The explorer's rows, through its CSV download (every matching event)."""
     with page.expect_download(timeout=WAIT) as dl:
@@ -198,18 +211,20 @@ def test_a_click_on_an_agent_line_opens_the_explorer_on_that_agent_and_bucket(
     page: Page, app_url: str, segments: list[str]
 ) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto(f"{app_url}/timeline?range=6h")
+    page.goto(f"{app_url}/timeline?range=6h&top=2")
     plot = chart(page, "tl_lines")
     settled(page)
     plot.scroll_into_view_if_needed()
     pick_tool(plot)
     dots = plot.locator(".scatterlayer .trace").first.locator(".points path")
     boxes = [dots.nth(i).bounding_box() for i in range(dots.count())]
-    i = min(range(len(boxes)), key=lambda k: boxes[k]["y"])  # the busiest bucket
-    drawn = drawn_point(plot, curve=0, index=i)
+    b = min(boxes, key=lambda box: box["y"])  # the top agent's busiest bucket
+    x, y = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
+    curve, i = hovered(page, plot, x, y)
+    drawn = drawn_point(plot, curve=curve, index=i)
     agent, bucket_s = drawn["meta"]["agent"], drawn["meta"]["bucket_s"]
-    b = boxes[i]
-    page.mouse.click(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    assert agent and not drawn["meta"].get("group")
+    page.mouse.click(x, y)
 
     page.wait_for_url(re.compile(r"/explorer\?"), timeout=WAIT)
     start, end, q = url_window(page.url)
@@ -224,5 +239,5 @@ def test_a_click_on_an_agent_line_opens_the_explorer_on_that_agent_and_bucket(
     same_events(explorer_rows(page), truth)
 
     page.go_back()
-    page.wait_for_url(re.compile(r"/timeline\?range=6h$"), timeout=WAIT)
+    page.wait_for_url(re.compile(r"/timeline\?range=6h&top=2$"), timeout=WAIT)
     expect(range_box(page)).to_have_value("Last 6 hours", timeout=WAIT)
