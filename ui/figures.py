@@ -116,6 +116,13 @@ def series_name(
     return _label(key, labels)
 
 
+def series_meta(kind: str, key: str, *, bucket_s: int | None) -> dict[str, object]:
+    """A per-agent series' ``meta`` (what a click on it filters, ``ui.chart_events``)."""
+    if kind == "others":
+        return {"agent": None, "mode": None, "bucket_s": bucket_s, "group": "others"}
+    return {"agent": "unknown" if kind == "unknown" else key, "mode": None, "bucket_s": bucket_s}
+
+
 def _groups(df: pd.DataFrame) -> list[tuple[str, str]]:
     """(kind, key) of a per-agent frame: agents (most cycles first), then others, then unknown."""
     d = df if "kind" in df else df.assign(kind="agent")
@@ -268,6 +275,7 @@ def cycles_over_time(
                 y=df.loc[m, "cycles"],
                 name=name,
                 marker_color=mode_color(mode),
+                meta={"agent": None, "mode": mode, "bucket_s": bucket_s},
                 hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d %H:%M} "
                 + tz
                 + "<br>%{y} cycles<extra></extra>",
@@ -292,6 +300,7 @@ def cycles_over_time(
                     "dash": "dot" if kind == "unknown" else "solid",
                 },
                 customdata=[safe_label(key)] * int(m.sum()),
+                meta=series_meta(kind, key, bucket_s=bucket_s),
                 hovertemplate="%{fullData.name}<br>%{customdata}<br>%{x|%Y-%m-%d %H:%M} "
                 + tz
                 + "<br>%{y} cycles<extra></extra>",

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import plotly.graph_objects as go
@@ -21,6 +22,7 @@ from o11y_data import O11yError, Settings, routes
 from o11y_data.background import BackgroundSyncer
 from o11y_data.query import queries as q
 from o11y_data.query.queries import Filters
+from ui import chart_events as CE
 from ui import data as D
 from ui import filters as F
 from ui import fmt, refresh, sidebar, tables
@@ -131,6 +133,9 @@ def setup(settings: Settings, syncer: BackgroundSyncer, *, page: str = "") -> Ct
     """The sidebar filters and refresh picker, URL notices and the freshness bar; stores the page
     context for :func:`live`. ``page`` is the url_path of the page about to run: the agent page
     words the notice about an unknown agent itself (with the nearest known ones)."""
+    st.session_state[HINT_SHOWN] = False
+    back_from_explorer()
+    follow_chart(in_fragment=False)
     choices = load(q.choices, what="filter choices") or {}
     names = agent_names()
     state = sidebar.read_state(choices)
@@ -219,6 +224,8 @@ def live(body: Callable[[Ctx], None]) -> None:
     st.session_state[LIVE_RAN] = True
 
     def run() -> None:
+        st.session_state[HINT_SHOWN] = False
+        follow_chart(in_fragment=True)  # a chart inside this fragment was selected
         c = current_ctx()
         freshness_bar(c.settings, D.get_syncer(), tz=c.tz)
         body(c)
@@ -344,14 +351,137 @@ def no_data(what: str = "these filters") -> None:
     )
 
 
-def chart(fig: go.Figure, *, key: str | None = None) -> None:
-    """A figure, its data-derived strings made inert first (Plotly renders HTML in them)."""
+def chart(fig: go.Figure, *, key: str, controls: bool = True) -> None:
+    """A figure, its data-derived strings made inert first (Plotly renders HTML in them).
+
+    A time chart (times on x) is a control unless ``controls`` is False: dragging across it sets
+    the page's time range, clicking a bar or point opens the explorer on that bucket, agent and
+    mode (:mod:`ui.chart_events`). The first such chart of a page says so in a caption.
+    """
+    info = CE.chart_info(fig, tz=ctx().tz) if controls else None
+    if info is None:
+        st.plotly_chart(
+            escape_figure(fig),
+            width="stretch",
+            key=key,
+            config={"displaylogo": False, "displayModeBar": False},
+        )
+        return
+    if not st.session_state.get(HINT_SHOWN):
+        st.session_state[HINT_SHOWN] = True
+        st.caption(CHART_HINT)
+    as_control(fig)
+    nonce = st.session_state.get(CHART_NONCE, 0)
     st.plotly_chart(
         escape_figure(fig),
         width="stretch",
-        key=key,
-        config={"displaylogo": False, "displayModeBar": False},
+        key=f"{key}-{nonce}" if nonce else key,
+        on_select=partial(_chart_selected, f"{key}-{nonce}" if nonce else key, info),
+        selection_mode=("points", "box"),
+        config=CONTROL_CONFIG,
     )
+
+
+# A time chart's tools: select (the default: drag across to pick a span) and pan, which with
+# fixed axes moves nothing and leaves clicks to pick a bar or point (Streamlit's chart reports a
+# click only outside the select tool). Plotly's own tooltips are renamed to say what each does.
+CONTROL_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "displayModeBar": True,
+    "modeBarButtons": [["select2d", "pan2d"]],
+    "locales": {
+        name: {
+            "dictionary": {
+                "Box Select": "Drag across the chart: set the page's time range",
+                "Pan": "Click a bar or point: open its cycles in the explorer",
+            }
+        }
+        for name in ("en", "en-US")
+    },
+}
+CHART_HINT = (
+    "Charts are controls: drag across a time chart to set the page's time range (the browser's "
+    "Back button undoes it). To open a bar's or point's cycles in the explorer, pick the "
+    ":material/open_with: tool at the chart's top right, then click the bar or point."
+)
+HINT_SHOWN = "_chart_hint_shown"  # this run drew the hint already
+CHART_ACTION = "_chart_action"  # what the last chart selection asked for, until done
+CHART_NONCE = "_chart_nonce"  # bumped after each action: charts come back unselected
+EXPLORED = "_chart_explored"  # the last click that opened the explorer (for Back)
+
+
+def as_control(fig: go.Figure) -> None:
+    """Drag selects a span along x; axes stay put (clicks pick points in the pan tool); lines
+    get invisible markers so a click lands on their points."""
+    fig.update_layout(dragmode="select", selectdirection="h")
+    fig.update_xaxes(fixedrange=True)
+    fig.update_yaxes(fixedrange=True)
+    for trace in fig.data:
+        if trace.type in ("scatter", "scattergl") and trace.mode == "lines" and trace.meta:
+            trace.mode = "lines+markers"
+            trace.marker.size = 6
+            trace.marker.opacity = 0
+
+
+def _chart_selected(key: str, info: CE.ChartInfo) -> None:
+    """A chart's selection changed (a callback, before the run): remember what it asks for."""
+    try:
+        event = st.session_state.get(key) or {}
+        selection = event.get("selection") if isinstance(event, Mapping) else None
+        action = CE.interpret(selection or {}, info, ctx().state)
+    except Exception:  # browser values: one line on screen, never a traceback
+        log.exception("cannot read the selection of chart %s", key)
+        action = CE.Notice("Ignored a chart selection that could not be read.")
+    if action is not None:
+        st.session_state[CHART_ACTION] = action
+
+
+@dataclass(frozen=True)
+class Explored:
+    """A click opened the explorer from ``page`` whose URL held ``came_from``."""
+
+    page: str
+    came_from: dict[str, list[str]]
+    went_to: dict[str, list[str]]  # the explorer's filters
+
+
+def back_from_explorer() -> None:
+    """Streamlit's page switch leaves a history entry between the page and the explorer: the
+    page with the explorer's filters. When Back lands there, the page's own URL is put back
+    (during Back a URL change replaces the entry), so one Back returns to the chart clicked."""
+    went = st.session_state.get(EXPLORED)
+    if not isinstance(went, Explored) or not sidebar.history_navigation():
+        return
+    if sidebar.page_hash() == went.page and sidebar.url_filters() == went.went_to:
+        st.session_state.pop(EXPLORED, None)
+        st.query_params.from_dict(went.came_from)
+
+
+def follow_chart(*, in_fragment: bool) -> None:
+    """Do what the last chart selection asked for: a new range goes to the URL in one step (one
+    browser history entry, so Back returns), a click opens the explorer, a notice is shown."""
+    action = st.session_state.pop(CHART_ACTION, None)
+    if action is None:
+        return
+    st.session_state[CHART_NONCE] = st.session_state.get(CHART_NONCE, 0) + 1
+    if isinstance(action, CE.Notice):
+        st.warning(md_escape(action.text), icon=":material/touch_app:")
+    elif isinstance(action, CE.Explore):
+        # The refresh choice goes along: set apart, it would be a second step in the history.
+        kept = {k: st.query_params.get_all(k) for k in st.query_params if k == refresh.KEY}
+        target = {**kept, **F.to_params(action.state)}
+        st.session_state[EXPLORED] = Explored(
+            page=sidebar.page_hash(),
+            came_from={k: st.query_params.get_all(k) for k in st.query_params},
+            went_to=sidebar.url_filters_of(target),
+        )
+        st.switch_page(routes.EXPLORER.script, query_params=target)
+    elif isinstance(action, CE.SetRange):
+        qp = st.query_params
+        kept = {k: qp.get_all(k) for k in qp if k not in F.KEYS}
+        qp.from_dict({**kept, **F.to_params(action.state)})
+        if in_fragment:  # the sidebar and the rest of the page follow the new URL
+            st.rerun(scope="app")
 
 
 def bucket_s(c: Ctx, *, points: int = 200) -> int:

@@ -4,7 +4,8 @@ Every run: the URL is parsed (:func:`ui.filters.parse_params`), unusable values 
 notice and the URL is rewritten to its canonical form; the widgets are set from the parsed state;
 a widget change writes the URL in its callback, so the next run reads the new state from the URL.
 Sidebar navigation between pages drops query parameters, so the session remembers the last URL
-form and puts it back when a page opens with no filter parameters at all.
+form and puts it back when a page opens with no filter parameters at all (not when the browser's
+Back or Forward button opened it: that URL is the view wanted).
 
 The time zone (``tz``) only changes how times are shown and how the custom range inputs are read:
 the inputs hold wall-clock times in the zone, and the state keeps UTC-aware datetimes.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ui import filters as F
 from ui.agents import picker_label
@@ -40,14 +42,16 @@ def _norm(params: dict[str, object]) -> dict[str, list[str]]:
 
 
 def write_url(state: F.FilterState) -> None:
-    """Put ``state`` into the URL (filter keys only; other parameters stay) and remember it."""
+    """Put ``state`` into the URL (filter keys only; other parameters stay) and remember it.
+
+    The URL changes in one step: each change is an entry in the browser's history, so Back
+    returns to the view before, never to a half-written one."""
     new = F.to_params(state)
-    for k in F.KEYS:
-        if k in st.query_params and k not in new:
-            del st.query_params[k]
-    for k, v in new.items():
-        if _norm({k: v}).get(k) != st.query_params.get_all(k):
-            st.query_params[k] = v
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    wanted = {k: v for k, v in current.items() if k not in F.KEYS or k in new}
+    wanted.update(_norm(dict(new)))
+    if wanted != current:
+        st.query_params.from_dict(wanted)
     st.session_state[SAVED] = new
 
 
@@ -95,11 +99,34 @@ def _reset() -> None:
     write_url(F.FilterState())
 
 
+def url_filters() -> dict[str, list[str]]:
+    """The filter parameters of the URL, each as a list of values."""
+    return _norm(_url())
+
+
+def url_filters_of(params: dict[str, str | list[str]]) -> dict[str, list[str]]:
+    """``params``' filter parameters as :func:`url_filters` gives them."""
+    return _norm(dict(params))
+
+
+def page_hash() -> str:
+    """Which page this run shows (Streamlit's id of the page script)."""
+    ctx = get_script_run_ctx()
+    return str(getattr(ctx, "page_script_hash", "") or "")
+
+
+def history_navigation() -> bool:
+    """Whether this run is the browser's Back or Forward: the URL it returns to is the view
+    asked for, even without filter parameters (the defaults), so nothing is restored."""
+    ctx = get_script_run_ctx()
+    return bool(getattr(ctx, "is_history_navigation", False))
+
+
 def read_state(choices: dict[str, list[str]]) -> F.FilterState:
     """The filters from the URL (restored from this session after sidebar navigation)."""
     params = _norm(_url())
     saved = st.session_state.get(SAVED)
-    if not params and saved:
+    if not params and saved and not history_navigation():
         params = _norm(saved)
     state = F.parse_params(
         params,

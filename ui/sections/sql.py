@@ -154,7 +154,7 @@ def result(c: P.Ctx, sql: str, shown: S.Shown) -> None:
         choice = chart_picker(df)
         fig = autochart.figure(df, choice, tz=c.tz)
         if fig is not None:
-            P.chart(fig, key="sql_chart")
+            P.chart(fig, key="sql_chart", controls=False)
         elif choice.kind != "none":
             st.caption("This result cannot be drawn that way; pick other columns.")
     else:
