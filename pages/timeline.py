@@ -31,7 +31,7 @@ def body(c: P.Ctx) -> None:
     n_agents = P.agents_in(cot)
     S.caption(c, n_agents=n_agents, top=top, b=b, lb=lb)
     S.lines_chart(c, cot, lines, b=b, lb=lb, start=start, end=end)
-    S.dots(c, S.dot_filters(c, n_agents), start=start, end=end)
+    S.dots(c, S.dot_filters(c, n_agents), start=start, end=end, b=b)
     P.chart(
         FG.heatmap(cot, labels=c.labels, bucket_s=b, start=start, end=end, tz=c.tz), key="tl_heat"
     )

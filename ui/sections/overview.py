@@ -72,13 +72,9 @@ def tiles(c: P.Ctx, cur: Totals, prev: Totals) -> None:
         ),
     ]
     for col, (label, value, delta, color, help_) in zip(st.columns(len(shown)), shown, strict=True):
+        # A change that rounds to zero (or none to compare with) shows no arrow and no color.
         col.metric(
-            label,
-            value,
-            delta=delta,
-            delta_color=color if delta else "off",
-            help=help_,
-            border=True,
+            label, value, delta=delta, help=help_, border=True, **fmt.delta_look(delta, color)
         )
 
 

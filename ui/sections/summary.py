@@ -4,7 +4,7 @@ mode table holds, its downloads, and the table."""
 import pandas as pd
 import streamlit as st
 
-from ui import export
+from ui import export, fmt
 
 
 def caption(df: pd.DataFrame) -> None:
@@ -47,7 +47,7 @@ def table(df: pd.DataFrame) -> None:
     approx = bool(df["approx"].any())
 
     def pct(name: str) -> st.column_config.NumberColumn:
-        return st.column_config.NumberColumn(f"{name} ≈" if approx else name, format="%.0f")
+        return st.column_config.NumberColumn(fmt.approx(name, approx), format="%.0f")
 
     # Agent names are untrusted text: a dataframe shows them as text, never as Markdown.
     st.dataframe(
