@@ -54,7 +54,9 @@ def rates_over_time(c: P.Ctx) -> None:
         )
         if ert is None:
             return
-    left, right = st.columns(2)
+    # Per agent, each chart takes the full width: a legend of a dozen names beside a half-width
+    # plot leaves the lines no room.
+    left, right = st.columns(2) if split == "mode" else (st.container(), st.container())
     for col, metric, key in (
         (left, "error_rate", "er_rate"),
         (right, "errors_per_cycle", "er_per_cycle"),
