@@ -167,9 +167,9 @@ def test_the_rate_bucket_is_the_narrowest_whose_median_bucket_holds_enough_cycle
     assert FG.rate_bucket_s(four_per_5min, base_s=300, widths=widths, **day) == 1800
     busy = one_series([25] * 288, [0.0] * 288)
     assert FG.rate_bucket_s(busy, base_s=300, widths=widths, **day) == 300
-    # never enough: the widest that keeps 12 buckets in the window (2 h in a day)
+    # never enough: the widest that keeps RATE_MIN_BUCKETS (24) buckets in the window: 1 h a day
     sparse = one_series([1] * 288, [0.0] * 288)
-    assert FG.rate_bucket_s(sparse, base_s=300, widths=widths, **day) == 7200
+    assert FG.rate_bucket_s(sparse, base_s=300, widths=widths, **day) == 3600
 
 
 def test_the_rate_bucket_is_judged_by_the_named_agents_not_by_others():

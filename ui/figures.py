@@ -228,7 +228,7 @@ THIN_COLOR = "#8C8C8C"
 # cycle more than 20 pp of its rate) is too thin to judge and is drawn as a grey ring off the line.
 RATE_MIN_CYCLES = 20
 THIN_CYCLES = 5
-RATE_MIN_BUCKETS = 12  # never so wide that the window holds fewer buckets than this
+RATE_MIN_BUCKETS = 24  # never so wide that the window holds fewer buckets than this
 PARTIAL_PATTERN = "/"
 
 
@@ -958,7 +958,10 @@ def mode_share_by_agent(
             hovertemplate="%{customdata[0]}<br>%{fullData.name}: %{x:.1f}% "
             "(%{customdata[1]} cycles)<extra></extra>",
         )
-    fig.update_layout(barmode="stack", height=max(HEIGHT, 80 + 24 * len(order)))
+    # legend in mode order (plotly reverses it for stacked horizontal bars)
+    fig.update_layout(
+        barmode="stack", legend_traceorder="normal", height=max(HEIGHT, 80 + 24 * len(order))
+    )
     fig.update_yaxes(categoryorder="array", categoryarray=order)
     fig.update_xaxes(range=[0, 100])
     return fig
