@@ -229,6 +229,10 @@ THIN_COLOR = "#8C8C8C"
 RATE_MIN_CYCLES = 20
 THIN_CYCLES = 5
 RATE_MIN_BUCKETS = 24  # never so wide that the window holds fewer buckets than this
+# A count per agent over time: wide enough that the median bucket holds a few cycles, or the
+# lines are a comb of 0s and 1s.
+LINE_MIN_CYCLES = 5
+LINE_MIN_BUCKETS = 12
 PARTIAL_PATTERN = "/"
 
 

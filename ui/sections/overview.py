@@ -80,14 +80,15 @@ def tiles(c: P.Ctx, cur: Totals, prev: Totals) -> None:
 
 def durations_caption(c: P.Ctx, cur: Totals) -> None:
     """What the changes compare against, and the cycle duration percentiles."""
-    vs = (
-        f"against the previous {c.state.range}"
-        if c.state.range in F.PRESETS and c.state.range != "all"
-        else "against the previous period of the same length"
-    )
-    approx = bool(cur.get("p95_approx"))  # percentiles from rollups (a window over 7 days)
+    if c.filters.previous() is None:
+        vs = "No changes: an open range has no previous period to compare with."
+    elif c.state.range in F.PRESETS:
+        vs = f"Changes are against the previous {c.state.range}."
+    else:
+        vs = "Changes are against the previous period of the same length."
+    approx = bool(cur.get("p95_approx"))  # percentiles from rollups (planner.approximate)
     st.caption(
-        f"Changes are {vs}. Cycle duration "
+        f"{vs} Cycle duration "
         + ", ".join(f"p{n} {fmt.approx(fmt.fmt_ms(cur[f'p{n}_ms']), approx)}" for n in (50, 95, 99))
         + ("; ≈ within 1 %, from daily histograms." if approx else ".")
     )

@@ -74,18 +74,21 @@ def dot_filters(c: P.Ctx, n_agents: int) -> Filters | None:
 
 def dots(
     c: P.Ctx, f: Filters | None, *, start: datetime | None, end: datetime | None, b: int
-) -> None:
-    """Every cycle as a dot while the dots stand apart, else as density (``b`` per cell)."""
+) -> bool:
+    """Every cycle as a dot while the dots stand apart, else as density (``b`` per cell).
+    Whether it drew the density of every cycle under the page's own filters (then the page's
+    heatmap would only repeat it)."""
     if f is None:
-        return
+        return False
     pts = P.load(q.cycle_points, f, limit=POINTS, what="cycles")
     if pts is None:
-        return
+        return False
     P.chart(
         FG.agent_strip(pts, labels=c.labels, tz=c.tz, start=start, end=end, bucket_s=b),
         key="tl_strip",
     )
-    if FG.strip_is_dense(pts, start=start, end=end):
+    dense = FG.strip_is_dense(pts, start=start, end=end)
+    if dense:
         note = (
             f"Density: {fmt.plural(len(pts), 'cycle')} are too many for a dot each at this "
             f"range (the dots would pile up), so each cell counts the cycles in "
@@ -100,6 +103,7 @@ def dots(
     if len(pts) >= POINTS:
         note += f" Showing the newest {POINTS:,} cycles; narrow the range to see all."
     st.caption(note)
+    return dense and f == c.filters and len(pts) < POINTS
 
 
 def quiet_agents(c: P.Ctx, end: datetime | None) -> None:
