@@ -376,3 +376,13 @@ def test_a_real_change_keeps_its_arrow_and_none_to_compare_has_none():
     assert fmt.delta_look("+10.0%", "inverse") == {"delta_color": "inverse", "delta_arrow": "auto"}
     assert fmt.change(5, None) is None
     assert fmt.delta_look(None) == {"delta_color": "off", "delta_arrow": "off"}
+
+
+def test_the_rate_bucket_holds_enough_cycles_for_every_mode_not_just_the_busiest():
+    think = one_series([70] * 96, [0.0] * 96, bucket_s=900)
+    house = one_series([12] * 96, [0.0] * 96, bucket_s=900).assign(key="housekeeping")
+    unknown = one_series([1], [1.0], bucket_s=900).assign(key="unknown")  # too few to matter
+    df = pd.concat([think, house, unknown])
+    day = {"start": T0, "end": T0 + pd.Timedelta(days=1)}
+    b = FG.rate_bucket_s(df, base_s=900, widths=(900, 1800, 3600), **day)
+    assert b == 1800  # housekeeping: 12 per 15 min, 24 per 30 min

@@ -307,9 +307,11 @@ def rate_bucket_s(
 ) -> int:
     """The bucket width for a rate over time, chosen from the data: the narrowest of ``widths``
     (multiples of ``base_s``, the width ``counts`` is in, keeping at least ``min_buckets`` buckets
-    in the window) whose median bucket with cycles holds at least ``min_cycles`` cycles; the widest
-    such width when none does. Per-agent rows are judged by the named agents' buckets ("others"
-    sums many agents and would pass too early)."""
+    in the window) in which every series that could fill its buckets (``min_cycles`` times
+    ``min_buckets`` cycles in the window or more) has a median bucket (of those with cycles) of at
+    least ``min_cycles`` cycles; the widest such width when none does. A series too small to fill
+    them is judged by its own thin buckets instead; per-agent rows are judged by the named agents
+    ("others" sums many agents and would pass too early)."""
     if counts is None or counts.empty or start is None or end is None:
         return base_s
     span = (_utc(end) - _utc(start)).total_seconds()
@@ -318,10 +320,17 @@ def rate_bucket_s(
     d = counts
     if "kind" in d and (d["kind"] == "agent").any():
         d = d[d["kind"] == "agent"]
+    keys = [c for c in ("kind", "key") if c in d]
+    if keys:
+        size = d.groupby(keys)["cycles"].transform("sum")
+        d = d[size >= min_cycles * min_buckets]
+    if d.empty:
+        return ok[-1] if ok else base_s
     for w in ok:
-        cells = rebucket(d, w)["cycles"]
-        cells = cells[cells > 0]
-        if cells.empty or cells.median() >= min_cycles:
+        cells = rebucket(d, w)
+        cells = cells[cells["cycles"] > 0]
+        medians = cells.groupby(keys)["cycles"].median() if keys else cells["cycles"].median()
+        if cells.empty or (pd.Series(medians) >= min_cycles).all():
             return w
     return ok[-1] if ok else base_s
 
@@ -998,7 +1007,7 @@ def log_axis(fig: go.Figure, values: pd.Series, *, unit: str = "", axis: str = "
 
 def duration_by_mode(points: pd.DataFrame, *, title: str = "Cycle duration by mode") -> go.Figure:
     """``mode, duration_ms``: a box per mode (seconds, log scale for the long tail)."""
-    fig = _base(title, x_title=None, y_title="Duration per cycle (s, log scale)")
+    fig = _base(title, x_title=None, y_title="Cycle duration (s, log scale)")
     d = points.dropna(subset=["duration_ms"]) if points is not None else points
     if d is None or d.empty:
         return _empty(fig)

@@ -71,11 +71,15 @@ def by_mode_table(bd: pd.DataFrame) -> None:
         width="stretch",
         column_config={
             "Share %": st.column_config.NumberColumn(format="%.1f%%"),
-            "Avg s": st.column_config.NumberColumn(format="%.1f"),
+            "Avg s": st.column_config.NumberColumn(
+                "Avg s per cycle", format="%.1f", help="Mean duration of a cycle"
+            ),
             p50: st.column_config.NumberColumn(format="%.1f"),
             p95: st.column_config.NumberColumn(format="%.1f"),
             p99: st.column_config.NumberColumn(format="%.1f"),
-            "Avg tools": st.column_config.NumberColumn(format="%.2f"),
+            "Avg tools": st.column_config.NumberColumn(
+                "Tool calls per cycle", format="%.2f", help="Mean tool calls of a cycle"
+            ),
             "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
         },
     )

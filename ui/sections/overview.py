@@ -142,7 +142,7 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
         "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
         "Cycles": st.column_config.NumberColumn(format="%d"),
         "Error rate %": st.column_config.NumberColumn(
-            "Errors", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
+            "Error rate", format="%.1f%%", help="Cycles with errors > 0 ÷ cycles"
         ),
         # "≈ p50 s" etc. when the percentiles come from rollups (a window over 7 days)
         **{
@@ -151,7 +151,7 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
             if col.endswith(("p50 s", "p95 s", "p99 s"))
         },
         "Avg tools": st.column_config.NumberColumn(
-            "Tools", format="%.2f", help="Average tool calls per cycle"
+            "Tools/cycle", format="%.2f", help="Average tool calls per cycle"
         ),
         # Shares as short numbers (not bars) so every column fits at 1440 px.
         "think %": st.column_config.NumberColumn("think", format="%.0f%%", width="small"),
