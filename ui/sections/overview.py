@@ -142,7 +142,7 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
         "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
         "Cycles": st.column_config.NumberColumn(format="%d"),
         "Error rate %": st.column_config.NumberColumn(
-            "Error rate", format="%.1f%%", help="Cycles with errors > 0 ÷ cycles"
+            "Error %", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
         ),
         # "≈ p50 s" etc. when the percentiles come from rollups (a window over 7 days)
         **{
@@ -154,12 +154,12 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
             "Tools/cycle", format="%.2f", help="Average tool calls per cycle"
         ),
         # Shares as short numbers (not bars) so every column fits at 1440 px.
-        "think %": st.column_config.NumberColumn("think", format="%.0f%%", width="small"),
+        "think %": st.column_config.NumberColumn("think", format="%.0f%%"),
         "reflection %": st.column_config.NumberColumn(
-            "reflect.", format="%.0f%%", width="small", help="reflection"
+            "reflect.", format="%.0f%%", help="reflection"
         ),
         "housekeeping %": st.column_config.NumberColumn(
-            "housek.", format="%.0f%%", width="small", help="housekeeping"
+            "housek.", format="%.0f%%", help="housekeeping"
         ),
         tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
         "DID": None,  # in the Agent column unless the agent has a friendly name
