@@ -615,7 +615,8 @@ def rate_over_time(
         y = (df.loc[m, metric] * (100 if is_rate else 1)).reset_index(drop=True)
         at = _partial_at(utc[m].reset_index(drop=True), partial)
         thin = (n > 0) & (n < THIN_CYCLES)
-        texts = ["of " + t for t in counts_text(n)]
+        counted = counts_text(n)
+        texts = ["of " + t for t in counted]
         off_line = thin | (y.index == at)
         fig.add_scatter(
             x=x,
@@ -651,9 +652,9 @@ def rate_over_time(
                 customdata=[
                     [
                         look.name,
-                        f"only {t[3:]}: too few to judge" + (f"; {p_text}" if i == at else ""),
+                        f"only {counted[i]}: too few to judge" + (f"; {p_text}" if i == at else ""),
                     ]
-                    for i, t in zip(n.index[thin], [texts[i] for i in n.index[thin]], strict=True)
+                    for i in n.index[thin]
                 ],
                 hovertemplate="%{customdata[0]}<br>"
                 + when
