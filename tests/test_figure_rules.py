@@ -386,3 +386,15 @@ def test_the_rate_bucket_holds_enough_cycles_for_every_mode_not_just_the_busiest
     day = {"start": T0, "end": T0 + pd.Timedelta(days=1)}
     b = FG.rate_bucket_s(df, base_s=900, widths=(900, 1800, 3600), **day)
     assert b == 1800  # housekeeping: 12 per 15 min, 24 per 30 min
+
+
+def test_others_that_would_flatten_the_named_agents_start_hidden_but_listed():
+    df = agents_frame(5000, top=10)  # others: ~200,000 a bucket against ~50 per named agent
+    fig = FG.cycles_over_time(df, by="agent", bucket_s=3600, end=T0 + pd.Timedelta(hours=24))
+    others = [t for t in fig.data if (t.meta or {}).get("group") == "others"]
+    assert others and all(t.visible == "legendonly" for t in others)
+    assert any(t.name == "others (4,990 agents)" for t in others)  # one click shows it
+    assert "hidden" in fig.layout.annotations[0].text
+    # a few agents past the named ones stay drawn
+    small = FG.cycles_over_time(agents_frame(12, top=10, cycles=40), by="agent", bucket_s=3600)
+    assert all(t.visible is not False and t.visible != "legendonly" for t in small.data)

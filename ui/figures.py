@@ -232,6 +232,9 @@ RATE_MIN_BUCKETS = 24  # never so wide that the window holds fewer buckets than 
 # A count per agent over time: wide enough that the median bucket holds a few cycles, or the
 # lines are a comb of 0s and 1s.
 LINE_MIN_CYCLES = 5
+# "others" sums every agent past the named ones; past this many times the busiest named agent it
+# starts hidden (one click on its legend entry shows it), so the named agents keep their scale.
+OTHERS_DWARF = 5
 LINE_MIN_BUCKETS = 12
 PARTIAL_PATTERN = "/"
 
@@ -496,6 +499,7 @@ def cycles_over_time(
     else:
         groups = _groups(df)
         looks = agent_looks(groups, df, labels=labels, bucket_s=bucket_s)
+        hide_others = others_dwarf(df)
         for g in _draw_order(looks):
             look = looks[g]
             m = _mask(df, *g)
@@ -503,12 +507,14 @@ def cycles_over_time(
             texts = counts_text(y)
             at = _partial_at(utc[m].reset_index(drop=True), partial)
             custom = [[look.hover, t] for t in texts]
+            hidden = hide_others and g[0] == "others"
             fig.add_scatter(
                 x=x,
                 y=y.where(y.index != at) if at is not None else y,
                 name=look.name,
                 legendgroup=look.name,
                 legendrank=look.rank,
+                visible="legendonly" if hidden else True,
                 mode="lines",
                 connectgaps=False,
                 line={"width": look.width, "color": look.color, "dash": look.dash},
@@ -527,9 +533,34 @@ def cycles_over_time(
                     at=at,
                     texts=[*texts[max(at - 1, 0) : at], f"{texts[at]}, {p_text}"],
                 )
+                if hidden:
+                    fig.data[-1].visible = "legendonly"
         _side_legend(fig)
+        if hide_others:
+            fig.add_annotation(
+                text=f"“others” hidden: over {OTHERS_DWARF}× the busiest named agent; "
+                "click it in the legend to show it",
+                showarrow=False,
+                xref="paper",
+                yref="paper",
+                x=0,
+                y=1.0,
+                xanchor="left",
+                yanchor="bottom",
+                font={"size": 11, "color": "#777"},
+            )
     span(fig, start, end, tz)
     return fig
+
+
+def others_dwarf(df: pd.DataFrame) -> bool:
+    """Whether the "others" series peaks over :data:`OTHERS_DWARF` times the busiest named agent:
+    drawn on the same axis, it would flatten every named agent to a line along zero."""
+    if "kind" not in df or not (df["kind"] == "others").any():
+        return False
+    named = df.loc[df["kind"] == "agent", "cycles"]
+    top = float(named.max()) if len(named) else 0.0
+    return float(df.loc[df["kind"] == "others", "cycles"].max()) > OTHERS_DWARF * max(top, 1.0)
 
 
 def mode_mix_over_time(
