@@ -855,22 +855,24 @@ def agent_density(
     z = d.pivot_table(index="agent", columns="bucket", values="erred", aggfunc="size", fill_value=0)
     z = z.reindex(index=rows, columns=cols, fill_value=0)
     modes = mode_sort(d["mode"].unique().tolist())
-    mix = d.pivot_table(
-        index=["agent", "bucket"], columns="mode", values="erred", aggfunc="size", fill_value=0
+    mix = d.groupby(["agent", "bucket", "mode"]).size().unstack("mode", fill_value=0)
+    errs = d[d["erred"]].groupby(["agent", "bucket"]).size()
+    errs = errs.reindex(mix.index, fill_value=0)
+    parts = pd.DataFrame(
+        {mo: np.where(mix[mo] > 0, safe_label(mo) + " " + mix[mo].astype(str), "") for mo in modes},
+        index=mix.index,
     )
-    by_cell = mix.to_dict("index")
-    errs = d[d["erred"]].groupby(["agent", "bucket"]).size().to_dict()
-
-    def cell(a: str, t: pd.Timestamp) -> str:
-        r = by_cell.get((a, t))
-        if r is None:
-            return "no cycles"
-        parts = [f"{safe_label(mo)} {int(r[mo])}" for mo in modes if r.get(mo, 0)]
-        total = fmt.plural(sum(int(v) for v in r.values()), "cycle")
-        e = fmt.plural(int(errs.get((a, t), 0)), "cycle")
-        return f"{total}: " + ", ".join(parts) + f"<br>{e} with errors"
-
-    custom = [[[safe_label(a), cell(a, t)] for t in cols] for a in rows]
+    mixed = pd.Series(
+        [", ".join(v for v in r if v) for r in parts.to_numpy().tolist()], index=mix.index
+    )
+    total = pd.Series(counts_text(mix.sum(axis=1)), index=mix.index)
+    erred = pd.Series(counts_text(errs), index=mix.index)
+    text = total + ": " + mixed + "<br>" + erred + " with errors"
+    text = text.unstack("bucket").reindex(index=rows, columns=cols).fillna("no cycles")
+    custom = [
+        [[safe_label(a), t] for t in row]
+        for a, row in zip(rows, text.to_numpy().tolist(), strict=True)
+    ]
     ylab = [UNKNOWN_LABEL if a == "unknown" else _label(a, labels) for a in rows]
     fig.add_heatmap(
         x=list(_local(pd.Series(cols), tz)),
