@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,14 +19,14 @@ from tests.test_app_pages import APP
 A, B = "did:cf:alphaalphaalphaalpha01", "did:cf:bravobravobravobravo02"
 
 
-@pytest.fixture(scope="module")
-def long_dataset(tmp_path_factory: pytest.TempPathFactory):
+def cycles_dataset(root: Path, *, days: int) -> dict[str, str]:
+    """A synced store of two agents with a cycle every 3 hours each for ``days`` days up to now;
+    the app's environment for it."""
     from o11y_data import load_settings, sync
 
-    root = tmp_path_factory.mktemp("approx")
     now = datetime.now(UTC)
     rows = []
-    for i in range(130 * 8):  # a cycle every 3 hours per agent for 130 days
+    for i in range(days * 8):
         ts = now - timedelta(hours=3 * i, minutes=7)
         for n, agent in enumerate((A, B)):
             body = {
@@ -57,6 +58,12 @@ def long_dataset(tmp_path_factory: pytest.TempPathFactory):
         "O11Y_AGENTS_FILE": str(root / "agents.toml"),
     }
     sync(load_settings(env, secrets_paths=[]))
+    return env
+
+
+@pytest.fixture(scope="module")
+def long_dataset(tmp_path_factory: pytest.TempPathFactory):
+    env = cycles_dataset(tmp_path_factory.mktemp("approx"), days=130)
     with app_under_test(env):
         yield
 
@@ -74,7 +81,10 @@ def marked_columns(at: AppTest) -> list[str]:
     return [c for d in at.dataframe for c in d.value.columns if "≈" in str(c)]
 
 
-@pytest.mark.parametrize("rng, approx", [("24h", False), ("7d", False), ("all", True)])
+# "30d" and "all" over the same 130 days: both approximate (one rule: the window cut to the data)
+@pytest.mark.parametrize(
+    "rng, approx", [("24h", False), ("7d", False), ("30d", True), ("all", True)]
+)
 def test_overview_marks_p95_and_agent_percentiles_approximate_only_past_seven_days(
     long_dataset, rng, approx
 ):

@@ -29,6 +29,12 @@ def x_of(trace):
     return [pd.Timestamp(x) for x in trace.x]
 
 
+def legend(fig):
+    """The series in legend order (legendrank), whatever order they are drawn in."""
+    shown = [t for t in fig.data if t.showlegend is not False]
+    return sorted(shown, key=lambda t: t.legendrank if t.legendrank is not None else 1000)
+
+
 def test_modes_have_fixed_distinct_colors():
     colors = [FG.mode_color(m) for m in FG.MODE_ORDER]
     assert len(set(colors)) == 4
@@ -80,10 +86,12 @@ def test_cycles_over_time_by_agent_draws_a_line_per_agent_with_labels():
     df = buckets([(0, A, {"cycles": 2}), (0, B, {"cycles": 5}), (1, A, {"cycles": 1})])
     fig = FG.cycles_over_time(df, by="agent", labels=LABELS)
     # the busiest agent first (legend order is rank order)
-    assert [t.name for t in fig.data] == ["did:cf:bbbb…bbbb", "alpha"]
-    assert list(fig.data[1].y) == [2, 1] and list(fig.data[0].y) == [5]
-    assert list(fig.data[1].customdata) == [A, A]  # the full DID on hover
-    assert fig.data[0].line.color != fig.data[1].line.color
+    b, a = legend(fig)
+    assert [b.name, a.name] == ["did:cf:bbbb…bbbb", "alpha"]
+    assert list(a.y) == [2, 1] and list(b.y) == [5]
+    # the full DID on hover, with the count in words
+    assert [list(c) for c in a.customdata] == [[A, "2 cycles"], [A, "1 cycle"]]
+    assert a.line.color != b.line.color
 
 
 def test_mode_mix_is_normalised_to_percent():
@@ -97,14 +105,14 @@ def test_mode_mix_is_normalised_to_percent():
 def test_rate_over_time_as_percent_and_per_cycle():
     df = buckets(
         [
-            (0, "think", {"cycles": 4, "error_rate": 0.25, "errors_per_cycle": 0.5}),
-            (1, "think", {"cycles": 2, "error_rate": 0.0, "errors_per_cycle": 0.0}),
+            (0, "think", {"cycles": 40, "error_rate": 0.25, "errors_per_cycle": 0.5}),
+            (1, "think", {"cycles": 20, "error_rate": 0.0, "errors_per_cycle": 0.0}),
         ]
     )
     fig = FG.rate_over_time(df, metric="error_rate", by="mode")
     assert list(fig.data[0].y) == [25.0, 0.0]
     assert fig.data[0].line.color == FG.MODE_COLORS["think"]
-    assert fig.layout.yaxis.title.text == "Error rate (%)"
+    assert fig.layout.yaxis.title.text == "Error rate (% of cycles)"
     fig = FG.rate_over_time(df, metric="errors_per_cycle", by="mode")
     assert list(fig.data[0].y) == [0.5, 0.0]
     assert fig.layout.yaxis.title.text == "Errors per cycle"
@@ -128,8 +136,11 @@ def test_agent_strip_colors_by_mode_and_rings_errors():
     assert list(by_name["think"].y) == ["alpha", "did:cf:bbbb…bbbb"]
     assert list(by_name["errors"].y) == ["alpha"]
     assert by_name["errors"].marker.line.color == FG.ERROR_COLOR
-    # longer cycles are bigger dots
-    assert by_name["reflection"].marker.size[0] > by_name["think"].marker.size[0]
+    # one dot size for every mode (a long cycle's dot never hides a short one's), the most
+    # common mode drawn first so the rarer ones lie on top; the duration is in the hover
+    assert by_name["reflection"].marker.size == by_name["think"].marker.size == FG.DOT_SIZE
+    assert [t.name for t in fig.data][:2] == ["think", "reflection"]
+    assert list(by_name["reflection"].customdata[0])[1] == 50.0
     assert fig.layout.xaxis.title.text == "Time (UTC)"
 
 
@@ -327,9 +338,9 @@ def _agent_rates(minutes: list[int]) -> pd.DataFrame:
             "bucket": [T0 + pd.Timedelta(minutes=m) for m in minutes],
             "kind": "agent",
             "key": A,
-            "cycles": 2,
-            "error_cycles": 1,
-            "errors": 1,
+            "cycles": 20,
+            "error_cycles": 10,
+            "errors": 10,
             "error_rate": 0.5,
             "errors_per_cycle": 0.5,
             "group_agents": 1,
@@ -355,7 +366,7 @@ def test_a_per_agent_count_line_drops_to_zero_in_a_silence():
     df = _agent_rates([0, 5, 50, 55])
     fig = FG.cycles_over_time(df, by="agent", bucket_s=300, labels=LABELS)
     y = list(fig.data[0].y)
-    assert y == [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2]
+    assert y == [20, 20, 0, 0, 0, 0, 0, 0, 0, 0, 20, 20]
     assert fig.data[0].connectgaps is False
 
 
@@ -414,14 +425,15 @@ def test_top_agents_others_and_unknown_are_separate_named_series():
         rows.append({"bucket": T0, "kind": kind, "key": key, "cycles": n, "group_agents": size})
     df = pd.DataFrame(rows)
     fig = FG.cycles_over_time(df, by="agent", labels=LABELS)
-    assert [t.name for t in fig.data] == [
+    series = legend(fig)
+    assert [t.name for t in series] == [
         "alpha",
         "did:cf:bbbb…bbbb",
         "others (4,998 agents)",
         "unknown (no agent)",
     ]
-    assert fig.data[2].line.color == FG.OTHERS_COLOR
-    assert fig.data[3].line.color == FG.UNKNOWN_COLOR
+    assert series[2].line.color == FG.OTHERS_COLOR
+    assert series[3].line.color == FG.UNKNOWN_COLOR
     heat = FG.heatmap(df, labels=LABELS)
     assert list(heat.data[0].y)[0] == "unknown (no agent)"  # the bottom row, apart
     assert list(heat.data[0].y)[-1] == "alpha"  # the busiest agent on top
@@ -435,8 +447,8 @@ def test_an_agent_named_others_stays_an_agent():
         ]
     )
     fig = FG.cycles_over_time(df, by="agent")
-    assert [t.name for t in fig.data] == ["others", "others (7 agents)"]
-    assert [list(t.y) for t in fig.data] == [[5], [3]]
+    assert [t.name for t in legend(fig)] == ["others", "others (7 agents)"]
+    assert [list(t.y) for t in legend(fig)] == [[5], [3]]
 
 
 def test_event_strings_reach_plotly_escaped():

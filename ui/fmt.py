@@ -163,19 +163,49 @@ def last_sync_level(age: float | None, interval_s: float, *, failed: bool = Fals
     return level(age, amber, max(LAST_SYNC_RED_S, amber * 2))
 
 
-def change(cur: Any, prev: Any, *, kind: str = "relative") -> str | None:
-    """The change against the previous period for a tile's delta; None when not comparable.
+NO_CHANGE = "±0"  # how a change that rounds to zero starts: neutral, no arrow
 
-    ``relative``: ``+12.5%``; ``points`` (rates): ``+1.2 pp``.
-    """
+
+def change(cur: Any, prev: Any, *, kind: str = "relative") -> str | None:
+    """The change against the previous period for a tile's delta; None when not comparable
+    (no previous value, or nothing before to compare a share with).
+
+    ``relative``: ``+12.5%``; ``points`` (rates): ``+1.2 pp``. A change that rounds to zero reads
+    ``±0.0%`` / ``±0.0 pp`` (:func:`neutral`: shown without an arrow, never as a rise)."""
     if missing(cur) or missing(prev):
         return None
     cur, prev = float(cur), float(prev)
     if kind == "points":
-        return f"{(cur - prev) * 100:+.1f} pp"
+        pp = round((cur - prev) * 100, 1)
+        return f"{NO_CHANGE}.0 pp" if pp == 0 else f"{pp:+.1f} pp"
     if prev == 0:
         return None if cur == 0 else "new"
-    return f"{(cur - prev) / prev * 100:+.1f}%"
+    pct = round((cur - prev) / prev * 100, 1)
+    return f"{NO_CHANGE}.0%" if pct == 0 else f"{pct:+.1f}%"
+
+
+def neutral(delta: str | None) -> bool:
+    """Whether a tile's delta shows no direction (none, or a change that rounds to zero)."""
+    return delta is None or delta.startswith(NO_CHANGE)
+
+
+def delta_look(delta: str | None, color: str = "normal") -> dict[str, str]:
+    """``st.metric``'s ``delta_color`` and ``delta_arrow`` for ``delta``: an arrow and a color
+    only for a change with a direction."""
+    if neutral(delta):
+        return {"delta_color": "off", "delta_arrow": "off"}
+    return {"delta_color": color, "delta_arrow": "auto"}
+
+
+def plural(n: Any, noun: str, nouns: str | None = None) -> str:
+    """``1 cycle``, ``2 cycles``, ``1,234 cycles``, ``0 cycles`` (``nouns``: an irregular plural);
+    ``No data`` for a missing count."""
+    if missing(n):
+        return NO_DATA
+    v = float(n)
+    whole = v == int(v)
+    word = noun if whole and abs(v) == 1 else (nouns or noun + "s")
+    return f"{int(v):,} {word}" if whole else f"{v:,.1f} {word}"
 
 
 def bucket_label(seconds: int) -> str:

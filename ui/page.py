@@ -590,7 +590,7 @@ def unknown_note(tot: dict[str, Any] | None) -> None:
     if n:
         errs = (tot or {}).get("unknown_errors") or 0
         st.caption(
-            f"unknown (no agent): {fmt.fmt_int(n)} cycles, {fmt.fmt_int(errs)} errors, from "
+            f"unknown (no agent): {fmt.plural(n, 'cycle')}, {fmt.plural(errs, 'error')}, from "
             "events without an agent; counted in the totals, never as an agent."
         )
 

@@ -545,16 +545,17 @@ def time_range(db: EventsDB, f: Filters) -> tuple[datetime | None, datetime | No
 
 
 def approximate(db: EventsDB, f: Filters) -> bool:
-    """Whether percentiles over ``f`` come from histograms: rollups are in use and the window
-    (the data's own range where ``f`` is open) is longer than EXACT_PERCENTILES."""
+    """Whether percentiles over ``f`` come from histograms (and screens mark them "≈"): rollups
+    are in use and the window cut to the data's own range (first to last cycle) spans more than
+    EXACT_PERCENTILES. The one rule: "Last 30 days" and "All time" over the same 5 days of data
+    are both exact, and over the same 60 days both approximate."""
     if not db.rollups_ok:
         return False
-    start, end = f.start, f.end
-    if start is None or end is None:
-        lo, hi = time_range(db, Filters())
-        start, end = start or lo, end or hi
-    if start is None or end is None:
+    lo, hi = time_range(db, Filters())
+    if lo is None or hi is None:
         return False
+    start = lo if f.start is None else max(f.start, lo)
+    end = hi if f.end is None else min(f.end, hi)
     return end - start > M.EXACT_PERCENTILES
 
 

@@ -99,6 +99,7 @@ _BUCKETS = [
     172800,
     604800,
 ]
+BUCKET_WIDTHS = tuple(_BUCKETS)  # the widths a chart may pick from (e.g. a rate's, from its data)
 
 
 def pick_bucket(start: datetime, end: datetime, *, points: int = 200) -> int:

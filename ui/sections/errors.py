@@ -37,19 +37,26 @@ def rates_over_time(c: P.Ctx) -> None:
         split = P.split_picker()
     with right:
         top = P.top_picker() if split == "agent" else V.TOP_DEFAULT
-    b = P.bucket_s(c, points=80)  # rates need a few cycles per bucket to mean something
     start, end = P.window(c)
+    ranked_by = {"top": top, "rank_by": "errors"} if split == "agent" else {}
+    # A rate needs cycles in its buckets: the width is chosen from the data, starting from the
+    # chart's usual one (the narrowest whose median bucket holds FG.RATE_MIN_CYCLES cycles).
+    b0 = P.bucket_s(c, points=80)
     ert = P.load(
-        q.error_rate_over_time,
-        c.filters,
-        by=split,
-        bucket_s=b,
-        **({"top": top, "rank_by": "errors"} if split == "agent" else {}),
-        what="error rate",
+        q.error_rate_over_time, c.filters, by=split, bucket_s=b0, **ranked_by, what="error rate"
     )
     if ert is None:
         return
-    left, right = st.columns(2)
+    b = FG.rate_bucket_s(ert, base_s=b0, start=start, end=end, widths=q.BUCKET_WIDTHS)
+    if b != b0:
+        ert = P.load(
+            q.error_rate_over_time, c.filters, by=split, bucket_s=b, **ranked_by, what="error rate"
+        )
+        if ert is None:
+            return
+    # Per agent, each chart takes the full width: a legend of a dozen names beside a half-width
+    # plot leaves the lines no room.
+    left, right = st.columns(2) if split == "mode" else (st.container(), st.container())
     for col, metric, key in (
         (left, "error_rate", "er_rate"),
         (right, "errors_per_cycle", "er_per_cycle"),
@@ -69,13 +76,17 @@ def rates_over_time(c: P.Ctx) -> None:
                 key=key,
             )
     ranked = (
-        f" Agents: the top {top} by errors named, the rest summed as “others”."
+        f" Agents: the top {top} by errors named, the {FG.MAX_COLORED} with most errors in "
+        "colour, the rest grey and summed as “others”."
         if split == "agent"
         else ""
     )
     st.caption(
-        f"Buckets of {fmt.bucket_label(b)}; a bucket without cycles has no rate (the line "
-        f"breaks); times in {P.md_escape(c.tz)}.{ranked}"
+        f"Buckets of {fmt.bucket_label(b)}, the narrowest in which the median bucket holds "
+        f"{FG.RATE_MIN_CYCLES} cycles or more; a grey ring is a bucket of under "
+        f"{FG.THIN_CYCLES} cycles (too few to judge), a dotted end the current, partial bucket; "
+        f"a bucket without cycles has no rate (the line breaks); times in "
+        f"{P.md_escape(c.tz)}.{ranked}"
     )
 
 

@@ -81,6 +81,7 @@ def tiles(c: P.Ctx, fr: dict[str, Any], h: Hours) -> None:
             fmt.fmt_int(n_hour) if n_hour else fmt.NO_DATA,
             delta=delta,
             delta_description="vs usual hour" if delta else None,
+            **fmt.delta_look(delta),
             help="Events of every type with ts in the last 60 minutes; usual = median full hour "
             "in the chart below.",
             border=True,
@@ -117,7 +118,8 @@ def events_per_hour(c: P.Ctx, h: Hours) -> None:
     )
     h_local = h.start.astimezone(c.state.zone)
     st.caption(
-        f"From {h_local:%Y-%m-%d %H:%M} {P.md_escape(c.tz)}; all event types matching the filters."
+        f"From {h_local:%Y-%m-%d %H:%M} {P.md_escape(c.tz)}; all event types matching the "
+        "filters. A hatched, pale bar is the current hour, still filling up (partial)."
     )
 
 

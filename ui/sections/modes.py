@@ -42,7 +42,7 @@ def mix_over_time(c: P.Ctx) -> None:
     start, end = P.window(c)
     mix = P.load(q.cycles_over_time, c.filters, by="mode", bucket_s=b, what="mode mix")
     if mix is not None:
-        P.chart(FG.mode_mix_over_time(mix, tz=c.tz, start=start, end=end), key="md_mix")
+        P.chart(FG.mode_mix_over_time(mix, tz=c.tz, bucket_s=b, start=start, end=end), key="md_mix")
         st.caption(
             f"Buckets of {fmt.bucket_label(b)}; a bucket without cycles has no mix and is left "
             f"empty; times in {P.md_escape(c.tz)}."
@@ -71,11 +71,15 @@ def by_mode_table(bd: pd.DataFrame) -> None:
         width="stretch",
         column_config={
             "Share %": st.column_config.NumberColumn(format="%.1f%%"),
-            "Avg s": st.column_config.NumberColumn(format="%.1f"),
+            "Avg s": st.column_config.NumberColumn(
+                "Avg s per cycle", format="%.1f", help="Mean duration of a cycle"
+            ),
             p50: st.column_config.NumberColumn(format="%.1f"),
             p95: st.column_config.NumberColumn(format="%.1f"),
             p99: st.column_config.NumberColumn(format="%.1f"),
-            "Avg tools": st.column_config.NumberColumn(format="%.2f"),
+            "Avg tools": st.column_config.NumberColumn(
+                "Tool calls per cycle", format="%.2f", help="Mean tool calls of a cycle"
+            ),
             "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
         },
     )

@@ -73,26 +73,23 @@ def tiles(c: P.Ctx, cur: Totals, prev: Totals) -> None:
         ),
     ]
     for col, (label, value, delta, color, help_) in zip(st.columns(len(shown)), shown, strict=True):
+        # A change that rounds to zero (or none to compare with) shows no arrow and no color.
         col.metric(
-            label,
-            value,
-            delta=delta,
-            delta_color=color if delta else "off",
-            help=help_,
-            border=True,
+            label, value, delta=delta, help=help_, border=True, **fmt.delta_look(delta, color)
         )
 
 
 def durations_caption(c: P.Ctx, cur: Totals) -> None:
     """What the changes compare against, and the cycle duration percentiles."""
-    vs = (
-        f"against the previous {c.state.range}"
-        if c.state.range in F.PRESETS and c.state.range != "all"
-        else "against the previous period of the same length"
-    )
-    approx = bool(cur.get("p95_approx"))  # percentiles from rollups (a window over 7 days)
+    if c.filters.previous() is None:
+        vs = "No changes: an open range has no previous period to compare with."
+    elif c.state.range in F.PRESETS:
+        vs = f"Changes are against the previous {c.state.range}."
+    else:
+        vs = "Changes are against the previous period of the same length."
+    approx = bool(cur.get("p95_approx"))  # percentiles from rollups (planner.approximate)
     st.caption(
-        f"Changes are {vs}. Cycle duration "
+        f"{vs} Cycle duration "
         + ", ".join(f"p{n} {fmt.approx(fmt.fmt_ms(cur[f'p{n}_ms']), approx)}" for n in (50, 95, 99))
         + ("; ≈ within 1 %, from daily histograms." if approx else ".")
     )
@@ -144,7 +141,7 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
         "Timeline": st.column_config.LinkColumn(display_text="timeline →"),
         "Cycles": st.column_config.NumberColumn(format="%d"),
         "Error rate %": st.column_config.NumberColumn(
-            "Errors", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
+            "Error %", format="%.1f%%", help="Error rate: cycles with errors > 0 ÷ cycles"
         ),
         # "≈ p50 s" etc. when the percentiles come from rollups (a window over 7 days)
         **{
@@ -153,15 +150,15 @@ def _agent_columns(c: P.Ctx, table: Any) -> dict[str, Any]:
             if col.endswith(("p50 s", "p95 s", "p99 s"))
         },
         "Avg tools": st.column_config.NumberColumn(
-            "Tools", format="%.2f", help="Average tool calls per cycle"
+            "Tools/cycle", format="%.2f", help="Average tool calls per cycle"
         ),
         # Shares as short numbers (not bars) so every column fits at 1440 px.
-        "think %": st.column_config.NumberColumn("think", format="%.0f%%", width="small"),
+        "think %": st.column_config.NumberColumn("think", format="%.0f%%"),
         "reflection %": st.column_config.NumberColumn(
-            "reflect.", format="%.0f%%", width="small", help="reflection"
+            "reflect.", format="%.0f%%", help="reflection"
         ),
         "housekeeping %": st.column_config.NumberColumn(
-            "housek.", format="%.0f%%", width="small", help="housekeeping"
+            "housek.", format="%.0f%%", help="housekeeping"
         ),
         tables.last_seen_column(c.tz): st.column_config.DatetimeColumn(format="MM-DD HH:mm:ss"),
         "DID": None,  # in the Agent column unless the agent has a friendly name

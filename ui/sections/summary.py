@@ -4,7 +4,7 @@ mode table holds, its downloads, and the table."""
 import pandas as pd
 import streamlit as st
 
-from ui import export, tables
+from ui import export, fmt, tables
 from ui import page as P
 
 
@@ -49,7 +49,7 @@ def table(c: P.Ctx, df: pd.DataFrame) -> None:
     approx = bool(df["approx"].any())
 
     def pct(name: str) -> st.column_config.NumberColumn:
-        return st.column_config.NumberColumn(f"{name} ≈" if approx else name, format="%.0f")
+        return st.column_config.NumberColumn(fmt.approx(name, approx), format="%.0f")
 
     # Agent names are untrusted text: a dataframe shows them as text, never as Markdown.
     shown = df.assign(agent=[tables.agent_link(a, c.params) for a in df["agent"]])

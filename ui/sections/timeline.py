@@ -18,10 +18,12 @@ POINTS = 20000
 
 
 def caption(c: P.Ctx, *, n_agents: int, top: int, b: int, lb: int) -> None:
+    named = min(top, n_agents)
     st.caption(
-        f"{fmt.fmt_int(n_agents)} agents; the top {min(top, n_agents)} by cycles are named, "
-        f"the rest summed as “others”. Lines in buckets of {fmt.bucket_label(lb)}, heatmap in "
-        f"{fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}."
+        f"{fmt.plural(n_agents, 'agent')}; the top {named} by cycles are named (the "
+        f"{min(FG.MAX_COLORED, named)} busiest in colour, the rest grey), the others summed as "
+        f"“others”. Lines in buckets of {fmt.bucket_label(lb)} (a dotted end: the current, "
+        f"partial bucket), heatmap in {fmt.bucket_label(b)}; times in {P.md_escape(c.tz)}."
     )
 
 
@@ -70,17 +72,38 @@ def dot_filters(c: P.Ctx, n_agents: int) -> Filters | None:
     return replace(c.filters, agents=(dot,)) if dot else None
 
 
-def dots(c: P.Ctx, f: Filters | None, *, start: datetime | None, end: datetime | None) -> None:
-    """Every cycle as a dot: readable for a few agents only."""
+def dots(
+    c: P.Ctx, f: Filters | None, *, start: datetime | None, end: datetime | None, b: int
+) -> bool:
+    """Every cycle as a dot while the dots stand apart, else as density (``b`` per cell).
+    Whether it drew the density of every cycle under the page's own filters (then the page's
+    heatmap would only repeat it)."""
     if f is None:
-        return
+        return False
     pts = P.load(q.cycle_points, f, limit=POINTS, what="cycles")
-    if pts is not None:
-        P.chart(FG.agent_strip(pts, labels=c.labels, tz=c.tz, start=start, end=end), key="tl_strip")
-        note = "Dot color = mode, dot size = duration, red ring = cycle with errors."
-        if len(pts) >= POINTS:
-            note += f" Showing the newest {POINTS:,} cycles; narrow the range to see all."
-        st.caption(note)
+    if pts is None:
+        return False
+    P.chart(
+        FG.agent_strip(pts, labels=c.labels, tz=c.tz, start=start, end=end, bucket_s=b),
+        key="tl_strip",
+    )
+    dense = FG.strip_is_dense(pts, start=start, end=end)
+    if dense:
+        note = (
+            f"Density: {fmt.plural(len(pts), 'cycle')} are too many for a dot each at this "
+            f"range (the dots would pile up), so each cell counts the cycles in "
+            f"{fmt.bucket_label(b)}, darker for more; hover a cell for its mode mix and "
+            "errors. A shorter range shows every cycle as a dot."
+        )
+    else:
+        note = (
+            "A dot per cycle: color = mode (the rarer modes drawn on top), red ring = cycle "
+            "with errors; hover for its duration and tool calls."
+        )
+    if len(pts) >= POINTS:
+        note += f" Showing the newest {POINTS:,} cycles; narrow the range to see all."
+    st.caption(note)
+    return dense and f == c.filters and len(pts) < POINTS
 
 
 def quiet_agents(c: P.Ctx, end: datetime | None) -> None:
@@ -93,7 +116,8 @@ def quiet_agents(c: P.Ctx, end: datetime | None) -> None:
     n_silent = int(quiet["silent"].sum())
     if n_silent:
         st.warning(
-            f"{n_silent} agent(s) silent for more than 15 minutes.", icon=":material/snooze:"
+            f"{fmt.plural(n_silent, 'agent')} silent for more than 15 minutes.",
+            icon=":material/snooze:",
         )
     st.dataframe(
         {
