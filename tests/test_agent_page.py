@@ -147,6 +147,12 @@ def shown(link: str) -> str:
     return unquote(link.split("#", 1)[1])
 
 
+def _change(value: float, unit: str) -> str:
+    """A change as the tiles word it: signed to one decimal; one that rounds to zero is ±0.0."""
+    text = f"{value:+.1f}"
+    return f"{'±0.0' if text in ('+0.0', '-0.0') else text}{unit}"
+
+
 def test_the_tiles_and_deltas_equal_an_independent_query(store):
     t, segments, _ = store
     at = run("agent", {"agent": CALM, **custom(t)})
@@ -169,9 +175,9 @@ def test_the_tiles_and_deltas_equal_an_independent_query(store):
     assert (m["p50 duration"], m["p95 duration"], m["p99 duration"]) == tuple(
         ms_text(v) for v in (p50, p95, p99)
     )
-    assert deltas["Cycles"] == f"{(n - pn) / pn * 100:+.1f}%"
-    assert deltas["Error rate"] == f"{(bad / n - pbad / pn) * 100:+.1f} pp"
-    assert deltas["p99 duration"] == f"{(p99 - pp99) / pp99 * 100:+.1f}%"
+    assert deltas["Cycles"] == _change((n - pn) / pn * 100, "%")
+    assert deltas["Error rate"] == _change((bad / n - pbad / pn) * 100, " pp")
+    assert deltas["p99 duration"] == _change((p99 - pp99) / pp99 * 100, "%")
     # durations by mode, against the same query per mode
     modes = at.dataframe[0].value.set_index("Mode")
     per_mode = oracle(
