@@ -93,9 +93,12 @@ def table(s3_admin, bucket, moto_endpoint, tmp_path) -> RefTable:
     ref = RefTable.create(
         endpoint=moto_endpoint, s3=s3_admin, bucket=bucket, db=tmp_path / "catalog.db"
     )
-    for n in range(10, 0, -1):
-        ref.append(day_rows(day(n), 3, agent=f"did:cf:d{n}", late=day(8) if n == 2 else None))
-    ref.append(unlanded_rows(day(9)))
+    # One commit: pyiceberg writes a file per landing day (and one for the NULL partition).
+    days = [
+        day_rows(day(n), 3, agent=f"did:cf:d{n}", late=day(8) if n == 2 else None)
+        for n in range(10, 0, -1)
+    ]
+    ref.append(pa.concat_tables([*days, unlanded_rows(day(9))]))
     return ref
 
 
@@ -188,6 +191,12 @@ def test_first_sync_keeps_raw_rows_for_the_horizon_and_rolls_up_all_history(
     # Rollups: all of history, equal to the oracle day by day (day 8 with its late event).
     assert store_days(settings) == oracle
     assert oracle[TODAY - 8 * DAY][0] == 3 + 1  # day 8: its 3 events and the late one
+
+    # Each file's days are recorded (what a later change before the horizon recomputes from).
+    store = Store(settings.store_dir)
+    data = json.loads(store.gen_path(store.current_number()).read_text())
+    assert len(data["files"]) == 11
+    assert all(isinstance(rec.get("days"), list) for rec in data["files"].values())
 
     # The head says where the raw rows begin; the reader sees it.
     head = Store(settings.store_dir).load_head()
@@ -359,9 +368,46 @@ def test_raw_horizon_defaults_to_90_days_and_all_keeps_everything(value, seconds
     assert load_settings(env, secrets_paths=[]).raw_horizon_s == seconds
 
 
-def test_generation_json_keeps_days_per_file(table, moto_endpoint, bucket, tmp_path, clock):
+def oracle_cycles(ref: RefTable, lo: datetime, hi: datetime) -> int:
+    """Cycles with event time in [lo, hi), by DuckDB over pyiceberg's scan."""
+    rows = ref.reference()  # noqa: F841 (read by DuckDB below)
+    con = duckdb.connect()
+    return con.execute(
+        "SELECT count(*) FROM rows WHERE CAST(json_extract_string(value, '$._ts') AS TIMESTAMPTZ) "
+        "BETWEEN ? AND ? - INTERVAL 1 MICROSECOND",
+        [lo, hi],
+    ).fetchall()[0][0]
+
+
+def test_windows_before_the_horizon_are_answered_from_rollups_with_edges_widened(
+    table, moto_endpoint, bucket, tmp_path, clock
+):
+    from o11y_data.query import metrics as M
+    from o11y_data.query import planner
+
     settings = horizon_settings(moto_endpoint, bucket, tmp_path / "cache")
     sync(settings)
-    store = Store(settings.store_dir)
-    data = json.loads(store.gen_path(store.current_number()).read_text())
-    assert all(isinstance(rec.get("days"), list) for rec in data["files"].values())
+    hour = timedelta(hours=1)
+    db = open_db(settings)
+    try:
+        # Inside the horizon: exact, as without one.
+        inside = planner.Filters(day(3) - 2 * hour, day(1) + 2 * hour)
+        p = planner.plan(db, [M.CYCLES], inside)
+        assert not p.widened
+        assert db.fetch(p.sql, p.params)[0]["cycles"] == oracle_cycles(
+            table, inside.start, inside.end
+        )
+        # Reaching before it: partial hours there are read as whole hours from the rollups.
+        before = planner.Filters(day(8) - 30 * timedelta(minutes=1), day(7) + hour / 4)
+        p = planner.plan(db, [M.CYCLES], before)
+        assert p.widened and p.source == "rollups"
+        got = db.fetch(p.sql, p.params)[0]["cycles"]
+        assert got == oracle_cycles(table, day(8) - hour, day(7) + hour) == 3 + 1 + 3
+        # A short window's percentile (exact inside the horizon) comes from the histograms.
+        p = planner.plan(db, [M.P95_MS], before)
+        assert p.approx and p.source == "rollups"
+        # Buckets finer than the rollups' hour cannot be answered there: one line, no number.
+        with pytest.raises(planner.BeforeHorizon, match="configure an engine"):
+            planner.plan(db, [M.CYCLES], before, keys=[planner.bucket(300)])
+    finally:
+        db.close()
