@@ -363,7 +363,11 @@ def test_a_bad_raw_horizon_fails_in_one_line_naming_it(value):
         ("ALL", None),
     ],
 )
-def test_raw_horizon_defaults_to_90_days_and_all_keeps_everything(value, seconds):
+def test_raw_horizon_defaults_to_90_days_and_all_keeps_everything(value, seconds, monkeypatch):
+    from o11y_data import config
+
+    # The shipped default (tests/conftest.py keeps all history for the other tests' fixtures).
+    monkeypatch.setattr(config, "DEFAULT_RAW_HORIZON_S", config.Settings.raw_horizon_s)
     env = {} if value is None else {"O11Y_RAW_HORIZON": value}
     assert load_settings(env, secrets_paths=[]).raw_horizon_s == seconds
 

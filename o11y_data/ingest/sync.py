@@ -760,10 +760,12 @@ def _sync_target(
         _drop_raw_before(store, files if not same_horizon else counts, raw_from)
     _remove_raw_copies(store, gen, diff)
     warnings = list(target.warnings)
-    if settings.raw_horizon_s is None and raw_from is not None:
+    wanted_from = horizon.boundary(now, settings.raw_horizon_s, None)
+    if raw_from is not None and (wanted_from is None or wanted_from < raw_from):
         warnings.append(
-            f"raw rows before {horizon.as_datetime(raw_from):%Y-%m-%d} were dropped under an "
-            "earlier O11Y_RAW_HORIZON (the rollups keep them); a new store downloads them again"
+            f"raw rows before {horizon.as_datetime(raw_from):%Y-%m-%d} were dropped earlier (a "
+            "narrower O11Y_RAW_HORIZON, or the clock set back); the rollups keep them, and a new "
+            "store downloads them again"
         )
     set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
     bad_files = {**diff.still_bad, **set_aside}

@@ -245,11 +245,18 @@ class BeforeHorizon(O11yError):
 
 
 def horizon_of(db: EventsDB, f: Filters) -> datetime | None:
-    """The store's raw horizon when the window ``f`` reaches before it (None otherwise)."""
+    """The store's raw horizon when the window ``f`` reaches rows before it (None otherwise)."""
     raw_from = db.raw_from()
     if raw_from is None or (f.start is not None and f.start >= raw_from):
         return None
-    return raw_from
+    if not db.rollups_ok:
+        return raw_from
+
+    def oldest() -> datetime | None:  # the first event time of all history (the rollups')
+        return db.fetch("SELECT min(min_ts) AS t FROM daily")[0]["t"]
+
+    first = db.per_generation("oldest_ts", oldest)
+    return raw_from if first is not None and first < raw_from else None
 
 
 # -- the planner -------------------------------------------------------------------------------

@@ -32,14 +32,8 @@ class Table:
             put=folder_put(self.src), bucket="agent-blobs", table_prefix=PREFIX
         )
         self.files: dict[str, list[dict]] = {}
-        # Every raw row kept (the tests compare rollups with quantile_cont over the raw rows of
-        # all history; fixed dates fall behind a clock-relative horizon as time passes).
         self.settings = load_settings(
-            {
-                "O11Y_SOURCE_DIR": str(self.src),
-                "O11Y_CACHE_DIR": str(root / "cache"),
-                "O11Y_RAW_HORIZON": "all",
-            },
+            {"O11Y_SOURCE_DIR": str(self.src), "O11Y_CACHE_DIR": str(root / "cache")},
             secrets_paths=[],
         )
 

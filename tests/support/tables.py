@@ -66,12 +66,8 @@ def plain_parquet(rows_: list[tuple[datetime, str]]) -> bytes:
 
 
 def r2_env(endpoint: str, bucket: str, cache: Path, **extra: str) -> dict[str, str]:
-    """The environment of a dashboard reading ``bucket`` at ``endpoint`` (moto or a proxy).
-
-    Every raw row is kept unless ``extra`` says otherwise: the fixtures' dates are fixed, and a
-    horizon relative to the clock would drop them some day (tests/test_horizon.py sets one)."""
+    """The environment of a dashboard reading ``bucket`` at ``endpoint`` (moto or a proxy)."""
     return {
-        "O11Y_RAW_HORIZON": "all",
         "O11Y_R2_ENDPOINT": endpoint,
         "O11Y_R2_ACCESS_KEY_ID": "testing",
         "O11Y_R2_SECRET_ACCESS_KEY": "testing-secret-value",
@@ -87,10 +83,8 @@ def r2_settings(endpoint: str, bucket: str, cache: Path, **extra: str) -> Settin
 
 def local_env(src: Path, root: Path, **extra: str) -> dict[str, str]:
     """The environment of a dashboard server reading the local source folder ``src`` (cache and
-    an absent agents file under ``root``; any R2 settings of the caller's environment cleared;
-    every raw row kept unless ``extra`` says otherwise, as in ``r2_env``)."""
+    an absent agents file under ``root``; any R2 settings of the caller's environment cleared)."""
     return {
-        "O11Y_RAW_HORIZON": "all",
         "O11Y_SOURCE_DIR": str(src),
         "O11Y_CACHE_DIR": str(root / "cache"),
         "O11Y_AGENTS_FILE": str(root / "no-agents.toml"),
