@@ -736,7 +736,7 @@ def _sync_target(
                     conn, source, store, gen, diff, raw_from, pre_days, readings, workers
                 )
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
-            if raw_from is not None:
+            if raw_from is not None and not same_horizon:  # new segments are trimmed already
                 segments = _trim(conn, store, segments, raw_from, owned=set())
             segments = _merge_small_segments(conn, store, segments)
             rollup_state = _update_rollups(
