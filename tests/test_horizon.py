@@ -415,3 +415,36 @@ def test_windows_before_the_horizon_are_answered_from_rollups_with_edges_widened
             planner.plan(db, [M.CYCLES], before, keys=[planner.bucket(300)])
     finally:
         db.close()
+
+
+def test_a_store_synced_without_a_horizon_is_trimmed_when_one_is_set(tmp_path, clock):
+    src, _ = write_days(tmp_path, 8, per_day=20)
+
+    def settings_for(horizon: str):
+        return load_settings(
+            {
+                "O11Y_SOURCE_DIR": str(src),
+                "O11Y_CACHE_DIR": str(tmp_path / "cache"),
+                "O11Y_TABLE_PREFIX": "t/",
+                "O11Y_RAW_HORIZON": horizon,
+            },
+            secrets_paths=[],
+        )
+
+    everything = settings_for("all")
+    sync(everything)
+    before = store_days(everything)
+    assert len(raw_files(everything)) == 8 and min(segment_ts(everything)) < RAW_FROM
+
+    bounded = settings_for(f"{HORIZON_DAYS}d")
+    report = sync(bounded)  # nothing new at the source: the days are found in the segments
+    assert report.changed and report.downloaded == report.streamed == report.refetched == 0
+    assert min(segment_ts(bounded)) >= RAW_FROM and len(segment_ts(bounded)) == 5 * 20
+    assert len(raw_files(bounded)) == 5
+    assert store_days(bounded) == before
+
+    # Widening it again cannot bring the dropped rows back: said, never silently partial.
+    report = sync(everything)
+    assert any("dropped earlier" in w and "O11Y_RAW_HORIZON" in w for w in report.warnings)
+    head = Store(everything.store_dir).load_head()
+    assert head.raw_from_us == int(RAW_FROM.timestamp()) * 1_000_000

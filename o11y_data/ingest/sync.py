@@ -681,7 +681,7 @@ def _sync_target(
     )
     same_horizon = raw_from == gen.raw_from_us or not gen.number
     if _same_metadata(target, gen) and not retry_bad and rolled_up and same_horizon:
-        return _unchanged(label, target.prefix, gen)
+        return _unchanged(label, target.prefix, gen, _horizon_warnings(settings, now, raw_from))
     diff = _diff(gen, _live_files(source, store, target), retry_bad)
     if (
         not diff.new
@@ -692,7 +692,7 @@ def _sync_target(
         and same_horizon
         and _same_metadata(target, gen, any_mode=True)
     ):
-        return _unchanged(label, target.prefix, gen)
+        return _unchanged(label, target.prefix, gen, _horizon_warnings(settings, now, raw_from))
 
     # Temp files a killed sync left behind: swept only when there is work, since the walk over
     # every downloaded file would dominate a sync with nothing new.
@@ -759,14 +759,7 @@ def _sync_target(
     else:
         _drop_raw_before(store, files if not same_horizon else counts, raw_from)
     _remove_raw_copies(store, gen, diff)
-    warnings = list(target.warnings)
-    wanted_from = horizon.boundary(now, settings.raw_horizon_s, None)
-    if raw_from is not None and (wanted_from is None or wanted_from < raw_from):
-        warnings.append(
-            f"raw rows before {horizon.as_datetime(raw_from):%Y-%m-%d} were dropped earlier (a "
-            "narrower O11Y_RAW_HORIZON, or the clock set back); the rollups keep them, and a new "
-            "store downloads them again"
-        )
+    warnings = list(target.warnings) + _horizon_warnings(settings, now, raw_from)
     set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
     bad_files = {**diff.still_bad, **set_aside}
 
@@ -1163,7 +1156,22 @@ def _due(recorded: BadFile, now: float) -> bool:
     return now >= recorded.next_retry_at
 
 
-def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
+def _horizon_warnings(settings: Settings, now: float, raw_from: int | None) -> list[str]:
+    """The line saying the store's raw rows start later than O11Y_RAW_HORIZON asks (none when
+    they do not)."""
+    wanted = horizon.boundary(now, settings.raw_horizon_s, None)
+    if raw_from is None or (wanted is not None and wanted >= raw_from):
+        return []
+    return [
+        f"raw rows before {horizon.as_datetime(raw_from):%Y-%m-%d} were dropped earlier (a "
+        "narrower O11Y_RAW_HORIZON, or the clock set back); the rollups keep them, and a new "
+        "store downloads them again"
+    ]
+
+
+def _unchanged(
+    label: str, prefix: str, gen: Generation, extra_warnings: list[str] | None = None
+) -> SyncReport:
     """The report of a sync that found nothing to do."""
     bad = {k: v.reason for k, v in gen.bad_files.items()}
     return SyncReport(
@@ -1178,7 +1186,7 @@ def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
         gen.unparseable,
         bad,
         changed=False,
-        warnings=list(gen.warnings),
+        warnings=[*gen.warnings, *(w for w in extra_warnings or () if w not in gen.warnings)],
     )
 
 
