@@ -15,9 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .durations import parse_duration
 from .errors import O11yError
 
 DEFAULT_BUCKET = "agent-blobs"
+# O11Y_RAW_HORIZON: its default, the words that keep all history, and its most (100 years).
+DEFAULT_RAW_HORIZON_S = 90 * 86400.0
+RAW_HORIZON_ALL = {"all", "none", "forever"}
+MAX_RAW_HORIZON_S = 100 * 365 * 86400.0
 _MEMORY = re.compile(r"\d+(\.\d+)?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 # Environment name -> short name accepted in the [r2] section of secrets.toml.
@@ -41,6 +46,7 @@ _KEYS = {
     "O11Y_PUBLIC_URL": "public_url",
     "O11Y_R2_TIMEOUT": "timeout",
     "O11Y_SYNC_MEMORY": "sync_memory",
+    "O11Y_RAW_HORIZON": "raw_horizon",
     "O11Y_QUERY_TIMEOUT": "query_timeout",
     "O11Y_AGENTS_FILE": "agents_file",
     "O11Y_BACKGROUND_SYNC": "background_sync",
@@ -122,6 +128,9 @@ class Settings:
     # The sync's DuckDB memory cap: past it, sorts and aggregations spill to <store>/tmp, so a
     # first sync of a large table fits a small machine instead of taking all of its memory.
     sync_memory: str = "2GB"
+    # How far back (seconds before the sync's clock, whole UTC days) the store keeps raw rows and
+    # downloaded copies; older history lives in the rollups only (None: keep all of history).
+    raw_horizon_s: float | None = DEFAULT_RAW_HORIZON_S
     # Every query the app runs is interrupted past this many seconds (the SQL console has its own).
     query_timeout_s: float = 30.0
     # The app: friendly agent names, whether it syncs in the background, the wall's defaults and
@@ -274,6 +283,7 @@ def load_settings(
     sync_memory = (get("O11Y_SYNC_MEMORY") or "2GB").replace(" ", "")
     if not _MEMORY.fullmatch(sync_memory):
         raise O11yError("Bad O11Y_SYNC_MEMORY", "expected a size such as 2GB or 512MB")
+    raw_horizon_s = parse_raw_horizon(get("O11Y_RAW_HORIZON"))
     prefix = get("O11Y_TABLE_PREFIX")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -325,6 +335,7 @@ def load_settings(
         public_url=(get("O11Y_PUBLIC_URL") or "").rstrip("/") or None,
         r2_timeout_s=min(600.0, max(0.5, r2_timeout)),
         sync_memory=sync_memory,
+        raw_horizon_s=raw_horizon_s,
         query_timeout_s=min(3600.0, query_timeout_s),
         agents_file=Path(get("O11Y_AGENTS_FILE") or "agents.toml").expanduser(),
         background_sync=(get("O11Y_BACKGROUND_SYNC") or "1") not in {"0", "false", "no"},
@@ -336,6 +347,26 @@ def load_settings(
         r2_sql_endpoint=sql_endpoint,
         r2_sql_table=get("O11Y_R2_SQL_TABLE") or "agent_network.events",
     )
+
+
+def parse_raw_horizon(text: str | None) -> float | None:
+    """O11Y_RAW_HORIZON: a duration of at least a day (``90d``, ``26w``; default 90 days), or
+    ``all`` to keep every raw row; anything else fails in one line naming the variable."""
+    if text is None:
+        return DEFAULT_RAW_HORIZON_S
+    if text.lower() in RAW_HORIZON_ALL:
+        return None
+    try:
+        seconds = parse_duration(text, most_s=MAX_RAW_HORIZON_S)
+    except ValueError as exc:
+        raise O11yError(
+            "Bad O11Y_RAW_HORIZON", f"{exc}; expected e.g. 90d, 26w, or all (keep all history)"
+        ) from exc
+    if seconds < 86400:
+        raise O11yError(
+            "Bad O11Y_RAW_HORIZON", "at least 1d (raw rows are kept by whole days), or all"
+        )
+    return seconds
 
 
 def secret_values(settings: Settings) -> list[str]:

@@ -56,6 +56,20 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _keep_all_raw_history() -> Generator[None, None, None]:
+    """Fixtures carry fixed dates (and hostile ones, years back) that a raw horizon relative to
+    the clock would drop some day: tests keep all raw history (servers they start too) unless
+    they set O11Y_RAW_HORIZON, as tests/test_horizon.py does. Session-wide, so module fixtures
+    that sync see it too."""
+    from o11y_data import config
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "DEFAULT_RAW_HORIZON_S", None)
+        mp.setenv("O11Y_RAW_HORIZON", "all")
+        yield
+
+
 # -- dashboard fixtures (the screens' tests) -------------------------------------------------
 
 

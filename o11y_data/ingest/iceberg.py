@@ -53,6 +53,9 @@ class DataFile:
     seq: int = 0
     spec_id: int = 0
     partition: tuple[tuple[str, Any], ...] = ()
+    # Every row of the file has a valid ``__ingest_ts`` (not NULL, from 2000 on) before this
+    # instant (epoch µs), as its partition or column bounds say; None when they cannot say.
+    landed_before_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,100 @@ def _path_bounds(df: dict[str, Any]) -> tuple[str, str] | None:
         return None
 
 
+INGEST_COLUMN = "__ingest_ts"
+_US = {"timestamp": 1, "timestamptz": 1, "timestamp_ns": 1000, "timestamptz_ns": 1000}
+_EARLIEST_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z: the contract's earliest valid time
+_HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+
+
+@dataclass(frozen=True)
+class LandingColumn:
+    """The table's ``__ingest_ts`` field and the partition fields derived from it, by spec:
+    what tells a data file's landing times without reading it."""
+
+    field_id: int
+    per_us: int  # the column's units per µs (1, or 1,000 for nanosecond timestamps)
+    transforms: dict[int, tuple[tuple[str, str], ...]]  # spec id -> (partition field, transform)
+
+
+def landing_column(metadata: dict[str, Any]) -> LandingColumn | None:
+    """The current schema's ``__ingest_ts`` when it is a timestamp (None otherwise)."""
+    field_ = next((f for f in schema_fields(metadata) if f.name == INGEST_COLUMN), None)
+    if field_ is None or field_.type not in _US:
+        return None
+    specs = metadata.get("partition-specs") or []
+    if not specs and isinstance(metadata.get("partition-spec"), list):  # v1
+        specs = [{"spec-id": 0, "fields": metadata["partition-spec"]}]
+    transforms = {
+        int(spec.get("spec-id", 0)): tuple(
+            (str(f.get("name")), str(f.get("transform")))
+            for f in spec.get("fields", [])
+            if f.get("source-id") == field_.id
+        )
+        for spec in specs
+        if isinstance(spec, dict)
+    }
+    return LandingColumn(field_.id, _US[field_.type], transforms)
+
+
+def _period_us(value: Any, transform: str) -> tuple[int, int] | None:
+    """[start, end) in epoch µs of a partition value of ``__ingest_ts`` (None: unknown)."""
+    import datetime as dt
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    if isinstance(value, dt.datetime):  # identity, read through Avro's timestamp logical type
+        t = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        us = (t - epoch) // dt.timedelta(microseconds=1)
+        return (us, us + 1) if transform == "identity" else None
+    if isinstance(value, dt.date):  # day, read through Avro's date logical type
+        value = (value - epoch.date()).days
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    if transform == "hour":
+        return value * _HOUR_US, (value + 1) * _HOUR_US
+    if transform == "day":
+        return value * _DAY_US, (value + 1) * _DAY_US
+    if transform in ("month", "year"):
+        months = value if transform == "month" else value * 12
+        start = dt.datetime(1970 + months // 12, months % 12 + 1, 1, tzinfo=dt.UTC)
+        nxt = months + (1 if transform == "month" else 12)
+        end = dt.datetime(1970 + nxt // 12, nxt % 12 + 1, 1, tzinfo=dt.UTC)
+        return (start - epoch) // dt.timedelta(microseconds=1), (end - epoch) // dt.timedelta(
+            microseconds=1
+        )
+    if transform == "identity":
+        return value, value + 1
+    return None
+
+
+def _bound_map(df: dict[str, Any], name: str) -> dict[int, Any]:
+    return {int(i["key"]): i.get("value") for i in df.get(name) or [] if "key" in i}
+
+
+def landed_before_us(df: dict[str, Any], spec_id: int, column: LandingColumn | None) -> int | None:
+    """An instant before which every row of the data file ``df`` landed with a valid
+    ``__ingest_ts``, from its partition value (a non-NULL partition holds no NULL) or from its
+    column bounds with a null count of 0; None when neither says (the file cannot be pruned)."""
+    if column is None:
+        return None
+    ends: list[int] = []
+    partition = df.get("partition") or {}
+    for name, transform in column.transforms.get(spec_id, ()):
+        period = _period_us(partition.get(name), transform) if isinstance(partition, dict) else None
+        if period is not None and period[0] >= _EARLIEST_US:
+            ends.append(period[1])
+    lower = _bound_map(df, "lower_bounds").get(column.field_id)
+    upper = _bound_map(df, "upper_bounds").get(column.field_id)
+    nulls = _bound_map(df, "null_value_counts").get(column.field_id)
+    if isinstance(lower, bytes) and isinstance(upper, bytes) and len(lower) == len(upper) == 8:
+        lo = int.from_bytes(lower, "little", signed=True) // column.per_us
+        hi = int.from_bytes(upper, "little", signed=True) // column.per_us
+        if nulls == 0 and lo >= _EARLIEST_US:
+            ends.append(hi + 1)
+    return min(ends) if ends else None
+
+
 def _entry_seq(entry: dict[str, Any], manifest: dict[str, Any]) -> int:
     """The entry's data sequence number: its own, else inherited from the manifest (ADDED)."""
     seq = entry.get("sequence_number")
@@ -535,6 +632,7 @@ def read_snapshot(
     snap = current_snapshot(metadata, key)
     names = schema_names(metadata)
     fields = schema_fields(metadata)
+    landing = landing_column(metadata)
     if snap is None:
         return LiveSnapshot(None, (), names=names, fields=fields)
     bucket = source.bucket
@@ -574,6 +672,7 @@ def read_snapshot(
                 seq=seq,
                 spec_id=spec_id,
                 partition=_partition(df.get("partition")),
+                landed_before_us=landed_before_us(df, spec_id, landing),
             )
     deletes = {
         k: tuple(sorted(d.id for d in delete_files.values() if applies(d, f)))

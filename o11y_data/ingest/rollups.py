@@ -135,6 +135,55 @@ def lag_hist_sql(source: str, where: str = "true") -> str:
     )
 
 
+# Rows rolled up from raw rows the store does not keep (history before the raw horizon, streamed
+# through by the sync): per table, a connection's table of raw-aggregated rows, merged with the
+# segments' own by ``update(..., partials=True)``. Several batches may add rows of one hour or
+# day: counts and sums add, first/last times take min/max, histogram buckets add.
+PARTIAL_SOURCES = ("hourly", "duration_hist", "lag_hist")
+_HIST_COLUMNS = {
+    "duration_hist": "t, agent, mode, erred, k",
+    "lag_hist": "t, event_type, agent, mode, erred, k",
+}
+
+
+def partial_table(table: str) -> str:
+    return f"o11y_p_{table}"
+
+
+def start_partials(conn: Any) -> None:
+    """Empty partial tables on ``conn`` (what ``add_partials`` fills)."""
+    cur = conn.cursor()
+    try:
+        for table in PARTIAL_SOURCES:
+            cur.execute(f"CREATE OR REPLACE TABLE {partial_table(table)} AS {_empty(table)}")
+    finally:
+        cur.close()
+
+
+def add_partials(conn: Any, source: str, where: str, params: list[Any]) -> None:
+    """Add the rollup rows of the raw event rows of ``source`` (a FROM item) matching ``where``
+    to the partial tables."""
+    cur = conn.cursor()
+    try:
+        for table, sql in (
+            ("hourly", raw_facts_sql("hour", source, where)),
+            ("duration_hist", duration_hist_sql(source, where)),
+            ("lag_hist", lag_hist_sql(source, where)),
+        ):
+            cur.execute(f"INSERT INTO {partial_table(table)} BY NAME {sql}", params)
+    finally:
+        cur.close()
+
+
+def _with_partials(table: str, sql: str) -> str:
+    """``sql`` (rollup rows of ``table`` from the segments) merged with the partial rows."""
+    both = f"(({sql}) UNION ALL BY NAME (SELECT * FROM {partial_table(table)}))"
+    if table == "hourly":
+        return merged_facts_sql("hour", both)
+    cols = _HIST_COLUMNS[table]
+    return f"SELECT {cols}, CAST(sum(n) AS BIGINT) AS n FROM {both} GROUP BY {cols}"
+
+
 def month_hist_sql(daily_file: Path) -> str:
     """A month's histogram rows summed from its daily histogram rows in ``daily_file`` (the
     same key columns, ``t`` truncated to the month; rows without a ts stay apart, ``t`` NULL)."""
@@ -214,10 +263,15 @@ def update(
     *,
     previous: dict[str, Any] | None,
     days: set[Any] | None,
+    partials: bool = False,
 ) -> dict[str, Any]:
     """The rollups for ``segments`` (the store's segments after this sync), written under
     ``folder``: ``previous`` (the published generation's rollups) with ``days`` recomputed, or
     everything recomputed when ``days`` is None or ``previous`` is not of this :data:`VERSION`.
+
+    With ``partials``, the partial tables' rows (``add_partials``: history the segments no
+    longer hold) are merged in; they must hold every row of the days they touch in ``days``
+    (of all history when ``days`` is None).
 
     Returns the generation's ``rollups`` entry: ``{"version", "months": {month: {table: file}}}``.
     """
@@ -243,6 +297,8 @@ def update(
             else:
                 cur.execute(f"CREATE OR REPLACE TEMP VIEW o11y_src AS SELECT * FROM {src}")
                 p = params
+            if partials:
+                sql = _with_partials(table, sql)
             # The month of each row, computed once (the files are written per month).
             cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE o11y_r_{table} AS "

@@ -61,6 +61,10 @@ class FileRecord:
     reading: str = ""
     # rows with a value outside the contract's ranges, by ranges.FLAGS key (only those > 0)
     out_of_range: dict[str, int] = field(default_factory=dict)
+    # The UTC days (days since 1970-01-01) of its rows' event times, and how many rows have none:
+    # which files a rollup day before the raw horizon is recomputed from (None: not recorded).
+    days: list[int] | None = None
+    untimed: int = 0
 
 
 @dataclass
@@ -139,9 +143,11 @@ class Generation:
         common = Counter(rec["reading"] for rec in data["files"].values()).most_common(1)
         data["common_reading"] = common[0][0] if common else ""
         for rec in data["files"].values():
-            for key in ("deletes", "out_of_range"):
+            for key in ("deletes", "out_of_range", "untimed"):
                 if not rec[key]:  # almost every file: keep the generation file small
                     del rec[key]
+            if rec["days"] is None:
+                del rec["days"]
             if rec["reading"] == data["common_reading"]:  # likewise: one reading, said once
                 del rec["reading"]
         return data

@@ -36,7 +36,7 @@ import duckdb
 
 from ..config import Settings
 from ..errors import O11yError, ObjectMissing, TransportError, local_errno, local_io_error
-from . import iceberg, normalize, ranges, rollups
+from . import horizon, iceberg, normalize, ranges, rollups
 from .normalize import (
     Deletes,
     EqualityDelete,
@@ -98,9 +98,17 @@ class SyncReport:
     changed: bool = True
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # Files downloaded only to roll up their rows before the raw horizon (not kept), and files
+    # downloaded again to recompute rollup days before it (a delete or compaction there).
+    streamed: int = 0
+    refetched: int = 0
 
     def one_line(self) -> str:
         what = "no change" if not self.changed else f"{self.downloaded} new files"
+        if self.streamed:
+            what += f" (+{self.streamed} before the raw horizon, rolled up)"
+        if self.refetched:
+            what += f", {self.refetched} downloaded again for rollups"
         bad = f", {len(self.bad_files)} unreadable files set aside" if self.bad_files else ""
         warn = "".join(f"; warning: {w}" for w in self.warnings)
         return (
@@ -310,7 +318,7 @@ def _normalize(
         reading = reading_of(columns, snapshot.fields)
         readings[reading] = columns
         for k in batch:
-            rec = per_file.get(k, FileRecord())
+            rec = per_file.get(k, FileRecord(days=[]))
             rec.deletes = list(snapshot.deletes.get(k, ()))
             rec.reading = reading
             counts[k] = rec
@@ -440,8 +448,10 @@ def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Fi
     try:
         rows = cur.execute(
             "SELECT file, count(*), count(*) FILTER (WHERE NOT parsed), "
+            "count(*) FILTER (WHERE ts IS NULL), "
+            "list(DISTINCT CAST(epoch_us(ts) // ? AS BIGINT)) FILTER (WHERE ts IS NOT NULL), "
             f"{ranges.counts_sql()} FROM read_parquet(?) GROUP BY file",
-            [str(path)],
+            [horizon.DAY_US, str(path)],
         ).fetchall()
     finally:
         cur.close()
@@ -450,7 +460,9 @@ def _segment_counts(conn: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Fi
         r[0]: FileRecord(
             rows=int(r[1]),
             bad_rows=int(r[2]),
-            out_of_range={k: int(n) for k, n in zip(keys, r[3:], strict=True) if n},
+            untimed=int(r[3]),
+            days=sorted(int(d) for d in r[4] or ()),
+            out_of_range={k: int(n) for k, n in zip(keys, r[5:], strict=True) if n},
         )
         for r in rows
     }
@@ -591,9 +603,16 @@ class Diff:
 
     def delete_files_needed(self) -> list[iceberg.DeleteFile]:
         """The delete files that apply to the files normalized this sync."""
-        ids = {d for f in self.new for d in self.snapshot.deletes.get(f.key, ())}
-        by_key = {self.snapshot.delete_files[i].key: self.snapshot.delete_files[i] for i in ids}
-        return [by_key[k] for k in sorted(by_key)]
+        return delete_files_for(self.snapshot, self.new)
+
+
+def delete_files_for(
+    snapshot: iceberg.LiveSnapshot, files: Sequence[iceberg.DataFile]
+) -> list[iceberg.DeleteFile]:
+    """The delete files that apply to ``files``, each once."""
+    ids = {d for f in files for d in snapshot.deletes.get(f.key, ())}
+    by_key = {snapshot.delete_files[i].key: snapshot.delete_files[i] for i in ids}
+    return [by_key[k] for k in sorted(by_key)]
 
 
 def _sync_locked(
@@ -656,8 +675,13 @@ def _sync_target(
     rolled_up = (
         rollups.is_current(gen.rollups) and gen.normalized == normalize.VERSION
     ) or not gen.number
-    if _same_metadata(target, gen) and not retry_bad and rolled_up:
-        return _unchanged(label, target.prefix, gen)
+    # The raw horizon moves with the clock (a whole day at a time): a sync on a new day trims.
+    raw_from = horizon.boundary(
+        now, settings.raw_horizon_s, gen.raw_from_us if gen.number else None
+    )
+    same_horizon = raw_from == gen.raw_from_us or not gen.number
+    if _same_metadata(target, gen) and not retry_bad and rolled_up and same_horizon:
+        return _unchanged(label, target.prefix, gen, _horizon_warnings(settings, now, raw_from))
     diff = _diff(gen, _live_files(source, store, target), retry_bad)
     if (
         not diff.new
@@ -665,9 +689,10 @@ def _sync_target(
         and not retry_bad
         and gen.number
         and rolled_up
+        and same_horizon
         and _same_metadata(target, gen, any_mode=True)
     ):
-        return _unchanged(label, target.prefix, gen)
+        return _unchanged(label, target.prefix, gen, _horizon_warnings(settings, now, raw_from))
 
     # Temp files a killed sync left behind: swept only when there is work, since the walk over
     # every downloaded file would dominate a sync with nothing new.
@@ -675,22 +700,51 @@ def _sync_target(
     for k in retry_bad:  # a later copy replaces the bad one
         (store.raw / k).unlink(missing_ok=True)
     report_progress = _status_progress(store, progress)
+    streamed = refetched = 0
     try:
-        wanted = [*diff.new, *diff.delete_files_needed()]
+        # Files the manifests place wholly before the raw horizon are streamed (below), not kept.
+        kept_new = [f for f in diff.new if not horizon.wholly_before(f, raw_from)]
+        old_new = [f for f in diff.new if horizon.wholly_before(f, raw_from)]
+        wanted = [*kept_new, *delete_files_for(diff.snapshot, kept_new)]
         fetched, nbytes, wrong_size = _download_all(source, store, wanted, report_progress, workers)
-        _fail_on_bad_delete_files(diff, wrong_size)
+        _fail_on_bad_delete_files(diff.snapshot, wrong_size)
         conn = _connect(store, settings.sync_memory)
         try:
-            readable = [f for f in diff.new if f.key not in wrong_size]
+            readable = [f for f in kept_new if f.key not in wrong_size]
             readings = dict(gen.readings)
+            if raw_from is not None:
+                rollups.start_partials(conn)
+                _backfill_days(conn, store, gen)
             new_segments, counts, bad = _normalize_new(
                 conn, source, store, readable, report_progress, workers, diff.snapshot, readings
             )
             bad.update(wrong_size)
+            pre_days: set[int] | None = None
+            if raw_from is not None:
+                new_segments = _absorb(conn, store, new_segments, raw_from)
+                flow = _stream(
+                    conn, source, store, old_new, diff.snapshot, readings, raw_from,
+                    report_progress, workers,
+                )  # fmt: skip
+                new_segments += flow.segments
+                counts.update(flow.counts)
+                bad.update(flow.bad)
+                streamed, nbytes = len(flow.counts), nbytes + flow.nbytes
+                full = not rollups.is_current(gen.rollups)
+                pre_days = None if full else _pre_horizon_days(gen, diff, counts, raw_from)
+                refetched = _reread(
+                    conn, source, store, gen, diff, raw_from, pre_days, readings, workers
+                )
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
+            if raw_from is not None and not same_horizon:  # new segments are trimmed already
+                segments = _trim(conn, store, segments, raw_from, owned=set())
             segments = _merge_small_segments(conn, store, segments)
-            rollup_state = _update_rollups(conn, store, gen, segments, new_segments, diff.gone)
+            rollup_state = _update_rollups(
+                conn, store, gen, segments, new_segments, diff.gone, raw_from, pre_days
+            )
             facts = _generation_facts(conn, store, segments, rollup_state)
+            if raw_from is not None:
+                _exact_rows(conn, store, segments)
         finally:
             conn.close()
     except (OSError, duckdb.Error) as exc:
@@ -700,8 +754,12 @@ def _sync_target(
         raise local_io_error(number, store.root, need_bytes=_space_short(store, diff.new)) from exc
 
     files = _file_records(gen, diff, counts)
-    _recount(segments, files)
+    if raw_from is None:
+        _recount(segments, files)
+    else:
+        _drop_raw_before(store, files if not same_horizon else counts, raw_from)
     _remove_raw_copies(store, gen, diff)
+    warnings = list(target.warnings) + _horizon_warnings(settings, now, raw_from)
     set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
     bad_files = {**diff.still_bad, **set_aside}
 
@@ -718,10 +776,11 @@ def _sync_target(
         files=files,
         readings={r: readings[r] for r in {f.reading for f in files.values()} if r in readings},
         bad_files=bad_files,
-        warnings=list(target.warnings),
+        warnings=warnings,
         rollups=rollup_state,
         newest_ts_us=facts.newest_ts_us,
         newest_ingest_us=facts.newest_ingest_us,
+        raw_from_us=raw_from,
         choices=facts.choices,
         normalized=normalize.VERSION,
     )
@@ -737,7 +796,9 @@ def _sync_target(
         new_gen.rows,
         new_gen.unparseable,
         {k: v.reason for k, v in bad_files.items()},
-        warnings=list(target.warnings),
+        warnings=warnings,
+        streamed=streamed,
+        refetched=refetched,
     )
 
 
@@ -916,11 +977,15 @@ def _update_rollups(
     segments: list[Segment],
     new_segments: list[Segment],
     gone: set[str],
+    raw_from: int | None = None,
+    pre_days: set[int] | None = None,
 ) -> dict[str, Any]:
     """The rollups of the new segments: the published ones with the days this sync touched
-    recomputed from the segments (all of them for a store without current rollups)."""
+    recomputed from the segments (all of them for a store without current rollups). Under a
+    raw horizon, the days before it (``pre_days``; None: all of them) come from the partial
+    tables the sync filled (``_absorb``, ``_stream``, ``_reread``)."""
     days = None
-    if rollups.is_current(gen.rollups):
+    if rollups.is_current(gen.rollups) and (raw_from is None or pre_days is not None):
         touched = [store.segments / s.name for s in gen.segments if set(s.files) & gone]
         days = rollups.touched_days(
             conn,
@@ -928,12 +993,14 @@ def _update_rollups(
             old_segments=touched,
             gone=gone,
         )
+        days |= {horizon.day_start(d) for d in pre_days or ()}
     return rollups.update(
         conn,
         store.rollups,
         [store.segments / s.name for s in segments],
         previous=gen.rollups,
         days=days,
+        partials=raw_from is not None,
     )
 
 
@@ -963,6 +1030,8 @@ def _file_records(
             deletes=c.deletes,
             reading=c.reading,
             out_of_range=c.out_of_range,
+            days=c.days,
+            untimed=c.untimed,
         )
     return files
 
@@ -1016,9 +1085,9 @@ def _set_aside(
     return out
 
 
-def _fail_on_bad_delete_files(diff: Diff, wrong_size: dict[str, str]) -> None:
+def _fail_on_bad_delete_files(snapshot: iceberg.LiveSnapshot, wrong_size: dict[str, str]) -> None:
     """A delete file cannot be set aside like a data file (its rows would count again)."""
-    deletes = {d.key for d in diff.snapshot.delete_files.values()}
+    deletes = {d.key for d in snapshot.delete_files.values()}
     for key, reason in wrong_size.items():
         if key in deletes:
             raise O11yError("Bad delete file", f"{key}: {reason}")
@@ -1087,7 +1156,22 @@ def _due(recorded: BadFile, now: float) -> bool:
     return now >= recorded.next_retry_at
 
 
-def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
+def _horizon_warnings(settings: Settings, now: float, raw_from: int | None) -> list[str]:
+    """The line saying the store's raw rows start later than O11Y_RAW_HORIZON asks (none when
+    they do not)."""
+    wanted = horizon.boundary(now, settings.raw_horizon_s, None)
+    if raw_from is None or (wanted is not None and wanted >= raw_from):
+        return []
+    return [
+        f"raw rows before {horizon.as_datetime(raw_from):%Y-%m-%d} were dropped earlier (a "
+        "narrower O11Y_RAW_HORIZON, or the clock set back); the rollups keep them, and a new "
+        "store downloads them again"
+    ]
+
+
+def _unchanged(
+    label: str, prefix: str, gen: Generation, extra_warnings: list[str] | None = None
+) -> SyncReport:
     """The report of a sync that found nothing to do."""
     bad = {k: v.reason for k, v in gen.bad_files.items()}
     return SyncReport(
@@ -1102,7 +1186,7 @@ def _unchanged(label: str, prefix: str, gen: Generation) -> SyncReport:
         gen.unparseable,
         bad,
         changed=False,
-        warnings=list(gen.warnings),
+        warnings=[*gen.warnings, *(w for w in extra_warnings or () if w not in gen.warnings)],
     )
 
 
@@ -1115,3 +1199,243 @@ def _changed(source: Source, key: str, recorded: BadFile) -> bool:
     if info is None:
         return False
     return info.size != recorded.size or (bool(info.etag) and info.etag != recorded.etag)
+
+
+# -- the raw horizon (horizon.py): rows before raw_from reach the rollups, not the store --------
+
+
+@dataclass
+class Streamed:
+    """What streaming files through the rollups left: the segments of rows the store keeps
+    after all (a file the manifests could not place), per-file counts, files set aside."""
+
+    segments: list[Segment] = field(default_factory=list)
+    counts: dict[str, FileRecord] = field(default_factory=dict)
+    bad: dict[str, str] = field(default_factory=dict)
+    nbytes: int = 0
+
+
+def _segments_sql(store: Store, segments: Sequence[Segment]) -> str:
+    return (
+        "read_parquet(["
+        + ", ".join(sql_literal(str(store.segments / s.name)) for s in segments)
+        + "])"
+    )
+
+
+def _absorb(
+    conn: duckdb.DuckDBPyConnection, store: Store, segments: list[Segment], raw_from: int
+) -> list[Segment]:
+    """Roll the rows before ``raw_from`` of new (unpublished) segments into the partial tables;
+    returns the segments holding only the rows the store keeps."""
+    if not segments:
+        return segments
+    where, params = horizon.before_where(raw_from, None)
+    rollups.add_partials(conn, _segments_sql(store, segments), where, params)
+    return _trim(conn, store, segments, raw_from, owned={s.name for s in segments})
+
+
+def _trim(
+    conn: duckdb.DuckDBPyConnection,
+    store: Store,
+    segments: list[Segment],
+    raw_from: int,
+    *,
+    owned: set[str],
+) -> list[Segment]:
+    """The segments without rows before ``raw_from`` (rows without a time stay): a segment
+    holding some is rewritten, one holding only such rows dropped; the replaced files among
+    ``owned`` (never published) are deleted, published ones are left to garbage collection."""
+    since = horizon.as_datetime(raw_from)
+    out: list[Segment] = []
+    for seg in segments:
+        path = store.segments / seg.name
+        cur = conn.cursor()
+        try:
+            old = cur.execute(
+                "SELECT count(*) FROM read_parquet(?) WHERE ts < ?", [str(path), since]
+            ).fetchall()[0][0]
+            if not old:
+                out.append(seg)
+                continue
+            name = _segment_name()
+            tmp = store.segments / f".part-{name}.tmp"
+            cur.execute(
+                f"COPY (SELECT * FROM read_parquet({sql_literal(str(path))}) "
+                "WHERE ts >= ? OR ts IS NULL ORDER BY ts, file) "
+                f"TO {sql_literal(str(tmp))} "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
+                [since],
+            )
+            rows = int(cur.fetchall()[0][0])
+            files = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT DISTINCT file FROM read_parquet(?) ORDER BY 1", [str(tmp)]
+                ).fetchall()
+            ]
+        finally:
+            cur.close()
+        if rows:
+            tmp.rename(store.segments / name)
+            out.append(Segment(name, rows, files))
+        else:
+            tmp.unlink(missing_ok=True)
+        if seg.name in owned:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def _stream(
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    store: Store,
+    files: Sequence[iceberg.DataFile],
+    snapshot: iceberg.LiveSnapshot,
+    readings: dict[str, list[list[Any]]],
+    raw_from: int,
+    progress: Progress | None,
+    workers: int,
+) -> Streamed:
+    """Files the manifests place before ``raw_from``, a batch at a time (bounded disk and
+    memory): download, normalize, roll up, delete. A file whose rows turn out to reach the
+    horizon after all keeps those rows and its copy, as a file in the store does."""
+    out = Streamed()
+    by_key = {f.key: f for f in files}
+    rows = {f.key: f.record_count for f in files}
+    done = 0
+    for batch in _batches(list(by_key), rows):
+        members = [by_key[k] for k in batch]
+        wanted = [*members, *delete_files_for(snapshot, members)]
+        _, nbytes, wrong = _download_all(source, store, wanted, None, workers)
+        _fail_on_bad_delete_files(snapshot, wrong)
+        out.nbytes += nbytes
+        readable = [f for f in members if f.key not in wrong]
+        segments, counts, bad = _normalize_new(
+            conn, source, store, readable, None, workers, snapshot, readings
+        )
+        out.segments += _absorb(conn, store, segments, raw_from)
+        out.counts.update(counts)
+        out.bad.update({**bad, **wrong})
+        _drop_raw_before(store, counts, raw_from)
+        done += len(batch)
+        if progress:
+            progress("stream", done, len(files))
+    return out
+
+
+def _pre_horizon_days(
+    gen: Generation, diff: Diff, counts: dict[str, FileRecord], raw_from: int
+) -> set[int] | None:
+    """The days before ``raw_from`` whose rows this sync changes: of its new files and of the
+    files whose rows leave (None: some file's days are not known, so all of them)."""
+    new = horizon.days_before(counts.values(), raw_from)
+    gone = horizon.days_before((gen.files[k] for k in diff.gone if k in gen.files), raw_from)
+    return None if new is None or gone is None else new | gone
+
+
+def _reread(
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    store: Store,
+    gen: Generation,
+    diff: Diff,
+    raw_from: int,
+    pre_days: set[int] | None,
+    readings: dict[str, list[list[Any]]],
+    workers: int,
+) -> int:
+    """Add to the partial tables the rows of ``pre_days`` (None: every day before ``raw_from``)
+    of the files kept from the last generation, so those days are recomputed whole; a file
+    whose copy was not kept is downloaded again (and deleted after). Returns how many were.
+    A file that cannot be read again fails the sync in one line: a day is never miscounted."""
+    if pre_days is not None and not pre_days:
+        return 0
+    live = diff.live_by_key
+
+    def needed(rec: FileRecord) -> bool:
+        if rec.days is None:
+            return True
+        days = {d for d in rec.days if d * horizon.DAY_US < raw_from}
+        return bool(days if pre_days is None else days & pre_days)
+
+    keys = sorted(k for k in diff.known if needed(gen.files[k]))
+    where, params = horizon.before_where(raw_from, pre_days)
+    refetched = 0
+    for batch in _batches(keys, {k: live[k].record_count for k in keys}):
+        members = [live[k] for k in batch]
+        had = {k for k in batch if (store.raw / k).is_file()}
+        wanted = [*members, *delete_files_for(diff.snapshot, members)]
+        _, _, wrong = _download_all(source, store, wanted, None, workers)
+        try:
+            if wrong:
+                key, reason = sorted(wrong.items())[0]
+                raise O11yError(
+                    "Cannot recompute the rollups before the raw horizon", f"{key}: {reason}"
+                )
+            segments, _, bad = _normalize(conn, store, batch, None, diff.snapshot, readings)
+            if bad:
+                key, reason = sorted(bad.items())[0]
+                raise O11yError(
+                    "Cannot recompute the rollups before the raw horizon", f"{key}: {reason}"
+                )
+            if segments:
+                rollups.add_partials(conn, _segments_sql(store, segments), where, params)
+            for seg in segments:
+                (store.segments / seg.name).unlink(missing_ok=True)
+        finally:
+            for k in batch:
+                if k not in had:
+                    (store.raw / k).unlink(missing_ok=True)
+        refetched += len(set(batch) - had)
+    return refetched
+
+
+def _backfill_days(conn: duckdb.DuckDBPyConnection, store: Store, gen: Generation) -> None:
+    """Record the days of files synced before days were recorded, from the segments holding
+    their rows (a store that had no horizon holds every row)."""
+    missing = {k for k, rec in gen.files.items() if rec.days is None}
+    if not missing:
+        return
+    segments = [s for s in gen.segments if set(s.files) & missing]
+    found: dict[str, tuple[int, list[int]]] = {}
+    if segments:
+        cur = conn.cursor()
+        try:
+            for key, untimed, days in cur.execute(
+                "SELECT file, count(*) FILTER (WHERE ts IS NULL), "
+                "list(DISTINCT CAST(epoch_us(ts) // ? AS BIGINT)) FILTER (WHERE ts IS NOT NULL) "
+                f"FROM {_segments_sql(store, segments)} "
+                "WHERE list_contains(?::VARCHAR[], file) GROUP BY file",
+                [horizon.DAY_US, sorted(missing)],
+            ).fetchall():
+                found[key] = (int(untimed), sorted(int(d) for d in days or ()))
+        finally:
+            cur.close()
+    for key in missing:
+        rec = gen.files[key]
+        if key in found:
+            rec.untimed, rec.days = found[key]
+        elif rec.rows == 0:
+            rec.days = []
+
+
+def _drop_raw_before(store: Store, files: dict[str, FileRecord], raw_from: int) -> None:
+    """Delete the downloaded copies of files whose rows all precede ``raw_from``."""
+    for key, rec in files.items():
+        if not horizon.keeps_raw(rec, raw_from):
+            (store.raw / key).unlink(missing_ok=True)
+
+
+def _exact_rows(conn: duckdb.DuckDBPyConnection, store: Store, segments: list[Segment]) -> None:
+    """Segment row counts from their footers (a trimmed segment holds part of its files)."""
+    cur = conn.cursor()
+    try:
+        for seg in segments:
+            seg.rows = int(
+                cur.execute(
+                    "SELECT count(*) FROM read_parquet(?)", [str(store.segments / seg.name)]
+                ).fetchall()[0][0]
+            )
+    finally:
+        cur.close()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..errors import O11yError
 from . import metrics as M
 
 if TYPE_CHECKING:
@@ -227,6 +228,35 @@ class Plan:
     params: list[Any]
     approx: bool
     source: Literal["raw", "rollups"]
+    # Partial hours (days, for histograms) at a window's edges before the raw horizon were read
+    # as whole ones from the rollups: the store holds no raw rows there (O11Y_RAW_HORIZON).
+    widened: bool = False
+
+
+class BeforeHorizon(O11yError):
+    """A question that needs raw rows from before the store's raw horizon."""
+
+    def __init__(self, raw_from: datetime) -> None:
+        super().__init__(
+            f"Before the raw horizon ({raw_from:%Y-%m-%d})",
+            "this question needs raw rows older than the store keeps; configure an engine, "
+            "see docs/scaling.md",
+        )
+
+
+def horizon_of(db: EventsDB, f: Filters) -> datetime | None:
+    """The store's raw horizon when the window ``f`` reaches rows before it (None otherwise)."""
+    raw_from = db.raw_from()
+    if raw_from is None or (f.start is not None and f.start >= raw_from):
+        return None
+    if not db.rollups_ok:
+        return raw_from
+
+    def oldest() -> datetime | None:  # the first event time of all history (the rollups')
+        return db.fetch("SELECT min(min_ts) AS t FROM daily")[0]["t"]
+
+    first = db.per_generation("oldest_ts", oldest)
+    return raw_from if first is not None and first < raw_from else None
 
 
 # -- the planner -------------------------------------------------------------------------------
@@ -252,8 +282,13 @@ def plan(
     pcts = [m for m in measures if isinstance(m, M.Percentile)]
     grain = _grain(keys)
     hist = _hist_for(pcts, f, keys, top) if pcts else None
-    use_hist = hist is not None and approximate(db, f)
+    # Before the raw horizon only the rollups hold the rows: they answer, edges widened.
+    horizon = horizon_of(db, f) if force != "raw" else None
+    use_hist = hist is not None and (approximate(db, f) or horizon is not None)
     pieces = _pieces(f, grain_s=grain) if db.rollups_ok else None
+    widened = False
+    if horizon is not None and db.rollups_ok:
+        pieces, widened = _widen(f, pieces, grain_s=grain, raw_from=horizon)
     rollups = pieces is not None and (not pcts or use_hist)
     if force == "raw":
         rollups = False
@@ -264,11 +299,50 @@ def plan(
         use_hist = bool(pcts) and hist is not None and _whole_days(f)
         rollups = True
     if not rollups:
+        if horizon is not None:
+            raise BeforeHorizon(horizon)
         sql, params = _raw_plan(measures, f, keys, top, rows)
         return Plan(sql, params, False, "raw")
     assert pieces is not None
-    sql, params = _rollup_plan(db, measures, f, keys, top, rows, pieces, hist if use_hist else None)
-    return Plan(sql, params, bool(pcts) and use_hist, "rollups")
+    hf = _widen_days(f, horizon) if horizon is not None and use_hist else f
+    widened = widened or hf != f
+    sql, params = _rollup_plan(
+        db, measures, f, keys, top, rows, pieces, hist if use_hist else None, hf
+    )
+    return Plan(sql, params, bool(pcts) and use_hist, "rollups", widened)
+
+
+def _widen(
+    f: Filters, pieces: list[Piece] | None, *, grain_s: int | None, raw_from: datetime
+) -> tuple[list[Piece] | None, bool]:
+    """``pieces`` with every raw edge before ``raw_from`` read as its whole hours from the
+    hourly rollup (a window inside one hour: that hour); None when buckets are finer than an
+    hour. Returns whether anything was widened."""
+    if grain_s is not None and grain_s % HOUR:
+        return None, False
+    if pieces is None:  # less than one whole hour
+        if f.start is None or f.end is None:
+            return None, False
+        return [("hourly", floor(f.start, HOUR), ceil(f.end, HOUR))], True
+    out: list[Piece] = []
+    widened = False
+    for source, lo, hi in pieces:
+        if source == "raw" and lo is not None and hi is not None and lo < raw_from:
+            out.append(("hourly", floor(lo, HOUR), ceil(hi, HOUR)))
+            widened = True
+        else:
+            out.append((source, lo, hi))
+    return out, widened
+
+
+def _widen_days(f: Filters, raw_from: datetime) -> Filters:
+    """``f`` for the histograms: an edge before ``raw_from`` widened to its whole day (the
+    histograms are daily)."""
+    start = floor(f.start, DAY) if f.start is not None and f.start < raw_from else f.start
+    end = f.end
+    if end is not None and end < raw_from:
+        end = ceil(end, DAY)
+    return f.within(start, end) if (start, end) != (f.start, f.end) else f
 
 
 Span = tuple[datetime | None, datetime | None]
@@ -366,8 +440,11 @@ def _rollup_plan(
     rows: Rows,
     pieces: list[Piece],
     hist: M.Hist | None,
+    hist_f: Filters | None = None,
 ) -> tuple[str, list[Any]]:
-    """Counts and sums from rollup-shaped rows, percentiles from histogram ``hist``."""
+    """Counts and sums from rollup-shaped rows, percentiles from histogram ``hist`` (over
+    ``hist_f``, the window with edges before the raw horizon widened to whole days)."""
+    hist_f = hist_f or f
     mets = [m for m in measures if isinstance(m, M.Metric)]
     pcts = [m for m in measures if isinstance(m, M.Percentile)]
     names = [k.name for k in keys]
@@ -378,7 +455,7 @@ def _rollup_plan(
     lagged = all(m.facts == M.LAGGED.facts for m in mets)
     if hist is not None and top is None and len(mets) <= 1 and rows == LAGGED_ROWS and lagged:
         # The histogram's own count is the number of lagged events: rows are read once.
-        hsql, hp = hist_rows(db, f, hist, lambda t: _hist_keys(keys, t), bucket_s=bucket_s)
+        hsql, hp = hist_rows(db, hist_f, hist, lambda t: _hist_keys(keys, t), bucket_s=bucket_s)
         sql = hist_percentiles_sql(hsql, names, _qs(pcts), count=mets[0].name if mets else None)
         cols = ", ".join([*names, *(m.name for m in measures)])
         return f"SELECT {cols} FROM ({sql})", hp
@@ -397,7 +474,7 @@ def _rollup_plan(
     if hist is not None:
         hsql, hp = hist_rows(
             db,
-            f,
+            hist_f,
             hist,
             lambda t: _hist_keys(keys, t, agent=top is not None),
             bucket_s=bucket_s,
