@@ -130,7 +130,7 @@ def test_every_query_answers_and_its_numbers_stay_in_range(hostile):
             assert s["tools"].between(0, MAX_COUNT * data.rows).all()
             t = q.totals(db, f)
             if f == Filters():
-                assert t["cycles"] == data.rows
+                assert t.cycles == data.rows
             q.cycles_over_time(db, f)
             q.error_rate_over_time(db, f)
             q.ingest_lag_over_time(db, f)
