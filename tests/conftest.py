@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import properties  # noqa: F401  (registers the check profile)
 from tests.support.browser import browser, page
 from tests.support.proxy import proxy
 from tests.support.s3server import bucket, moto_endpoint, s3_admin

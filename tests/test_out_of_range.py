@@ -28,6 +28,7 @@ from o11y_data.query.queries import Filters
 from tests.support.apptest import app_under_test
 from tests.support.cli import cli
 from tests.support.hostile import AGENT, write_hostile_source
+from tests.support.properties import examples
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -281,7 +282,9 @@ def _in_time_range(t: datetime | None, *, bound: datetime) -> bool | None:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     rows=st.lists(
