@@ -4,8 +4,10 @@
 # (requirements-dev.txt, which starts with `-r requirements.txt`).
 #
 #   make check   lint, then the unit and AppTest tests in parallel: no browser, no S3 server, no
-#                server process, nothing marked slow (marks: pyproject.toml, tests/conftest.py).
-#                The fast answer while working: about a minute of CPU per core here.
+#                server process, nothing marked slow (marks: pyproject.toml, tests/conftest.py);
+#                the property tests run a quarter of their random cases (tests/support/
+#                properties.py). The fast answer while working: about 2.3 CPU-minutes here
+#                (2.5 with the full property counts; 2026-12-03), a little over a minute per core.
 #   make test    lint, then every test in parallel, printing the 25 slowest; what CI runs
 #                (.ci/run). Minutes, not seconds.
 
@@ -51,7 +53,8 @@ run: venv
 check: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -n $(CHECK_WORKERS) -m "$(CHECK_MARKS)"
+	$(BIN)/python -m pytest -q -n $(CHECK_WORKERS) --dist worksteal -m "$(CHECK_MARKS)" \
+		--hypothesis-profile=check
 
 # worksteal: an idle worker takes queued tests from a busy one, so a few long browser tests
 # do not leave one worker running alone at the end.

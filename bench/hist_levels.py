@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         order = (False, True) if i % 2 == 0 else (True, False)
         got = {m: timed(store_dir, m, name) for m in order}
         days_r, months_r = got[False][2], got[True][2]
-        same = days_r == months_r if isinstance(days_r, dict) else days_r.equals(months_r)
+        same = days_r.equals(months_r) if isinstance(days_r, pd.DataFrame) else days_r == months_r
         if not same and isinstance(days_r, pd.DataFrame):
             pd.testing.assert_frame_equal(days_r, months_r)  # says where they differ
         assert same, name  # a silent wrong number is worse than a slow one

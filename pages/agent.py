@@ -21,7 +21,7 @@ def body(c: P.Ctx) -> None:
     cur, prev = S.totals(c, f)
     if cur is None:
         return
-    if not cur.get("cycles"):
+    if not cur.cycles:
         P.no_data("this agent in this range")
         S.silences(c, f)
         S.alerts(c, agent)

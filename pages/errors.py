@@ -13,7 +13,7 @@ def body(c: P.Ctx) -> None:
     tot = P.load(q.totals, c.filters, what="totals")
     if tot is None:
         return
-    if not tot.get("cycles"):
+    if not tot.cycles:
         P.no_data()
         return
     S.tiles(tot)

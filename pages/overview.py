@@ -12,10 +12,10 @@ def body(c: P.Ctx) -> None:
     cur, prev = S.totals(c)
     if cur is None:
         return
-    if not cur.get("cycles"):
+    if not cur.cycles:
         P.no_data()
         return
-    S.tiles(c, cur, prev or {})
+    S.tiles(c, cur, prev)
     S.durations_caption(c, cur)
     P.unknown_note(cur)
     S.activity(c)

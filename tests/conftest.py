@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import properties  # noqa: F401  (registers the check profile)
 from tests.support.browser import browser, page
 from tests.support.proxy import proxy
 from tests.support.s3server import bucket, moto_endpoint, s3_admin
@@ -94,18 +95,19 @@ class DemoStore:
 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
-    """The demo table (seed 7) built at the real clock's now, synced once into a cache.
+    """The demo table (seed 7) built at the real clock's now, synced into a cache.
 
-    The source is built once per run and shared by every xdist worker (it is only read); each
-    worker syncs it into a cache of its own (apps and syncs write there)."""
-    from o11y_data import load_settings, sync
+    The source is built and synced once per run and shared by every xdist worker (it is only
+    read); each worker gets a copy of the synced cache of its own (apps and syncs write there).
+    A cache holds no path of its own (only the source's), so a copy is the synced store."""
+    from o11y_data import load_settings
 
-    src, now = _shared_demo_source(tmp_path_factory)
+    src, synced, now = _shared_demo_source(tmp_path_factory)
     cache = tmp_path_factory.mktemp("demo-store") / "cache"
+    shutil.copytree(synced, cache)
     settings = load_settings(
         {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(cache)}, secrets_paths=[]
     )
-    sync(settings)
     return DemoStore(src, cache, now, settings)
 
 
@@ -125,22 +127,30 @@ def months_table(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return build_months_table(tmp_path_factory.mktemp("months"))
 
 
-def _shared_demo_source(factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
-    """(source folder, build time) of the run's demo table: the first worker to get here builds
-    it under a lock in the run's temp root (the parent of each worker's); the others wait."""
+def _shared_demo_source(factory: pytest.TempPathFactory) -> tuple[Path, Path, datetime]:
+    """(source folder, its synced cache, build time) of the run's demo table: the first worker
+    to get here builds and syncs it under a lock in the run's temp root (the parent of each
+    worker's); the others wait."""
+    from o11y_data import load_settings, sync
     from o11y_data.ingest import demo
 
     base = factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    src, built = root / "shared-demo" / "src", root / "shared-demo" / "built-at"
-    built.parent.mkdir(exist_ok=True)
+    shared = root / "shared-demo"
+    src, cache, built = shared / "src", shared / "cache", shared / "built-at"
+    shared.mkdir(exist_ok=True)
     with (root / "shared-demo.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not built.exists():
             now = datetime.now(UTC)
-            partial = src.with_name("src.partial")  # a build that failed half-way is redone
+            # a build or sync that failed half-way is redone
+            shutil.rmtree(src, ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
+            partial = src.with_name("src.partial")
             shutil.rmtree(partial, ignore_errors=True)
             demo.build(partial, now=now, seed=7)
             partial.rename(src)
+            env = {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(cache)}
+            sync(load_settings(env, secrets_paths=[]))
             built.write_text(now.isoformat())
-    return src, datetime.fromisoformat(built.read_text())
+    return src, cache, datetime.fromisoformat(built.read_text())

@@ -130,11 +130,11 @@ def test_mode_breakdown_by_agent_uses_the_same_groups(data):
 def test_totals_count_agents_without_unknown_and_give_p50_p95_p99(data):
     db, df = data
     t = q.totals(db, q.Filters())
-    assert t["agents"] == df.loc[df["agent"] != "unknown", "agent"].nunique()
-    assert t["unknown_cycles"] == (df["agent"] == "unknown").sum()
-    assert t["unknown_errors"] == df.loc[df["agent"] == "unknown", "errors"].sum()
-    for p in (50, 95, 99):
-        assert t[f"p{p}_ms"] == pytest.approx(np.percentile(df["ms"], p, method="linear"))
+    assert t.agents == df.loc[df["agent"] != "unknown", "agent"].nunique()
+    assert t.unknown_cycles == (df["agent"] == "unknown").sum()
+    assert t.unknown_errors == df.loc[df["agent"] == "unknown", "errors"].sum()
+    for p, got in zip((50, 95, 99), (t.p50_ms, t.p95_ms, t.p99_ms), strict=True):
+        assert got == pytest.approx(np.percentile(df["ms"], p, method="linear"))
 
 
 def test_unknown_is_not_ranked_nor_listed_as_gone_quiet(data):
@@ -149,4 +149,4 @@ def test_agent_strings_with_spaces_emoji_and_quotes_filter_exactly(data):
     db, df = data
     for a in ("did:cf:with space", "did:cf:🦊fox", "did:cf:quo'te\"s"):
         t = q.totals(db, q.Filters(agents=(a,)))
-        assert t["cycles"] == (df["agent"] == a).sum() > 0
+        assert t.cycles == (df["agent"] == a).sum() > 0

@@ -20,6 +20,7 @@ from o11y_data import EventsDB, O11yError, load_settings, sync
 from o11y_data import alerts as A
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.receiver import running_receiver
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"
@@ -609,11 +610,14 @@ def test_watch_stops_on_sigterm_even_in_the_middle_of_a_sync(s3_admin, bucket, p
         "O11Y_ALERT_WEBHOOK": "",
     }
     out_file = tmp_path / "watch.out"
+    proxy.clear_requests()
     watch = start_watch(env, out_file)
-    deadline = time.monotonic() + 60
-    while "watching" not in out_file.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)  # inside the first sync's first (slow) request
+    # watching, and inside the first sync's first request (R2 answers it 3 s after it arrives)
+    wait_until(
+        lambda: "watching" in out_file.read_text() and proxy.count(),
+        limit_s=60,
+        what="the watch's first sync to ask R2",
+    )
     assert _watch_rounds(out_file.read_text()) == 0, out_file.read_text()
     watch.terminate()
     _, err = watch.communicate(timeout=30)

@@ -45,16 +45,16 @@ def test_demo_has_the_stories_a_dashboard_should_show(tmp_path):
     assert max(others) < timedelta(minutes=15)
     burst = q.Filters(start=T0 - timedelta(hours=3), end=T0 - timedelta(hours=2, minutes=35))
     calm = q.Filters(start=T0 - timedelta(hours=12), end=T0 - timedelta(hours=4))
-    assert q.totals(db, burst)["error_rate"] > 3 * q.totals(db, calm)["error_rate"]
+    assert q.totals(db, burst).error_rate > 3 * q.totals(db, calm).error_rate
     modes = q.mode_breakdown(db).set_index("mode")
     assert {"think", "reflection", "housekeeping"} <= set(modes.index)
     p = q.totals(db)
-    assert p["p99_ms"] > 3 * p["p50_ms"]  # long-tailed
+    assert p.p99_ms > 3 * p.p50_ms  # long-tailed
     # the demo's events without an agent are "unknown": apart, never an agent, never quiet
     day = q.Filters(start=T0 - timedelta(hours=24), end=T0)
     t = q.totals(db, day)
-    assert t["unknown_cycles"] > 0
-    assert t["agents"] == 12 == len(ids)  # what the wall shows, unknown left out
+    assert t.unknown_cycles > 0
+    assert t.agents == 12 == len(ids)  # what the wall shows, unknown left out
     assert "unknown" not in set(seen.index)
     fresh = q.freshness(db)
     assert fresh["unparseable"] == 4  # truncated, array, scalar, empty

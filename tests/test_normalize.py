@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from o11y_data import load_settings, open_db, sync
+from tests.support.properties import examples
 from tests.support.tables import T0, event, plain_parquet, rows
 
 INGEST = T0 + timedelta(seconds=5)
@@ -192,7 +193,9 @@ def reference_int(v: Any, maximum: int) -> int | None:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(values=st.lists(json_values, min_size=1, max_size=8))
 def test_property_integer_fields_match_a_reference_reading(tmp_path_factory, values):

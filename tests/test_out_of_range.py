@@ -28,6 +28,7 @@ from o11y_data.query.queries import Filters
 from tests.support.apptest import app_under_test
 from tests.support.cli import cli
 from tests.support.hostile import AGENT, write_hostile_source
+from tests.support.properties import examples
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -130,7 +131,7 @@ def test_every_query_answers_and_its_numbers_stay_in_range(hostile):
             assert s["tools"].between(0, MAX_COUNT * data.rows).all()
             t = q.totals(db, f)
             if f == Filters():
-                assert t["cycles"] == data.rows
+                assert t.cycles == data.rows
             q.cycles_over_time(db, f)
             q.error_rate_over_time(db, f)
             q.ingest_lag_over_time(db, f)
@@ -281,7 +282,9 @@ def _in_time_range(t: datetime | None, *, bound: datetime) -> bool | None:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     rows=st.lists(

@@ -22,6 +22,7 @@ from o11y_data.ingest import rollups
 from o11y_data.query import metrics as M
 from o11y_data.query import planner
 from o11y_data.query import queries as q
+from tests.support.properties import examples
 
 # -- the rollup plan equals the raw plan (hypothesis) -----------------------------------------
 
@@ -91,7 +92,7 @@ def _rows(db: Any, p: planner.Plan, keys: list[str]) -> pd.DataFrame:
 
 
 @settings(
-    max_examples=120,
+    max_examples=examples(120),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -88,17 +88,15 @@ def test_agent_mode_and_errors_only_filters(db):
 def test_totals_tiles(db):
     t = q.totals(db)
     durations = [c[3] for c in CYCLES if c[3] is not None]
-    assert t["agents"] == 2 and t["cycles"] == 7
-    assert t["error_rate"] == pytest.approx(2 / 7)
-    assert t["p95_ms"] == pytest.approx(
-        statistics.quantiles(durations, n=20, method="inclusive")[18]
-    )
-    assert (t["tools"], t["errors"]) == (11, 3)
+    assert t.agents == 2 and t.cycles == 7
+    assert t.error_rate == pytest.approx(2 / 7)
+    assert t.p95_ms == pytest.approx(statistics.quantiles(durations, n=20, method="inclusive")[18])
+    assert (t.tools, t.errors) == (11, 3)
 
 
 def test_totals_with_no_data_are_none_not_zero_rates(db):
     t = q.totals(db, q.Filters(start=T + timedelta(days=5)))
-    assert t["cycles"] == 0 and t["error_rate"] is None and t["p95_ms"] is None
+    assert t.cycles == 0 and t.error_rate is None and t.p95_ms is None
 
 
 def test_cycles_over_time_hourly_by_agent(db):

@@ -277,7 +277,7 @@ def _month_windows() -> list[q.Filters]:
 
 
 def _percentile_screens(db, f: q.Filters) -> dict[str, Any]:
-    """The screens' answers that carry histogram percentiles (a DataFrame or a dict each)."""
+    """The screens' answers that carry histogram percentiles (a DataFrame or q.Totals each)."""
     return {
         "summary": q.summary(db, f, extended=True),
         "totals": q.totals(db, f),
@@ -291,6 +291,10 @@ def _percentile_screens(db, f: q.Filters) -> dict[str, Any]:
         "lag_40_days": q.ingest_lag_over_time(db, f, bucket_s=40 * 86400),
         "lag_100_days": q.ingest_lag_over_time(db, f, bucket_s=100 * 86400),
     }
+
+
+def _percentiles(t: q.Totals) -> tuple[float | None, ...]:
+    return (t.p50_ms, t.p95_ms, t.p99_ms)
 
 
 def _pct_columns(df) -> list[str]:
@@ -312,7 +316,7 @@ def test_percentiles_from_months_days_and_edges_equal_those_from_days_and_edges(
         db.close()
     for name, a in with_months.items():  # the same buckets summed in another order: identical
         b = days_only[name]
-        if isinstance(a, dict):
+        if isinstance(a, q.Totals):
             assert a == b, name
         else:
             assert not a.empty, name
@@ -333,9 +337,10 @@ def test_percentiles_from_monthly_histograms_are_within_one_percent_of_quantile_
         db.close()
     for name, a in approx.items():
         b = exact[name]
-        if isinstance(a, dict):
-            assert a["p95_approx"] == (a["cycles"] > 0)
-            pairs = [(a[k], b[k]) for k in ("p50_ms", "p95_ms", "p99_ms") if b[k] is not None]
+        if isinstance(a, q.Totals):
+            assert a.p95_approx == (a.cycles > 0)
+            both = zip(_percentiles(a), _percentiles(b), strict=True)
+            pairs = [(x, y) for x, y in both if y is not None]
         else:
             assert len(a) == len(b), name
             if "approx" in a and not name.startswith("lag_weeks"):

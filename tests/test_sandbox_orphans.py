@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.support.cli import ROOT
+from tests.support.wait import wait_until
 
 # A cross join DuckDB cannot shortcut: minutes of work on one thread.
 RUNAWAY = (
@@ -37,19 +37,6 @@ def _session_members(sid: int) -> list[tuple[int, str, str]]:
     return found
 
 
-def _wait_for(condition, *, limit_s: float, what):
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` past the
-    bound (a bound on waiting, not a timing assertion)."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        got = condition()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what() if callable(what) else what}")
-        time.sleep(0.1)
-
-
 def test_kill_9_of_cli_sql_leaves_no_sandbox_process_running(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -70,14 +57,14 @@ def test_kill_9_of_cli_sql_leaves_no_sandbox_process_running(tmp_path):
     sid = proc.pid
     try:
         # The CLI, its forkserver and the query's child: the query is running.
-        _wait_for(
+        wait_until(
             lambda: len([p for p in _session_members(sid) if p[0] != proc.pid]) >= 2,
             limit_s=60,
             what="the sandbox child to start",
         )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        _wait_for(
+        wait_until(
             lambda: not _session_members(sid),
             limit_s=30,
             what=lambda: f"the sandbox processes to end: {_session_members(sid)}",

@@ -141,3 +141,27 @@ def test_streamlit_page_in_browser(tmp_path: Path, page: Page) -> None:
     with running_streamlit(app, {"GREETING": "Hello from streamlit"}) as url:
         page.goto(url)
         page.get_by_text("Hello from streamlit").wait_for(timeout=30_000)
+
+
+def test_wait_until_returns_the_first_truthy_answer_and_names_what_it_gave_up_on() -> None:
+    from tests.support.wait import wait_until
+
+    answers = iter([None, 0, "", "ready", "later"])
+    assert wait_until(lambda: next(answers), limit_s=30, what="x", every_s=0) == "ready"
+    with pytest.raises(AssertionError, match="gave up waiting for the moon: still 3"):
+        wait_until(lambda: False, limit_s=0, what=lambda: "the moon: still 3", every_s=0)
+
+
+def test_the_check_profile_runs_a_quarter_of_the_cases_and_the_default_all() -> None:
+    from hypothesis import settings
+
+    from tests.support.properties import CHECK_MIN, CHECK_PROFILE, examples
+
+    was = settings.get_current_profile_name()
+    try:
+        settings.load_profile("default")
+        assert [examples(n) for n in (3, 12, 25, 60, 120)] == [3, 12, 25, 60, 120]
+        settings.load_profile(CHECK_PROFILE)
+        assert [examples(n) for n in (3, 12, 25, 60, 120)] == [3, CHECK_MIN, 6, 15, 30]
+    finally:
+        settings.load_profile(was)

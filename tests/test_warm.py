@@ -12,6 +12,7 @@ import pytest
 
 from o11y_data.query import queries as q
 from o11y_data.query.queries import Filters
+from tests.support.wait import wait_until
 from ui.warm import Call, Warmer, shift
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +35,16 @@ class Gen:
 
     def __init__(self, number: int = 2) -> None:
         self.number = number
+        self.reads = 0  # how often the warmer looked: its thread polls it
 
     def __call__(self) -> int:
+        self.reads += 1
         return self.number
+
+    def polled(self, times: int) -> None:
+        """Return once the generation has been read ``times`` more times."""
+        since = self.reads
+        wait_until(lambda: self.reads >= since + times, limit_s=30, what=f"{times} more reads")
 
 
 _FNS: dict[str, object] = {}
@@ -156,14 +164,12 @@ def test_the_thread_warms_once_per_new_generation_and_stops():
     w = make(lambda f, number, *_: done.append(number), gen).start()
     try:
         w.note(fn("totals"), (), ())
-        time.sleep(0.1)
+        gen.polled(3)
         assert done == []  # nothing new published: no work
         gen.number = 2
-        deadline = time.monotonic() + 5
-        while not done and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)
-        assert done == [2]
+        wait_until(lambda: done, limit_s=30, what="the round for generation 2")
+        gen.polled(3)
+        assert done == [2]  # once
     finally:
         w.stop()
     gen.number = 3

@@ -584,11 +584,11 @@ def agents_in(df: Any) -> int:
     return int(sizes.sum())
 
 
-def unknown_note(tot: dict[str, Any] | None) -> None:
+def unknown_note(tot: q.Totals | None) -> None:
     """A caption for the cycles of events without an agent: shown apart, not as an agent."""
-    n = (tot or {}).get("unknown_cycles") or 0
+    n = tot.unknown_cycles if tot else 0
     if n:
-        errs = (tot or {}).get("unknown_errors") or 0
+        errs = tot.unknown_errors
         st.caption(
             f"unknown (no agent): {fmt.plural(n, 'cycle')}, {fmt.plural(errs, 'error')}, from "
             "events without an agent; counted in the totals, never as an agent."

@@ -485,7 +485,7 @@ def load(
     dids = tuple(sorted(t.agent for t in tiles))
     p95 = None
     if dids and any(t.cycles for t in tiles):
-        p95 = cached(q.totals, Filters(start, end, agents=dids)).get("p95_ms")
+        p95 = cached(q.totals, Filters(start, end, agents=dids)).p95_ms
     return tiles, network_totals(tiles, p95, selected=bool(cfg.agents)), missing, names
 
 

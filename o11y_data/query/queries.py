@@ -193,16 +193,34 @@ _TOTALS = [
 ]
 
 
+@dataclass(frozen=True)
+class Totals:
+    """A window's headline numbers (:func:`totals`). ``agents`` leaves ``unknown`` out, which is
+    counted apart (``unknown_cycles``, ``unknown_errors``); the rate and the percentiles are None
+    without cycles (without durations); ``p95_approx`` says whether the percentiles came from
+    histograms (a window longer than 7 days)."""
+
+    agents: int
+    cycles: int
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    tools: int
+    errors: int
+    unknown_cycles: int
+    unknown_errors: int
+    p95_approx: bool
+
+
 @screen
-def totals(db: EventsDB, f: Filters = Filters()) -> dict[str, Any]:
+def totals(db: EventsDB, f: Filters = Filters()) -> Totals:
     """The overview tiles: agents active, cycles, error rate, p50/p95/p99 duration, tool calls,
-    errors; ``agents`` leaves ``unknown`` out, which is counted apart (``unknown_cycles``,
-    ``unknown_errors``). ``p95_approx`` says whether the percentiles came from histograms (a
-    window longer than 7 days)."""
+    errors (see :class:`Totals`)."""
     p = planner.plan(db, _TOTALS, f)
     row = db.fetch(p.sql, p.params)[0]
     out = {m.name: row[m.name] for m in _TOTALS}
-    return out | {"p95_approx": p.approx and out["p95_ms"] is not None}
+    return Totals(**out, p95_approx=p.approx and out["p95_ms"] is not None)
 
 
 # -- over time -------------------------------------------------------------------------------

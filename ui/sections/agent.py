@@ -20,7 +20,7 @@ from o11y_data import alerts as A
 from o11y_data import routes
 from o11y_data.durations import format_span
 from o11y_data.query import queries as q
-from o11y_data.query.queries import Filters
+from o11y_data.query.queries import Filters, Totals
 from ui import agents as AG
 from ui import data as D
 from ui import figures as FG
@@ -240,36 +240,40 @@ def state(c: P.Ctx, agent: str) -> None:
     st.caption(f"As on the wall: {rule_text(cfg)}.")
 
 
-def totals(c: P.Ctx, f: Filters) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def totals(c: P.Ctx, f: Filters) -> tuple[Totals | None, Totals | None]:
     cur = P.load(q.totals, f, what="totals")
     prev_f = f.previous()
     prev = P.load(q.totals, prev_f, what="the previous period") if prev_f else None
-    return cur, prev or {}
+    return cur, prev
 
 
-def tiles(c: P.Ctx, cur: dict[str, Any], prev: dict[str, Any]) -> None:
+def tiles(c: P.Ctx, cur: Totals, prev: Totals | None) -> None:
     """Cycles, error rate, errors and p50/p95/p99 against the previous period."""
-    approx = bool(cur.get("p95_approx"))
+    approx = cur.p95_approx
+
+    def was(name: str) -> Any:
+        return getattr(prev, name) if prev is not None else None
+
     shown = [
-        ("Cycles", fmt.fmt_int(cur["cycles"]), fmt.change(cur["cycles"], prev.get("cycles"))),
+        ("Cycles", fmt.fmt_int(cur.cycles), fmt.change(cur.cycles, was("cycles"))),
         (
             "Error rate",
-            fmt.fmt_pct(cur["error_rate"]),
-            fmt.change(cur["error_rate"], prev.get("error_rate"), kind="points"),
+            fmt.fmt_pct(cur.error_rate),
+            fmt.change(cur.error_rate, was("error_rate"), kind="points"),
         ),
-        ("Errors", fmt.fmt_int(cur["errors"]), fmt.change(cur["errors"], prev.get("errors"))),
+        ("Errors", fmt.fmt_int(cur.errors), fmt.change(cur.errors, was("errors"))),
         *(
             (
                 f"p{n} duration",
-                fmt.approx(fmt.fmt_ms(cur[f"p{n}_ms"]), approx),
-                fmt.change(cur[f"p{n}_ms"], prev.get(f"p{n}_ms")),
+                fmt.approx(fmt.fmt_ms(getattr(cur, f"p{n}_ms")), approx),
+                fmt.change(getattr(cur, f"p{n}_ms"), was(f"p{n}_ms")),
             )
             for n in (50, 95, 99)
         ),
     ]
     for col, (label, value, delta) in zip(st.columns(len(shown)), shown, strict=True):
         good = "normal" if label == "Cycles" else "inverse"
-        col.metric(label, value, delta=delta, delta_color=good if delta else "off", border=True)
+        col.metric(label, value, delta=delta, border=True, **fmt.delta_look(delta, good))
     vs = f"the previous {c.state.range}" if c.state.range not in ("custom", "all") else None
     st.caption(
         f"Changes against {vs or 'the previous period of the same length'}"

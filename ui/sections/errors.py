@@ -2,7 +2,6 @@
 rate and errors per cycle over time, the top erroring agents, and recent error cycles."""
 
 import json
-from typing import Any
 
 import streamlit as st
 
@@ -13,20 +12,20 @@ from ui import page as P
 from ui import view as V
 
 
-def tiles(tot: dict[str, Any]) -> None:
-    cycles = tot["cycles"]
-    error_cycles = round((tot["error_rate"] or 0) * cycles)
+def tiles(tot: q.Totals) -> None:
+    cycles = tot.cycles
+    error_cycles = round((tot.error_rate or 0) * cycles)
     cols = st.columns(4)
     cols[0].metric(
         "Error rate",
-        fmt.fmt_pct(tot["error_rate"]),
+        fmt.fmt_pct(tot.error_rate),
         border=True,
         help="Cycles with errors > 0 ÷ cycles.",
     )
     cols[1].metric("Cycles with errors", fmt.fmt_int(error_cycles), border=True)
-    cols[2].metric("Errors", fmt.fmt_int(tot["errors"]), border=True, help="Sum of errors.")
+    cols[2].metric("Errors", fmt.fmt_int(tot.errors), border=True, help="Sum of errors.")
     cols[3].metric(
-        "Errors per cycle", f"{tot['errors'] / cycles:.3f}", border=True, help="Errors ÷ cycles."
+        "Errors per cycle", f"{tot.errors / cycles:.3f}", border=True, help="Errors ÷ cycles."
     )
 
 

@@ -8,12 +8,11 @@ import streamlit as st
 
 from o11y_data import routes
 from o11y_data.query import queries as q
+from o11y_data.query.queries import Totals
 from ui import figures as FG
 from ui import filters as F
 from ui import fmt, tables
 from ui import page as P
-
-Totals = dict[str, Any]
 
 
 def totals(c: P.Ctx) -> tuple[Totals | None, Totals | None]:
@@ -24,14 +23,14 @@ def totals(c: P.Ctx) -> tuple[Totals | None, Totals | None]:
     return cur, prev
 
 
-def tiles(c: P.Ctx, cur: Totals, prev: Totals) -> None:
+def tiles(c: P.Ctx, cur: Totals, prev: Totals | None) -> None:
     """Six headline tiles, each with its change against ``prev``."""
-    cycles = cur["cycles"]
+    cycles = cur.cycles
     shown = [
         (
             "Agents active",
-            fmt.fmt_int(cur["agents"]),
-            fmt.change(cur["agents"], prev.get("agents")),
+            fmt.fmt_int(cur.agents),
+            fmt.change(cur.agents, prev.agents if prev else None),
             "normal",
             "Distinct agents with at least one cycle; events without an agent (unknown) are not "
             "an agent and are counted apart.",
@@ -39,35 +38,35 @@ def tiles(c: P.Ctx, cur: Totals, prev: Totals) -> None:
         (
             "Cycles",
             fmt.fmt_int(cycles),
-            fmt.change(cycles, prev.get("cycles")),
+            fmt.change(cycles, prev.cycles if prev else None),
             "normal",
             "agent.cycle events.",
         ),
         (
             "Error rate",
-            fmt.fmt_pct(cur["error_rate"]),
-            fmt.change(cur["error_rate"], prev.get("error_rate"), kind="points"),
+            fmt.fmt_pct(cur.error_rate),
+            fmt.change(cur.error_rate, prev.error_rate if prev else None, kind="points"),
             "inverse",
             "Cycles with errors > 0 ÷ cycles.",
         ),
         (
             "p95 duration",
-            fmt.approx(fmt.fmt_ms(cur["p95_ms"]), bool(cur.get("p95_approx"))),
-            fmt.change(cur["p95_ms"], prev.get("p95_ms")),
+            fmt.approx(fmt.fmt_ms(cur.p95_ms), cur.p95_approx),
+            fmt.change(cur.p95_ms, prev.p95_ms if prev else None),
             "inverse",
             "95th percentile of durationMs.",
         ),
         (
             "p99 duration",
-            fmt.approx(fmt.fmt_ms(cur["p99_ms"]), bool(cur.get("p95_approx"))),
-            fmt.change(cur["p99_ms"], prev.get("p99_ms")),
+            fmt.approx(fmt.fmt_ms(cur.p99_ms), cur.p95_approx),
+            fmt.change(cur.p99_ms, prev.p99_ms if prev else None),
             "inverse",
             "99th percentile of durationMs.",
         ),
         (
             "Tool calls",
-            fmt.fmt_int(cur["tools"]),
-            fmt.change(cur["tools"], prev.get("tools")),
+            fmt.fmt_int(cur.tools),
+            fmt.change(cur.tools, prev.tools if prev else None),
             "normal",
             "Sum of toolCalls.",
         ),
@@ -87,10 +86,13 @@ def durations_caption(c: P.Ctx, cur: Totals) -> None:
         vs = f"Changes are against the previous {c.state.range}."
     else:
         vs = "Changes are against the previous period of the same length."
-    approx = bool(cur.get("p95_approx"))  # percentiles from rollups (planner.approximate)
+    approx = cur.p95_approx  # percentiles from rollups (planner.approximate)
     st.caption(
         f"{vs} Cycle duration "
-        + ", ".join(f"p{n} {fmt.approx(fmt.fmt_ms(cur[f'p{n}_ms']), approx)}" for n in (50, 95, 99))
+        + ", ".join(
+            f"p{n} {fmt.approx(fmt.fmt_ms(ms), approx)}"
+            for n, ms in ((50, cur.p50_ms), (95, cur.p95_ms), (99, cur.p99_ms))
+        )
         + ("; ≈ within 1 %, from daily histograms." if approx else ".")
     )
 
