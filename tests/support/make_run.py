@@ -60,13 +60,22 @@ class MakeRun:
                 self.proc.wait(timeout=30)
 
 
-def start_make_run(cache_dir: Path, log: Path, *, port: int | None = None) -> MakeRun:
+def start_make_run(
+    cache_dir: Path, log: Path, *, port: int | None = None, server_only: bool = False
+) -> MakeRun:
     """``make run`` in the repository with ``O11Y_CACHE_DIR=cache_dir``; make's output to
-    ``log``. Returns at once (the recipe builds the demo before the server starts)."""
+    ``log``. Returns at once (the recipe builds the demo before the server starts).
+    ``server_only``: the recipe's ``streamlit run`` line alone, as ``make run`` was before it
+    prepared the demo (for a comparison side by side)."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("O11Y_")}
     env["O11Y_CACHE_DIR"] = str(cache_dir)
     cmd = ["make", "-o", "venv", "run", f"BIN={Path(sys.executable).parent}", f"PORT={port}"]
+    if server_only:
+        recipe = subprocess.run(
+            ["make", "-s", "-n", *cmd[1:]], cwd=REPO, env=env, capture_output=True, text=True
+        ).stdout.splitlines()
+        cmd = ["sh", "-c", "exec " + next(line for line in recipe if "streamlit run" in line)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
