@@ -34,7 +34,7 @@ def get_settings() -> Settings:
         section, wall = {}, {}
     settings = load_settings(secrets=section, wall_secrets=wall)
     setup_logging(settings)  # root causes to <cache>/o11y.log, secrets redacted
-    tune_malloc()  # once per server process, on its first page run: memory stays flat
+    tune_malloc()  # once per server process, on its first page run (o11y_data/memory.py)
     return settings
 
 

@@ -84,9 +84,9 @@ class EventsDB:
         self.conn = self._connect()
         # Files the connection has read that no published generation uses any more: their
         # Parquet footers stay in DuckDB's metadata cache for the connection's life (DuckDB
-        # 2.0.1 never evicts them: ~21 KiB each here, and a sync that lands data replaces about
-        # 8 files, so 240 MiB a day at a generation a minute). Past STALE_FILES_LIMIT the
-        # connection is replaced by a fresh one (bench/team.md, 13:06 run).
+        # 2.0.1 never evicts them: ~21 KiB each here, and a generation rewrites the month's 7
+        # rollup files, so ~240 MiB a day at a generation a minute). Past STALE_FILES_LIMIT the
+        # connection is replaced by a fresh one (bench/team.md, notes on the 13:06 run).
         self._files: set[Path] = set()
         self._stale = 0
         self.reconnects = 0
