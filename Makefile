@@ -46,8 +46,12 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	touch $(STAMP) $@
 
-# No data source configured => the app serves demo data.
+# No data source configured => the app serves demo data. `prepare` builds and syncs the demo once
+# before the server answers (10 s or so on the first run, reused after), so the first page draws
+# its charts at once instead of waiting for that build; it does nothing for a bucket or folder.
+# A failure there is printed and the app still starts (it retries on its first page).
 run: venv
+	-$(BIN)/python -m o11y_data prepare
 	$(BIN)/streamlit run app.py --server.headless true --server.address $(HOST) --server.port $(PORT)
 
 check: dev

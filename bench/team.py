@@ -69,10 +69,17 @@ FIRST, RERUN, REFRESH, SQL = "first", "rerun", "refresh", "sql"
 KINDS = (FIRST, RERUN, REFRESH, SQL)
 FULL = ""  # the due-table key of a whole-page run (fragment ids are hex)
 MAX_RATIO = 2.0  # the issue's target: p95 with the team within 2x of a single viewer's
-# Flat memory: the fitted growth over the steady part of the team phase stays within 5 % of the
-# RSS or 16 MiB, whichever is larger (a few MiB come and go with DuckDB's buffers and GC).
-FLAT_FRACTION = 0.05
-FLAT_MIB = 16.0
+# Flat memory, in growth per hour: a server runs for weeks, so what matters is the rate. After
+# the warm-up, the least-squares slope of the RSS stays within FLAT_MIB_PER_HOUR, and so does its
+# end-start growth (the median of the last FLAT_EDGE_MIN minutes against the first's), give or
+# take FLAT_NOISE_MIB for the swings of GC and DuckDB's buffers between those two medians. A steady
+# leak of 1 MiB/min is 60 MiB/h: five times over. A slope is only as good as the span it is fitted
+# on (the RSS swings by +-15 MiB within minutes), so under MIN_STEADY_MIN minutes after the warm-up
+# there is no verdict: run --minutes 30 or more.
+FLAT_MIB_PER_HOUR = 12.0
+FLAT_NOISE_MIB = 8.0
+FLAT_EDGE_MIN = 2.0
+MIN_STEADY_MIN = 20.0
 STEADY_AFTER = 0.25  # the first quarter of the team phase is the warm-up (every first visit)
 
 
@@ -336,32 +343,62 @@ class Memory:
     max_mib: float
     slope_mib_min: float | None  # over the whole phase
     steady_slope_mib_min: float | None  # after the warm-up
-    steady_growth_mib: float  # the steady slope over the steady span
-    allowed_mib: float
+    steady_minutes: float  # the span the steady slope is fitted on
+    end_start_mib: float | None  # median of its last minutes minus median of its first
+    allowed_mib_per_hour: float
+    judged: bool  # the steady span is long enough for a verdict
     flat: bool
 
+    @property
+    def steady_mib_per_hour(self) -> float | None:
+        s = self.steady_slope_mib_min
+        return None if s is None else s * 60
 
-def memory_verdict(points: Sequence[tuple[float, float]], *, steady_after: float = STEADY_AFTER):
-    """Start, end, max and slopes of (seconds, RSS MiB) samples, and whether the RSS is flat:
-    its fitted growth after the first ``steady_after`` of the phase within :data:`FLAT_FRACTION`
-    of the start or :data:`FLAT_MIB`, whichever is larger. None without samples."""
+
+def _median_between(points: Sequence[tuple[float, float]], lo: float, hi: float) -> float | None:
+    vals = [v for t, v in points if lo <= t <= hi]
+    return statistics.median(vals) if vals else None
+
+
+def memory_verdict(
+    points: Sequence[tuple[float, float]],
+    *,
+    steady_after: float = STEADY_AFTER,
+    min_steady_min: float = MIN_STEADY_MIN,
+) -> Memory | None:
+    """Start, end, max and slopes of (seconds, RSS MiB) samples, and whether the RSS is flat
+    after the first ``steady_after`` of the phase: its slope within :data:`FLAT_MIB_PER_HOUR`,
+    and its end-start growth within that rate over the span plus :data:`FLAT_NOISE_MIB`. Not
+    flat (``judged`` False) when the steady span is under ``min_steady_min``. None without
+    samples."""
     if not points:
         return None
     t0, t1 = points[0][0], points[-1][0]
     steady = [p for p in points if p[0] >= t0 + steady_after * (t1 - t0)]
     slope = slope_per_min(steady)
     span_min = (steady[-1][0] - steady[0][0]) / 60 if steady else 0.0
-    growth = (slope or 0.0) * span_min
-    allowed = max(FLAT_FRACTION * points[0][1], FLAT_MIB)
+    edge = min(FLAT_EDGE_MIN * 60, span_min * 60 / 4)
+    end_start = None
+    if steady and span_min > 0:
+        first = _median_between(steady, steady[0][0], steady[0][0] + edge)
+        last = _median_between(steady, steady[-1][0] - edge, steady[-1][0])
+        end_start = None if first is None or last is None else last - first
+    judged = slope is not None and end_start is not None and span_min >= min_steady_min
+    rate_ok = slope is not None and slope * 60 <= FLAT_MIB_PER_HOUR
+    growth_ok = (
+        end_start is not None and end_start <= FLAT_MIB_PER_HOUR * span_min / 60 + FLAT_NOISE_MIB
+    )
     return Memory(
         start_mib=points[0][1],
         end_mib=points[-1][1],
         max_mib=max(v for _, v in points),
         slope_mib_min=slope_per_min(points),
         steady_slope_mib_min=slope,
-        steady_growth_mib=growth,
-        allowed_mib=allowed,
-        flat=slope is not None and growth <= allowed,
+        steady_minutes=span_min,
+        end_start_mib=end_start,
+        allowed_mib_per_hour=FLAT_MIB_PER_HOUR,
+        judged=judged,
+        flat=judged and rate_ok and growth_ok,
     )
 
 
@@ -642,8 +679,15 @@ def verdicts(res: dict) -> dict[str, bool]:
     return {
         "every page answers": answered,
         f"p95 within {MAX_RATIO:g}× of a single viewer's": r is not None and r <= MAX_RATIO,
-        "server memory flat": bool(mem and mem["flat"]),
+        _flat_label(mem): bool(mem and mem["flat"]),
     }
+
+
+def _flat_label(mem: dict | None) -> str:
+    label = f"server memory flat (within {FLAT_MIB_PER_HOUR:g} MiB/h after the first quarter)"
+    if mem and not mem.get("judged"):
+        label += f": not judged, under {MIN_STEADY_MIN:g} min after the first quarter"
+    return label
 
 
 def render(res: dict) -> str:
@@ -699,7 +743,7 @@ def render(res: dict) -> str:
         f"| server CPU (share of one core) | {_cpu(single)} | {_cpu(team)} | |",
         f"| machine's 1-min load average (min–max) | {_span(single['load1'])} "
         f"| {_span(team['load1'])} | |",
-        f"| server RSS slope, after the first quarter | {_slope(mem1)} | {_slope(mem)} | |",
+        f"| server RSS growth after the first quarter | {_slope(mem1)} | {_slope(mem)} | |",
         "",
         "| kind of run | runs (single) | p95 (single) | runs (team) | p50 (team) | p95 (team) "
         "| p95 team / single |",
@@ -765,10 +809,15 @@ def _slope(mem: dict) -> str:
     s = mem.get("steady_slope_mib_min") if mem else None
     if s is None:
         return "—"
-    return (
-        f"{s:+.1f} MiB/min ({mem['steady_growth_mib']:+.0f} MiB; flat within "
-        f"{mem['allowed_mib']:.0f})"
+    end_start = mem.get("end_start_mib")
+    text = (
+        f"{s * 60:+.0f} MiB/h over {mem['steady_minutes']:.0f} min; end−start "
+        f"{'—' if end_start is None else f'{end_start:+.0f} MiB'} "
+        f"(flat: within {mem['allowed_mib_per_hour']:g} MiB/h"
     )
+    if not mem.get("judged"):
+        text += f"; under {MIN_STEADY_MIN:g} min: not judged"
+    return text + ")"
 
 
 def write_results(section: str) -> None:

@@ -8,7 +8,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from bench.team import (
-    FLAT_MIB,
+    FLAT_MIB_PER_HOUR,
+    FLAT_NOISE_MIB,
     PAGES,
     REFRESH,
     Run,
@@ -64,20 +65,36 @@ def test_slope_is_the_least_squares_fit_per_minute():
 
 
 def test_memory_is_flat_when_only_the_warm_up_grows():
-    # Up 80 MiB in the first minute (every first visit), then noise around a level.
-    points = [(t, 200 + min(t, 60) * 80 / 60 + (t % 3)) for t in range(0, 600, 2)]
+    # Up 80 MiB in the first minutes (every first visit), then noise around a level, for 30 min.
+    points = [(t, 200 + min(t, 300) * 80 / 300 + (t % 7)) for t in range(0, 1800, 2)]
     m = memory_verdict(points)
-    assert m.flat
+    assert m.judged and m.flat
     assert m.start_mib == 200 and m.max_mib >= 280
-    assert abs(m.steady_growth_mib) < FLAT_MIB
+    assert abs(m.steady_mib_per_hour) < FLAT_MIB_PER_HOUR
+    assert abs(m.end_start_mib) < FLAT_NOISE_MIB
 
 
-def test_memory_that_keeps_growing_is_not_flat():
-    points = [(t, 250 + t / 60 * 6) for t in range(0, 600, 2)]  # 6 MiB a minute, steadily
+def test_a_leak_of_one_mib_a_minute_is_not_flat_over_ten_minutes_or_thirty():
+    for minutes in (10, 30):
+        points = [(t, 250 + t / 60) for t in range(0, minutes * 60, 2)]
+        m = memory_verdict(points, min_steady_min=0)  # judged however short: the rate fails it
+        assert not m.flat, minutes
+        assert m.steady_mib_per_hour == pytest.approx(60.0)
+
+
+def test_a_slow_leak_hidden_by_swings_fails_on_its_rate():
+    # 0.5 MiB/min (30 MiB/h) under +-10 MiB of swings, over 30 minutes.
+    points = [(t, 300 + t / 120 + (10 if (t // 60) % 2 else -10)) for t in range(0, 1800, 2)]
     m = memory_verdict(points)
-    assert not m.flat
-    assert m.steady_slope_mib_min == pytest.approx(6.0)
-    assert m.steady_growth_mib == pytest.approx(6.0 * 448 / 60, rel=0.01)
+    assert m.judged and not m.flat
+    assert m.steady_mib_per_hour == pytest.approx(30.0, abs=6)
+
+
+def test_a_short_run_gets_no_memory_verdict():
+    points = [(t, 250.0) for t in range(0, 600, 2)]  # perfectly flat, but 7.5 steady minutes
+    m = memory_verdict(points)
+    assert not m.judged and not m.flat
+    assert m.steady_minutes == pytest.approx(7.5, abs=0.1)
     assert memory_verdict([]) is None
     assert not memory_verdict([(0.0, 100.0)]).flat  # one sample proves nothing
 

@@ -18,6 +18,7 @@ from o11y_data import EventsDB, Settings, load_settings
 from o11y_data.alerts import AlertWorker
 from o11y_data.background import BackgroundSyncer, SyncState
 from o11y_data.logs import setup_logging
+from o11y_data.memory import tune_malloc
 from o11y_data.query import queries as q
 from o11y_data.query.queries import screen_name
 from o11y_data.query.route import Router, engine_for
@@ -34,6 +35,7 @@ def get_settings() -> Settings:
         section, wall = {}, {}
     settings = load_settings(secrets=section, wall_secrets=wall)
     setup_logging(settings)  # root causes to <cache>/o11y.log, secrets redacted
+    tune_malloc()  # once per server process, on its first page run (o11y_data/memory.py)
     return settings
 
 

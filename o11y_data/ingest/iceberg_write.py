@@ -355,12 +355,14 @@ class TableWriter:
         return w
 
 
-def folder_put(root: Path) -> Put:
-    """A ``put`` that writes objects as files under ``root`` (atomically)."""
+def folder_put(root: Path, *, durable: bool = True) -> Put:
+    """A ``put`` that writes objects as files under ``root`` (atomically). ``durable=False``
+    skips the fsync of each file: the caller makes them durable in one go
+    (``sync.flush_to_disk``) before anything names them as complete."""
 
     def put(key: str, data: bytes) -> None:
         from .source import atomic_write_stream
 
-        atomic_write_stream(root / key, iter([data]))
+        atomic_write_stream(root / key, iter([data]), durable=durable)
 
     return put

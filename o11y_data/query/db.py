@@ -56,6 +56,9 @@ def naming(name: str) -> Iterator[None]:
         _QUERY_NAME.reset(token)
 
 
+# Replaced files whose footers a connection may keep before it is replaced: ~10 MiB of cache.
+STALE_FILES_LIMIT = 500
+
 _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, file"
 
 
@@ -72,23 +75,22 @@ class EventsDB:
         # Every query the app runs is interrupted past this (Datasette's habit): a slow question
         # answers "timed out" instead of holding a thread and a core for ever.
         self.query_timeout_s = query_timeout_s
-        # A memory cap keeps a long-running app flat; DuckDB spills or streams beyond it.
-        self.conn = duckdb.connect(
-            ":memory:",
-            config={
-                "threads": str(threads),
-                "memory_limit": memory_limit,
-                # Spill inside the cache, not into whatever folder the app was started from.
-                "temp_directory": str(Path(store_dir) / "tmp"),
-            },
-        )
-        # Keep Parquet footers between queries: the views read every segment and one rollup
-        # file per table and month (840 files at 100M events), and the store never changes a
-        # file under its name (DuckDB keys the cache by path and modification time).
-        self.conn.execute("LOAD parquet")
-        self.conn.execute("SET parquet_metadata_cache = true")
-        prepare(self.conn)
-        rollups.prepare(self.conn)
+        self._config = {
+            "threads": str(threads),
+            # A memory cap keeps a long-running app flat; DuckDB spills or streams beyond it.
+            "memory_limit": memory_limit,
+            # Spill inside the cache, not into whatever folder the app was started from.
+            "temp_directory": str(Path(store_dir) / "tmp"),
+        }
+        self.conn = self._connect()
+        # Files the connection has read that no published generation uses any more: their
+        # Parquet footers stay in DuckDB's metadata cache for the connection's life (DuckDB
+        # 2.0.1 never evicts them: ~21 KiB each here, and a generation rewrites the month's 7
+        # rollup files, so ~240 MiB a day at a generation a minute). Past STALE_FILES_LIMIT the
+        # connection is replaced by a fresh one (bench/team.md, notes on the 13:06 run).
+        self._files: set[Path] = set()
+        self._stale = 0
+        self.reconnects = 0
         self.rollups_ok = False
         # Whether percentiles may read the monthly histograms (off: whole days only, the same
         # answer from more rows; the benchmark and the tests compare the two).
@@ -103,6 +105,22 @@ class EventsDB:
         self.generation = GenerationHead()
         self.refresh()
 
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        conn = duckdb.connect(":memory:", config=dict(self._config))
+        # Keep Parquet footers between queries: the views read every segment and one rollup
+        # file per table and month (840 files at 100M events), and the store never changes a
+        # file under its name (DuckDB keys the cache by path and modification time).
+        conn.execute("LOAD parquet")
+        conn.execute("SET parquet_metadata_cache = true")
+        prepare(conn)
+        rollups.prepare(conn)
+        return conn
+
+    def _stale_after(self, files: list[Path]) -> tuple[set[Path], int]:
+        """The files read so far and the count of those no longer used, once ``files`` are."""
+        now = set(files)
+        return self._files | now, self._stale + len(self._files - now)
+
     def close(self) -> None:
         self.conn.close()
 
@@ -115,11 +133,17 @@ class EventsDB:
             if number == self._number:
                 return self.generation
             gen = self.store.load_head()
+            files = [self.store.segments / s.name for s in gen.segments]
+            files += [self.store.rollups / n for n in rollups.names(gen.rollups)]
+            seen, stale = self._stale_after(files)
+            conn = self.conn
+            if stale >= STALE_FILES_LIMIT:  # a fresh connection, ready before anyone uses it
+                conn, seen, stale = self._connect(), set(files), 0
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
-            self.damaged = self.store.damaged_segments(gen, self.conn.cursor())
+            self.damaged = self.store.damaged_segments(gen, conn.cursor())
             readable = [s for s in gen.segments if s.name not in self.damaged]
-            cur = self.conn.cursor()
+            cur = conn.cursor()
             try:
                 # Rollups answer long windows; they are used only when they cover exactly the
                 # rows the views read (current version, no damaged segment left out).
@@ -127,7 +151,7 @@ class EventsDB:
                     rollups.is_current(gen.rollups)
                     and not self.damaged
                     and not self.store.damaged_files(
-                        self.store.rollups, rollups.names(gen.rollups), self.conn.cursor()
+                        self.store.rollups, rollups.names(gen.rollups), conn.cursor()
                     )
                 )
                 spec = ViewSpec(
@@ -140,6 +164,10 @@ class EventsDB:
                 self.spec = spec
             finally:
                 cur.close()
+            if conn is not self.conn:
+                # Queries running on the old connection finish there (their cursors hold it).
+                self.conn, self.reconnects = conn, self.reconnects + 1
+            self._files, self._stale = seen, stale
             self.generation, self._number = gen, number
             self._memo = {}
             return gen
