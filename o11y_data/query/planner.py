@@ -362,6 +362,8 @@ def raw_spans(
     p = plan(db, measures, f, keys=keys, rows=rows)
     if p.source == "raw":
         return [(f.start, f.end)]
+    if p.approx and not approximate(db, f):  # histograms only for the horizon: exact needs rows
+        return [(f.start, f.end)]
     pieces = _pieces(f, grain_s=_grain(keys)) or []
     spans: list[Span] = [(lo, hi) for source, lo, hi in pieces if source == "raw"]
     if p.approx:  # hist_rows: the partial days at the edges (or the window, without a whole day)
@@ -460,16 +462,18 @@ def _rollup_plan(
         cols = ", ".join([*names, *(m.name for m in measures)])
         return f"SELECT {cols} FROM ({sql})", hp
     facts, fp = facts_sql(f, pieces, rows)
-    ks = "".join(f"{k.sql('t')}, " for k in keys)
+    # Percentiles alone still need the groups (or the one row) the histograms join to.
+    selected = [k.sql("t") for k in keys] + ([_select(mets, "facts")] if mets else [])
+    items = ", ".join(selected)
     group = " GROUP BY ALL" if group_cols else ""
     ctes: list[str] = []
     if top is not None:
         groups, params = _groups_sql(facts, fp, top.order("facts"), top.top)
         ctes.append(groups)
-        agg = f"SELECT kind, key, {ks}{_select(mets, 'facts')} FROM grouped{group}"
+        agg = f"SELECT kind, key{', ' if items else ''}{items} FROM grouped{group}"
     else:
         params = list(fp)
-        agg = f"SELECT {ks}{_select(mets, 'facts')} FROM ({facts}){group}"
+        agg = f"SELECT {items or '1 AS one_'} FROM ({facts}){group}"
     ctes.append(f"a AS ({agg})")
     if hist is not None:
         hsql, hp = hist_rows(
