@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -34,11 +35,34 @@ class Shot:
     charts: int  # Plotly charts the page must have drawn before the picture
 
 
-SHOTS = (
-    Shot("overview", "/", 1),
-    Shot("agent", "/agent", 1),
-    Shot("wall", "/wall", 0),
-)
+def shots(cache: Path) -> tuple[Shot, ...]:
+    """The README's pictures: the overview, the page of the agent with the most errors in the
+    last 24 h (the story a newcomer should see), and the wall."""
+    return (
+        Shot("overview", "/", 1),
+        Shot("agent", "/agent?" + urlencode({"agent": worst_agent(cache)}), 1),
+        Shot("wall", "/wall", 0),
+    )
+
+
+def worst_agent(cache: Path) -> str:
+    """The agent with the most errors over the last 24 h, from the served store."""
+    from datetime import UTC, datetime, timedelta
+
+    from o11y_data.config import load_settings
+    from o11y_data.query import queries as q
+    from o11y_data.query.db import EventsDB
+
+    settings = load_settings({"O11Y_CACHE_DIR": str(cache)})
+    db = EventsDB(settings.store_dir)
+    try:
+        end = datetime.now(UTC)
+        top = q.top_error_agents(db, q.Filters(start=end - timedelta(hours=24), end=end), limit=1)
+    finally:
+        db.close()
+    if top.empty:
+        raise SystemExit("the demo holds no agent with errors in the last 24 h")
+    return str(top["agent"].iloc[0])
 
 
 def free_port() -> int:
@@ -54,6 +78,8 @@ def serve(cache: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "O11Y_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     for name in ("O11Y_R2_ENDPOINT", "O11Y_R2_ACCOUNT_ID", "O11Y_SOURCE_DIR"):
         env.pop(name, None)  # the demo, whatever this shell is configured for
+    # As make run: the demo built and synced before the server answers.
+    subprocess.run([sys.executable, "-m", "o11y_data", "prepare"], cwd=REPO, env=env, check=True)
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     cmd += ["--browser.gatherUsageStats", "false"]
@@ -111,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
                 page = browser.new_page(viewport=VIEWPORT)
-                for shot in SHOTS:
-                    print(take(page, url, shot, args.out).relative_to(REPO))
+                for shot in shots(Path(cache)):
+                    print(take(page, url, shot, args.out.resolve()).relative_to(REPO))
                 browser.close()
         finally:
             proc.terminate()
