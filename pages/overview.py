@@ -1,9 +1,11 @@
-"""Overview: the headline numbers against the previous period, activity by mode, and agents.
+"""Overview: the headline numbers against the previous period, the agents needing attention,
+activity by mode, and agents.
 
 Sections: ``ui/sections/overview.py``.
 """
 
 from ui import page as P
+from ui.sections import agent as AG
 from ui.sections import overview as S
 
 
@@ -18,6 +20,7 @@ def body(c: P.Ctx) -> None:
     S.tiles(c, cur, prev)
     S.durations_caption(c, cur)
     P.unknown_note(cur)
+    AG.picker(c, troubled_only=True)  # which agent is in trouble: one click to its page
     S.activity(c)
     S.agents(c)
 

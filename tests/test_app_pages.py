@@ -12,7 +12,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -160,6 +160,12 @@ def cycles_in(df: pd.DataFrame, start, end) -> pd.DataFrame:
     return c[(c["ts"] >= start) & (c["ts"] < end)]
 
 
+def _frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The one table on the page that has ``column``."""
+    (found,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return found
+
+
 def errors_shown(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
@@ -205,7 +211,7 @@ def test_overview_tiles_match_independent_numbers(dataset):
     assert deltas["Cycles"] == f"{(len(cur) - len(prev)) / len(prev) * 100:+.1f}%"
     assert deltas["Agents active"] == f"{(2 - 3) / 3 * 100:+.1f}%"
 
-    table = at.dataframe[1].value  # [0] is events by type
+    table = _frame_with(at, "DID")  # the agents table (beside events by type, attention)
     # the agents by cycles, then unknown apart at the end, labelled as such
     assert list(table["DID"]) == [*agents.value_counts().index, "unknown"]
     shown = [unquote(link.split("#", 1)[1]) for link in table["Agent"]]  # what the link shows
@@ -219,7 +225,7 @@ def test_overview_tiles_match_independent_numbers(dataset):
         assert row["p95 s"] == pytest.approx(np.percentile(sub, 95) / 1000)
     assert "alpha-agent" in shown  # the friendly name from agents.toml
 
-    types = at.dataframe[0].value
+    types = _frame_with(at, "Event type")
     assert dict(zip(types["Event type"], types["Events"], strict=True)) == {
         "agent.cycle": len(cur),
         "agent.wake": 5,
@@ -428,7 +434,7 @@ def test_time_zone_from_the_url_moves_every_shown_time(dataset):
     assert at.selectbox(key="f_range").label == "Time range (Asia/Tokyo)"
     start, end = window(now)
     cur = cycles_in(df, start, end)
-    table = at.dataframe[1].value
+    table = _frame_with(at, "DID")
     assert "Last seen (UTC)" not in table.columns
     last_utc = cur.groupby("agent")["ts"].max().dt.floor("ms")  # the events carry milliseconds
     for _, row in table.iterrows():
@@ -538,3 +544,34 @@ def test_the_refresh_picker_lives_in_the_url(dataset):
     at = run("modes", {"refresh": "banana"})
     assert any("Ignored refresh=" in w.value for w in at.warning)
     assert at.selectbox(key="f_refresh").value == "1m"
+
+
+def _linked_agents(links: pd.Series) -> list[str]:
+    return [parse_qs(urlsplit(str(link)).query)["agent"][0] for link in links]
+
+
+def test_overview_lists_the_agents_needing_attention_worst_first_as_the_wall_judges(dataset):
+    """The overview answers "which agent is in trouble" before any chart: the agents the wall
+    would not call healthy (its defaults: 1 h window, degraded at 10 % errors, stale after
+    10 min, down after 1 h), worst first, each a link to its page. Judged here by hand."""
+    now, df = dataset
+    at = run("overview")
+    assert any(s.value == "Agents needing attention" for s in at.subheader)
+    table = next(d.value for d in at.dataframe if "State" in d.value.columns)
+    cycles = df[(df["event_type"] == "agent.cycle") & (df["agent"] != "unknown")]
+    judged = {}
+    for agent, rows in cycles.groupby("agent"):
+        age = (pd.Timestamp(now) - rows["ts"].max()).total_seconds()
+        if age > 86400:  # not seen within the wall's 24 h horizon: not on it
+            continue
+        hour = rows[rows["ts"] >= pd.Timestamp(now) - pd.Timedelta(hours=1)]
+        rate = (hour["errors"] > 0).mean() if len(hour) else 0.0
+        judged[agent] = (
+            "down" if age > 3600 else "stale" if age > 600 else "degraded" if rate >= 0.1 else None
+        )
+    order = ["down", "stale", "degraded"]
+    troubled = [a for a, status in judged.items() if status]
+    expected = sorted(troubled, key=lambda a: (order.index(judged[a]), a))
+    assert expected == [A, B]  # the fixture's story: A went quiet, B has been quiet 15 min
+    assert _linked_agents(table["Agent"]) == expected
+    assert list(table["State"]) == [judged[a] for a in expected]

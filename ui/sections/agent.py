@@ -143,9 +143,12 @@ def _go(key: str, dids: list[str]) -> None:
         st.session_state[GOTO] = dids[rows[0]]
 
 
-def picker(c: P.Ctx, among: tuple[str, ...] = ()) -> None:
-    """Every agent the wall shows (or ``among``), worst first; a row opens its page."""
-    st.subheader("Agents, worst first", anchor=False)
+def picker(c: P.Ctx, among: tuple[str, ...] = (), *, troubled_only: bool = False) -> None:
+    """Every agent the wall shows (or ``among``), worst first; a row opens its page. With
+    ``troubled_only`` (the overview), only the agents that are not healthy, or one line saying
+    every agent is."""
+    title = "Agents needing attention" if troubled_only else "Agents, worst first"
+    st.subheader(title, anchor=False)
     cfg = wall_config(c)
     health = judged_at(c, cfg)
     if health.at is None:
@@ -155,6 +158,16 @@ def picker(c: P.Ctx, among: tuple[str, ...] = ()) -> None:
     if not tiles:
         P.no_data("any agent")
         return
+    if troubled_only:
+        everyone = len(tiles)
+        tiles = [t for t in tiles if t.status != "healthy"]
+        if not tiles:
+            st.success(
+                f"All {fmt.plural(everyone, 'agent')} healthy, as the wall judges them "
+                f"({rule_text(cfg)}).",
+                icon=":material/check_circle:",
+            )
+            return
     win = format_span(cfg.window_s)
     st.caption(
         f"Judged as the wall judges them ({rule_text(cfg)}). Select a row, or click a name, to "
@@ -172,7 +185,7 @@ def picker(c: P.Ctx, among: tuple[str, ...] = ()) -> None:
             "Alert firing": [t.alert or "" for t in tiles],
         }
     )
-    key = "ag_pick"
+    key = "ov_attention" if troubled_only else "ag_pick"
     st.dataframe(
         table,
         hide_index=True,
