@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 # url path, heading, charts the page draws at least
 PAGES = [
     ("", "Overview", 1),
-    ("timeline", "Activity timeline", 3),
+    ("timeline", "Activity timeline", 2),  # lines, and the strip (dense: its heatmap)
     ("modes", "Modes", 5),
     ("errors", "Errors", 3),
     ("health", "Pipeline health", 2),

@@ -136,6 +136,7 @@ def test_a_span_dragged_on_a_chart_sets_the_range_the_tiles_follow_and_back_retu
     expect(range_box(page)).to_have_value("Last 24 hours")
     expect(page.get_by_text("Charts are controls")).to_have_count(1)  # said once per page
     before = cycles_tile(page).inner_text()
+    plot.scroll_into_view_if_needed()  # below the agents needing attention at 900 px
     area = plot.locator(".nsewdrag").first.bounding_box()
     assert area is not None
     y = area["y"] + area["height"] / 2
@@ -216,7 +217,15 @@ def test_a_click_on_an_agent_line_opens_the_explorer_on_that_agent_and_bucket(
     settled(page)
     plot.scroll_into_view_if_needed()
     pick_tool(plot)
-    dots = plot.locator(".scatterlayer .trace").first.locator(".points path")
+    # The top agent's line: grey lines (others, unknown, the rest) are drawn under the coloured.
+    drawn_at = plot.evaluate(
+        """el => {
+            const shown = el._fullData.filter(t => t.visible === true && t.type === "scatter");
+            return shown.findIndex(t => t.meta && t.meta.agent && !t.meta.group);
+        }"""
+    )
+    assert drawn_at >= 0
+    dots = plot.locator(".scatterlayer .trace").nth(drawn_at).locator(".points path")
     boxes = [dots.nth(i).bounding_box() for i in range(dots.count())]
     b = min(boxes, key=lambda box: box["y"])  # the top agent's busiest bucket
     x, y = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
