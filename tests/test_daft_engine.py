@@ -39,7 +39,6 @@ from o11y_data.query.engines.catalog import table_state  # noqa: E402
 from o11y_data.query.planner import Filters  # noqa: E402
 from o11y_data.query.route import Router, engine_for  # noqa: E402
 from tests.support.engine_tables import START, history, leftovers_orphan_deletes  # noqa: E402
-from tests.support.ray_cluster import ray_cluster  # noqa: E402, F401
 from tests.support.rest_catalog import TOKEN, RestCatalog  # noqa: E402
 from tests.support.s3server import empty_and_delete_bucket  # noqa: E402
 from tests.support.tables import r2_env  # noqa: E402

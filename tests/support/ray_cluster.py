@@ -7,6 +7,7 @@ Fixture: ray_cluster (session): the head's GCS address, ``127.0.0.1:<port>``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -132,10 +133,8 @@ class RayCluster:
             _wait(lambda: not _pids_under(self.tmp), "its processes ended", 20)
         except TimeoutError:
             for pid in _pids_under(self.tmp):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             _wait(lambda: not _pids_under(self.tmp), "its processes were killed", 10)
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -170,9 +170,8 @@ def daft_sql(expr: str) -> str:
         if len(args) != 2:
             raise ValueError(f"nullif takes two arguments in {expr!r}")
         a, b = args
-        expr = (
-            expr[: m.start()] + f"(CASE WHEN ({a}) = ({b}) THEN NULL ELSE ({a}) END)" + expr[end + 1 :]
-        )
+        case = f"(CASE WHEN ({a}) = ({b}) THEN NULL ELSE ({a}) END)"
+        expr = expr[: m.start()] + case + expr[end + 1 :]
     return expr
 
 
@@ -467,7 +466,8 @@ class DaftEngine:
                 f"{NAME} cannot read snapshot {state.snapshot_id}",
                 "the REST catalog's table no longer has it; ask again",
             )
-        df = daft.read_iceberg(table, snapshot_id=state.snapshot_id, io_config=io_config(self.reach))
+        io = io_config(self.reach)
+        df = daft.read_iceberg(table, snapshot_id=state.snapshot_id, io_config=io)
         scan = prune(q.filters.start)
         if scan is not None:
             df = df.where(scan)
