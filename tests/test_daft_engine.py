@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import subprocess
 import sys
 import uuid
@@ -354,7 +353,7 @@ def _dump(answer: Any) -> dict[str, Any]:
 @pytest.mark.slow
 def test_daft_on_a_ray_cluster_answers_as_the_store(table, ray_cluster):
     settings, _, env = table
-    child = {**os.environ, **env, "O11Y_RAY_ADDRESS": ray_cluster, "PYTHONPATH": str(ROOT)}
+    child = {**ray_cluster.env, **env, "O11Y_RAY_ADDRESS": ray_cluster.address}
     out = subprocess.run(
         [sys.executable, "-m", "tests.support.daft_child"],
         cwd=ROOT,
@@ -383,7 +382,7 @@ class _Loaded:
 def _load(got: dict[str, Any], like: pd.DataFrame) -> _Loaded:
     import io
 
-    df = pd.read_json(io.StringIO(got["frame"]), orient="split", convert_dates=False)
+    df = pd.read_json(io.StringIO(got["frame"]), orient="split", dtype=False)
     for col in df.columns:
         if col in like.columns and isinstance(like[col].dtype, pd.DatetimeTZDtype):
             df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")

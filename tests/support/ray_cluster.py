@@ -2,13 +2,15 @@
 with a temp dir of their own, started by ``ray start --block`` (so each node's processes belong
 to a process this fixture holds) and stopped by it: no process of theirs survives the session.
 
-Fixture: ray_cluster (session): the head's GCS address, ``127.0.0.1:<port>``.
+Fixture: ray_cluster (session): the cluster: ``address`` (the head's, ``127.0.0.1:<port>``) and
+``env`` (the environment a client of it needs: its token).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -31,9 +33,12 @@ def free_port() -> int:
 
 
 def ray_env() -> dict[str, str]:
-    """Workers import the dashboard's package (o11y_data) from the repo; no usage reports."""
+    """Workers import the dashboard's package (o11y_data) from the repo; no usage reports; the
+    cluster's own token (Ray 2.60 authenticates by token; a ~/.ray/auth_token is never used)."""
     return {
         **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "PYTHONPATH": str(ROOT),
         "RAY_USAGE_STATS_ENABLED": "0",
         "DO_NOT_TRACK": "1",
@@ -140,10 +145,11 @@ class RayCluster:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[str]:
-    """A head and one worker on loopback; the address Daft's ``set_runner_ray`` takes."""
+def ray_cluster() -> Iterator[RayCluster]:
+    """A head and one worker on loopback (``address`` is what ``set_runner_ray`` takes)."""
     cluster = RayCluster()
     try:
-        yield cluster.start()
+        cluster.start()
+        yield cluster
     finally:
         cluster.stop()
