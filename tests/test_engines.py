@@ -425,3 +425,10 @@ def test_the_engine_reads_the_snapshot_the_rest_catalog_names(
         assert table_state(settings).snapshot_id == json.loads(body)["current-snapshot-id"]
     finally:
         catalog.server.shutdown()
+
+
+def test_an_engine_error_that_echoes_the_token_never_shows_it(fake):
+    with pytest.raises(EngineError) as exc:
+        client(fake).query(f"SELECT CAST({literal(fake.token)} AS INT) AS n")
+    line = exc.value.one_line()
+    assert "***" in line and fake.token not in line

@@ -1,0 +1,1 @@
+"""Engines that answer what the local store no longer holds (docs/scaling.md)."""
