@@ -307,7 +307,8 @@ def _normalized_udf() -> Any:
 
     dtype = daft.DataType.from_arrow_type(arrow_schema_struct())
 
-    @daft.func.batch(return_dtype=dtype, unnest=True)
+    # In the worker itself, not a process per UDF: DuckDB releases the GIL while it normalizes.
+    @daft.func.batch(return_dtype=dtype, unnest=True, use_process=False)
     def normalized(ingest: Any, value: Any, keep: Keep) -> Any:
         return normalize_batch(ingest.to_arrow(), value.to_arrow(), keep)
 
@@ -403,6 +404,7 @@ class DaftEngine:
     ray_address: str | None = None
     name: str = NAME
     table_loader: Callable[[Reach], Any] = load_table
+    _table: Any = None  # the last table loaded: reused while it holds the asked snapshot
 
     @classmethod
     def from_settings(
@@ -460,7 +462,9 @@ class DaftEngine:
         import daft
         from daft import col
 
-        table = self.table_loader(self.reach)
+        table = self._table
+        if table is None or table.snapshot_by_id(state.snapshot_id) is None:
+            table = self._table = self.table_loader(self.reach)
         if state.snapshot_id is None or table.snapshot_by_id(state.snapshot_id) is None:
             raise EngineRefused(
                 f"{NAME} cannot read snapshot {state.snapshot_id}",
