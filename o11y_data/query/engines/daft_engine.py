@@ -52,6 +52,10 @@ NAME = "Daft"
 # refused in one line rather than counted as live rows.
 SUPPORTED_DELETES = frozenset({"position"})
 TABLE = "agent_network.events"
+# Rows normalized per DuckDB call on a worker: each call costs a connection and the macros
+# (~20-30 ms), and a day partition's files can be a few rows each, so small batches are
+# coalesced to about this many (tens of MB of events at most); large ones are split.
+BATCH_ROWS = 32_768
 
 # -- the runner: chosen once per process, before any other Daft call ------------------------
 
@@ -308,7 +312,7 @@ def _normalized_udf() -> Any:
     dtype = daft.DataType.from_arrow_type(arrow_schema_struct())
 
     # In the worker itself, not a process per UDF: DuckDB releases the GIL while it normalizes.
-    @daft.func.batch(return_dtype=dtype, unnest=True, use_process=False)
+    @daft.func.batch(return_dtype=dtype, unnest=True, use_process=False, batch_size=BATCH_ROWS)
     def normalized(ingest: Any, value: Any, keep: Keep) -> Any:
         return normalize_batch(ingest.to_arrow(), value.to_arrow(), keep)
 
@@ -476,6 +480,7 @@ class DaftEngine:
         if scan is not None:
             df = df.where(scan)
         keep = keep_for(q)
+        df = df.select("__ingest_ts", "value").into_batches(BATCH_ROWS)
         df = df.select(_normalized_udf()(col("__ingest_ts"), col("value"), keep))
         return df.where(col("keep"))
 
