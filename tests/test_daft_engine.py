@@ -388,3 +388,24 @@ def _load(got: dict[str, Any], like: pd.DataFrame) -> _Loaded:
             df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")
     nb = pd.Timestamp(got["next_before"]).to_pydatetime() if got["next_before"] else None
     return _Loaded(df, nb, got["exact"])
+
+
+@pytest.mark.parametrize(
+    "limit, rows, edge", [(2, 4, 2), (4, 4, 2), (5, 5, 1), (6, 5, None)], ids=str
+)
+def test_newest_rows_never_split_rows_sharing_the_edges_time(limit, rows, edge):
+    import daft
+
+    D.use_runner(None)
+    t = [pd.Timestamp(f"2026-10-01T0{h}:00:00Z") for h in (3, 2, 2, 2, 1)]
+    ev = daft.from_pydict(
+        {c: t if c in ("ts", "ingest_ts") else [f"{c}{i}" for i in range(5)] for c in ROW_COLS}
+    )
+    engine = D.DaftEngine(D.Reach("http://127.0.0.1:1", None, None, None, None, None), TableState)
+    got, more = engine.newest_rows(NewestRows(Filters(), limit=limit), ev)
+    assert len(got) == rows
+    assert more == (None if edge is None else t[4] if edge == 1 else t[1])
+    assert list(got["ts"]) == sorted(got["ts"], reverse=True)
+
+
+ROW_COLS = D.ROW_COLUMNS

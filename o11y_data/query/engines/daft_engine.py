@@ -445,7 +445,7 @@ class DaftEngine:
             if isinstance(question, Aggregate):
                 out, more = self._aggregate(question, df), None
             elif isinstance(question, NewestRows):
-                out, more = self._newest(question, df)
+                out, more = self.newest_rows(question, df)
             else:
                 raise TypeError(f"not a question: {type(question).__name__}")
         except (EngineRefused, TypeError):
@@ -490,18 +490,19 @@ class DaftEngine:
         sql = aggregate_sql(q)
         return daft.sql(sql, register_globals=False, ev=ev).to_pandas()
 
-    def _newest(self, q: NewestRows, ev: Any) -> tuple[pd.DataFrame, datetime | None]:
+    def newest_rows(self, q: NewestRows, ev: Any) -> tuple[pd.DataFrame, datetime | None]:
         """Keyset paging as the store and R2 SQL page: every row from the ``limit``-th newest
-        time on, so rows sharing the edge's time are never split between pages."""
+        time on, so rows sharing the edge's time are never split between pages. One pass asks
+        for ``limit + 1`` rows; only when the extra row shares the edge's time does a second
+        pass fetch every row of that time."""
         from daft import col, lit
 
         n = max(1, int(q.limit))
-        times = ev.select("ts").sort("ts", desc=True).limit(n).to_arrow().column("ts")
-        if len(times) == 0:
-            return ev.select(*ROW_COLUMNS).limit(0).to_pandas(), None
-        import pyarrow.compute as pc
-
-        edge = pc.min(times).as_py()
-        rows = ev.where(col("ts") >= lit(edge)).select(*ROW_COLUMNS).sort("ts", desc=True)
-        out = rows.to_pandas()
-        return out, (edge if len(times) >= n else None)
+        top = ev.select(*ROW_COLUMNS).sort("ts", desc=True).limit(n + 1).to_pandas()
+        if len(top) < n:
+            return top, None
+        edge = top["ts"].iloc[n - 1]
+        if len(top) == n or top["ts"].iloc[n] < edge:
+            return top.iloc[:n].reset_index(drop=True), edge.to_pydatetime()
+        rows = ev.where(col("ts") >= lit(edge.to_pydatetime())).select(*ROW_COLUMNS)
+        return rows.sort("ts", desc=True).to_pandas(), edge.to_pydatetime()
