@@ -135,12 +135,18 @@ def _same(local: pd.DataFrame, remote: pd.DataFrame) -> None:
     assert _canonical(local) == _canonical(remote)
 
 
+# Hostile texts reach the workers as bound parameters, never as SQL text: nothing matches.
+HOSTILE = NewestRows(Filters(agents=("x' OR '1'='1",)), limit=5, search="'; DROP TABLE ev; --")
+
+
 def _questions() -> list[Any]:
     qs: list[Any] = [Aggregate(MEASURES, f, group=g) for g, f in CASES]
     qs.append(Aggregate(("events", "agents"), Filters(event_types=("agent.note",)), rows="events"))
     qs.append(PERCENTILES)
     qs.append(NewestRows(Filters(START + DAY, START + 3 * DAY), limit=7))
     qs.append(NewestRows(Filters(), limit=5, search="BETA"))
+    qs.append(HOSTILE)
+    qs.append(NewestRows(Filters(START + DAY), limit=3, search='"mode": "think"'))
     return qs
 
 
@@ -154,7 +160,7 @@ def _compare(local: Any, remote: Any, q: Any) -> None:
         return
     _same(local.frame, remote.frame)
     if isinstance(q, NewestRows):
-        assert len(remote.frame) >= min(q.limit, 1)
+        assert len(remote.frame) == 0 if q == HOSTILE else len(remote.frame) >= 1
         assert local.next_before == remote.next_before
 
 
