@@ -42,7 +42,7 @@ $(STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-engines.txt | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	touch $(STAMP) $@
 

@@ -55,8 +55,9 @@ _KEYS = {
     "O11Y_R2_SQL_TOKEN": "r2_sql_token",
     "O11Y_R2_SQL_ENDPOINT": "r2_sql_endpoint",
     "O11Y_R2_SQL_TABLE": "r2_sql_table",
+    "O11Y_RAY_ADDRESS": "ray_address",
 }
-ENGINES = ("r2sql",)
+ENGINES = ("r2sql", "daft")
 R2_SQL_ENDPOINT = "https://api.sql.cloudflarestorage.com"
 
 # The wall's defaults (config without a link): URL parameter -> environment variable. The values
@@ -146,6 +147,8 @@ class Settings:
     r2_sql_token: Secret | None = None
     r2_sql_endpoint: str = R2_SQL_ENDPOINT
     r2_sql_table: str = "agent_network.events"
+    # Daft's Ray cluster (``ray://host:10001`` or ``host:6379``); None: Daft's local runner.
+    ray_address: str | None = None
 
     @property
     def kind(self) -> str:
@@ -308,6 +311,11 @@ def load_settings(
             "R2 SQL not configured",
             "O11Y_ENGINE=r2sql needs O11Y_R2_ACCOUNT_ID and O11Y_R2_SQL_TOKEN (docs/scaling.md)",
         )
+    if engine == "daft" and not get("O11Y_CATALOG_URI"):
+        raise O11yError(
+            "Daft not configured",
+            "O11Y_ENGINE=daft reads the table O11Y_CATALOG_URI names (docs/scaling.md)",
+        )
     sql_endpoint = (get("O11Y_R2_SQL_ENDPOINT") or R2_SQL_ENDPOINT).rstrip("/")
     if url_problem(sql_endpoint):
         raise O11yError("Bad O11Y_R2_SQL_ENDPOINT", url_problem(sql_endpoint) or "")
@@ -346,6 +354,7 @@ def load_settings(
         r2_sql_token=Secret(sql_token) if sql_token else None,
         r2_sql_endpoint=sql_endpoint,
         r2_sql_table=get("O11Y_R2_SQL_TABLE") or "agent_network.events",
+        ray_address=get("O11Y_RAY_ADDRESS"),
     )
 
 

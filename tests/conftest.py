@@ -2,6 +2,7 @@
 
 moto_endpoint, s3_admin, bucket   -> tests.support.s3server
 proxy                             -> tests.support.proxy
+ray_cluster                       -> tests.support.ray_cluster
 browser, page                     -> tests.support.browser
 """
 
@@ -21,9 +22,10 @@ import pytest
 from tests.support import properties  # noqa: F401  (registers the check profile)
 from tests.support.browser import browser, page
 from tests.support.proxy import proxy
+from tests.support.ray_cluster import ray_cluster
 from tests.support.s3server import bucket, moto_endpoint, s3_admin
 
-__all__ = ["browser", "bucket", "moto_endpoint", "page", "proxy", "s3_admin"]
+__all__ = ["browser", "bucket", "moto_endpoint", "page", "proxy", "ray_cluster", "s3_admin"]
 
 # A test's marks follow from the fixtures it uses (directly or through other fixtures), so a new
 # test is sorted without anyone remembering to mark it. `make check` deselects all four marks;

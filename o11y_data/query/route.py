@@ -64,6 +64,10 @@ def engine_for(settings: Settings) -> Engine | None:
         from .engines.r2sql import R2SQLEngine
 
         return R2SQLEngine.from_settings(settings)
+    if settings.engine == "daft":
+        from .engines.daft_engine import DaftEngine
+
+        return DaftEngine.from_settings(settings)
     return None
 
 

@@ -83,3 +83,30 @@ def set_raw_from(store_dir: Path, when: datetime | None) -> None:
     head = json.loads(path.read_text())
     head["raw_from_us"] = None if when is None else int(when.timestamp() * 1_000_000)
     path.write_text(json.dumps(head))
+
+
+def arrow_rows(rows: list[tuple[datetime, str]]) -> pa.Table:
+    """(ingest_ts, value) rows as the table's Arrow shape."""
+    return pa.table(
+        {
+            "__ingest_ts": pa.array([t for t, _ in rows], pa.timestamp("us", tz="UTC")),
+            "value": pa.array([v for _, v in rows], pa.string()),
+        }
+    )
+
+
+def leftovers_orphan_deletes(ref: Any, days: list[list[tuple[datetime, str]]]) -> None:
+    """Fill a pyiceberg RefTable with four days as tests/test_engines.py builds it: compaction
+    leftovers (the first days rewritten into one file, the old files left in data/), an orphan
+    named by no manifest, and one position delete file in each of two partitions."""
+    from tests.support.reference_tables import TABLE_PREFIX
+    from tests.support.tables import plain_parquet
+
+    for rows in days[:3]:
+        ref.append(arrow_rows(rows))
+    ref.table.overwrite(arrow_rows(days[0] + days[1]))
+    ref.append(arrow_rows(days[3]))
+    ref.put(f"{TABLE_PREFIX}data/orphan-0001.parquet", plain_parquet(days[2]))
+    live = sorted(ref.data_files())
+    ref.delete_positions({live[0]: [0, 3, 5]})
+    ref.delete_positions({live[-1]: [1]})
