@@ -51,7 +51,8 @@ def _agent_in_url(page: Page) -> str | None:
 def test_a_row_opens_the_agent_page_from_the_overview_and_from_the_list(page: Page, app_url):
     page.goto(f"{app_url}/")
     expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible(timeout=60_000)
-    _select_first_row(page, 1)  # [0]: events by type; the agents table, busiest first
+    # [0]: the agents needing attention, [1]: events by type, [2]: every agent, busiest first
+    _select_first_row(page, 2)
     expect(page).to_have_url(re.compile(r"/agent\?(.*&)?agent=did%3Acf%3Acalmcalm"), timeout=60_000)
     expect(page.get_by_role("heading", name=CALM, exact=True)).to_be_visible(timeout=60_000)
     expect(page.get_by_role("heading", name="Recent cycles with errors")).to_be_visible()
@@ -61,4 +62,16 @@ def test_a_row_opens_the_agent_page_from_the_overview_and_from_the_list(page: Pa
     expect(page.get_by_role("heading", name="Agents, worst first")).to_be_visible(timeout=60_000)
     _select_first_row(page, 0)  # the worst: the one silent for 40 minutes (stale)
     expect(page.get_by_role("heading", name="Silences")).to_be_visible(timeout=60_000)
-    assert _agent_in_url(page) not in (None, CALM, ERRING)
+    worst = _agent_in_url(page)
+    assert worst not in (None, CALM, ERRING)
+
+    # The newcomer's question from the overview: the agent in trouble is the first row under
+    # the tiles, and one click shows its story (since when, its failing cycles).
+    page.goto(f"{app_url}/")
+    expect(page.get_by_role("heading", name="Agents needing attention")).to_be_visible(
+        timeout=60_000
+    )
+    _select_first_row(page, 0)
+    expect(page.get_by_role("heading", name="Silences")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name="Recent cycles with errors")).to_be_visible()
+    assert _agent_in_url(page) == worst
