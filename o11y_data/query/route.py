@@ -30,9 +30,9 @@ from .engines.base import (
     PercentileRefused,
     Question,
     caption,
+    newest_where,
 )
 from .planner import AGENT, CYCLE_ROWS, DAY, EVENT_ROWS, HOUR, MODE, Filters, Key, Rows
-from .queries import search_where
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -179,13 +179,7 @@ class Router:
         f = q.filters
         if floor is not None:
             f = f.within(max(f.start or floor, floor), f.end)
-        w, p = search_where(f, q.search)
-        if q.cycles_only:
-            w += " AND event_type = 'agent.cycle'"
-        w += " AND ts IS NOT NULL"
-        if q.before is not None:
-            w += " AND ts < ?"
-            p = [*p, q.before]
+        w, p = newest_where(q, f)
         edge = self.db.fetch(
             f"SELECT min(ts) AS ts FROM (SELECT ts FROM events WHERE {w} ORDER BY ts DESC LIMIT ?)",
             [*p, int(q.limit)],

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ...errors import O11yError
 from ...ingest import iceberg
 from .. import metrics as M
 from ..planner import Filters
+from ..queries import search_where
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,6 +138,44 @@ class EngineRefused(O11yError):
 class PercentileRefused(EngineError):
     """The engine refused an exact percentile (its budget): the caller may fall back to the
     local histograms, marked "≈"."""
+
+
+def group_keys(group: Group) -> tuple[tuple[str, ...], int | None]:
+    """The grouping columns a question's ``group`` names (``bucket`` for time) and the bucket
+    width in seconds when it groups by time; a ValueError for anything else."""
+    if group is None:
+        return (), None
+    if isinstance(group, tuple) and group and all(g in ("agent", "mode") for g in group):
+        return group, None
+    if group in ("agent", "mode"):
+        return (str(group),), None
+    if isinstance(group, int) and not isinstance(group, bool) and group > 0:
+        return ("bucket",), group
+    raise ValueError(f"group must be None, agent, mode or a positive number of seconds: {group!r}")
+
+
+def portable(m: M.Measure, *, engine: str) -> M.Measure:
+    """``m`` when an engine may answer it; a one-line refusal for one only DuckDB spells."""
+    if not m.portable:
+        raise EngineRefused(
+            f"{engine} cannot answer {m.name}",
+            "its definition is the local store's own (DuckDB); ask over the raw horizon",
+        )
+    return m
+
+
+def newest_where(q: NewestRows, f: Filters | None = None) -> tuple[str, list[Any]]:
+    """The condition (DuckDB, ``?`` parameters) on the ``events`` columns that keeps the rows
+    ``q`` pages through: its filters (or ``f``) and search, cycles only if asked, a time, and
+    before ``q.before``."""
+    w, p = search_where(q.filters if f is None else f, q.search)
+    if q.cycles_only:
+        w += " AND event_type = 'agent.cycle'"
+    w += " AND ts IS NOT NULL"
+    if q.before is not None:
+        w += " AND ts < ?"
+        p = [*p, q.before]
+    return w, p
 
 
 class Engine(Protocol):

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from ...ingest import normalize, ranges
 from .. import metrics as M
 from .. import planner
-from ..queries import search_where
 from .base import (
     ROW_COLUMNS,
     Aggregate,
@@ -35,6 +34,9 @@ from .base import (
     NewestRows,
     Question,
     TableState,
+    group_keys,
+    newest_where,
+    portable,
     unsupported_deletes,
 )
 
@@ -181,32 +183,15 @@ def daft_sql(expr: str) -> str:
 
 def measure_sql(m: M.Measure) -> str:
     """A catalog measure in Daft SQL, or a one-line refusal for one only DuckDB spells."""
-    if not m.portable:
-        raise EngineRefused(
-            f"{NAME} cannot answer {m.name}",
-            "its definition is the local store's own (DuckDB); ask over the raw horizon",
-        )
+    portable(m, engine=NAME)
     if isinstance(m, M.Percentile):
         return f"percentile({m.value}, {m.q!r})"
     return daft_sql(m.raw)
 
 
-def _group_columns(group: Any) -> tuple[list[str], int | None]:
-    """The grouping columns of ``group`` and the bucket width (seconds) when it is time."""
-    if group is None:
-        return [], None
-    if isinstance(group, tuple) and group and all(g in ("agent", "mode") for g in group):
-        return list(group), None
-    if group in ("agent", "mode"):
-        return [group], None
-    if isinstance(group, int) and not isinstance(group, bool) and group > 0:
-        return ["bucket"], group
-    raise ValueError(f"group must be None, agent, mode or a positive number of seconds: {group!r}")
-
-
 def aggregate_sql(q: Aggregate) -> str:
     """The Daft SQL of ``q`` over ``ev`` (the normalized rows the question keeps)."""
-    keys, _ = _group_columns(q.group)
+    keys, _ = group_keys(q.group)
     cols = [f"{measure_sql(m)} AS {m.name}" for m in q.catalog()]
     if not keys:
         return f"SELECT {', '.join(cols)} FROM ev"
@@ -234,14 +219,8 @@ def keep_for(q: Question) -> Keep:
         w, p = planner.where(q.filters, cycles=cycles)
         if cycles:
             w = f"event_type = 'agent.cycle' AND ({w})"
-        return Keep(w, tuple(p), _group_columns(q.group)[1])
-    w, p = search_where(q.filters, q.search)
-    if q.cycles_only:
-        w += " AND event_type = 'agent.cycle'"
-    w += " AND ts IS NOT NULL"
-    if q.before is not None:
-        w += " AND ts < ?"
-        p = [*p, q.before]
+        return Keep(w, tuple(p), group_keys(q.group)[1])
+    w, p = newest_where(q)
     return Keep(w, tuple(p))
 
 

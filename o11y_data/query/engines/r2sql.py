@@ -38,6 +38,8 @@ from .base import (
     PercentileRefused,
     Question,
     TableState,
+    group_keys,
+    portable,
     unsupported_deletes,
 )
 
@@ -197,23 +199,14 @@ def where_sql(f: Filters, *, cycles: bool, search: str = "") -> str:
 
 def _group_exprs(group: Any) -> list[tuple[str, str]]:
     """(expression, column name) of each grouping column; none for one row."""
-    if group is None:
-        return []
-    if isinstance(group, tuple) and group and all(g in ("agent", "mode") for g in group):
-        return [(g, g) for g in group]
-    if group in ("agent", "mode"):
-        return [(group, group)]
-    if isinstance(group, int) and not isinstance(group, bool) and group > 0:
-        return [(f"date_bin({_seconds(group)}, ts, TIMESTAMP '1970-01-01T00:00:00')", "bucket")]
-    raise ValueError(f"group must be None, agent, mode or a positive number of seconds: {group!r}")
+    keys, bucket_s = group_keys(group)
+    if bucket_s is not None:
+        return [(f"date_bin({_seconds(bucket_s)}, ts, TIMESTAMP '1970-01-01T00:00:00')", "bucket")]
+    return [(k, k) for k in keys]
 
 
 def _measure_sql(m: M.Measure) -> str:
-    if not m.portable:
-        raise EngineRefused(
-            f"{NAME} cannot answer {m.name}",
-            "its definition is the local store's own (DuckDB); ask over the last 90 days",
-        )
+    portable(m, engine=NAME)
     if isinstance(m, M.Percentile):
         return f"percentile_cont({m.q!r}) WITHIN GROUP (ORDER BY {m.value})"
     return m.raw
