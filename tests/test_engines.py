@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from o11y_data import open_db
@@ -326,33 +325,15 @@ def test_a_reference_table_with_leftovers_orphan_and_position_deletes_answers_al
     s3_admin, bucket, moto_endpoint, tmp_path
 ):
     from o11y_data import sync
-    from tests.support.reference_tables import TABLE_PREFIX, RefTable
-    from tests.support.tables import plain_parquet, r2_settings
+    from tests.support.engine_tables import leftovers_orphan_deletes
+    from tests.support.reference_tables import RefTable
+    from tests.support.tables import r2_settings
 
     ref = RefTable.create(
         endpoint=moto_endpoint, s3=s3_admin, bucket=bucket, db=tmp_path / "catalog.db"
     )
-    days = history(days=4, per_day=6)
-
-    def arrow(rows):
-        return pa.table(
-            {
-                "__ingest_ts": pa.array([t for t, _ in rows], pa.timestamp("us", tz="UTC")),
-                "value": pa.array([v for _, v in rows], pa.string()),
-            }
-        )
-
-    uris = [ref.append(arrow(rows))[0] for rows in days[:3]]
-    # Compaction: the first two days rewritten into one file; the old files stay in data/.
-    ref.table.overwrite(arrow(days[0] + days[1]))
-    ref.append(arrow(days[3]))
-    # An orphan of a failed write: in data/, named by no manifest.
-    ref.put(f"{TABLE_PREFIX}data/orphan-0001.parquet", plain_parquet(days[2]))
-    live = sorted(ref.data_files())
-    # One delete file per partition (a position delete applies within its own partition).
-    ref.delete_positions({live[0]: [0, 3, 5]})
-    ref.delete_positions({live[-1]: [1]})
-    assert uris  # the leftovers are the first appends' files
+    # Compaction leftovers, an orphan named by no manifest, a position delete per partition.
+    leftovers_orphan_deletes(ref, history(days=4, per_day=6))
     settings = r2_settings(moto_endpoint, bucket, tmp_path / "cache")
     sync(settings)
     oracle = ref.reference().select(["__ingest_ts", "value"])
