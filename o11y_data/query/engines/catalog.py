@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...errors import O11yError
 from ...ingest import iceberg
 from ...ingest.source import open_source
 from ...ingest.store import Store
+from ...ingest.sync import resolve_snapshot
 from .base import TableState
 
 if TYPE_CHECKING:
@@ -20,27 +20,15 @@ if TYPE_CHECKING:
 
 
 def table_state(settings: Settings) -> TableState:
-    """The current snapshot's id and delete files (every kind, for the engine to judge)."""
+    """The current snapshot's id and delete files (every kind, for the engine to judge): the
+    table and metadata file found as the sync finds them (the REST catalog when configured)."""
     source = open_source(settings)
     store = Store(settings.store_dir)
-    if settings.catalog_uri:
-        location = iceberg.catalog_metadata_location(
-            settings.catalog_uri,
-            warehouse=settings.catalog_warehouse,
-            token=settings.catalog_token.get() if settings.catalog_token else None,
-        )
-        key = iceberg.key_from_uri(location, source.bucket)
-    else:
-        prefix = settings.table_prefix or store.load_head().table_prefix
-        if prefix is None:
-            raise O11yError("No table known yet", "sync once, or set O11Y_TABLE_PREFIX")
-        if store.load().mode == "files":  # a plain folder of Parquet: every file live, no deletes
-            return TableState(None)
-        pick = iceberg.newest_metadata(source, prefix)
-        if pick is None:
-            raise O11yError("No table metadata", f"nothing under {prefix}metadata/")
-        key = pick.key
-    metadata = iceberg.load_json(source, key)
+    target = resolve_snapshot(source, settings, store.load())
+    if target.mode != "iceberg" or target.metadata_key is None:
+        return TableState(None)  # a plain folder of Parquet: every file live, no deletes
+    metadata = iceberg.load_json(source, target.metadata_key)
     store.meta.mkdir(parents=True, exist_ok=True)
-    live = iceberg.read_snapshot(source, metadata, iceberg.ManifestCache(store.meta), key=key)
+    cache = iceberg.ManifestCache(store.meta)
+    live = iceberg.read_snapshot(source, metadata, cache, key=target.metadata_key)
     return TableState(live.snapshot_id, tuple(live.delete_files.values()))
