@@ -163,6 +163,20 @@ def _rows_sql(spec: Spec, f0: int, f1: int) -> str:
     """
 
 
+def events_table(spec: Spec, f0: int, f1: int) -> pa.Table:
+    """Files ``f0..f1`` of ``spec`` as one Arrow table of (``fid``, ``__ingest_ts``, ``value``),
+    ``spec.per_file`` rows a file in file order (what :func:`ensure` writes, for a bench that
+    builds its own table)."""
+    import duckdb
+
+    conn = duckdb.connect(config={"threads": "2"})
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.sql(_rows_sql(spec, f0, f1)).to_arrow_table()
+    finally:
+        conn.close()
+
+
 def _write_chunk(args: tuple[Spec, int, int, str]) -> list[tuple[str, int, int, int]]:
     """Write files ``f0..f1`` under ``src``; returns TableWriter ``added`` tuples in order."""
     import duckdb
@@ -294,9 +308,9 @@ def new_files(info: dict[str, Any], count: int, put) -> list[str]:
     added = []
     for k in range(count):
         part = table.slice(k * per, per).select(["__ingest_ts", "value"])
-        key, records, size, day = writer.write_data(part, name=f"new-{uuid.uuid4()}")
-        added.append((key, records, size, day))
-        keys.append(key)
+        for written in writer.write_days(part, name=f"new-{uuid.uuid4()}"):
+            added.append(written)
+            keys.append(written[0])
     writer.commit(added)
     info["writer"] = writer.state()
     info["extra_files"] = lo + count - spec.files

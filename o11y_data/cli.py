@@ -194,7 +194,12 @@ def _status_facts(settings: Settings) -> tuple[dict[str, Any], GenerationHead]:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """Show the source, table, snapshot, live files, rows, unparseable rows and freshness."""
+    from .ingest import horizon
+    from .query import route
+
     f, head = _status_facts(settings)
+    us = head.raw_from_us
+    raw_from = None if us is None else horizon.as_datetime(us)
     lines = [
         ("source", settings.source_label),
         ("table", f.get("table_prefix") or "(not synced yet)"),
@@ -207,6 +212,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         ("newest event", _fmt_time(f.get("newest_ts"))),
         ("newest landed", _fmt_time(f.get("newest_ingest_ts"))),
         ("last sync", _fmt_time(f.get("last_sync_at"))),
+        ("raw rows", route.raw_rows_line(raw_from, settings.raw_horizon_s)),
+        ("engine", route.engine_line(settings)),
         ("cache", str(settings.store_dir)),
     ]
     if f.get("last_error"):

@@ -296,3 +296,43 @@ def test_silences_need_a_cadence_and_one_agent(store):
         assert never.cadence_s is None and never.gaps == ()
     finally:
         db.close()
+
+
+def _sidebar_to(at: AppTest, page: str) -> AppTest:
+    """What the sidebar's navigation does: another page, opened without query parameters."""
+    for k in list(at.query_params):
+        del at.query_params[k]
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_agent_pages_agent_does_not_become_the_agents_filter_of_other_pages(store):
+    # The session's filters before: CALM picked in the sidebar, the last 6 hours.
+    at = run("overview", {"agent": CALM, "range": "6h"})
+    # The agent page for another agent (a table's link keeps the range, names its agent).
+    at.query_params.clear()
+    at.query_params.update({"agent": ERRING, "range": "6h"})
+    at.switch_page("pages/agent.py")
+    at.run()
+    assert not at.exception and "erringerringerring02" in at.header[0].value
+    # Back to the overview through the sidebar: the range is kept, the agents filter is CALM,
+    # as it was, not the agent the agent page showed.
+    at = _sidebar_to(at, "overview")
+    assert at.query_params.get("range") in ("6h", ["6h"])
+    assert at.multiselect(key="f_agents").value == [CALM]
+    # Opened first, the agent page leaves other pages unfiltered.
+    fresh = run("agent", {"agent": ERRING})
+    fresh = _sidebar_to(fresh, "errors")
+    assert fresh.multiselect(key="f_agents").value == []
+    assert "agent" not in fresh.query_params
+
+
+def test_a_filter_changed_on_the_agent_page_is_kept_without_its_agent(store):
+    at = run("agent", {"agent": ERRING})
+    at.selectbox(key="f_range").select("7d").run()
+    assert not at.exception
+    at = _sidebar_to(at, "modes")
+    assert at.selectbox(key="f_range").value == "7d"
+    assert at.multiselect(key="f_agents").value == []

@@ -575,3 +575,7 @@ def test_overview_lists_the_agents_needing_attention_worst_first_as_the_wall_jud
     assert expected == [A, B]  # the fixture's story: A went quiet, B has been quiet 15 min
     assert _linked_agents(table["Agent"]) == expected
     assert list(table["State"]) == [judged[a] for a in expected]
+    # A has no cycle in the wall's hour: its rate and p95 cells are "—", never "None"
+    down = table.iloc[expected.index(A)]
+    assert (down["Error rate"], down["p95"]) == ("—", "—")
+    assert "None" not in {str(v) for v in table.to_numpy().ravel()}

@@ -76,3 +76,38 @@ def test_the_sync_records_newest_times_and_choices_and_status_shows_them_as_a_sc
     scanned = _status_lines(env)
     for key in ("newest event", "newest landed", "rows", "live files"):
         assert scanned[key].split("(")[0] == recorded[key].split("(")[0], key
+
+
+def _synced_env(tmp_path, **extra: str) -> dict[str, str]:
+    src = tmp_path / "src"
+    src.mkdir()
+    now = datetime.now(UTC)
+    for i, t in enumerate([now - timedelta(days=40), now - timedelta(hours=1)]):
+        (src / f"f{i}.parquet").write_bytes(plain_parquet(rows([event(ts=t)], start=t)))
+    env = {
+        "O11Y_SOURCE_DIR": str(src),
+        "O11Y_CACHE_DIR": str(tmp_path / "c"),
+        "O11Y_AGENTS_FILE": str(tmp_path / "no-agents.toml"),
+        **extra,
+    }
+    assert cli(env, "sync").returncode == 0
+    return env
+
+
+def test_status_shows_where_raw_rows_begin_and_that_no_engine_answers_before_them(tmp_path):
+    env = _synced_env(tmp_path, O11Y_RAW_HORIZON="30d")
+    lines = _status_lines(env)
+    day = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%d")  # the horizon's UTC day
+    assert lines["raw rows"].split("  ", 1)[1].strip() == (
+        f"kept from {day} (30-day horizon); older windows answered from rollups"
+    )
+    assert "no engine" in lines["engine"]
+
+
+def test_status_says_every_raw_row_is_kept_without_a_horizon_and_names_the_engine(tmp_path):
+    env = _synced_env(tmp_path, O11Y_RAW_HORIZON="all")
+    # status asks neither the engine nor the catalog (an address nothing listens on)
+    engine = {"O11Y_ENGINE": "daft", "O11Y_CATALOG_URI": "http://127.0.0.1:9"}
+    lines = _status_lines({**env, **engine})
+    assert lines["raw rows"].endswith("every raw row kept (O11Y_RAW_HORIZON=all)")
+    assert lines["engine"].endswith("Daft on its local runner (O11Y_ENGINE=daft)")

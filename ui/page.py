@@ -138,7 +138,7 @@ def setup(settings: Settings, syncer: BackgroundSyncer, *, page: str = "") -> Ct
     follow_chart(in_fragment=False)
     choices = load(q.choices, what="filter choices") or {}
     names = agent_names()
-    state = sidebar.read_state(choices)
+    state = sidebar.read_state(choices, agent_is_subject=page == routes.AGENT.path)
     sidebar.draw(state, choices, names)
     every, refresh_notice = refresh_picker()
     c = Ctx(

@@ -26,6 +26,9 @@ K_AGENTS, K_MODES, K_TYPES, K_ERRORS = "f_agents", "f_modes", "f_types", "f_erro
 K_TZ = "f_tz"
 INPUT_TZ = "_f_input_tz"  # the zone the custom range inputs were last drawn in
 SAVED = "_filter_params"
+# Whether this page's ``agent`` parameter names the page's subject (the agent page), not the
+# shared agents filter: it is then left out of the form restored on other pages.
+SUBJECT_PAGE = "_f_agent_is_subject"
 
 
 def _url() -> dict[str, list[str]]:
@@ -52,7 +55,19 @@ def write_url(state: F.FilterState) -> None:
     wanted.update(_norm(dict(new)))
     if wanted != current:
         st.query_params.from_dict(wanted)
-    st.session_state[SAVED] = new
+    st.session_state[SAVED] = _shared(new)
+
+
+def _shared(params: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+    """The URL form other pages restore: on the agent page, its ``agent`` is the page's subject,
+    so the agents filter the session had before opening it is kept instead."""
+    if not st.session_state.get(SUBJECT_PAGE):
+        return params
+    out = {k: v for k, v in params.items() if k != "agent"}
+    before = (st.session_state.get(SAVED) or {}).get("agent")
+    if before:
+        out["agent"] = before
+    return out
 
 
 def _naive(t: datetime | None, zone: tzinfo = UTC) -> datetime | None:
@@ -122,8 +137,11 @@ def history_navigation() -> bool:
     return bool(getattr(ctx, "is_history_navigation", False))
 
 
-def read_state(choices: dict[str, list[str]]) -> F.FilterState:
-    """The filters from the URL (restored from this session after sidebar navigation)."""
+def read_state(choices: dict[str, list[str]], *, agent_is_subject: bool = False) -> F.FilterState:
+    """The filters from the URL (restored from this session after sidebar navigation).
+    ``agent_is_subject``: the page's ``agent`` names its subject (the agent page); it is not
+    remembered as the agents filter of the pages opened next."""
+    st.session_state[SUBJECT_PAGE] = agent_is_subject
     params = _norm(_url())
     saved = st.session_state.get(SAVED)
     if not params and saved and not history_navigation():
@@ -137,7 +155,7 @@ def read_state(choices: dict[str, list[str]]) -> F.FilterState:
     if _norm(F.to_params(state)) != params or (not _url() and saved):
         write_url(state)
     else:
-        st.session_state[SAVED] = F.to_params(state)
+        st.session_state[SAVED] = _shared(F.to_params(state))
     return state
 
 

@@ -171,11 +171,11 @@ def _write_files(writer: TableWriter, rows, seed: int, start: datetime) -> list:
         if roll_at is None:
             roll_at = r[1] + timedelta(seconds=rng.uniform(60, 300))
         if r[1] >= roll_at and batch:
-            written.append(writer.write_data(unstructured_table([(b[1], b[2]) for b in batch])))
+            written += writer.write_days(unstructured_table([(b[1], b[2]) for b in batch]))
             batch, roll_at = [], r[1] + timedelta(seconds=rng.uniform(60, 300))
         batch.append(r)
     if batch:
-        written.append(writer.write_data(unstructured_table([(b[1], b[2]) for b in batch])))
+        written += writer.write_days(unstructured_table([(b[1], b[2]) for b in batch]))
     return written
 
 

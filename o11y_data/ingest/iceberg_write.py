@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,15 +140,41 @@ class TableWriter:
         return f"{self.table_prefix}data/__ingest_ts_day={day}/{name or uuid.uuid4()}.parquet"
 
     def write_data(self, table: pa.Table, *, name: str | None = None) -> tuple[str, int, int, int]:
-        """Write one data file (not yet committed): returns (key, records, size, day)."""
-        ts = table.column("__ingest_ts").to_pylist() if table.num_rows else []
-        first = min((t for t in ts if t is not None), default=datetime.fromtimestamp(0, UTC))
-        day = first.strftime("%Y-%m-%d")
+        """Write one data file (not yet committed): returns (key, records, size, day). A data
+        file belongs to one partition, so every row must land on one UTC day of
+        ``__ingest_ts``: a table spanning days is refused (:meth:`write_days` splits it)."""
+        days = _ingest_days(table)
+        if len(days) > 1:
+            raise ValueError(
+                f"rows on {len(days)} days of __ingest_ts in one data file: use write_days"
+            )
+        if None in days:
+            raise ValueError("rows without __ingest_ts: the writer has no NULL partition")
+        first = next(iter(days), 0)
         data = parquet_bytes(table)
-        key = self.data_key(day, name)
+        key = self.data_key(_day_text(first), name)
         self.put(key, data)
-        epoch_day = (first.date() - datetime(1970, 1, 1).date()).days
-        return key, table.num_rows, len(data), epoch_day
+        return key, table.num_rows, len(data), first
+
+    def write_days(
+        self, table: pa.Table, *, name: str | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """Write ``table`` as one data file per UTC day of ``__ingest_ts`` (its partitions), in
+        day order, as an Iceberg writer does; ``name`` gets the day appended when the table
+        spans days."""
+        import pyarrow.compute as pc
+
+        days = sorted(d for d in _ingest_days(table) if d is not None)
+        if len(days) <= 1:
+            return [self.write_data(table, name=name)]
+        day_of = _day_numbers(table)
+        out = []
+        for d in days:
+            part = table.filter(pc.equal(day_of, d))
+            out.append(self.write_data(part, name=f"{name}-{_day_text(d)}" if name else None))
+        if any(v is None for v in day_of.to_pylist()):
+            raise ValueError("rows without __ingest_ts: the writer has no NULL partition")
+        return out
 
     def _write_manifest(self, snapshot_id: int, entries: list[tuple[int, str, int, int, int]]):
         import fastavro
@@ -304,15 +330,16 @@ class TableWriter:
 
     def append(self, tables: Sequence[pa.Table]) -> list[str]:
         """Write each table as a data file and commit them in one snapshot; returns their keys."""
-        written = [self.write_data(t) for t in tables]
+        written = [w for t in tables for w in self.write_days(t)]
         self.commit(written)
         return [w[0] for w in written]
 
-    def compact(self, keys: Sequence[str], merged: pa.Table) -> str:
-        """Replace ``keys`` by one ``compacted-*`` file, keeping the old files in ``data/``."""
-        written = self.write_data(merged, name=f"compacted-{uuid.uuid4()}")
-        self.commit([written], removed=keys, operation="replace")
-        return written[0]
+    def compact(self, keys: Sequence[str], merged: pa.Table) -> list[str]:
+        """Replace ``keys`` by one ``compacted-*`` file per day of ``merged`` (in day order),
+        keeping the old files in ``data/``; returns the new keys."""
+        written = self.write_days(merged, name=f"compacted-{uuid.uuid4()}")
+        self.commit(written, removed=keys, operation="replace")
+        return [w[0] for w in written]
 
     def state(self) -> dict[str, Any]:
         """Serializable state, so a later process can keep appending (the live demo)."""
@@ -353,6 +380,22 @@ class TableWriter:
             for m in state["manifests"]
         ]
         return w
+
+
+def _day_numbers(table: pa.Table) -> pa.Array:
+    """Each row's UTC day of ``__ingest_ts`` as days since 1970-01-01 (NULL stays NULL)."""
+    import pyarrow.compute as pc
+
+    micros = pc.cast(pc.cast(table.column("__ingest_ts"), pa.timestamp("us", tz="UTC")), pa.int64())
+    return pc.cast(pc.floor(pc.divide(pc.cast(micros, pa.float64()), 86_400_000_000)), pa.int64())
+
+
+def _ingest_days(table: pa.Table) -> set[int | None]:
+    return set(_day_numbers(table).unique().to_pylist()) if table.num_rows else set()
+
+
+def _day_text(day: int) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 def folder_put(root: Path, *, durable: bool = True) -> Put:

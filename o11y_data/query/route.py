@@ -58,6 +58,35 @@ def horizon_line(raw_from: datetime, *, now: datetime | None = None) -> str:
     )
 
 
+def raw_rows_line(raw_from: datetime | None, horizon_s: float | None) -> str:
+    """Where the store's raw rows begin, for ``status`` and the health page: "kept from
+    2026-09-04 (90-day horizon); older windows answered from rollups"."""
+    if raw_from is None:
+        if horizon_s is None:
+            return "every raw row kept (O11Y_RAW_HORIZON=all)"
+        return f"every raw row kept so far ({_days(horizon_s)} horizon from the next sync)"
+    why = (
+        f"{_days(horizon_s)} horizon"
+        if horizon_s is not None
+        else "an earlier horizon; O11Y_RAW_HORIZON=all keeps rows from now on"
+    )
+    return f"kept from {raw_from:%Y-%m-%d} ({why}); older windows answered from rollups"
+
+
+def _days(horizon_s: float) -> str:
+    return f"{horizon_s / 86400:g}-day"
+
+
+def engine_line(settings: Settings) -> str:
+    """The engine raw questions before the horizon go to, named without an address or secret."""
+    if settings.engine == "r2sql":
+        return "R2 SQL (O11Y_ENGINE=r2sql)"
+    if settings.engine == "daft":
+        runner = "a Ray cluster" if settings.ray_address else "its local runner"
+        return f"Daft on {runner} (O11Y_ENGINE=daft)"
+    return "no engine: raw questions before the horizon are answered in one line"
+
+
 def engine_for(settings: Settings) -> Engine | None:
     """The engine the settings configure, or None."""
     if settings.engine == "r2sql":

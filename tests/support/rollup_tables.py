@@ -38,15 +38,19 @@ class Table:
         )
 
     def append(self, *batches: list[dict]) -> list[str]:
+        """One snapshot; a batch spanning days becomes a file per day, as the writer splits it
+        (in day order), so each key maps to that day's events."""
         keys = self.writer.append([unstructured_table(_rows(b)) for b in batches])
-        for k, b in zip(keys, batches, strict=True):
-            self.files[k] = b
+        parts = [day for b in batches for day in _by_day(b)]
+        for k, part in zip(keys, parts, strict=True):
+            self.files[k] = part
         return keys
 
     def compact(self, keys: list[str]) -> None:
         merged = [e for k in keys for e in self.files.pop(k)]
         new = self.writer.compact(keys, unstructured_table(_rows(merged)))
-        self.files[new] = merged
+        for k, part in zip(new, _by_day(merged), strict=True):
+            self.files[k] = part
 
     def delete(self, key: str) -> None:
         self.writer.commit([], removed=[key], operation="delete")
@@ -54,6 +58,14 @@ class Table:
 
     def events(self) -> list[dict]:
         return [e for b in self.files.values() for e in b]
+
+
+def _by_day(batch: list[dict]) -> list[list[dict]]:
+    """A batch's events by UTC day of their landing time, in day order (the writer's files)."""
+    days: dict[object, list[dict]] = {}
+    for e in batch:
+        days.setdefault(e["ingest_ts"].date(), []).append(e)
+    return [days[d] for d in sorted(days)]
 
 
 def _rows(batch: list[dict]) -> list[tuple[datetime, str]]:

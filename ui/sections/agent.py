@@ -180,8 +180,10 @@ def picker(c: P.Ctx, among: tuple[str, ...] = (), *, troubled_only: bool = False
             "State": [t.status for t in tiles],
             "Last cycle": [fmt.fmt_age(t.age_s) for t in tiles],
             f"Cycles ({win})": [t.cycles for t in tiles],
-            "Error rate %": [None if t.error_rate is None else t.error_rate * 100 for t in tiles],
-            "p95 s": [None if t.p95_ms is None else t.p95_ms / 1000 for t in tiles],
+            # Text cells: Streamlit draws a missing number as "None"; an agent with no cycle in
+            # the window has neither, shown as the wall shows it ("—").
+            "Error rate": [fmt.format_rate(t.error_rate) for t in tiles],
+            "p95": [fmt.fmt_ms(t.p95_ms, empty=fmt.DASH) for t in tiles],
             "Alert firing": [t.alert or "" for t in tiles],
         }
     )
@@ -196,8 +198,6 @@ def picker(c: P.Ctx, among: tuple[str, ...] = (), *, troubled_only: bool = False
         selection_mode="single-row",
         column_config={
             "Agent": P.agent_link_column(width="large"),
-            "Error rate %": st.column_config.NumberColumn(format="%.1f%%"),
-            "p95 s": st.column_config.NumberColumn(format="%.1f"),
         },
     )
     goto = st.session_state.pop(GOTO, None)

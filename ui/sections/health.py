@@ -1,6 +1,7 @@
 """Sections of ``pages/health.py`` (the scheme: ``ui/sections/__init__.py``): the freshness tiles,
 events per hour and ingest lag, the sync table, files set aside, and the Sync now button."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,14 +10,18 @@ import pandas as pd
 import streamlit as st
 
 from o11y_data.background import BackgroundSyncer
+from o11y_data.errors import O11yError
 from o11y_data.ingest import ranges
 from o11y_data.query import queries as q
+from o11y_data.query import route
 from o11y_data.query.queries import Filters
 from ui import data as D
 from ui import figures as FG
 from ui import filters as F
 from ui import fmt, tables
 from ui import page as P
+
+log = logging.getLogger(__name__)
 
 LEVEL_TEXT = {
     "ok": ":green-badge[on time]",
@@ -154,6 +159,8 @@ def sync_table(c: P.Ctx, fr: dict[str, Any], syncer: BackgroundSyncer) -> None:
         "Sync interval": f"{c.settings.sync_interval_s:.0f} s",
         "Snapshot": str(fr.get("snapshot_id") or "none (plain folder of Parquet files)"),
         "Unreadable files set aside": fmt.fmt_int(fr.get("bad_files") or 0),
+        "Raw rows": _raw_rows(c),
+        "Engine": route.engine_line(c.settings),
         "Last error": err or "none",
     }
     st.dataframe(
@@ -161,6 +168,16 @@ def sync_table(c: P.Ctx, fr: dict[str, Any], syncer: BackgroundSyncer) -> None:
     )
     if err:
         st.error(f"Last sync failed: {P.md_escape(err)}", icon=":material/sync_problem:")
+
+
+def _raw_rows(c: P.Ctx) -> str:
+    """Where the store's raw rows begin (the raw horizon), or one line saying it is unknown."""
+    try:
+        raw_from = D.get_db().raw_from()
+    except O11yError as exc:
+        log.info("reading the raw horizon failed: %s", exc.one_line(), exc_info=exc)
+        return f"unknown: {exc.one_line()}"
+    return route.raw_rows_line(raw_from, c.settings.raw_horizon_s)
 
 
 def files_set_aside() -> None:
