@@ -25,7 +25,7 @@ from o11y_data import EventsDB, O11yError
 from o11y_data.query import queries as q
 from o11y_data.query import sandbox as sb
 from o11y_data.query.queries import Filters
-from tests.support.cli import cli
+from tests.support.cli import ROOMY_SQL_TIMEOUT_S, cli
 
 SEED = (
     "SELECT agent, mode, count(*) cycles, round(avg(duration_ms)) avg_ms, "
@@ -38,9 +38,8 @@ RUNAWAY = (
     "WHERE (a.range * 7 + b.range) % 1000003 = 1"
 )
 # The queries that prove something other than a time limit get all the time a loaded machine
-# needs: the sandbox's child runs at nice 10, so behind busy processes even a trivial query can
-# outlast the product's 10 s default (DEFAULT_TIMEOUT_S; the limits have tests of their own).
-ROOMY = sb.Limits(timeout_s=240.0)
+# needs (tests/support/cli.py says why; the limits have tests of their own).
+ROOMY = sb.Limits(timeout_s=ROOMY_SQL_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -421,9 +420,6 @@ def test_a_type_arrow_cannot_carry_is_named_in_one_line(db):
 
 
 def _cli(demo_store, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m o11y_data *args``; ``sql`` gets ROOMY's time limit unless it names one."""
-    if args[0] == "sql" and "--timeout" not in args:
-        args = (*args, "--timeout", f"{ROOMY.timeout_s:g}")
     return cli({**demo_store.env, "HOME": str(demo_store.cache), **extra}, *args)
 
 
@@ -474,7 +470,7 @@ def test_cli_sql_formats_and_filters(demo_store):
     ],
 )
 def test_cli_sql_refusals_print_one_line_and_exit_1(demo_store, sql, says):
-    # the runaway meets its 1 s limit; the others are refused long before ROOMY's
+    # the runaway meets its 1 s limit; the others are refused long before a roomy one
     out = _cli(demo_store, "sql", sql, *(["--timeout", "1"] if sql == RUNAWAY else []))
     assert out.returncode == 1
     assert out.stdout == ""
