@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from playwright.sync_api import Page, expect
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR
+from tests.support.http_thread import serve_in_thread
 from tests.support.tables import local_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ class Beacon:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def close(self) -> None:
         self.server.shutdown()
