@@ -7,9 +7,11 @@
 #                server process, nothing marked slow (marks: pyproject.toml, tests/conftest.py);
 #                the property tests run a quarter of their random cases (tests/support/
 #                properties.py). The fast answer while working: 890 tests in 99 s here at load
-#                ~2 (2.3 CPU-minutes; 2026-12-03, 14:42 UTC).
+#                ~2 (2.3 CPU-minutes; 2026-12-03, 14:42 UTC), before its six slowest files were
+#                cut by a third (190/170 s -> 124/130 s side by side at load 9-16, 16:30 UTC;
+#                docs/development.md, "Tests"); not measured quiet since.
 #   make test    lint, then every test in parallel, printing the 25 slowest; what CI runs
-#                (.ci/run). Minutes, not seconds.
+#                (.ci/run). Minutes, not seconds (6m53 at load ~7-10, 2026-12-03, 14:40 UTC).
 
 PORT ?= 8501
 # Loopback only by default: `make run HOST=0.0.0.0` to serve other machines (see docs/deploy.md,

@@ -73,6 +73,22 @@ def _keep_all_raw_history() -> Generator[None, None, None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _roomy_sql_console() -> Generator[None, None, None]:
+    """The SQL console's queries (pages under AppTest, in this process) get the tests' roomy
+    time limit (tests/support/cli.py says why); no test here is about the console's 10 s."""
+    from dataclasses import replace
+
+    from tests.support.cli import ROOMY_SQL_TIMEOUT_S
+    from ui import sql_console
+
+    roomy = replace(sql_console.SCREEN_LIMITS, timeout_s=ROOMY_SQL_TIMEOUT_S)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sql_console, "SCREEN_LIMITS", roomy)
+        mp.setattr(sql_console, "DOWNLOAD_TIMEOUT_S", ROOMY_SQL_TIMEOUT_S)
+        yield
+
+
 # -- dashboard fixtures (the screens' tests) -------------------------------------------------
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from o11y_data import O11yError, load_settings, sync
+from tests.support.http_thread import serve_in_thread
 from tests.support.tables import append, event, new_table, rows, s3_put
 
 TOKEN = "catalog-token-123"
@@ -45,7 +45,7 @@ class Catalog:
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     @property
     def uri(self) -> str:

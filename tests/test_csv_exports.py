@@ -28,6 +28,7 @@ from o11y_data import EventsDB, load_settings, sync
 from o11y_data.query import queries as q
 from o11y_data.query import sandbox as sb
 from o11y_data.query.queries import Filters
+from tests.support.cli import ROOMY_SQL_TIMEOUT_S as ROOM
 from tests.support.cli import cli
 from tests.support.hostile import CR_MODE, FORMULA_AGENT, write_hostile_source
 
@@ -163,7 +164,9 @@ def test_the_sql_consoles_csv_reads_back_as_the_query_result(store, tmp_path):
         "'@SUM(A1)' AS at_formula, chr(9) || 'tab' AS tab_start, '' AS empty, "
         'NULL::VARCHAR AS nothing, 1.5 AS "=header", raw FROM events ORDER BY raw'
     )
-    table = sb.run_sql(db, sql, filters=Filters(), limits=sb.Limits(max_rows=10_000)).table
+    table = sb.run_sql(
+        db, sql, filters=Filters(), limits=sb.Limits(timeout_s=ROOM, max_rows=10_000)
+    ).table
     rows = [list(r.values()) for r in table.to_pylist()]
     data = download_csv(db, sql, Filters())
     _check(data, table.column_names, rows, tmp_path)
@@ -193,7 +196,9 @@ def test_cli_sql_csv_reads_back_as_the_query_result(store, tmp_path):
         text=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    table = sb.run_sql(db, sql, filters=Filters(), limits=sb.Limits(max_rows=100_000)).table
+    table = sb.run_sql(
+        db, sql, filters=Filters(), limits=sb.Limits(timeout_s=ROOM, max_rows=100_000)
+    ).table
     rows = [list(r.values()) for r in table.to_pylist()]
     _check(out.stdout, table.column_names, rows, tmp_path)
     assert b"'=1+1" in out.stdout and b",+1," in out.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 
 import pyarrow.parquet as pq
@@ -32,26 +33,27 @@ def test_same_now_and_seed_give_the_same_numbers(tmp_path):
     assert q.summary(a).equals(q.summary(b))
 
 
-def test_demo_has_the_stories_a_dashboard_should_show(tmp_path):
-    src, db = build_and_sync(tmp_path, "a")
+def test_demo_has_the_stories_a_dashboard_should_show(demo_store):
+    # the run's shared demo (seed 7, built at its own now): build_and_sync makes the same at T0
+    src, now, db = demo_store.src, demo_store.now, open_db(demo_store.settings)
     seen = q.agent_last_seen(db).set_index("agent")
     ids = [p.did for p in demo.agents(7)]
     assert len(ids) == 12
     silent = seen.loc[ids[demo.SILENT_AGENT], "last_ts"].to_pydatetime()
-    assert timedelta(minutes=59) < T0 - silent < timedelta(minutes=75)
+    assert timedelta(minutes=59) < now - silent < timedelta(minutes=75)
     others = [
-        T0 - seen.loc[i, "last_ts"].to_pydatetime() for i in ids if i != ids[demo.SILENT_AGENT]
+        now - seen.loc[i, "last_ts"].to_pydatetime() for i in ids if i != ids[demo.SILENT_AGENT]
     ]
     assert max(others) < timedelta(minutes=15)
-    burst = q.Filters(start=T0 - timedelta(hours=3), end=T0 - timedelta(hours=2, minutes=35))
-    calm = q.Filters(start=T0 - timedelta(hours=12), end=T0 - timedelta(hours=4))
+    burst = q.Filters(start=now - timedelta(hours=3), end=now - timedelta(hours=2, minutes=35))
+    calm = q.Filters(start=now - timedelta(hours=12), end=now - timedelta(hours=4))
     assert q.totals(db, burst).error_rate > 3 * q.totals(db, calm).error_rate
     modes = q.mode_breakdown(db).set_index("mode")
     assert {"think", "reflection", "housekeeping"} <= set(modes.index)
     p = q.totals(db)
     assert p.p99_ms > 3 * p.p50_ms  # long-tailed
     # the demo's events without an agent are "unknown": apart, never an agent, never quiet
-    day = q.Filters(start=T0 - timedelta(hours=24), end=T0)
+    day = q.Filters(start=now - timedelta(hours=24), end=now)
     t = q.totals(db, day)
     assert t.unknown_cycles > 0
     assert t.agents == 12 == len(ids)  # what the wall shows, unknown left out
@@ -65,18 +67,19 @@ def test_demo_has_the_stories_a_dashboard_should_show(tmp_path):
     assert any("compacted-" in p.name for p in src.rglob("*.parquet"))
 
 
-def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path):
+def test_advance_appends_the_time_since_as_a_new_snapshot(tmp_path, demo_store):
     src = tmp_path / "src"
-    demo.build(src, now=T0, seed=7)
+    shutil.copytree(demo_store.src, src)  # the run's demo (seed 7), built at demo_store.now
+    built = demo_store.now
     state = json.loads((src / demo.STATE_FILE).read_text())
-    added = demo.advance(src, now=T0 + timedelta(minutes=10))
+    added = demo.advance(src, now=built + timedelta(minutes=10))
     assert added > 0
     s = load_settings(
         {"O11Y_SOURCE_DIR": str(src), "O11Y_CACHE_DIR": str(tmp_path / "c")}, secrets_paths=[]
     )
     sync(s)
     newest = q.freshness(open_db(s))["newest_ts"]
-    assert T0 < newest <= T0 + timedelta(minutes=10)
+    assert built < newest <= built + timedelta(minutes=10)
     after = json.loads((src / demo.STATE_FILE).read_text())
     assert after["writer"]["version"] == state["writer"]["version"] + 1
     files = [f for f in src.rglob("*.parquet")]

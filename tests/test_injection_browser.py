@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from playwright.sync_api import Page, expect
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR
+from tests.support.http_thread import serve_in_thread
 from tests.support.tables import local_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ class Beacon:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -163,21 +163,25 @@ LAYOUT_JS = """(port) => {
 
 
 def _settle(page: Page, heading: str | None) -> None:
+    """The page drawn in full: its heading, no run in progress, every chart drawn (charts below
+    the fold draw when scrolled to: each is scrolled into view and waited for), every chart
+    hovered (hover labels hold event values too)."""
     if heading is None:
         page.wait_for_selector(".wall-grid", timeout=60_000)
     else:
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
-    for _ in range(6):  # charts below the fold draw when scrolled to
-        page.mouse.wheel(0, 1500)
-        page.wait_for_timeout(300)
-    page.wait_for_timeout(1500)
+    charts = page.get_by_test_id("stPlotlyChart")
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        chart.scroll_into_view_if_needed(timeout=60_000)
+        expect(chart.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=60_000)
     for plot in page.locator(".js-plotly-plot .nsewdrag").all()[:8]:  # hover every chart
+        plot.scroll_into_view_if_needed(timeout=60_000)
         box = plot.bounding_box()
         if box:
             for fx in (0.2, 0.5, 0.8):
                 page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] / 2)
-                page.wait_for_timeout(50)
     page.mouse.wheel(0, -20_000)
 
 
@@ -204,7 +208,7 @@ def test_hostile_event_strings_shape_nothing_on_any_page(page: Page, hostile_app
         if path == "":  # the sidebar pickers list event values too: open each list
             for name in ("Agents", "Modes", "Event types"):
                 page.get_by_test_id("stMultiSelect").filter(has_text=name).click()
-                page.wait_for_timeout(500)
+                expect(page.get_by_role("option").first).to_be_visible(timeout=60_000)
                 _check(page, beacon, f"{name} options")
                 page.keyboard.press("Escape")
         m = page.evaluate(LAYOUT_JS, str(beacon.port))

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from tests.support.app_server import start_streamlit, stop_streamlit
 from tests.support.browser import SCREENSHOT_DIR
 from tests.support.tables import append, event, new_table, rows, s3_put
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 KEY_ID = "AKIDLEAKCANARY7731"
@@ -67,19 +68,27 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
                     "document.querySelector('.js-plotly-plot .main-svg') !== null",
                     timeout=60_000,
                 )
-            page.wait_for_timeout(500)
             seen.append(page.content())
             page.screenshot(path=str(SCREENSHOT_DIR / f"secrets_{path or 'overview'}.png"))
         # Now R2 rejects the key: the error shown and logged must not carry it.
         proxy.fail_next(10_000, status=403, code="InvalidAccessKeyId")
         failing = page.get_by_text(re.compile("R2 rejected the credentials")).first
-        deadline = time.monotonic() + 90
-        while True:  # the page shows the error from the next background sync on: reload for it
+        log_file = tmp_path / "cache" / "o11y.log"
+        wait_until(  # the next background sync failed (its cause is logged as it fails)
+            lambda: (
+                log_file.exists()
+                and "R2 rejected the credentials" in log_file.read_text(errors="replace")
+            ),
+            limit_s=90,
+            what="a background sync rejected by R2 in the app's log",
+        )
+        deadline = time.monotonic() + 60
+        while True:  # the page shows the error from that sync on: reload for it
             page.goto(f"{url}/health?range=all")
             expect(page.get_by_text("Last sync").first).to_be_visible(timeout=60_000)
             if failing.is_visible() or time.monotonic() > deadline:
                 break
-            page.wait_for_timeout(3_000)
+            page.wait_for_timeout(500)
         expect(failing).to_be_visible()
         seen.append(page.content())
         logs = [p.read_text(errors="replace") for p in getattr(proc, "o11y_logs", ())]

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.support.app_server import start_streamlit, stop_streamlit
-from tests.support.cli import ROOT
+from tests.support.cli import ROOMY_SQL_TIMEOUT_S, ROOT
 from tests.support.st_client import Session
 
 QUERIES = (
@@ -40,7 +40,9 @@ def test_a_sandbox_child_does_not_run_the_hosts_main_script(tmp_path, demo_store
             from o11y_data.query import sandbox
             db = EventsDB(Path({str(demo_store.settings.store_dir)!r}))
             for _ in range(2):
-                assert sandbox.run_sql(db, "SELECT count(*) AS n FROM cycles").rows == 1
+                limits = sandbox.Limits(timeout_s={ROOMY_SQL_TIMEOUT_S})
+                sql = "SELECT count(*) AS n FROM cycles"
+                assert sandbox.run_sql(db, sql, limits=limits).rows == 1
             """
         )
     )

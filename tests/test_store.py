@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,9 +71,10 @@ def test_demo_store_holds_exactly_the_live_rows(demo_src, tmp_path):
 
 
 def test_a_sync_past_its_memory_cap_fails_in_one_line_naming_the_cap_and_keeps_the_store(
-    demo_src, tmp_path
+    demo_src, demo_store, tmp_path
 ):
-    good = sync(settings_for(demo_src, tmp_path / "c"))
+    shutil.copytree(demo_store.cache, tmp_path / "c")  # the demo synced (its source: demo_src)
+    rows, _ = expected_counts(demo_src)
     published = Store(settings_for(demo_src, tmp_path / "c").store_dir).load().number
     tiny = load_settings(
         {
@@ -92,7 +94,7 @@ def test_a_sync_past_its_memory_cap_fails_in_one_line_naming_the_cap_and_keeps_t
     assert "O11Y_SYNC_MEMORY=4MB" in line and "out of memory" in line and "\n" not in line
     assert store.load().number == published + 1  # the failed sync published nothing
     again = sync(settings_for(demo_src, tmp_path / "c"))
-    assert again.rows == good.rows
+    assert again.rows == rows
 
 
 def test_two_syncs_at_once_one_waits_or_skips(demo_src, tmp_path):

@@ -34,6 +34,8 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from tests.support.http_thread import serve_in_thread
+
 # Hop-by-hop headers (RFC 9110 §7.6.1) are connection-specific and never forwarded.
 # `Expect` is dropped too: the proxy has already answered 100-continue and read the body.
 _HOP_BY_HOP = {
@@ -90,10 +92,7 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FaultProxy:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"fault-proxy-{self.port}", daemon=True
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, name=f"fault-proxy-{self.port}")
         return self
 
     def stop(self) -> None:

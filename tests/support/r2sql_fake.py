@@ -30,6 +30,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from tests.support.http_thread import serve_in_thread
+
 _PATH = re.compile(r"^/api/v1/accounts/([^/]+)/basin-sql/query/([^/]+)$")
 # The fake's wording of a budget refusal: the documented part is the shape (HTTP 400,
 # success false, errors[{code, message}]), not this text.
@@ -220,8 +222,7 @@ def serve(fake: FakeR2SQL) -> tuple[ThreadingHTTPServer, threading.Thread]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     fake.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     return server, thread
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.http_thread import serve_in_thread
+
 
 @dataclass
 class Received:
@@ -111,8 +113,7 @@ def running_receiver(codes: list[int | str] | None = None) -> Iterator[Receiver]
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     rx.url = f"http://127.0.0.1:{server.server_address[1]}/hook/secret-token-path"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     try:
         yield rx
     finally:

@@ -10,10 +10,11 @@ test moves the table by committing (pyiceberg) and the catalog follows.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http_thread import serve_in_thread
 
 TOKEN = "rest-catalog-token-456"
 PREFIX = "wh1"
@@ -71,8 +72,7 @@ class RestCatalog:
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     @property
     def uri(self) -> str:
