@@ -41,7 +41,7 @@ def calls(screen: str, window: str, now: datetime) -> list[tuple[str, tuple, dic
             (
                 "wall_agents",
                 (Filters(start, end),),
-                {"seen_since": end - WALL_HORIZON, "buckets": SPARK_BUCKETS},
+                {"seen_for": WALL_HORIZON, "buckets": SPARK_BUCKETS},
             )
         )
         out.append(("totals", (Filters(start, end, agents=("__DIDS__",)),), {}))

@@ -147,7 +147,7 @@ def test_every_query_answers_and_its_numbers_stay_in_range(hostile):
             q.count_events(db, f)
             q.event_type_counts(db, f)
             if f.start is not None:
-                q.wall_agents(db, f, seen_since=data.now - timedelta(days=1))
+                q.wall_agents(db, f, seen_for=timedelta(days=1))
         rows = q.summary_rows(db)
         assert sum(r["cycles"] for r in rows) == data.rows
     finally:

@@ -476,8 +476,8 @@ def load(
     from ui.data import cached
 
     start, end = window_bounds(at, cfg)
-    seen_since = end - timedelta(seconds=max(cfg.horizon_s, cfg.window_s))
-    df = cached(q.wall_agents, Filters(start, end), seen_since=seen_since, buckets=SPARK_BUCKETS)
+    seen_for = timedelta(seconds=max(cfg.horizon_s, cfg.window_s))
+    df = cached(q.wall_agents, Filters(start, end), seen_for=seen_for, buckets=SPARK_BUCKETS)
     stats = _stats_from_frame(df)
     names = _names([s.agent for s in stats])
     chosen, missing = select(stats, cfg.agents, names)

@@ -684,13 +684,13 @@ def wall_agents(
     db: EventsDB,
     f: Filters,
     *,
-    seen_since: datetime,
+    seen_for: timedelta | None,
     buckets: int = 30,
 ) -> pd.DataFrame:
     """Per agent, in one pass: last cycle, window stats and an activity series for a sparkline.
 
-    ``f.start`` and ``f.end`` (both required) bound the window; agents are those with a cycle at
-    or after ``seen_since`` (and before ``f.end``), each with ``last_ts`` (newest cycle before
+    ``f.start`` and ``f.end`` (both required) bound the window; agents are those with a cycle
+    within ``seen_for`` before ``f.end`` (None: ever), each with ``last_ts`` (newest cycle before
     ``f.end``), ``cycles``, ``error_cycles`` (cycles with ``errors > 0``), ``errors`` and
     ``p95_ms`` over the window, and ``spark_n`` / ``spark_err``: cycles and error cycles in each of
     ``buckets`` equal slices of the window, oldest first (zeros included). ``f.agents`` and
@@ -701,6 +701,9 @@ def wall_agents(
     n = max(1, int(buckets))
     width = (f.end - f.start).total_seconds() / n
     w, p = where(f)
+    # Relative to f.end, not a moment of its own, so a call whose window moves with the clock
+    # (ui/warm.shift) moves whole.
+    seen_since = None if seen_for is None else f.end - seen_for
     seen_w, seen_p = where(Filters(seen_since, f.end, f.agents, f.modes))
     df = db.query(
         f"""

@@ -40,7 +40,6 @@ from ui.wall_logic import (
 )
 
 BADGE = {"healthy": "green", "degraded": "orange", "stale": "orange", "down": "red"}
-EVER = datetime(2000, 1, 1, tzinfo=UTC)  # the first valid ts (docs/events.md): "ever seen"
 NOTICE_CLIP = 60  # a URL value quoted in a notice
 LIMIT = 20  # recent cycles with errors shown
 
@@ -99,10 +98,13 @@ def judged_at(c: P.Ctx, cfg: WallConfig) -> Health:
 def states(c: P.Ctx, cfg: WallConfig, at: datetime, agents: tuple[str, ...]) -> list[Tile] | None:
     """Tiles as the wall builds them, worst first: ``agents`` (ever seen), or every agent the wall
     shows (seen within its horizon)."""
-    start, end = window_bounds(at, cfg)
-    since = EVER if agents else end - timedelta(seconds=max(cfg.horizon_s, cfg.window_s))
+    # Whole minutes, as the pages' own windows (ui.filters.ceil_minute), not the wall's 10 s: the
+    # warmer (ui/warm.py) moves a call whose window ends at its minute, so the overview's states
+    # are ready after a sync.
+    start, end = window_bounds(at, cfg, step_s=60)
+    seen_for = None if agents else timedelta(seconds=max(cfg.horizon_s, cfg.window_s))
     f = Filters(start, end, agents=agents)
-    df = P.load(q.wall_agents, f, seen_since=since, buckets=1, what="states")
+    df = P.load(q.wall_agents, f, seen_for=seen_for, buckets=1, what="states")
     if df is None:
         return None
     stats = {
