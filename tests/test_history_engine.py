@@ -316,8 +316,12 @@ def test_a_delete_and_a_compaction_before_the_horizon_ask_the_engine_again_and_s
             table.ref.append(arrow_rows(rows))
         with FaultProxy(moto_endpoint) as proxy:
             side_by_side(table, proxy, "later")
-            first = sorted(table.ref.data_files())[0]
-            table.ref.delete_positions({first: [1, 2]})
+            old = before_horizon(table.ref)
+            first = next(u for u in sorted(table.ref.data_files()) if u.rsplit("/", 1)[-1] in old)
+            table.ref.delete_positions({first: [1, 2]})  # a delete the engine must apply
+            streamed, asked, gets, report = side_by_side(table, proxy, "later")
+            assert report.aggregated and not old & set(gets)
+            assert rollup_rows(asked) == rollup_rows(streamed)
             table.ref.table.overwrite(arrow_rows(days[0] + days[1] + days[2] + days[3]))
             streamed, asked, gets, report = side_by_side(table, proxy, "later")
         assert report.aggregated and not before_horizon(table.ref) & set(gets)
@@ -351,3 +355,24 @@ def test_history_engine_needs_an_engine_that_rolls_it_up(tmp_path):
     assert "\n" not in exc.value.one_line()
     with pytest.raises(O11yError, match="Bad O11Y_HISTORY"):
         load_settings({**env, "O11Y_HISTORY": "later"}, secrets_paths=[])
+
+
+def test_going_back_to_streaming_streams_the_engines_files_once_and_stays_equal(
+    s3_admin, moto_endpoint, tmp_path, pinned_clock
+):
+    table = Table(s3_admin, moto_endpoint, tmp_path)
+    try:
+        days = history(days=4, per_day=4)
+        for rows in days:
+            table.ref.append(arrow_rows(rows))
+        with FaultProxy(moto_endpoint) as proxy:
+            streamed, asked, _, _ = side_by_side(table, proxy, "back")
+            table.ref.append(arrow_rows(history(days=4, per_day=2)[3]))
+            sync(streamed)
+            back = table.settings(proxy.endpoint, "engine-back")  # O11Y_HISTORY unset: stream
+            report = sync(back)
+        assert report.streamed == len(before_horizon(table.ref)) and not report.aggregated
+        assert rollup_rows(back) == rollup_rows(streamed)
+        assert head_counts(back) == head_counts(streamed)
+    finally:
+        table.close()
