@@ -433,7 +433,8 @@ def view_sql(folder: Path, rollups: dict[str, Any], table: str) -> str:
 #   so a group would need 2^31 rows), and put back together here exactly as DECIMAL(38,0);
 # - histogram keys: the key ceil(ln(v)/ln(GAMMA)) depends on the last bit of ln(v) only when
 #   that quotient lies within an ulp or so of an integer. A row whose quotient lies within NEAR
-#   of one (about two rows in a million) carries its exact value ``v``, and this process's DuckDB
+#   of one (about two values in a million) carries its exact value ``v`` (others carry 0, the
+#   grouping stays small), and this process's DuckDB
 #   computes its key with o11y_hist_key; every other row's key is the same under any ln that is
 #   not off by NEAR, which no libm is. So the keys are identical to streaming's.
 HALF = 4_294_967_296
@@ -454,6 +455,13 @@ def _split(raw: str, name: str) -> str:
     )
 
 
+def _near(value: str) -> str:
+    """The exact value where its key is left to this process, else 0 (never such a value: 0's
+    key needs no logarithm). Not NULL: Daft 0.7 groups by a mostly-NULL integer key hundreds of
+    times slower than by a filled one (measured: 20 s against 0.05 s for 50,000 rows)."""
+    return f"CASE WHEN o11y_hist_near({value}) THEN {value} ELSE 0 END"
+
+
 def engine_rows_sql(source: str) -> str:
     """One row per normalized event of ``source`` (normalize.normalized_sql's columns, every
     row, parsed or not): what an engine groups and adds up into the partial tables
@@ -470,10 +478,10 @@ def engine_rows_sql(source: str) -> str:
         f"{sums}, {extremes}, "
         f"coalesce({dur_in}, false) AS dur_in, "
         f"CASE WHEN {dur_in} THEN o11y_hist_key(duration_ms) END AS dur_k, "
-        f"CASE WHEN {dur_in} AND o11y_hist_near(duration_ms) THEN duration_ms END AS dur_v, "
+        f"CASE WHEN {dur_in} THEN {_near('duration_ms')} END AS dur_v, "
         f"coalesce({lag_in}, false) AS lag_in, "
         f"CASE WHEN {lag_in} THEN o11y_hist_key({lag}) END AS lag_k, "
-        f"CASE WHEN {lag_in} AND o11y_hist_near({lag}) THEN {lag} END AS lag_v "
+        f"CASE WHEN {lag_in} THEN {_near(lag)} END AS lag_v "
         f"FROM ({source})"
     )
 
@@ -504,7 +512,7 @@ def hist_from_engine_sql(table: str, rows: str) -> str:
     keys = _HIST_COLUMNS[table]
     return (
         f"SELECT {keys}, CAST(sum(n) AS BIGINT) AS n FROM (SELECT {cols}, "
-        f"CASE WHEN {p}_v IS NULL THEN {p}_k ELSE o11y_hist_key({p}_v) END AS k, n FROM {rows}) "
+        f"CASE WHEN {p}_v = 0 THEN {p}_k ELSE o11y_hist_key({p}_v) END AS k, n FROM {rows}) "
         f"GROUP BY {keys}"
     )
 
