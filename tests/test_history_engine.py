@@ -135,8 +135,10 @@ def before_horizon(ref: Any) -> set[str]:
     fid = ref.table.schema().find_field("__ingest_ts").field_id
     names = set()
     for uri, f in ref.data_files().items():
+        if f.null_value_counts.get(fid) != 0 or fid not in f.upper_bounds:
+            continue  # NULL landing times: never wholly before anything
         upper = int.from_bytes(f.upper_bounds[fid], "little", signed=True)
-        if f.null_value_counts.get(fid) == 0 and upper < int(cut.timestamp() * 1_000_000):
+        if upper < int(cut.timestamp() * 1_000_000):
             names.add(uri.rsplit("/", 1)[-1])
     return names
 
@@ -374,5 +376,27 @@ def test_going_back_to_streaming_streams_the_engines_files_once_and_stays_equal(
         assert report.streamed == len(before_horizon(table.ref)) and not report.aggregated
         assert rollup_rows(back) == rollup_rows(streamed)
         assert head_counts(back) == head_counts(streamed)
+    finally:
+        table.close()
+
+
+def test_a_file_without_landing_bounds_keeps_the_engine_out_and_the_line_says_why(
+    s3_admin, moto_endpoint, tmp_path, pinned_clock
+):
+    table = Table(s3_admin, moto_endpoint, tmp_path)
+    try:
+        table.ref.append(arrow_rows(history(days=4, per_day=3)[0]))
+        unlanded = pa.table(
+            {
+                "__ingest_ts": pa.array([None, None], pa.timestamp("us", tz="UTC")),
+                "value": pa.array([event(ms=5, ts=START)] * 2, pa.string()),
+            }
+        )
+        table.ref.append(unlanded)
+        with FaultProxy(moto_endpoint) as proxy:
+            streamed, asked, gets, report = side_by_side(table, proxy, "nulls")
+        assert not report.aggregated and report.streamed == len(before_horizon(table.ref)) == 1
+        assert any("not asked of Daft" in w and "no bounds" in w for w in report.warnings)
+        assert rollup_rows(asked) == rollup_rows(streamed)
     finally:
         table.close()
