@@ -148,8 +148,14 @@ class HistoryEngine(Protocol):
     name: str
 
     def history(
-        self, *, snapshot_id: int | None, delete_files: tuple[DeleteFile, ...], before_us: int
+        self,
+        *,
+        snapshot_id: int | None,
+        delete_files: tuple[DeleteFile, ...],
+        before_us: int,
+        expected: int = 0,
     ) -> EngineHistory:
         """The rollup rows of the snapshot's rows with ``__ingest_ts < before_us``, its delete
-        files applied (EngineRefused when it cannot apply them)."""
+        files applied (EngineRefused when it cannot apply them); ``expected``: about how many
+        rows that is (the manifests' record counts), for the engine's plan."""
         ...

@@ -1438,6 +1438,7 @@ def _ask_engine(
         snapshot_id=diff.snapshot_id,
         delete_files=tuple(diff.snapshot.delete_files.values()),
         before_us=cut.before_us,
+        expected=sum(max(f.record_count, 0) for f in diff.live if f.key in cut.files),
     )
     names = {"facts": "o11y_e_facts", "duration": "o11y_e_dur", "lag": "o11y_e_lag"}
     cur = conn.cursor()

@@ -58,6 +58,10 @@ TABLE = "agent_network.events"
 # (~20-30 ms), and a day partition's files can be a few rows each, so small batches are
 # coalesced to about this many (tens of MB of events at most); large ones are split.
 BATCH_ROWS = 32_768
+# The history's rows (``expected``, from the manifests' record counts) up to which Daft keeps the
+# normalized rows once and groups them three ways (~300 bytes a row: 1.5 GB at most); more are
+# read and normalized once per grouping (measured at 250k rows, local runner: 11.4 s against 15.0).
+ONE_PASS_ROWS = 5_000_000
 
 # -- the runner: chosen once per process, before any other Daft call ------------------------
 
@@ -461,7 +465,12 @@ class DaftEngine:
         )
 
     def history(
-        self, *, snapshot_id: int | None, delete_files: tuple[Any, ...], before_us: int
+        self,
+        *,
+        snapshot_id: int | None,
+        delete_files: tuple[Any, ...],
+        before_us: int,
+        expected: int = 0,
     ) -> horizon.EngineHistory:
         """The rollup rows of the snapshot's rows landed before ``before_us`` (horizon.
         HistoryEngine): read pinned to the snapshot, its position deletes applied, the days
@@ -478,6 +487,8 @@ class DaftEngine:
             df = self._scan(state).where(col("__ingest_ts") < lit(before))
             df = df.select("__ingest_ts", "value").into_batches(BATCH_ROWS)
             rows = df.select(_history_udf()(col("__ingest_ts"), col("value")))
+            if 0 < expected <= ONE_PASS_ROWS:  # one read of the table for the three groupings
+                rows = rows.collect()
             facts, dur, lag = (f.to_arrow() for f in history_frames(rows))
         except (EngineRefused, EngineError):
             raise
