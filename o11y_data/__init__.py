@@ -7,10 +7,12 @@ boto3 or fastavro (each is imported where it is first needed), so the CLI's ``st
 """
 
 import logging
+from typing import Any
 
 from .config import Settings, load_settings
 from .errors import O11yError, SyncBusy
-from .ingest.sync import SyncReport, sync
+from .ingest import sync as _sync_module
+from .ingest.sync import SyncReport
 from .query.db import EventsDB
 from .query.queries import Filters
 
@@ -33,3 +35,13 @@ __all__ = [
 def open_db(settings: Settings) -> EventsDB:
     """The read side for the configured source's cache."""
     return EventsDB(settings.store_dir, query_timeout_s=settings.query_timeout_s)
+
+
+def sync(settings: Settings, **kwargs: Any) -> SyncReport:
+    """Sync the configured source into its cache (``ingest.sync.sync``), with the engine
+    O11Y_HISTORY=engine asks for the history before the raw horizon (``history``)."""
+    if settings.history == "engine" and kwargs.get("history") is None:
+        from .query.route import engine_for
+
+        kwargs["history"] = engine_for(settings)
+    return _sync_module.sync(settings, **kwargs)

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import sync
 from .config import Settings
 from .errors import O11yError, SyncBusy
-from .ingest.sync import SyncReport, sync
+from .ingest.sync import SyncReport
 
 log = logging.getLogger(__name__)
 

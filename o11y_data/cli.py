@@ -111,7 +111,7 @@ def check_names(db: EventsDB, args: argparse.Namespace) -> None:
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     """Download new live files of the table into the local cache and normalize them."""
-    from .ingest.sync import sync
+    from . import sync
 
     tty = sys.stderr.isatty()
 
@@ -381,9 +381,8 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from . import alerts
+    from . import alerts, sync
     from .errors import SyncBusy
-    from .ingest.sync import sync
 
     def stamp() -> str:
         return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")

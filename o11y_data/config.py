@@ -56,8 +56,12 @@ _KEYS = {
     "O11Y_R2_SQL_ENDPOINT": "r2_sql_endpoint",
     "O11Y_R2_SQL_TABLE": "r2_sql_table",
     "O11Y_RAY_ADDRESS": "ray_address",
+    "O11Y_HISTORY": "history",
 }
 ENGINES = ("r2sql", "daft")
+# How a sync brings the history before the raw horizon into the rollups: "stream" downloads the
+# files, rolls them up and deletes them; "engine" asks O11Y_ENGINE for their rollup instead.
+HISTORY_MODES = ("stream", "engine")
 R2_SQL_ENDPOINT = "https://api.sql.cloudflarestorage.com"
 
 # The wall's defaults (config without a link): URL parameter -> environment variable. The values
@@ -149,6 +153,8 @@ class Settings:
     r2_sql_table: str = "agent_network.events"
     # Daft's Ray cluster (``ray://host:10001`` or ``host:6379``); None: Daft's local runner.
     ray_address: str | None = None
+    # O11Y_HISTORY: how a first sync rolls up the history before the raw horizon (HISTORY_MODES).
+    history: str = "stream"
 
     @property
     def kind(self) -> str:
@@ -316,6 +322,14 @@ def load_settings(
             "Daft not configured",
             "O11Y_ENGINE=daft reads the table O11Y_CATALOG_URI names (docs/scaling.md)",
         )
+    history = (get("O11Y_HISTORY") or "stream").strip().lower()
+    if history not in HISTORY_MODES:
+        raise O11yError("Bad O11Y_HISTORY", f"expected one of {', '.join(HISTORY_MODES)}")
+    if history == "engine" and engine != "daft":
+        raise O11yError(
+            "O11Y_HISTORY=engine needs O11Y_ENGINE",
+            "set O11Y_ENGINE=daft (R2 SQL does not roll up the history yet; docs/scaling.md)",
+        )
     sql_endpoint = (get("O11Y_R2_SQL_ENDPOINT") or R2_SQL_ENDPOINT).rstrip("/")
     if url_problem(sql_endpoint):
         raise O11yError("Bad O11Y_R2_SQL_ENDPOINT", url_problem(sql_endpoint) or "")
@@ -355,6 +369,7 @@ def load_settings(
         r2_sql_endpoint=sql_endpoint,
         r2_sql_table=get("O11Y_R2_SQL_TABLE") or "agent_network.events",
         ray_address=get("O11Y_RAY_ADDRESS"),
+        history=history,
     )
 
 

@@ -15,10 +15,11 @@ manifests cannot bound is downloaded into the store; its rows decide after norma
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from .iceberg import DataFile
+from .iceberg import DataFile, DeleteFile
 from .ranges import FUTURE_TOLERANCE
 from .store import FileRecord
 
@@ -80,3 +81,81 @@ def before_where(raw_from_us: int, days: set[int] | None) -> tuple[str, list[Any
         "ts < ? AND list_contains(?::BIGINT[], CAST(epoch_us(ts) // ? AS BIGINT))",
         [as_datetime(raw_from_us), sorted(days), DAY_US],
     )
+
+
+# -- history asked of an engine (O11Y_HISTORY=engine) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineCut:
+    """A cut on ``__ingest_ts`` that splits the snapshot's live files in two by their manifests:
+    ``files`` lie wholly below ``before_us`` (every row non-NULL and earlier), every other file
+    wholly at or after it. An engine asked for the rows with ``__ingest_ts < before_us`` then
+    returns exactly the rows of ``files``: no file is both downloaded and aggregated."""
+
+    before_us: int
+    files: frozenset[str]
+
+
+def engine_cut(
+    live: Iterable[DataFile], raw_from_us: int, *, never: set[str] = frozenset()
+) -> tuple[EngineCut | None, str]:
+    """The highest cut at most ``raw_from_us`` less the future grace (so every file below it is
+    wholly before the raw horizon) that the manifests prove, and why there is none. Files in
+    ``never`` (set aside, unreadable: the store leaves their rows out) must lie above it.
+
+    Start at the horizon's cut; a file above the cut whose rows may lie below it (no lower bound,
+    or a lower bound under the cut) lowers the cut to its lower bound, which may move other
+    files above it; repeated until nothing moves (each round lowers the cut, so it ends)."""
+    files = list(live)
+    cut = raw_from_us - TOLERANCE_US
+    while True:
+        below = {
+            f.key
+            for f in files
+            if f.key not in never and f.landed_before_us is not None and f.landed_before_us <= cut
+        }
+        lows = []
+        for f in files:
+            if f.key in below:
+                continue
+            if f.landed_from_us is None:
+                why = "its __ingest_ts has no bounds (NULLs, or no statistics)"
+                return None, f"{f.key}: {why}"
+            lows.append(f.landed_from_us)
+        low = min(lows, default=cut)
+        if low >= cut:
+            return EngineCut(cut, frozenset(below)), ""
+        cut = low
+
+
+@dataclass(frozen=True)
+class EngineHistory:
+    """An engine's answer for the rows landed before a cut: Arrow tables of rollups.
+    engine_rows_sql's rows grouped and added up by FACT_KEYS, DUR_KEYS (``dur_in`` rows) and
+    LAG_KEYS (``lag_in`` rows), ``n`` counting rows; ``engine`` says who answered."""
+
+    engine: str
+    facts: Any
+    duration: Any
+    lag: Any
+
+
+class HistoryEngine(Protocol):
+    """What a sync with O11Y_HISTORY=engine needs of an engine (built by the caller: ingest
+    knows nothing of the query engines)."""
+
+    name: str
+
+    def history(
+        self,
+        *,
+        snapshot_id: int | None,
+        delete_files: tuple[DeleteFile, ...],
+        before_us: int,
+        expected: int = 0,
+    ) -> EngineHistory:
+        """The rollup rows of the snapshot's rows with ``__ingest_ts < before_us``, its delete
+        files applied (EngineRefused when it cannot apply them); ``expected``: about how many
+        rows that is (the manifests' record counts), for the engine's plan."""
+        ...

@@ -56,6 +56,10 @@ class DataFile:
     # Every row of the file has a valid ``__ingest_ts`` (not NULL, from 2000 on) before this
     # instant (epoch µs), as its partition or column bounds say; None when they cannot say.
     landed_before_us: int | None = None
+    # Every row of the file has a non-NULL ``__ingest_ts`` at or after this instant (epoch µs),
+    # as its partition or column bounds say; None when they cannot say. With ``landed_before_us``
+    # it tells which side of a cut on ``__ingest_ts`` the whole file lies (horizon.engine_cut).
+    landed_from_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -564,6 +568,25 @@ def landed_before_us(df: dict[str, Any], spec_id: int, column: LandingColumn | N
     return min(ends) if ends else None
 
 
+def landed_from_us(df: dict[str, Any], spec_id: int, column: LandingColumn | None) -> int | None:
+    """An instant at or after which every row of the data file ``df`` landed (a non-NULL
+    ``__ingest_ts``), from its partition value or its column bounds with a null count of 0; None
+    when neither says."""
+    if column is None:
+        return None
+    starts: list[int] = []
+    partition = df.get("partition") or {}
+    for name, transform in column.transforms.get(spec_id, ()):
+        period = _period_us(partition.get(name), transform) if isinstance(partition, dict) else None
+        if period is not None:
+            starts.append(period[0])
+    lower = _bound_map(df, "lower_bounds").get(column.field_id)
+    nulls = _bound_map(df, "null_value_counts").get(column.field_id)
+    if isinstance(lower, bytes) and len(lower) == 8 and nulls == 0:
+        starts.append(int.from_bytes(lower, "little", signed=True) // column.per_us)
+    return max(starts) if starts else None
+
+
 def _entry_seq(entry: dict[str, Any], manifest: dict[str, Any]) -> int:
     """The entry's data sequence number: its own, else inherited from the manifest (ADDED)."""
     seq = entry.get("sequence_number")
@@ -673,6 +696,7 @@ def read_snapshot(
                 spec_id=spec_id,
                 partition=_partition(df.get("partition")),
                 landed_before_us=landed_before_us(df, spec_id, landing),
+                landed_from_us=landed_from_us(df, spec_id, landing),
             )
     deletes = {
         k: tuple(sorted(d.id for d in delete_files.values() if applies(d, f)))

@@ -102,11 +102,18 @@ class SyncReport:
     # downloaded again to recompute rollup days before it (a delete or compaction there).
     streamed: int = 0
     refetched: int = 0
+    # Files whose rows before the raw horizon an engine rolled up (O11Y_HISTORY=engine), and who.
+    aggregated: int = 0
+    aggregated_by: str = ""
 
     def one_line(self) -> str:
         what = "no change" if not self.changed else f"{self.downloaded} new files"
         if self.streamed:
             what += f" (+{self.streamed} before the raw horizon, rolled up)"
+        if self.aggregated:
+            what += (
+                f" (+{self.aggregated} before the raw horizon, rolled up by {self.aggregated_by})"
+            )
         if self.refetched:
             what += f", {self.refetched} downloaded again for rollups"
         bad = f", {len(self.bad_files)} unreadable files set aside" if self.bad_files else ""
@@ -504,11 +511,16 @@ def sync(
     progress: Progress | None = None,
     wait: bool = False,
     workers: int = 16,
+    history: horizon.HistoryEngine | None = None,
 ) -> SyncReport:
-    """Sync the configured source into its cache; one sync at a time across processes."""
+    """Sync the configured source into its cache; one sync at a time across processes.
+    ``history``: the engine O11Y_HISTORY=engine asks for the history before the raw horizon
+    (``o11y_data.sync`` builds it from the settings; this layer knows no engines)."""
+    if settings.history == "engine" and history is None:
+        raise O11yError("O11Y_HISTORY=engine needs an engine", "sync through o11y_data.sync")
     store = Store(settings.store_dir)
     try:
-        return _sync_store(settings, store, client, progress, wait, workers)
+        return _sync_store(settings, store, client, progress, wait, workers, history)
     except OSError as exc:  # the cache itself (folder, lock, status file) cannot be written
         number = local_errno(exc)
         if number is None:
@@ -525,13 +537,14 @@ def _sync_store(
     progress: Progress | None,
     wait: bool,
     workers: int,
+    history: horizon.HistoryEngine | None = None,
 ) -> SyncReport:
     store.ensure()
     started = time.time()
     with store.lock(wait=wait):  # SyncBusy when another process holds it
         store.write_status(running=True, started_at=started, progress=None)
         try:
-            report = _sync_locked(settings, store, client, progress, workers)
+            report = _sync_locked(settings, store, client, progress, workers, history)
         except Exception as exc:
             # Never let a low-level error escape unlabelled; record the one line either way and
             # log the root cause with its chain (messages name keys and paths, never secrets).
@@ -616,14 +629,19 @@ def delete_files_for(
 
 
 def _sync_locked(
-    settings: Settings, store: Store, client: Any, progress: Progress | None, workers: int
+    settings: Settings,
+    store: Store,
+    client: Any,
+    progress: Progress | None,
+    workers: int,
+    history: horizon.HistoryEngine | None = None,
 ) -> SyncReport:
     source = _open_source(settings, client)
     gen = store.load()
     _repair_damaged_segments(store, gen)
     target = resolve_snapshot(source, settings, gen)
     try:
-        return _sync_target(settings, store, source, gen, target, progress, workers)
+        return _sync_target(settings, store, source, gen, target, progress, workers, history)
     except ObjectMissing as exc:
         raise _missing_next_step(exc, source, settings, gen, target) from exc
 
@@ -667,6 +685,7 @@ def _sync_target(
     target: Target,
     progress: Progress | None,
     workers: int,
+    history: horizon.HistoryEngine | None = None,
 ) -> SyncReport:
     label = settings.source_label
     now = _now()
@@ -682,7 +701,7 @@ def _sync_target(
     same_horizon = raw_from == gen.raw_from_us or not gen.number
     if _same_metadata(target, gen) and not retry_bad and rolled_up and same_horizon:
         return _unchanged(label, target.prefix, gen, _horizon_warnings(settings, now, raw_from))
-    diff = _diff(gen, _live_files(source, store, target), retry_bad)
+    diff = _diff(gen, _live_files(source, store, target), retry_bad, engine=history is not None)
     if (
         not diff.new
         and not diff.gone
@@ -700,7 +719,9 @@ def _sync_target(
     for k in retry_bad:  # a later copy replaces the bad one
         (store.raw / k).unlink(missing_ok=True)
     report_progress = _status_progress(store, progress)
-    streamed = refetched = 0
+    streamed = refetched = aggregated = 0
+    aggregated_by = ""
+    engine_notes: list[str] = []
     try:
         # Files the manifests place wholly before the raw horizon are streamed (below), not kept.
         kept_new = [f for f in diff.new if not horizon.wholly_before(f, raw_from)]
@@ -722,6 +743,18 @@ def _sync_target(
             pre_days: set[int] | None = None
             if raw_from is not None:
                 new_segments = _absorb(conn, store, new_segments, raw_from)
+                full = not rollups.is_current(gen.rollups)
+                asked = None
+                if history is not None:
+                    asked = _ask_engine(
+                        conn, history, gen, diff, counts, old_new, raw_from, full=full,
+                        never=set(bad) | set(diff.still_bad), warnings=engine_notes,
+                    )  # fmt: skip
+                if asked is not None:
+                    old_new = [f for f in old_new if f.key not in asked.files]
+                    readings.update(asked.readings)
+                    aggregated = len([f for f in diff.new if f.key in asked.files])
+                    aggregated_by = asked.engine
                 flow = _stream(
                     conn, source, store, old_new, diff.snapshot, readings, raw_from,
                     report_progress, workers,
@@ -730,11 +763,14 @@ def _sync_target(
                 counts.update(flow.counts)
                 bad.update(flow.bad)
                 streamed, nbytes = len(flow.counts), nbytes + flow.nbytes
-                full = not rollups.is_current(gen.rollups)
                 pre_days = None if full else _pre_horizon_days(gen, diff, counts, raw_from)
+                if asked is not None:  # the engine's rows are the whole history below its cut
+                    pre_days = None
+                    counts.update(asked.records)
                 refetched = _reread(
-                    conn, source, store, gen, diff, raw_from, pre_days, readings, workers
-                )
+                    conn, source, store, gen, diff, raw_from, pre_days, readings, workers,
+                    skip=asked.files if asked is not None else frozenset(),
+                )  # fmt: skip
             segments = _drop_gone_rows(conn, store, gen.segments, diff.gone) + new_segments
             if raw_from is not None and not same_horizon:  # new segments are trimmed already
                 segments = _trim(conn, store, segments, raw_from, owned=set())
@@ -759,7 +795,10 @@ def _sync_target(
     else:
         _drop_raw_before(store, files if not same_horizon else counts, raw_from)
     _remove_raw_copies(store, gen, diff)
-    warnings = list(target.warnings) + _horizon_warnings(settings, now, raw_from)
+    for k, rec in files.items():  # rolled up by the engine: wholly before the horizon
+        if _by_engine(rec):
+            (store.raw / k).unlink(missing_ok=True)
+    warnings = list(target.warnings) + _horizon_warnings(settings, now, raw_from) + engine_notes
     set_aside = _set_aside(source, store, bad, diff.live_by_key, gen.bad_files, now)
     bad_files = {**diff.still_bad, **set_aside}
 
@@ -799,6 +838,8 @@ def _sync_target(
         warnings=warnings,
         streamed=streamed,
         refetched=refetched,
+        aggregated=aggregated,
+        aggregated_by=aggregated_by,
     )
 
 
@@ -877,12 +918,19 @@ def _live_files(source: Source, store: Store, target: Target) -> iceberg.LiveSna
     )
 
 
-def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, BadFile]) -> Diff:
+def _diff(
+    gen: Generation,
+    snapshot: iceberg.LiveSnapshot,
+    retry_bad: dict[str, BadFile],
+    *,
+    engine: bool = False,
+) -> Diff:
     """A file whose set of delete files changed (a DELETE on old data), or that the current
     schema reads differently (a rename, drop, re-add, type promotion or new default), counts as
-    gone and new: its rows are normalized again from the downloaded copy."""
+    gone and new: its rows are normalized again from the downloaded copy. Without an ``engine``,
+    files an engine rolled up count as gone and new too (streamed once, so counted per file)."""
     live_by_key = {f.key: f for f in snapshot.files}
-    same_reading = _same_reading(gen, snapshot)
+    same_reading = _same_reading(gen, snapshot, engine=engine)
     known = {
         k
         for k, v in gen.files.items()
@@ -897,15 +945,22 @@ def _diff(gen: Generation, snapshot: iceberg.LiveSnapshot, retry_bad: dict[str, 
     return Diff(snapshot, known, new, set(gen.files) - known, still_bad)
 
 
-def _same_reading(gen: Generation, snapshot: iceberg.LiveSnapshot) -> Callable[[str], bool]:
+def _same_reading(
+    gen: Generation, snapshot: iceberg.LiveSnapshot, *, engine: bool = False
+) -> Callable[[str], bool]:
     """Whether a file recorded with a reading would be read the same under the snapshot's
-    schema (a file recorded without one, by an older version, is read again to be sure)."""
+    schema (a file recorded without one, by an older version, is read again to be sure). A file
+    an engine rolled up is recorded with the schema it was read under (``ENGINE_READING``): the
+    same only while that schema reads the same, and only with an ``engine``."""
     memo: dict[str, bool] = {}
 
     def same(reading: str) -> bool:
         if reading not in memo:
             columns = gen.readings.get(reading)
-            memo[reading] = columns is not None and reading_of(columns, snapshot.fields) == reading
+            found = reading
+            if reading.startswith(ENGINE_READING):
+                found = reading.removeprefix(ENGINE_READING) if engine else ""
+            memo[reading] = columns is not None and reading_of(columns, snapshot.fields) == found
         return memo[reading]
 
     return same
@@ -1324,6 +1379,102 @@ def _stream(
     return out
 
 
+# The reading recorded for a file an engine rolled up (O11Y_HISTORY=engine): this prefix and the
+# reading of the schema's own columns under the schema (normalize.reading_of), so a schema change
+# that would read the file differently has it rolled up again.
+ENGINE_READING = "engine:"
+
+
+def _by_engine(rec: FileRecord) -> bool:
+    return rec.reading.startswith(ENGINE_READING)
+
+
+@dataclass
+class Asked:
+    """What the engine rolled up: the files below its cut (exactly its rows), their records
+    (per-file counts are not known: the cut's totals sit on its first file, the others count 0,
+    and no file records its days, so a change to any of them asks the engine again), the
+    reading they are recorded with, and who answered."""
+
+    files: frozenset[str]
+    records: dict[str, FileRecord]
+    readings: dict[str, list[list[Any]]]
+    engine: str
+
+
+def _ask_engine(
+    conn: duckdb.DuckDBPyConnection,
+    history: horizon.HistoryEngine,
+    gen: Generation,
+    diff: Diff,
+    counts: dict[str, FileRecord],
+    old_new: Sequence[iceberg.DataFile],
+    raw_from: int,
+    *,
+    full: bool,
+    never: set[str],
+    warnings: list[str],
+) -> Asked | None:
+    """Under O11Y_HISTORY=engine, when this sync changes history before the raw horizon (new
+    files wholly before it, rows leaving or arriving there, or rollups made anew): the rollup of
+    every file below a cut the manifests prove (horizon.engine_cut), asked of the engine at the
+    sync's snapshot and added to the partial tables. The rest of that history is streamed or
+    read again as without an engine. None: nothing to ask, or no cut (said in ``warnings``)."""
+    if not (full or old_new):
+        pre = _pre_horizon_days(gen, diff, counts, raw_from)
+        if pre is not None and not pre:
+            return None
+    cut, why = horizon.engine_cut(diff.live, raw_from, never=never)
+    if cut is None or not cut.files:
+        if cut is None:
+            log.warning(
+                "history before the raw horizon streamed, not asked of %s: %s", history.name, why
+            )
+            warnings.append(
+                f"history before the raw horizon streamed, not asked of {history.name}: {why}"
+            )
+        return None
+    answer = history.history(
+        snapshot_id=diff.snapshot_id,
+        delete_files=tuple(diff.snapshot.delete_files.values()),
+        before_us=cut.before_us,
+        expected=sum(max(f.record_count, 0) for f in diff.live if f.key in cut.files),
+    )
+    names = {"facts": "o11y_e_facts", "duration": "o11y_e_dur", "lag": "o11y_e_lag"}
+    cur = conn.cursor()
+    try:
+        for attr, name in names.items():  # tables, not views: the rollups read them on cursors
+            cur.register("o11y_e_arrow", getattr(answer, attr))
+            cur.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM o11y_e_arrow")
+            cur.unregister("o11y_e_arrow")
+        rollups.add_engine_partials(conn, **names)
+        total = cur.execute(rollups.engine_totals_sql(names["facts"])).fetchall()[0]
+        for name in names.values():
+            cur.execute(f"DROP TABLE {name}")
+    finally:
+        cur.close()
+    columns = [[f.id, f.name] for f in diff.snapshot.fields]
+    reading = ENGINE_READING + reading_of(columns, diff.snapshot.fields)
+    keys = sorted(cut.files)
+    flags = {k: int(n) for k, n in zip(ranges.FLAGS, total[2:], strict=True) if n}
+    records = {
+        k: FileRecord(
+            rows=int(total[0]) if i == 0 else 0,
+            bad_rows=int(total[1]) if i == 0 else 0,
+            out_of_range=flags if i == 0 else {},
+            deletes=list(diff.snapshot.deletes.get(k, ())),
+            reading=reading,
+            days=None,
+        )
+        for i, k in enumerate(keys)
+    }
+    log.info(
+        "%s rolled up %d files before %s (snapshot %s)",
+        answer.engine, len(keys), horizon.as_datetime(cut.before_us), diff.snapshot_id,
+    )  # fmt: skip
+    return Asked(cut.files, records, {reading: columns}, answer.engine)
+
+
 def _pre_horizon_days(
     gen: Generation, diff: Diff, counts: dict[str, FileRecord], raw_from: int
 ) -> set[int] | None:
@@ -1344,6 +1495,7 @@ def _reread(
     pre_days: set[int] | None,
     readings: dict[str, list[list[Any]]],
     workers: int,
+    skip: frozenset[str] = frozenset(),
 ) -> int:
     """Add to the partial tables the rows of ``pre_days`` (None: every day before ``raw_from``)
     of the files kept from the last generation, so those days are recomputed whole; a file
@@ -1359,7 +1511,7 @@ def _reread(
         days = {d for d in rec.days if d * horizon.DAY_US < raw_from}
         return bool(days if pre_days is None else days & pre_days)
 
-    keys = sorted(k for k in diff.known if needed(gen.files[k]))
+    keys = sorted(k for k in diff.known if k not in skip and needed(gen.files[k]))
     where, params = horizon.before_where(raw_from, pre_days)
     refetched = 0
     for batch in _batches(keys, {k: live[k].record_count for k in keys}):
@@ -1394,7 +1546,7 @@ def _reread(
 def _backfill_days(conn: duckdb.DuckDBPyConnection, store: Store, gen: Generation) -> None:
     """Record the days of files synced before days were recorded, from the segments holding
     their rows (a store that had no horizon holds every row)."""
-    missing = {k for k, rec in gen.files.items() if rec.days is None}
+    missing = {k for k, rec in gen.files.items() if rec.days is None and not _by_engine(rec)}
     if not missing:
         return
     segments = [s for s in gen.segments if set(s.files) & missing]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ...ingest import normalize, ranges
+from ...ingest import horizon, normalize, ranges, rollups
 from .. import metrics as M
 from .. import planner
 from .base import (
@@ -58,6 +58,10 @@ TABLE = "agent_network.events"
 # (~20-30 ms), and a day partition's files can be a few rows each, so small batches are
 # coalesced to about this many (tens of MB of events at most); large ones are split.
 BATCH_ROWS = 32_768
+# The history's rows (``expected``, from the manifests' record counts) up to which Daft keeps the
+# normalized rows once and groups them three ways (~300 bytes a row: 1.5 GB at most); more are
+# read and normalized once per grouping (measured at 250k rows, local runner: 11.4 s against 15.0).
+ONE_PASS_ROWS = 5_000_000
 
 # -- the runner: chosen once per process, before any other Daft call ------------------------
 
@@ -251,36 +255,56 @@ def arrow_schema() -> pa.Schema:
     return pa.schema([(n, kinds[k]) for n, k in NORMALIZED])
 
 
-def normalize_batch(ingest: pa.Array, value: pa.Array, keep: Keep) -> pa.StructArray:
-    """The rows of one batch (``__ingest_ts``, ``value``) as the store's events, in input order,
-    with ``keep`` (the question's filter over parsed events) and ``bucket``."""
+def _duckdb_batch(
+    ingest: pa.Array, value: pa.Array, select: Callable[[str], str], params: list[Any]
+) -> pa.Table:
+    """``select`` (SQL over a FROM item of the store's normalized rows, ``file`` the row's
+    position in the batch) run by DuckDB on one batch (``__ingest_ts``, ``value``): the store's
+    own normalization."""
     import duckdb
     import pyarrow as pa
+
+    from ...ingest import rollups
 
     batch = pa.table(
         {"n": pa.array(range(len(ingest)), pa.int64()), "i": ingest, "v": value.cast(pa.string())}
     )
     src = "SELECT CAST(n AS VARCHAR) AS file, CAST(i AS TIMESTAMPTZ) AS ingest_ts, v AS raw FROM b"
-    bucket = "CAST(NULL AS TIMESTAMPTZ)"
-    params = list(keep.params)
-    if keep.bucket_s is not None:
-        bucket = planner.bucket(keep.bucket_s).expr.format(t="ts")
-    sql = (
-        "SELECT ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, "
-        f"coalesce(parsed AND ({keep.where}), false) AS keep, {bucket} AS bucket "
-        f"FROM ({normalize.normalized_sql(src)}) ORDER BY CAST(file AS BIGINT)"
-    )
+    sql = select(f"({normalize.normalized_sql(src)})")
     conn = duckdb.connect()
     try:
         normalize.prepare(conn)
+        rollups.prepare(conn)
         conn.register("b", batch)
-        out = conn.sql(sql, params=params).to_arrow_table()
+        return conn.sql(sql, params=params).to_arrow_table()
     finally:
         conn.close()
-    out = out.cast(arrow_schema())
+
+
+def _struct(out: pa.Table) -> pa.StructArray:
+    import pyarrow as pa
+
     return pa.StructArray.from_arrays(
-        [out.column(n).combine_chunks() for n, _ in NORMALIZED], [n for n, _ in NORMALIZED]
+        [out.column(n).combine_chunks() for n in out.column_names], out.column_names
     )
+
+
+def normalize_batch(ingest: pa.Array, value: pa.Array, keep: Keep) -> pa.StructArray:
+    """The rows of one batch (``__ingest_ts``, ``value``) as the store's events, in input order,
+    with ``keep`` (the question's filter over parsed events) and ``bucket``."""
+    bucket = "CAST(NULL AS TIMESTAMPTZ)"
+    if keep.bucket_s is not None:
+        bucket = planner.bucket(keep.bucket_s).expr.format(t="ts")
+
+    def select(rows: str) -> str:
+        return (
+            "SELECT ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, "
+            f"coalesce(parsed AND ({keep.where}), false) AS keep, {bucket} AS bucket, file "
+            f"FROM {rows} s ORDER BY CAST(file AS BIGINT)"
+        )
+
+    out = _duckdb_batch(ingest, value, select, list(keep.params)).drop_columns(["file"])
+    return _struct(out.cast(arrow_schema()))
 
 
 def _normalized_udf() -> Any:
@@ -440,10 +464,43 @@ class DaftEngine:
             next_before=more,
         )
 
-    def _events(self, q: Question, state: TableState) -> Any:
-        """The question's normalized rows: the pinned snapshot, partitions pruned, kept rows."""
+    def history(
+        self,
+        *,
+        snapshot_id: int | None,
+        delete_files: tuple[Any, ...],
+        before_us: int,
+        expected: int = 0,
+    ) -> horizon.EngineHistory:
+        """The rollup rows of the snapshot's rows landed before ``before_us`` (horizon.
+        HistoryEngine): read pinned to the snapshot, its position deletes applied, the days
+        from the cut on pruned, normalized and rolled up on the workers."""
+        from daft import col, lit
+
+        state = TableState(snapshot_id, tuple(delete_files))
+        refusal = unsupported_deletes(state, supported=SUPPORTED_DELETES, engine=NAME)
+        if refusal is not None:
+            raise refusal
+        runner = use_runner(self.ray_address)
+        before = horizon.as_datetime(before_us)
+        try:
+            df = self._scan(state).where(col("__ingest_ts") < lit(before))
+            df = df.select("__ingest_ts", "value").into_batches(BATCH_ROWS)
+            rows = df.select(_history_udf()(col("__ingest_ts"), col("value")))
+            if 0 < expected <= ONE_PASS_ROWS:  # one read of the table for the three groupings
+                rows = rows.collect()
+            facts, dur, lag = (f.to_arrow() for f in history_frames(rows))
+        except (EngineRefused, EngineError):
+            raise
+        except Exception as exc:  # Daft's planner and runtime errors: one line, cause chained
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise EngineError(f"{NAME} could not roll up the history", first) from exc
+        where = "on Ray" if runner != "local" else "local runner"
+        return horizon.EngineHistory(f"{NAME} ({where})", facts, dur, lag)
+
+    def _scan(self, state: TableState) -> Any:
+        """The table read at the snapshot ``state`` names (EngineRefused when it is gone)."""
         import daft
-        from daft import col
 
         table = self._table
         if table is None or table.snapshot_by_id(state.snapshot_id) is None:
@@ -453,8 +510,15 @@ class DaftEngine:
                 f"{NAME} cannot read snapshot {state.snapshot_id}",
                 "the REST catalog's table no longer has it; ask again",
             )
-        io = io_config(self.reach)
-        df = daft.read_iceberg(table, snapshot_id=state.snapshot_id, io_config=io)
+        return daft.read_iceberg(
+            table, snapshot_id=state.snapshot_id, io_config=io_config(self.reach)
+        )
+
+    def _events(self, q: Question, state: TableState) -> Any:
+        """The question's normalized rows: the pinned snapshot, partitions pruned, kept rows."""
+        from daft import col
+
+        df = self._scan(state)
         scan = prune(q.filters.start)
         if scan is not None:
             df = df.where(scan)
@@ -485,3 +549,59 @@ class DaftEngine:
             return top.iloc[:n].reset_index(drop=True), edge.to_pydatetime()
         rows = ev.where(col("ts") >= lit(edge.to_pydatetime())).select(*ROW_COLUMNS)
         return rows.sort("ts", desc=True).to_pandas(), edge.to_pydatetime()
+
+
+# -- history before the raw horizon, rolled up by Daft (O11Y_HISTORY=engine) ---------------------
+
+
+def history_schema() -> pa.Schema:
+    """The columns of rollups.engine_rows_sql, as Arrow types."""
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    text = pa.large_string()
+    cols = [("t", ts), ("day", ts), ("event_type", text), ("agent", text), ("mode", text)]
+    cols += [("erred", pa.bool_()), ("parsed", pa.bool_()), ("out_of_range", pa.int64())]
+    cols += [(c, pa.int64()) for c in rollups.SUM_COLUMNS]
+    cols += [(n, ts) for n, _ in rollups.EXTREME_COLUMNS]
+    cols += [("dur_in", pa.bool_()), ("dur_k", pa.int64()), ("dur_v", pa.int64())]
+    cols += [("lag_in", pa.bool_()), ("lag_k", pa.int64()), ("lag_v", pa.int64())]
+    return pa.schema(cols)
+
+
+def history_batch(ingest: pa.Array, value: pa.Array) -> pa.StructArray:
+    """One batch's rows as rollups.engine_rows_sql makes them (the store's normalization)."""
+    names = history_schema().names
+
+    def select(rows: str) -> str:
+        return f"SELECT {', '.join(names)} FROM ({rollups.engine_rows_sql(rows)}) e"
+
+    out = _duckdb_batch(ingest, value, select, [])
+    return _struct(out.select(names).cast(history_schema()))
+
+
+def _history_udf() -> Any:
+    import daft
+    import pyarrow as pa
+
+    dtype = daft.DataType.from_arrow_type(pa.struct(list(history_schema())))
+
+    @daft.func.batch(return_dtype=dtype, unnest=True, use_process=False, batch_size=BATCH_ROWS)
+    def rolled(ingest: Any, value: Any) -> Any:
+        return history_batch(ingest.to_arrow(), value.to_arrow())
+
+    return rolled
+
+
+def history_frames(rows: Any) -> tuple[Any, Any, Any]:
+    """The three groupings of rollups.engine_rows_sql's rows a sync adds to its partial tables
+    (Daft frames, not yet run): facts, duration and lag histogram rows."""
+    from daft import col
+
+    sums = [col(c).sum().alias(c) for c in rollups.SUM_COLUMNS]
+    extremes = [getattr(col(n), m)().alias(n) for n, m in rollups.EXTREME_COLUMNS]
+    facts = rows.groupby(*rollups.FACT_KEYS).agg(*sums, *extremes)
+    dur = rows.where(col("dur_in")).groupby(*rollups.DUR_KEYS)
+    lag = rows.where(col("lag_in")).groupby(*rollups.LAG_KEYS)
+    n = col("dur_in").count("all").alias("n")
+    return facts, dur.agg(n), lag.agg(col("lag_in").count("all").alias("n"))
