@@ -64,3 +64,29 @@ def test_a_connection_is_replaced_after_enough_replaced_files_and_queries_still_
         assert _object_cache_bytes(db.conn) < _object_cache_bytes(first)
     finally:
         db.close()
+
+
+def test_a_connection_is_replaced_after_enough_queries_and_answers_stay_right(
+    tmp_path, monkeypatch
+):
+    # DuckDB keeps memory per query until the database closes (tests/test_db_memory.py).
+    monkeypatch.setattr(dbmod, "QUERIES_PER_CONNECTION", 10)
+    settings = load_settings(
+        {"O11Y_SOURCE_DIR": str(tmp_path / "src"), "O11Y_CACHE_DIR": str(tmp_path / "cache")},
+        secrets_paths=[],
+    )
+    writer = TableWriter(
+        put=folder_put(tmp_path / "src"), bucket="agent-blobs", table_prefix=PREFIX
+    )
+    writer.append([unstructured_table(_rows(0, 20))])
+    sync(settings)
+    db = EventsDB(settings.store_dir)
+    first = db.conn
+    try:
+        for i in range(35):  # no new generation: only the query count replaces the connection
+            n = db.fetch("SELECT count(*) AS n FROM events WHERE duration_ms >= ?", [100 + i % 20])
+            assert n == [{"n": 20 - i % 20}], i
+        assert db.reconnects == 3 and db.conn is not first
+        assert db.generation.number == 1
+    finally:
+        db.close()

@@ -56,8 +56,17 @@ def naming(name: str) -> Iterator[None]:
         _QUERY_NAME.reset(token)
 
 
+# Optimizers the app's connections run without (see EventsDB's config).
+DISABLED_OPTIMIZERS = "late_materialization"
+
 # Replaced files whose footers a connection may keep before it is replaced: ~10 MiB of cache.
 STALE_FILES_LIMIT = 500
+# Queries a connection answers before it is replaced: DuckDB 2.0.1 keeps ~1-4 KiB of the
+# database's memory per GROUP BY query over Parquet until the database closes (measured on the
+# demo: summary 3.9 KiB a call, the agent list 1.7 KiB, for ever; bench/team.md, the 16:00
+# hunt), so a server answering thousands an hour grows without end. 5,000 queries bound it to
+# ~20 MiB; a new connection costs its views and re-reading the footers once.
+QUERIES_PER_CONNECTION = 5000
 
 _EVENT_COLS = "ts, ingest_ts, event_type, agent, mode, duration_ms, tool_calls, errors, raw, file"
 
@@ -81,6 +90,12 @@ class EventsDB:
             "memory_limit": memory_limit,
             # Spill inside the cache, not into whatever folder the app was started from.
             "temp_directory": str(Path(store_dir) / "tmp"),
+            # DuckDB 2.0.1's late materialization (ORDER BY ... LIMIT of at most 50 rows over
+            # Parquet) leaks ~3.5 KiB of the database's memory per query, freed only when the
+            # database closes: recent errors, the newest rows and the explorer's pages run it
+            # thousands of times an hour (bench/team.md, notes on the 16:00 hunt). The newest
+            # rows are read in two steps by hand anyway (queries._newest).
+            "disabled_optimizers": DISABLED_OPTIMIZERS,
         }
         self.conn = self._connect()
         # Files the connection has read that no published generation uses any more: their
@@ -90,6 +105,8 @@ class EventsDB:
         # connection is replaced by a fresh one (bench/team.md, notes on the 13:06 run).
         self._files: set[Path] = set()
         self._stale = 0
+        # Queries run on the current connection (a race may miss a count: it only has to grow).
+        self._queries = 0
         self.reconnects = 0
         self.rollups_ok = False
         # Whether percentiles may read the monthly histograms (off: whole days only, the same
@@ -127,17 +144,18 @@ class EventsDB:
     def refresh(self) -> GenerationHead:
         """Follow CURRENT: rebuild the views when a new generation was published."""
         number = self.store.current_number()
-        if number == self._number:
+        if number == self._number and self._queries < QUERIES_PER_CONNECTION:
             return self.generation
         with self._lock:
-            if number == self._number:
+            if number == self._number and self._queries < QUERIES_PER_CONNECTION:
                 return self.generation
             gen = self.store.load_head()
             files = [self.store.segments / s.name for s in gen.segments]
             files += [self.store.rollups / n for n in rollups.names(gen.rollups)]
             seen, stale = self._stale_after(files)
             conn = self.conn
-            if stale >= STALE_FILES_LIMIT:  # a fresh connection, ready before anyone uses it
+            if stale >= STALE_FILES_LIMIT or self._queries >= QUERIES_PER_CONNECTION:
+                # A fresh connection, ready before anyone uses it.
                 conn, seen, stale = self._connect(), set(files), 0
             # A damaged segment is left out (and reported) rather than failing every query;
             # the next sync rebuilds it from the downloaded files.
@@ -167,6 +185,7 @@ class EventsDB:
             if conn is not self.conn:
                 # Queries running on the old connection finish there (their cursors hold it).
                 self.conn, self.reconnects = conn, self.reconnects + 1
+                self._queries = 0
             self._files, self._stale = seen, stale
             self.generation, self._number = gen, number
             self._memo = {}
@@ -211,6 +230,7 @@ class EventsDB:
         name = _QUERY_NAME.get()
         for attempt in range(2):
             self.refresh()
+            self._queries += 1
             cur = self.conn.cursor()
             fired = threading.Event()
 
