@@ -65,24 +65,6 @@ def first_sync(size: str, horizon: str) -> dict[str, Any]:
     return out
 
 
-def rollup_rows(settings: Any) -> dict[str, list[tuple]]:
-    """Every rollup table of the published generation, sorted (DuckDB over the Parquet)."""
-    import duckdb
-
-    from o11y_data.ingest import rollups
-    from o11y_data.ingest.store import Store
-
-    store = Store(settings.store_dir)
-    head = store.load_head()
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    out = {}
-    for table in rollups.TABLES:
-        sql = rollups.view_sql(store.rollups, head.rollups, table)
-        out[table] = sorted(con.execute(f"SELECT * FROM ({sql})").fetchall(), key=repr)
-    return out
-
-
 def _data_gets(proxy: Any) -> int:
     return sum(1 for m, p in proxy.requests if m == "GET" and p.split("?")[0].endswith(".parquet"))
 
@@ -99,6 +81,7 @@ def history_modes(size: str, horizon: str, chunk: int) -> list[dict[str, Any]]:
 
     from bench.s3 import start_moto
     from o11y_data.query.engines.daft_engine import DaftEngine
+    from tests.support.engine_tables import rollup_rows
     from tests.support.proxy import FaultProxy
     from tests.support.reference_tables import RefTable
     from tests.support.rest_catalog import TOKEN, RestCatalog

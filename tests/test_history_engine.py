@@ -18,14 +18,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pytest
 
 pytest.importorskip("daft", reason="requirements-engines.txt (make dev) installs Daft")
 
 from o11y_data import O11yError, load_settings, sync  # noqa: E402
-from o11y_data.ingest import horizon, rollups  # noqa: E402
+from o11y_data.ingest import horizon  # noqa: E402
 from o11y_data.ingest import sync as sync_module  # noqa: E402
 from o11y_data.ingest.iceberg import DataFile  # noqa: E402
 from o11y_data.ingest.store import Store  # noqa: E402
@@ -36,6 +35,7 @@ from tests.support.engine_tables import (  # noqa: E402
     arrow_rows,
     history,
     leftovers_orphan_deletes,
+    rollup_rows,
 )
 from tests.support.proxy import FaultProxy  # noqa: E402
 from tests.support.rest_catalog import TOKEN, RestCatalog  # noqa: E402
@@ -100,19 +100,6 @@ class Table:
         self.catalog.close()
         with contextlib.suppress(Exception):
             empty_and_delete_bucket(self.s3, self.bucket)
-
-
-def rollup_rows(settings: Any) -> dict[str, list[tuple]]:
-    """Every rollup table of the published generation, as sorted rows (DuckDB over Parquet)."""
-    store = Store(settings.store_dir)
-    head = store.load_head()
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    out = {}
-    for table in rollups.TABLES:
-        sql = rollups.view_sql(store.rollups, head.rollups, table)
-        out[table] = sorted(con.execute(f"SELECT * FROM ({sql})").fetchall(), key=repr)
-    return out
 
 
 def head_counts(settings: Any) -> tuple[int, int, dict[str, int]]:

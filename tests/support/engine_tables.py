@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from o11y_data import load_settings, sync
 from o11y_data.config import Settings
+from o11y_data.ingest import rollups
 from o11y_data.ingest.store import Store
 from tests.support.tables import event, local_env, plain_parquet
 
@@ -110,3 +112,19 @@ def leftovers_orphan_deletes(ref: Any, days: list[list[tuple[datetime, str]]]) -
     live = sorted(ref.data_files())
     ref.delete_positions({live[0]: [0, 3, 5]})
     ref.delete_positions({live[-1]: [1]})
+
+
+def rollup_rows(settings: Settings) -> dict[str, list[tuple]]:
+    """Every rollup table of the published generation, as sorted rows (DuckDB over Parquet)."""
+    store = Store(settings.store_dir)
+    head = store.load_head()
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        out = {}
+        for table in rollups.TABLES:
+            sql = rollups.view_sql(store.rollups, head.rollups, table)
+            out[table] = sorted(con.execute(f"SELECT * FROM ({sql})").fetchall(), key=repr)
+        return out
+    finally:
+        con.close()
