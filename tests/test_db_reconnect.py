@@ -36,10 +36,8 @@ def _object_cache_bytes(conn) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def test_a_connection_is_replaced_after_enough_replaced_files_and_queries_still_answer(
-    tmp_path, monkeypatch
-):
-    monkeypatch.setattr(dbmod, "STALE_FILES_LIMIT", 12)
+def _synced_table(tmp_path):
+    """A folder table of 20 rows, synced once: its settings and its writer."""
     settings = load_settings(
         {"O11Y_SOURCE_DIR": str(tmp_path / "src"), "O11Y_CACHE_DIR": str(tmp_path / "cache")},
         secrets_paths=[],
@@ -49,6 +47,14 @@ def test_a_connection_is_replaced_after_enough_replaced_files_and_queries_still_
     )
     writer.append([unstructured_table(_rows(0, 20))])
     sync(settings)
+    return settings, writer
+
+
+def test_a_connection_is_replaced_after_enough_replaced_files_and_queries_still_answer(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(dbmod, "STALE_FILES_LIMIT", 12)
+    settings, writer = _synced_table(tmp_path)
     db = EventsDB(settings.store_dir)
     first = db.conn
     written = 20
@@ -71,15 +77,7 @@ def test_a_connection_is_replaced_after_enough_queries_and_answers_stay_right(
 ):
     # DuckDB keeps memory per query until the database closes (tests/test_db_memory.py).
     monkeypatch.setattr(dbmod, "QUERIES_PER_CONNECTION", 10)
-    settings = load_settings(
-        {"O11Y_SOURCE_DIR": str(tmp_path / "src"), "O11Y_CACHE_DIR": str(tmp_path / "cache")},
-        secrets_paths=[],
-    )
-    writer = TableWriter(
-        put=folder_put(tmp_path / "src"), bucket="agent-blobs", table_prefix=PREFIX
-    )
-    writer.append([unstructured_table(_rows(0, 20))])
-    sync(settings)
+    settings, writer = _synced_table(tmp_path)
     db = EventsDB(settings.store_dir)
     first = db.conn
     try:
