@@ -6,10 +6,8 @@
 #   make check   lint, then the unit and AppTest tests in parallel: no browser, no S3 server, no
 #                server process, nothing marked slow (marks: pyproject.toml, tests/conftest.py);
 #                the property tests run a quarter of their random cases (tests/support/
-#                properties.py). The fast answer while working: 890 tests in 99 s here at load
-#                ~2 (2.3 CPU-minutes; 2026-12-03, 14:42 UTC), before its six slowest files were
-#                cut by a third (190/170 s -> 124/130 s side by side at load 9-16, 16:30 UTC;
-#                docs/development.md, "Tests"); not measured quiet since.
+#                properties.py). The fast answer while working: 896 tests in MEASURE_CHECK here
+#                (docs/development.md, "Tests").
 #   make test    lint, then every test in parallel, printing the 25 slowest; what CI runs
 #                (.ci/run). Minutes, not seconds (6m53 at load ~7-10, 2026-12-03, 14:40 UTC).
 
@@ -23,11 +21,12 @@ STAMP := $(VENV)/.installed-app
 DEV_STAMP := $(VENV)/.installed-dev
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # pytest-xdist workers. `make test`: more than the cores pays off, as its browser, server and S3
-# tests mostly wait; `make check` computes, so one worker per core (auto) was fastest here
-# (2 cores: 2m19 at load ~5 against 3m05 with 3 workers at load ~3-6, 2026-12-03).
+# tests mostly wait; `make check` mostly computes, but its CLI and sandbox tests wait on child
+# processes, so one worker more than the cores was fastest on a quiet machine here (2 cores,
+# 2026-12-03 17:30 UTC: 110 s with 2 workers, 90 s with 3, 97 s with 4).
 # `make test WORKERS=1` runs one test at a time.
 WORKERS ?= 4
-CHECK_WORKERS ?= auto
+CHECK_WORKERS ?= 3
 CHECK_MARKS := not browser and not s3 and not server and not slow
 
 .PHONY: venv dev run check test lint format bench screenshots clean distclean
@@ -56,6 +55,9 @@ run: venv
 	-$(BIN)/python -m o11y_data prepare
 	$(BIN)/streamlit run app.py --server.headless true --server.address $(HOST) --server.port $(PORT)
 
+# pytest caches each test module's rewritten assertions as bytecode (about 9 s of CPU per worker
+# otherwise); a PYTHONDONTWRITEBYTECODE set in the environment would forbid that cache.
+check test: export PYTHONDONTWRITEBYTECODE =
 check: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
