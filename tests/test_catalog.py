@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from o11y_data import O11yError, load_settings, sync
-from tests.support.http_thread import serve_in_thread
+from tests.support.http_thread import send_json, serve_in_thread
 from tests.support.tables import append, event, new_table, rows, s3_put
 
 TOKEN = "catalog-token-123"
@@ -36,13 +36,8 @@ class Catalog:
                     return self._send(200, {"metadata-location": outer.location, "metadata": {}})
                 return self._send(404, {"error": {"message": "no such table"}})
 
-            def _send(self, code, body):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                send_json(self, code, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         serve_in_thread(self.server)

@@ -7,8 +7,11 @@ teardown of many tests. Loopback servers here poll every SHUTDOWN_POLL_S instead
 
 from __future__ import annotations
 
+import json
 import socketserver
 import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 SHUTDOWN_POLL_S = 0.02
 
@@ -26,3 +29,13 @@ def serve_in_thread(
     )
     thread.start()
     return thread
+
+
+def send_json(handler: BaseHTTPRequestHandler, code: int, body: Any) -> None:
+    """Answer ``handler``'s request with ``code`` and ``body`` as JSON."""
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

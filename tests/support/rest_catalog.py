@@ -14,7 +14,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.http_thread import serve_in_thread
+from tests.support.http_thread import send_json, serve_in_thread
 
 TOKEN = "rest-catalog-token-456"
 PREFIX = "wh1"
@@ -64,12 +64,7 @@ class RestCatalog:
                 return self._send(404, _error(404, "NoSuchTableException", "no such table"))
 
             def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = serve_in_thread(self.server)
