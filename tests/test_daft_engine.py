@@ -37,29 +37,18 @@ from o11y_data.query.engines.base import (  # noqa: E402
 from o11y_data.query.engines.catalog import table_state  # noqa: E402
 from o11y_data.query.planner import Filters  # noqa: E402
 from o11y_data.query.route import Router, engine_for  # noqa: E402
-from tests.support.engine_tables import START, history, leftovers_orphan_deletes  # noqa: E402
+from tests.support.engine_tables import (  # noqa: E402
+    COMPARED_MEASURES,
+    START,
+    history,
+    leftovers_orphan_deletes,
+)
 from tests.support.rest_catalog import TOKEN, RestCatalog  # noqa: E402
 from tests.support.s3server import empty_and_delete_bucket  # noqa: E402
 from tests.support.tables import r2_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURES = (
-    "cycles",
-    "errors",
-    "tools",
-    "durations",
-    "error_cycles",
-    "avg_ms",
-    "avg_tools",
-    "error_rate",
-    "errors_per_cycle",
-    "agents",
-    "unknown_cycles",
-    "unknown_errors",
-    "think_share",
-    "first_ts",
-    "last_ts",
-)
+MEASURES = COMPARED_MEASURES
 DAY = timedelta(days=1)
 # (group, window): each grouping and window once; the third starts past day one, so files of
 # the days before it are pruned.

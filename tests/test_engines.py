@@ -31,6 +31,7 @@ from o11y_data.query.planner import Filters
 from o11y_data.query.route import Router
 from tests.support import r2sql_fake as fake_mod
 from tests.support.engine_tables import (
+    COMPARED_MEASURES,
     START,
     folder_rows,
     history,
@@ -224,22 +225,7 @@ def test_a_metric_only_the_store_can_spell_is_refused(fake):
 
 # -- same answers ------------------------------------------------------------------------------
 
-MEASURES = (
-    "cycles",
-    "errors",
-    "tools",
-    "durations",
-    "error_cycles",
-    "avg_ms",
-    "avg_tools",
-    "error_rate",
-    "errors_per_cycle",
-    "agents",
-    "unknown_cycles",
-    "think_share",
-    "first_ts",
-    "last_ts",
-)
+MEASURES = COMPARED_MEASURES
 WINDOWS = [
     Filters(),
     Filters(START + timedelta(hours=5, minutes=17), START + timedelta(days=9, hours=3)),

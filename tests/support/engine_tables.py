@@ -23,6 +23,26 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 AGENTS = ("did:cf:alpha", "did:cf:beta", "did:cf:gamma")
 MODES = ("think", "reflection", "housekeeping")
 
+# The exact measures the store and every engine must answer alike (counts, sums, rates, first and
+# last times; percentiles are compared apart, where both are exact).
+COMPARED_MEASURES = (
+    "cycles",
+    "errors",
+    "tools",
+    "durations",
+    "error_cycles",
+    "avg_ms",
+    "avg_tools",
+    "error_rate",
+    "errors_per_cycle",
+    "agents",
+    "unknown_cycles",
+    "unknown_errors",
+    "think_share",
+    "first_ts",
+    "last_ts",
+)
+
 
 def history(days: int = 12, per_day: int = 5) -> list[list[tuple[datetime, str]]]:
     """One file per day of (ingest_ts, value) rows, with the contract's awkward values mixed in:
