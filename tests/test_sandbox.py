@@ -367,6 +367,28 @@ def test_allocations_outside_duckdbs_memory_cap_never_reach_the_app_process(db):
     assert grown_mb < 200, grown_mb
 
 
+def test_a_query_process_killed_from_outside_is_named_killed_not_short_of_memory(db):
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            sb.run_sql(db, RUNAWAY, limits=ROOMY)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test's thread)
+            errors.append(exc)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    child = _wait_for_sandbox_child(thread)
+    assert child is not None, errors
+    child.kill()
+    thread.join(60)
+    assert not thread.is_alive()
+    [error] = errors
+    assert isinstance(error, O11yError)
+    assert "was killed (signal 9" in str(error) and "memory than the sandbox" not in str(error)
+    assert "\n" not in str(error)
+
+
 def test_a_result_over_the_byte_cap_is_refused(db):
     with pytest.raises(sb.ResultTooLarge):
         sb.run_sql(

@@ -491,11 +491,7 @@ def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlRes
         return SqlResult(table, bool(head["truncated"]), float(head["elapsed_s"]))
     except EOFError:
         proc.join(1)
-        code = proc.exitcode
-        if code is not None and -code in (signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV):
-            why = f"it needed more memory than the sandbox allows (signal {-code})"
-        else:
-            why = f"the query process ended unexpectedly (exit {code})"
+        why = _why_the_child_ended(proc.exitcode)
         # No cause on purpose: the EOFError only says the pipe closed; the child's exit code,
         # in the message, is the cause.
         raise O11yError("Query stopped", why) from None
@@ -507,6 +503,19 @@ def _child_run(spec: ViewSpec, query: str, f: Filters, limits: Limits) -> SqlRes
         watch_w.close()
         with contextlib.suppress(Exception):
             proc.close()
+
+
+def _why_the_child_ended(code: int | None) -> str:
+    """The query process ended without an answer: what its exit code says. DuckDB aborts (or
+    faults) when the address-space limit refuses it memory; a SIGKILL came from outside the
+    sandbox (the kernel's out-of-memory killer or a person), which the code cannot tell apart."""
+    if code is not None and -code in (signal.SIGABRT, signal.SIGSEGV):
+        return f"it needed more memory than the sandbox allows (signal {-code})"
+    if code == -signal.SIGKILL:
+        return (
+            "its process was killed (signal 9: the system ran out of memory, or someone stopped it)"
+        )
+    return f"the query process ended unexpectedly (exit {code})"
 
 
 def _receive(recv: Any, deadline: float, max_len: int, limits: Limits) -> bytes:

@@ -65,12 +65,18 @@ def _pids_under(marker: str) -> list[int]:
     return pids
 
 
-def _wait(cond, what: str, timeout: float) -> None:
+def _wait(cond, what: str, timeout: float, *, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
             raise TimeoutError(f"Ray cluster: {what} within {timeout:g} s")
-        time.sleep(0.2)
+        time.sleep(every)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _nodes_alive(address: str, env: dict[str, str]) -> int:
@@ -117,9 +123,16 @@ class RayCluster:
             f"--temp-dir={self.tmp}",
             *common,
         )
-        _wait(lambda: _nodes_alive(self.address, self.env) >= 1, "the head is up", timeout)
+        # `ray status` is a Python process importing Ray (about a second of CPU): the head is
+        # waited for by its port, the worker by `ray status` once a second.
+        _wait(lambda: _listening(self.port), "the head is up", timeout)
         self._start(f"--address={self.address}", *common)
-        _wait(lambda: _nodes_alive(self.address, self.env) >= 2, "the worker joined", timeout)
+        _wait(
+            lambda: _nodes_alive(self.address, self.env) >= 2,
+            "the worker joined",
+            timeout,
+            every=1.0,
+        )
         return self.address
 
     def stop(self) -> None:
