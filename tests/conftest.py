@@ -19,10 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import (
-    properties,  # noqa: F401  (registers the check profile)
-    schedule,
-)
+from tests.support import properties  # noqa: F401  (registers the check profile)
 from tests.support.browser import browser, page
 from tests.support.proxy import proxy
 from tests.support.ray_cluster import ray_cluster
@@ -49,10 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for mark, fixtures in _MARKS_BY_FIXTURE.items():
             if fixtures & used:
                 item.add_marker(getattr(pytest.mark, mark))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(schedule.WorkerShares(), "o11y-worker-shares")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

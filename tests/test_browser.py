@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import running_streamlit
-from tests.support.browser import SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,6 +52,7 @@ def _settle(page: Page, heading: str, charts: int) -> None:
             ".filter(p => p.querySelector('.main-svg')).length >= n",
             arg=charts,
             timeout=30_000,
+            polling=POLL_MS,
         )
         page.mouse.wheel(0, -10_000)
 

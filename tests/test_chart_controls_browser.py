@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.support.app_server import running_streamlit
-from tests.support.browser import SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -104,6 +104,7 @@ def hovered(page: Page, plot: Locator, x: float, y: float) -> tuple[int, int]:
         "&& [gd._hoverdata[0].curveNumber, gd._hoverdata[0].pointNumber]",
         arg=plot.element_handle(),
         timeout=WAIT,
+        polling=POLL_MS,
     )
     curve, index = found.json_value()
     return int(curve), int(index)

@@ -10,7 +10,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import start_streamlit, stop_streamlit
-from tests.support.browser import SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 from tests.support.tables import append, event, new_table, rows, s3_put
 from tests.support.wait import wait_until
 
@@ -67,6 +67,7 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
                 page.wait_for_function(
                     "document.querySelector('.js-plotly-plot .main-svg') !== null",
                     timeout=60_000,
+                    polling=POLL_MS,
                 )
             seen.append(page.content())
             page.screenshot(path=str(SCREENSHOT_DIR / f"secrets_{path or 'overview'}.png"))

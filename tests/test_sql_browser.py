@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import running_streamlit
-from tests.support.browser import SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 QUERY = (
@@ -39,6 +39,7 @@ def _result_shown(page: Page) -> None:
         "() => [...document.querySelectorAll('.js-plotly-plot')]"
         ".some(p => p.querySelector('.main-svg .scatterlayer .trace'))",
         timeout=30_000,
+        polling=POLL_MS,
     )
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0

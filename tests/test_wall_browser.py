@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import start_streamlit, stop_streamlit
-from tests.support.browser import SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"
@@ -138,13 +138,17 @@ def wait_for_refresh(page: Page, after: str, timeout: float = 30.0) -> str:
         }""",
         arg=after,
         timeout=timeout * 1000,
+        polling=POLL_MS,
     )
     return updated_at(page)
 
 
 def wait_for_tiles(page: Page, n: int, timeout_ms: float = 60_000) -> None:
     page.wait_for_function(
-        "(n) => document.querySelectorAll('.tile').length === n", arg=n, timeout=timeout_ms
+        "(n) => document.querySelectorAll('.tile').length === n",
+        arg=n,
+        timeout=timeout_ms,
+        polling=POLL_MS,
     )
 
 
@@ -221,7 +225,7 @@ def test_no_scrolling_at_4k(browser: Browser, wall_app: WallApp, agents: int) ->
         assert size >= (0.018 if agents > 20 else 0.03) * 2160, size
         if agents == 40:
             page.set_viewport_size({"width": 1920, "height": 1080})
-            page.wait_for_function("innerWidth === 1920 && innerHeight === 1080")
+            page.wait_for_function("innerWidth === 1920 && innerHeight === 1080", polling=POLL_MS)
             assert_no_scroll(page)
     finally:
         page.context.close()
