@@ -868,7 +868,9 @@ def agent_density(
     total = pd.Series(counts_text(mix.sum(axis=1)), index=mix.index)
     erred = pd.Series(counts_text(errs), index=mix.index)
     text = total + ": " + mixed + "<br>" + erred + " with errors"
-    text = text.unstack("bucket").reindex(index=rows, columns=cols).astype(object).fillna("no cycles")
+    text = (
+        text.unstack("bucket").reindex(index=rows, columns=cols).astype(object).fillna("no cycles")
+    )
     custom = [
         [[safe_label(a), t] for t in row]
         for a, row in zip(rows, text.to_numpy().tolist(), strict=True)
