@@ -25,7 +25,7 @@ QUERIES = {
     "seed summary": (
         "SELECT agent, mode, count(*) cycles, round(avg(duration_ms)) avg_ms, "
         "sum(tool_calls) tools, sum(errors) errors FROM cycles "
-        "GROUP BY agent, mode ORDER BY agent, cycles DESC"
+        "GROUP BY agent, mode ORDER BY agent, cycles DESC, mode"
     ),
     "count": "SELECT count(*) FROM events",
     "10,000 rows": "SELECT ts, agent, mode, duration_ms FROM cycles LIMIT 10000",

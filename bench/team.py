@@ -134,7 +134,7 @@ def page_name(page: str) -> str:
 # What the SQL viewer asks, in turn: a team member's questions over the console's views.
 QUESTIONS = (
     "SELECT agent, mode, count(*) AS cycles, round(avg(duration_ms)) AS avg_ms\n"
-    "FROM filtered_cycles GROUP BY agent, mode ORDER BY agent, cycles DESC",
+    "FROM filtered_cycles GROUP BY agent, mode ORDER BY agent, cycles DESC, mode",
     "SELECT date_trunc('hour', ts) AS hour, mode, count(*) AS cycles\n"
     "FROM filtered_cycles GROUP BY ALL ORDER BY hour",
     "SELECT agent, count(*) FILTER (WHERE errors > 0) / count(*) AS error_rate\n"

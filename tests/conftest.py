@@ -9,6 +9,7 @@ browser, page                     -> tests.support.browser
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 from collections.abc import Generator
@@ -70,6 +71,21 @@ def _keep_all_raw_history() -> Generator[None, None, None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(config, "DEFAULT_RAW_HORIZON_S", None)
         mp.setenv("O11Y_RAW_HORIZON", "all")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _components_scanned_once() -> Generator[None, None, None]:
+    """Every AppTest run asks Streamlit to find installed components, which reads the metadata of
+    every installed distribution: about 0.3 s of CPU a run with this virtualenv (Daft, Ray and
+    pyiceberg included), over a third of an AppTest's time (measured with cProfile). The installed
+    packages do not change during a session, so the scan runs once per process here; a server
+    scans once at start anyway."""
+    from streamlit.components.v2 import manifest_scanner
+
+    with pytest.MonkeyPatch.context() as mp:
+        scan = functools.cache(manifest_scanner.scan_component_manifests)
+        mp.setattr(manifest_scanner, "scan_component_manifests", scan)
         yield
 
 

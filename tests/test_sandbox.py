@@ -30,7 +30,7 @@ from tests.support.cli import ROOMY_SQL_TIMEOUT_S, cli
 SEED = (
     "SELECT agent, mode, count(*) cycles, round(avg(duration_ms)) avg_ms, "
     "sum(tool_calls) tools, sum(errors) errors FROM cycles "
-    "GROUP BY agent, mode ORDER BY agent, cycles DESC"
+    "GROUP BY agent, mode ORDER BY agent, cycles DESC, mode"
 )
 # A cross join DuckDB cannot shortcut: minutes of work on one thread.
 RUNAWAY = (

@@ -24,7 +24,7 @@ __all__ = ["dataset"]  # the module-scoped fixture, shared with test_app_pages
 SEED_ON_CYCLES = (
     "SELECT agent, mode, count(*) cycles, round(avg(duration_ms)) avg_ms, "
     "sum(tool_calls) tools, sum(errors) errors FROM cycles "
-    "GROUP BY agent, mode ORDER BY agent, cycles DESC"
+    "GROUP BY agent, mode ORDER BY agent, cycles DESC, mode"
 )
 
 
@@ -135,8 +135,8 @@ def test_the_seed_query_through_the_console_equals_summary(dataset):
     at = run("sql", {"q": SEED_ON_CYCLES})
     assert not errors_shown(at)
     got = _table(at)
-    # the seed orders by agent, then cycles descending; ties may come in any order
-    keys = list(zip(got["agent"], -got["cycles"].astype(int), strict=True))
+    # the seed orders by agent, then cycles descending, then mode (as the Summary page does)
+    keys = list(zip(got["agent"], -got["cycles"].astype(int), got["mode"], strict=True))
     assert keys == sorted(keys)
     everything = _expected_summary(df[df["event_type"] == "agent.cycle"])
     cols = ["cycles", "avg_ms", "tools", "errors"]

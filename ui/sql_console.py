@@ -25,7 +25,7 @@ SEED = (
     "       sum(tool_calls) AS tools, sum(errors) AS errors\n"
     "FROM filtered_cycles\n"
     "GROUP BY agent, mode\n"
-    "ORDER BY agent, cycles DESC"
+    "ORDER BY agent, cycles DESC, mode"
 )
 
 
