@@ -6,10 +6,11 @@
 #   make check   lint, then the unit and AppTest tests in parallel: no browser, no S3 server, no
 #                server process, nothing marked slow (marks: pyproject.toml, tests/conftest.py);
 #                the property tests run a quarter of their random cases (tests/support/
-#                properties.py). The fast answer while working: 896 tests in 88-94 s here, quiet
-#                (docs/development.md, "Tests").
+#                properties.py). The fast answer while working: 897 tests in 91-92 s here, quiet
+#                (2026-12-03 19:50 UTC; this shared machine's speed moves by a quarter from hour to
+#                hour: docs/development.md, "Tests").
 #   make test    lint, then every test in parallel, printing the 25 slowest; what CI runs
-#                (.ci/run). Minutes, not seconds (1,050 tests in 6m33, quiet, 2026-12-03 17:40 UTC).
+#                (.ci/run). Minutes, not seconds (1,051 tests in 7m18, quiet, 2026-12-03 19:58 UTC).
 
 PORT ?= 8501
 # Loopback only by default: `make run HOST=0.0.0.0` to serve other machines (see docs/deploy.md,
