@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,14 @@ def before_horizon(ref: Any) -> set[str]:
         if upper < int(cut.timestamp() * 1_000_000):
             names.add(uri.rsplit("/", 1)[-1])
     return names
+
+
+@pytest.fixture
+def table(s3_admin, moto_endpoint, tmp_path) -> Iterator[Table]:
+    """A table of the test's own; its bucket emptied and deleted after."""
+    fresh = Table(s3_admin, moto_endpoint, tmp_path)
+    yield fresh
+    fresh.close()
 
 
 @pytest.fixture(scope="module")
@@ -276,65 +285,53 @@ def hostile_rows(when: Any) -> pa.Table:
 
 
 def test_hostile_values_give_the_same_rollups_from_the_engine_as_from_streaming(
-    s3_admin, moto_endpoint, tmp_path, pinned_clock
+    table, moto_endpoint, pinned_clock
 ):
-    table = Table(s3_admin, moto_endpoint, tmp_path)
-    try:
-        table.ref.append(hostile_rows(START + timedelta(hours=3)))
-        table.ref.append(arrow_rows(history(days=4, per_day=3)[3]))  # rows the store keeps
-        with FaultProxy(moto_endpoint) as proxy:
-            streamed, asked, gets, report = side_by_side(table, proxy, "hostile")
-        assert report.aggregated == 1 and report.streamed == 0
-        assert not before_horizon(table.ref) & set(gets)
-        got = rollup_rows(asked)
-        assert got == rollup_rows(streamed)
-        assert head_counts(asked) == head_counts(streamed)
-        lag = max(r[-1] for r in got["hourly"] if r[-1] is not None)  # lag_sum, exact
-        assert lag > 2**63
-    finally:
-        table.close()
+    table.ref.append(hostile_rows(START + timedelta(hours=3)))
+    table.ref.append(arrow_rows(history(days=4, per_day=3)[3]))  # rows the store keeps
+    with FaultProxy(moto_endpoint) as proxy:
+        streamed, asked, gets, report = side_by_side(table, proxy, "hostile")
+    assert report.aggregated == 1 and report.streamed == 0
+    assert not before_horizon(table.ref) & set(gets)
+    got = rollup_rows(asked)
+    assert got == rollup_rows(streamed)
+    assert head_counts(asked) == head_counts(streamed)
+    lag = max(r[-1] for r in got["hourly"] if r[-1] is not None)  # lag_sum, exact
+    assert lag > 2**63
 
 
 def test_a_delete_and_a_compaction_before_the_horizon_ask_the_engine_again_and_stay_equal(
-    s3_admin, moto_endpoint, tmp_path, pinned_clock
+    table, moto_endpoint, pinned_clock
 ):
-    table = Table(s3_admin, moto_endpoint, tmp_path)
-    try:
-        days = history(days=4, per_day=6)
-        for rows in days:
-            table.ref.append(arrow_rows(rows))
-        with FaultProxy(moto_endpoint) as proxy:
-            side_by_side(table, proxy, "later")
-            old = before_horizon(table.ref)
-            first = next(u for u in sorted(table.ref.data_files()) if u.rsplit("/", 1)[-1] in old)
-            table.ref.delete_positions({first: [1, 2]})  # a delete the engine must apply
-            streamed, asked, gets, report = side_by_side(table, proxy, "later")
-            assert report.aggregated and not old & set(gets)
-            assert rollup_rows(asked) == rollup_rows(streamed)
-            table.ref.table.overwrite(arrow_rows(days[0] + days[1] + days[2] + days[3]))
-            streamed, asked, gets, report = side_by_side(table, proxy, "later")
-        assert report.aggregated and not before_horizon(table.ref) & set(gets)
+    days = history(days=4, per_day=6)
+    for rows in days:
+        table.ref.append(arrow_rows(rows))
+    with FaultProxy(moto_endpoint) as proxy:
+        side_by_side(table, proxy, "later")
+        old = before_horizon(table.ref)
+        first = next(u for u in sorted(table.ref.data_files()) if u.rsplit("/", 1)[-1] in old)
+        table.ref.delete_positions({first: [1, 2]})  # a delete the engine must apply
+        streamed, asked, gets, report = side_by_side(table, proxy, "later")
+        assert report.aggregated and not old & set(gets)
         assert rollup_rows(asked) == rollup_rows(streamed)
-        assert head_counts(asked) == head_counts(streamed)
-    finally:
-        table.close()
+        table.ref.table.overwrite(arrow_rows(days[0] + days[1] + days[2] + days[3]))
+        streamed, asked, gets, report = side_by_side(table, proxy, "later")
+    assert report.aggregated and not before_horizon(table.ref) & set(gets)
+    assert rollup_rows(asked) == rollup_rows(streamed)
+    assert head_counts(asked) == head_counts(streamed)
 
 
 def test_an_equality_delete_is_refused_in_one_line_and_nothing_is_published(
-    s3_admin, moto_endpoint, tmp_path, pinned_clock
+    table, moto_endpoint, pinned_clock
 ):
-    table = Table(s3_admin, moto_endpoint, tmp_path)
-    try:
-        rows = history(days=1, per_day=3)[0]
-        table.ref.append(arrow_rows(rows))
-        table.ref.delete_equal("value", [rows[0][1]], like=sorted(table.ref.data_files())[0])
-        settings = table.settings(moto_endpoint, "eq", O11Y_HISTORY="engine")
-        with pytest.raises(EngineRefused, match="equality deletes") as exc:
-            sync(settings, history=table.engine())
-        assert "\n" not in exc.value.one_line() and "Daft" in exc.value.one_line()
-        assert not Store(settings.store_dir).current_number()
-    finally:
-        table.close()
+    rows = history(days=1, per_day=3)[0]
+    table.ref.append(arrow_rows(rows))
+    table.ref.delete_equal("value", [rows[0][1]], like=sorted(table.ref.data_files())[0])
+    settings = table.settings(moto_endpoint, "eq", O11Y_HISTORY="engine")
+    with pytest.raises(EngineRefused, match="equality deletes") as exc:
+        sync(settings, history=table.engine())
+    assert "\n" not in exc.value.one_line() and "Daft" in exc.value.one_line()
+    assert not Store(settings.store_dir).current_number()
 
 
 def test_history_engine_needs_an_engine_that_rolls_it_up(tmp_path):
@@ -347,43 +344,35 @@ def test_history_engine_needs_an_engine_that_rolls_it_up(tmp_path):
 
 
 def test_going_back_to_streaming_streams_the_engines_files_once_and_stays_equal(
-    s3_admin, moto_endpoint, tmp_path, pinned_clock
+    table, moto_endpoint, pinned_clock
 ):
-    table = Table(s3_admin, moto_endpoint, tmp_path)
-    try:
-        days = history(days=4, per_day=4)
-        for rows in days:
-            table.ref.append(arrow_rows(rows))
-        with FaultProxy(moto_endpoint) as proxy:
-            streamed, asked, _, _ = side_by_side(table, proxy, "back")
-            table.ref.append(arrow_rows(history(days=4, per_day=2)[3]))
-            sync(streamed)
-            back = table.settings(proxy.endpoint, "engine-back")  # O11Y_HISTORY unset: stream
-            report = sync(back)
-        assert report.streamed == len(before_horizon(table.ref)) and not report.aggregated
-        assert rollup_rows(back) == rollup_rows(streamed)
-        assert head_counts(back) == head_counts(streamed)
-    finally:
-        table.close()
+    days = history(days=4, per_day=4)
+    for rows in days:
+        table.ref.append(arrow_rows(rows))
+    with FaultProxy(moto_endpoint) as proxy:
+        streamed, asked, _, _ = side_by_side(table, proxy, "back")
+        table.ref.append(arrow_rows(history(days=4, per_day=2)[3]))
+        sync(streamed)
+        back = table.settings(proxy.endpoint, "engine-back")  # O11Y_HISTORY unset: stream
+        report = sync(back)
+    assert report.streamed == len(before_horizon(table.ref)) and not report.aggregated
+    assert rollup_rows(back) == rollup_rows(streamed)
+    assert head_counts(back) == head_counts(streamed)
 
 
 def test_a_file_without_landing_bounds_keeps_the_engine_out_and_the_line_says_why(
-    s3_admin, moto_endpoint, tmp_path, pinned_clock
+    table, moto_endpoint, pinned_clock
 ):
-    table = Table(s3_admin, moto_endpoint, tmp_path)
-    try:
-        table.ref.append(arrow_rows(history(days=4, per_day=3)[0]))
-        unlanded = pa.table(
-            {
-                "__ingest_ts": pa.array([None, None], pa.timestamp("us", tz="UTC")),
-                "value": pa.array([event(ms=5, ts=START)] * 2, pa.string()),
-            }
-        )
-        table.ref.append(unlanded)
-        with FaultProxy(moto_endpoint) as proxy:
-            streamed, asked, gets, report = side_by_side(table, proxy, "nulls")
-        assert not report.aggregated and report.streamed == len(before_horizon(table.ref)) == 1
-        assert any("not asked of Daft" in w and "no bounds" in w for w in report.warnings)
-        assert rollup_rows(asked) == rollup_rows(streamed)
-    finally:
-        table.close()
+    table.ref.append(arrow_rows(history(days=4, per_day=3)[0]))
+    unlanded = pa.table(
+        {
+            "__ingest_ts": pa.array([None, None], pa.timestamp("us", tz="UTC")),
+            "value": pa.array([event(ms=5, ts=START)] * 2, pa.string()),
+        }
+    )
+    table.ref.append(unlanded)
+    with FaultProxy(moto_endpoint) as proxy:
+        streamed, asked, gets, report = side_by_side(table, proxy, "nulls")
+    assert not report.aggregated and report.streamed == len(before_horizon(table.ref)) == 1
+    assert any("not asked of Daft" in w and "no bounds" in w for w in report.warnings)
+    assert rollup_rows(asked) == rollup_rows(streamed)
