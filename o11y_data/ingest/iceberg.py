@@ -545,46 +545,40 @@ def _bound_map(df: dict[str, Any], name: str) -> dict[int, Any]:
     return {int(i["key"]): i.get("value") for i in df.get(name) or [] if "key" in i}
 
 
-def landed_before_us(df: dict[str, Any], spec_id: int, column: LandingColumn | None) -> int | None:
-    """An instant before which every row of the data file ``df`` landed with a valid
-    ``__ingest_ts``, from its partition value (a non-NULL partition holds no NULL) or from its
-    column bounds with a null count of 0; None when neither says (the file cannot be pruned)."""
+def landing_span(
+    df: dict[str, Any], spec_id: int, column: LandingColumn | None
+) -> tuple[int | None, int | None]:
+    """``(from_us, before_us)`` for the data file ``df``: every row landed with a valid
+    ``__ingest_ts`` at or after ``from_us`` and before ``before_us``, as its partition value (a
+    non-NULL partition holds no NULL) or its column bounds with a null count of 0 say; None for a
+    side neither says (the file cannot be pruned on it). An end is only trusted from a start at or
+    after the earliest plausible landing."""
     if column is None:
-        return None
+        return None, None
+    starts: list[int] = []
     ends: list[int] = []
     partition = df.get("partition") or {}
     for name, transform in column.transforms.get(spec_id, ()):
         period = _period_us(partition.get(name), transform) if isinstance(partition, dict) else None
-        if period is not None and period[0] >= _EARLIEST_US:
+        if period is None:
+            continue
+        starts.append(period[0])
+        if period[0] >= _EARLIEST_US:
             ends.append(period[1])
-    lower = _bound_map(df, "lower_bounds").get(column.field_id)
-    upper = _bound_map(df, "upper_bounds").get(column.field_id)
-    nulls = _bound_map(df, "null_value_counts").get(column.field_id)
-    if isinstance(lower, bytes) and isinstance(upper, bytes) and len(lower) == len(upper) == 8:
-        lo = int.from_bytes(lower, "little", signed=True) // column.per_us
-        hi = int.from_bytes(upper, "little", signed=True) // column.per_us
-        if nulls == 0 and lo >= _EARLIEST_US:
-            ends.append(hi + 1)
-    return min(ends) if ends else None
+    lower = _bound_us(_bound_map(df, "lower_bounds").get(column.field_id), column)
+    upper = _bound_us(_bound_map(df, "upper_bounds").get(column.field_id), column)
+    if lower is not None and _bound_map(df, "null_value_counts").get(column.field_id) == 0:
+        starts.append(lower)
+        if upper is not None and lower >= _EARLIEST_US:
+            ends.append(upper + 1)
+    return (max(starts) if starts else None), (min(ends) if ends else None)
 
 
-def landed_from_us(df: dict[str, Any], spec_id: int, column: LandingColumn | None) -> int | None:
-    """An instant at or after which every row of the data file ``df`` landed (a non-NULL
-    ``__ingest_ts``), from its partition value or its column bounds with a null count of 0; None
-    when neither says."""
-    if column is None:
+def _bound_us(raw: Any, column: LandingColumn) -> int | None:
+    """A column bound of ``__ingest_ts`` (8 little-endian bytes in the column's unit) in µs."""
+    if not isinstance(raw, bytes) or len(raw) != 8:
         return None
-    starts: list[int] = []
-    partition = df.get("partition") or {}
-    for name, transform in column.transforms.get(spec_id, ()):
-        period = _period_us(partition.get(name), transform) if isinstance(partition, dict) else None
-        if period is not None:
-            starts.append(period[0])
-    lower = _bound_map(df, "lower_bounds").get(column.field_id)
-    nulls = _bound_map(df, "null_value_counts").get(column.field_id)
-    if isinstance(lower, bytes) and len(lower) == 8 and nulls == 0:
-        starts.append(int.from_bytes(lower, "little", signed=True) // column.per_us)
-    return max(starts) if starts else None
+    return int.from_bytes(raw, "little", signed=True) // column.per_us
 
 
 def _entry_seq(entry: dict[str, Any], manifest: dict[str, Any]) -> int:
@@ -687,6 +681,7 @@ def read_snapshot(
                 raise O11yError(
                     "Unsupported data file", f"{key} is {fmt}; only Parquet data files are read"
                 )
+            landed_from, landed_before = landing_span(df, spec_id, landing)
             files[key] = DataFile(
                 key=key,
                 size=int(df.get("file_size_in_bytes") or 0),
@@ -695,8 +690,8 @@ def read_snapshot(
                 seq=seq,
                 spec_id=spec_id,
                 partition=_partition(df.get("partition")),
-                landed_before_us=landed_before_us(df, spec_id, landing),
-                landed_from_us=landed_from_us(df, spec_id, landing),
+                landed_from_us=landed_from,
+                landed_before_us=landed_before,
             )
     deletes = {
         k: tuple(sorted(d.id for d in delete_files.values() if applies(d, f)))
