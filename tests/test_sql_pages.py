@@ -191,6 +191,19 @@ def test_100000_rows_are_capped_on_screen_and_complete_in_the_download(dataset):
     assert len(rows) == 100_001 and rows[0] == ["i"] and rows[-1] == ["99999"]
 
 
+def test_run_with_an_empty_box_says_there_is_nothing_to_run_once(dataset):
+    from ui.sections.sql import EMPTY_RUN
+
+    at = run("sql")
+    assert EMPTY_RUN not in [i.value for i in at.info]  # a first visit: the hint alone
+    next(b for b in at.button if b.label == "Run").click().run()
+    assert not at.exception
+    assert [i.value for i in at.info].count(EMPTY_RUN) == 1
+    assert "q" not in at.query_params
+    at.run()  # a rerun without pressing Run again: the notice is gone
+    assert EMPTY_RUN not in [i.value for i in at.info]
+
+
 def test_running_a_query_writes_the_link_and_remembers_it(dataset):
     at = run("sql")
     at.text_area(key="sql_text").input("SELECT 42 AS answer")

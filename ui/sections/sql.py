@@ -16,6 +16,11 @@ from ui import sql_console as S
 
 K_TEXT = "sql_text"
 K_APPLIED = "_sql_applied"  # the query from the link last put into the box
+K_EMPTY_RUN = "_sql_empty_run"  # Run was pressed with nothing typed: say so once
+EMPTY_RUN = (
+    "Nothing to run: the box is empty. Type a query, or pick an example above "
+    "(the grey text in the box is only a hint)."
+)
 
 
 def _set_query(sql: str) -> None:
@@ -31,7 +36,9 @@ def _set_query(sql: str) -> None:
 
 
 def _submitted() -> None:
-    _set_query(st.session_state.get(K_TEXT) or "")
+    text = st.session_state.get(K_TEXT) or ""
+    st.session_state[K_EMPTY_RUN] = not text.strip()
+    _set_query(text)
 
 
 def intro() -> None:
@@ -111,6 +118,8 @@ def editor() -> None:
 def run(c: P.Ctx, sql: str) -> S.Shown | None:
     """The query's rows for the screen; a failure shows one line and gives None."""
     if not sql:
+        if st.session_state.pop(K_EMPTY_RUN, False):
+            st.info(EMPTY_RUN, icon=":material/edit_note:")
         return None
     horizon = console_notice(D.get_db(), sql)
     if horizon:  # events holds the horizon's rows only: never a silently short answer
