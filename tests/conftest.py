@@ -3,7 +3,7 @@
 moto_endpoint, s3_admin, bucket   -> tests.support.s3server
 proxy                             -> tests.support.proxy
 ray_cluster                       -> tests.support.ray_cluster
-browser, page                     -> tests.support.browser
+browser, page, isolated_page      -> tests.support.browser
 """
 
 from __future__ import annotations
@@ -21,19 +21,29 @@ from typing import Any
 import pytest
 
 from tests.support import properties  # noqa: F401  (registers the check profile)
-from tests.support.browser import browser, page
+from tests.support.browser import browser, isolated_page, page, reusable_page
 from tests.support.proxy import proxy
 from tests.support.ray_cluster import ray_cluster
 from tests.support.s3server import bucket, moto_endpoint, s3_admin
 
-__all__ = ["browser", "bucket", "moto_endpoint", "page", "proxy", "ray_cluster", "s3_admin"]
+__all__ = [
+    "browser",
+    "bucket",
+    "isolated_page",
+    "moto_endpoint",
+    "page",
+    "proxy",
+    "ray_cluster",
+    "reusable_page",
+    "s3_admin",
+]
 
 # A test's marks follow from the fixtures it uses (directly or through other fixtures), so a new
 # test is sorted without anyone remembering to mark it. `make check` deselects all four marks;
 # a test that starts a server process itself (not through these fixtures) says so with
 # `@pytest.mark.server` (or `pytestmark`), and one that runs for long with `@pytest.mark.slow`.
 _MARKS_BY_FIXTURE = {
-    "browser": {"browser", "page"},
+    "browser": {"browser", "page", "isolated_page"},
     "s3": {"moto_endpoint", "s3_admin", "bucket", "proxy"},
 }
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Page
 
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import start_streamlit, stop_streamlit
@@ -34,7 +34,7 @@ def _rows(agent: str, newest: datetime, n: int = 8) -> list:
 
 
 def test_the_wall_shows_firing_alerts_in_a_banner_and_drops_it_when_resolved(
-    browser: Browser, tmp_path: Path
+    page: Page, tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
     put = folder_put(tmp_path / "src")
@@ -51,8 +51,7 @@ def test_the_wall_shows_firing_alerts_in_a_banner_and_drops_it_when_resolved(
         "O11Y_R2_ACCOUNT_ID": "",
     }
     url, proc = start_streamlit(REPO / "app.py", env)
-    context = browser.new_context(viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
+    page.set_viewport_size({"width": 1920, "height": 1080})
     try:
         page.goto(f"{url}/wall?refresh=2")
         banner = page.locator(".wall-alerts")
@@ -78,5 +77,4 @@ def test_the_wall_shows_firing_alerts_in_a_banner_and_drops_it_when_resolved(
         assert page.locator(".tile").count() == 2
         page.locator(".tile.alerting").wait_for(state="detached", timeout=30_000)
     finally:
-        context.close()
         stop_streamlit(proc)

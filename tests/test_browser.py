@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import running_streamlit
-from tests.support.browser import POLL_MS, SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR, open_from_sidebar
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,8 +70,10 @@ def _assert_clean(page: Page) -> None:
 
 def test_every_page_draws_without_errors(page: Page, app_url: str) -> None:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{app_url}/")
     for path, heading, charts in PAGES:
-        page.goto(f"{app_url}/{path}")
+        if path:  # the others from the sidebar, as a person goes from page to page
+            open_from_sidebar(page, heading)
         _settle(page, heading, charts)
         assert page.locator(".js-plotly-plot").count() >= charts, heading
         _assert_clean(page)

@@ -116,11 +116,12 @@ def _websocket_frames(p: Page) -> dict[str, list]:
     return frames
 
 
-def test_refresh_off_keeps_the_page_still(page: Page, live_app) -> None:
+def test_refresh_off_keeps_the_page_still(isolated_page: Page, live_app) -> None:
     """The pages' clock (Playwright's fake timers) runs six minutes on, past the longest refresh
     interval and the default: the page with refresh=5m asks the server for a rerun, the same
     page with refresh=off asks for nothing and is sent nothing. No wait on the real clock."""
     url, _ = live_app
+    page = isolated_page  # the fake clock is the context's: a context of its own
     page.clock.install()  # for the whole context: both pages below
     still, ticking = page, page.context.new_page()
     frames = {"off": _websocket_frames(still), "5m": _websocket_frames(ticking)}

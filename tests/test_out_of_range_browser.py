@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from o11y_data import load_settings, sync
 from tests.support.app_server import running_streamlit
+from tests.support.browser import open_from_sidebar
 from tests.support.hostile import write_hostile_source
 from tests.support.tables import local_env
 
@@ -39,8 +40,12 @@ def test_every_page_draws_over_values_outside_the_contract(page: Page, tmp_path:
     env["O11Y_ALERTS_FILE"] = str(tmp_path / "no-alerts.toml")
     sync(load_settings(env, secrets_paths=[]))
     with running_streamlit(REPO / "app.py", env) as url:
+        page.goto(f"{url}/")
         for path, heading in PAGES:
-            page.goto(f"{url}/{path}")
+            if path.startswith("sql?"):  # a query in the link
+                page.goto(f"{url}/{path}")
+            elif path:  # from the sidebar, as a person goes from page to page
+                open_from_sidebar(page, heading)
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(
                 timeout=60_000
             )

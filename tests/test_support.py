@@ -6,15 +6,18 @@ import io
 import os
 import textwrap
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from tests.support.app_server import running_streamlit, start_streamlit, stop_streamlit
+from tests.support.browser import ReusablePage
+from tests.support.http_thread import serve_in_thread
 from tests.support.proxy import FaultProxy
 from tests.support.s3server import s3_client
 
@@ -106,6 +109,55 @@ def test_browser_reads_data_url(page: Page) -> None:
     page.goto("data:text/html,<html><body><h1 id='t'>Hello o11y</h1></body></html>")
     assert page.inner_text("#t") == "Hello o11y"
     assert page.viewport_size == {"width": 1600, "height": 1000}
+
+
+class _Origin(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Set-Cookie", "session=from-the-last-test; Path=/")
+        self.end_headers()
+        self.wfile.write(b"<html><body>origin</body></html>")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_reused_page_comes_back_blank_without_the_last_tests_cookies_storage_or_listeners(
+    browser: Browser,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    serve_in_thread(server)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    reusable = ReusablePage(browser)
+    try:
+        first, added = reusable.hand_out()
+        first.set_viewport_size({"width": 800, "height": 600})
+        first.goto(url)
+        first.evaluate(
+            "() => { localStorage.setItem('k', 'v'); sessionStorage.setItem('s', 'v'); }"
+        )
+        dialogs: list[str] = []
+        first.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        first.evaluate("() => alert('seen by the test that listens')")
+        assert dialogs == ["seen by the test that listens"] and len(added) == 1
+        assert first.context.cookies()  # the origin's cookie was set
+        reusable.take_back(added)
+
+        second, _ = reusable.hand_out()
+        assert second is first  # the same page (its renderer and caches) ...
+        assert second.url == "about:blank"  # ... handed over blank
+        assert second.viewport_size == {"width": 1600, "height": 1000}
+        assert second.context.cookies() == []
+        second.evaluate("() => alert('a later test, heard by no listener of the last')")
+        assert dialogs == ["seen by the test that listens"]
+        second.goto(url)
+        stored = second.evaluate("() => [localStorage.getItem('k'), sessionStorage.getItem('s')]")
+        assert stored == [None, None]
+    finally:
+        reusable.close()
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.slow

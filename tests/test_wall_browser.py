@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import start_streamlit, stop_streamlit
@@ -116,9 +116,9 @@ def wall_app(tmp_path: Path) -> Iterator[WallApp]:
         app.stop()
 
 
-def open_wall(browser: Browser, url: str, width: int, height: int, query: str) -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
+def open_wall(page: Page, url: str, width: int, height: int, query: str) -> Page:
+    """``page`` at ``width`` x ``height`` on the wall, its tiles drawn, marked to tell a reload."""
+    page.set_viewport_size({"width": width, "height": height})
     page.goto(f"{url}/wall{query}")
     page.wait_for_selector(".tile", timeout=60_000)
     page.evaluate("window.__wallMarker = 'no reload'")
@@ -176,90 +176,79 @@ def assert_no_scroll(page: Page) -> dict:
     return m
 
 
-def test_kiosk_live_update_without_reload(browser: Browser, wall_app: WallApp) -> None:
-    page = open_wall(browser, wall_app.url, 1920, 1080, "?refresh=2")
-    try:
-        assert page.locator(".tile").count() == 14
-        assert page.locator('.tile[data-status="degraded"]').count() == 1
-        assert page.locator('.tile[data-status="stale"]').count() == 1
-        assert page.locator('.tile[data-status="down"]').count() == 1
-        assert_kiosk(page)
-        assert_no_scroll(page)
-        first = updated_at(page)
-        wait_for_refresh(page, first, timeout=20)  # the fragment re-ran by itself
+def test_kiosk_live_update_without_reload(page: Page, wall_app: WallApp) -> None:
+    open_wall(page, wall_app.url, 1920, 1080, "?refresh=2")
+    assert page.locator(".tile").count() == 14
+    assert page.locator('.tile[data-status="degraded"]').count() == 1
+    assert page.locator('.tile[data-status="stale"]').count() == 1
+    assert page.locator('.tile[data-status="down"]').count() == 1
+    assert_kiosk(page)
+    assert_no_scroll(page)
+    first = updated_at(page)
+    wait_for_refresh(page, first, timeout=20)  # the fragment re-ran by itself
 
-        # A new agent's first cycles land in the source after the page opened.
-        now = datetime.now(UTC)
-        wall_app.writer.append([unstructured_table(cycles(NEW_AGENT, now, [0.2, 1.0]))])
-        page.wait_for_selector(f'.tile[data-agent="{NEW_AGENT}"]', timeout=60_000)
-        tile = page.locator(f'.tile[data-agent="{NEW_AGENT}"]')
-        assert tile.get_attribute("data-status") == "healthy"
-        assert tile.locator('[data-k="cycles"] b').inner_text() == "2"
-        assert page.evaluate("window.__wallMarker") == "no reload"
-        assert page.locator(".tile").count() == 15
-        assert_no_scroll(page)
-        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT_DIR / "wall-1920.png"))
-    finally:
-        page.context.close()
+    # A new agent's first cycles land in the source after the page opened.
+    now = datetime.now(UTC)
+    wall_app.writer.append([unstructured_table(cycles(NEW_AGENT, now, [0.2, 1.0]))])
+    page.wait_for_selector(f'.tile[data-agent="{NEW_AGENT}"]', timeout=60_000)
+    tile = page.locator(f'.tile[data-agent="{NEW_AGENT}"]')
+    assert tile.get_attribute("data-status") == "healthy"
+    assert tile.locator('[data-k="cycles"] b').inner_text() == "2"
+    assert page.evaluate("window.__wallMarker") == "no reload"
+    assert page.locator(".tile").count() == 15
+    assert_no_scroll(page)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / "wall-1920.png"))
 
 
 @pytest.mark.parametrize("agents", [14, 40])
-def test_no_scrolling_at_4k(browser: Browser, wall_app: WallApp, agents: int) -> None:
+def test_no_scrolling_at_4k(page: Page, wall_app: WallApp, agents: int) -> None:
     if agents > 14:  # a bigger network: 26 more agents, all healthy
         now = datetime.now(UTC)
         extra = []
         for i in range(14, agents):
             extra += cycles(f"did:cf:more{i:02d}" + "y" * 16 + f"{i:04d}", now, [1, 3, 5])
         wall_app.writer.append([unstructured_table(extra)])
-    page = open_wall(browser, wall_app.url, 3840, 2160, "?refresh=2")
-    try:
-        wait_for_tiles(page, agents)
-        assert_kiosk(page)
-        m = assert_no_scroll(page)
-        assert m["tiles"] == agents
-        # large type: tile numbers at least 3% of the screen height (1.8% with 40 tiles)
-        size = page.evaluate(
-            "parseFloat(getComputedStyle(document.querySelector('.t-num b')).fontSize)"
-        )
-        assert size >= (0.018 if agents > 20 else 0.03) * 2160, size
-        if agents == 40:
-            page.set_viewport_size({"width": 1920, "height": 1080})
-            page.wait_for_function("innerWidth === 1920 && innerHeight === 1080", polling=POLL_MS)
-            assert_no_scroll(page)
-    finally:
-        page.context.close()
+    open_wall(page, wall_app.url, 3840, 2160, "?refresh=2")
+    wait_for_tiles(page, agents)
+    assert_kiosk(page)
+    m = assert_no_scroll(page)
+    assert m["tiles"] == agents
+    # large type: tile numbers at least 3% of the screen height (1.8% with 40 tiles)
+    size = page.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('.t-num b')).fontSize)"
+    )
+    assert size >= (0.018 if agents > 20 else 0.03) * 2160, size
+    if agents == 40:
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        page.wait_for_function("innerWidth === 1920 && innerHeight === 1080", polling=POLL_MS)
+        assert_no_scroll(page)
 
 
-def test_recovers_after_server_restart_and_source_outage(
-    browser: Browser, wall_app: WallApp
-) -> None:
-    page = open_wall(browser, wall_app.url, 1920, 1080, "?refresh=2")
-    try:
-        # The source folder disappears (as R2 being unreachable does): a banner, tiles as of.
-        hidden = wall_app.src.with_name("src-away")
-        os.rename(wall_app.src, hidden)
-        page.wait_for_selector(".wall-banner.red", timeout=40_000)
-        assert "Sync failing" in page.inner_text(".wall-banner")
-        assert page.locator(".wall-grid.asof").count() == 1
-        assert page.locator(".t-asof").count() == 14
-        os.rename(hidden, wall_app.src)
-        page.wait_for_selector(".wall-banner.red", state="detached", timeout=60_000)
-        assert page.locator(".wall-grid.asof").count() == 0
+def test_recovers_after_server_restart_and_source_outage(page: Page, wall_app: WallApp) -> None:
+    open_wall(page, wall_app.url, 1920, 1080, "?refresh=2")
+    # The source folder disappears (as R2 being unreachable does): a banner, tiles as of.
+    hidden = wall_app.src.with_name("src-away")
+    os.rename(wall_app.src, hidden)
+    page.wait_for_selector(".wall-banner.red", timeout=40_000)
+    assert "Sync failing" in page.inner_text(".wall-banner")
+    assert page.locator(".wall-grid.asof").count() == 1
+    assert page.locator(".t-asof").count() == 14
+    os.rename(hidden, wall_app.src)
+    page.wait_for_selector(".wall-banner.red", state="detached", timeout=60_000)
+    assert page.locator(".wall-grid.asof").count() == 0
 
-        # The server goes away: the browser itself says the screen stopped updating...
-        wall_app.stop()
-        dead = page.locator(".wall-dead")
-        expect(dead, "no 'no update since' notice while the server was down").to_be_visible(
-            timeout=40_000
-        )
-        # ...and once it is back, the same page reconnects and refreshes without a reload.
-        before = updated_at(page)
-        _, wall_app.proc = start_streamlit(REPO / "app.py", wall_app.env, port=wall_app.port)
-        wait_for_refresh(page, before, timeout=60)
-        page.wait_for_selector(".wall-dead", state="hidden", timeout=20_000)
-        # the restarted server's first runs may draw before its store is read: wait for them
-        wait_for_tiles(page, 14)
-        assert page.evaluate("window.__wallMarker") == "no reload"
-    finally:
-        page.context.close()
+    # The server goes away: the browser itself says the screen stopped updating...
+    wall_app.stop()
+    dead = page.locator(".wall-dead")
+    expect(dead, "no 'no update since' notice while the server was down").to_be_visible(
+        timeout=40_000
+    )
+    # ...and once it is back, the same page reconnects and refreshes without a reload.
+    before = updated_at(page)
+    _, wall_app.proc = start_streamlit(REPO / "app.py", wall_app.env, port=wall_app.port)
+    wait_for_refresh(page, before, timeout=60)
+    page.wait_for_selector(".wall-dead", state="hidden", timeout=20_000)
+    # the restarted server's first runs may draw before its store is read: wait for them
+    wait_for_tiles(page, 14)
+    assert page.evaluate("window.__wallMarker") == "no reload"
