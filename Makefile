@@ -24,7 +24,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # pytest-xdist workers. `make test`: more than the cores pays off, as its browser, server and S3
 # tests mostly wait; `make check` mostly computes, but its CLI and sandbox tests wait on child
 # processes, so one worker more than the cores was fastest on a quiet machine here (2 cores,
-# 2026-12-03 17:30 UTC: 110 s with 2 workers, 90 s with 3, 97 s with 4).
+# 2026-12-03 17:30 UTC: 110 s with 2 workers, 90 s with 3, 97 s with 4). `make test` with 4
+# workers: 6m25 at 23:17 UTC, 7m02 with 3 right after (docs/development.md, "Tests").
 # `make test WORKERS=1` runs one test at a time.
 WORKERS ?= 4
 CHECK_WORKERS ?= 3
