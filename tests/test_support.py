@@ -139,8 +139,9 @@ def test_a_reused_page_comes_back_blank_without_the_last_tests_cookies_storage_o
         )
         dialogs: list[str] = []
         first.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        first.once("console", lambda m: dialogs.append(f"console: {m.text}"))
         first.evaluate("() => alert('seen by the test that listens')")
-        assert dialogs == ["seen by the test that listens"] and len(added) == 1
+        assert dialogs == ["seen by the test that listens"] and len(added) == 2
         assert first.context.cookies()  # the origin's cookie was set
         reusable.take_back(added)
 
@@ -150,6 +151,7 @@ def test_a_reused_page_comes_back_blank_without_the_last_tests_cookies_storage_o
         assert second.viewport_size == {"width": 1600, "height": 1000}
         assert second.context.cookies() == []
         second.evaluate("() => alert('a later test, heard by no listener of the last')")
+        second.evaluate("() => console.log('nor by a once-listener that never fired')")
         assert dialogs == ["seen by the test that listens"]
         second.goto(url)
         stored = second.evaluate("() => [localStorage.getItem('k'), sessionStorage.getItem('s')]")

@@ -110,7 +110,12 @@ class ReusablePage:
             added.append((event, handler))
             Page.on(target, event, handler)
 
-        target.on = on  # type: ignore[method-assign]  # so that teardown can remove them
+        def once(event: str, handler: Callable) -> None:
+            added.append((event, handler))
+            Page.once(target, event, handler)
+
+        # so that teardown can remove them
+        target.on, target.once = on, once  # type: ignore[method-assign]
         return target, added
 
     def take_back(self, added: list[tuple[str, Callable]]) -> None:
@@ -118,7 +123,7 @@ class ReusablePage:
         cannot be reset is closed, and the next test gets a new one."""
         assert self.page is not None and self.context is not None
         try:
-            del self.page.on
+            del self.page.on, self.page.once
             for event, handler in added:
                 self.page.remove_listener(event, handler)
             if self.page.url.startswith("http"):
