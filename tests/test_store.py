@@ -157,6 +157,15 @@ def _wait_for_sync_start(store: Store, proc: subprocess.Popen, after: float) -> 
     return False
 
 
+def _wait_for_a_write(store: Store, proc: subprocess.Popen) -> None:
+    """Until a file is being written under the store (a ".part-" temporary), or the process
+    ended first."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(p.name.startswith(".part-") for p in store.root.rglob(".part-*")):
+            return
+
+
 @pytest.mark.slow  # twenty sync processes, each killed
 def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp_path):
     rows, _ = expected_counts(demo_src)
@@ -164,7 +173,7 @@ def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp
     rng = random.Random(3)
     s = settings_for(demo_src, tmp_path)
     kills = left_partial = 0
-    for _ in range(20):
+    for i in range(20):
         # Start from a partial cache each time: forget some downloads and the published state.
         store = Store(s.store_dir)
         for p in list(store.raw.rglob("*.parquet"))[::3] if store.raw.exists() else []:
@@ -178,9 +187,14 @@ def test_sync_killed_at_random_points_loses_and_duplicates_nothing(demo_src, tmp
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        # Kill only inside the sync (most of a fixed sleep would land during the imports).
+        # Kill only inside the sync (most of a fixed sleep would land during the imports); every
+        # fourth kill as soon as a file is being written, so that some kill interrupts a write
+        # however fast this machine runs the rest.
         if _wait_for_sync_start(store, proc, launched - 1):
-            time.sleep(rng.uniform(0.0, 1.0))
+            if i % 4 == 3:
+                _wait_for_a_write(store, proc)
+            else:
+                time.sleep(rng.uniform(0.0, 1.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
