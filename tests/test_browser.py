@@ -73,7 +73,7 @@ def test_every_page_draws_without_errors(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/")
     for path, heading, charts in PAGES:
         if path:  # the others from the sidebar, as a person goes from page to page
-            open_from_sidebar(page, heading)
+            open_from_sidebar(page, path, heading)
         _settle(page, heading, charts)
         assert page.locator(".js-plotly-plot").count() >= charts, heading
         _assert_clean(page)

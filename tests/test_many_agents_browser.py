@@ -132,7 +132,7 @@ def test_every_page_renders_at_5000_agents_and_the_wall_fits(wide: Page, many) -
     for path, heading, charts, tables in PAGES:
         t = time.monotonic()
         if path:  # from the sidebar, as a person goes from page to page
-            open_from_sidebar(wide, heading)
+            open_from_sidebar(wide, path, heading)
         else:
             wide.goto(f"{url}/")
         settle(wide, heading, charts, tables)

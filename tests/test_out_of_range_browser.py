@@ -45,7 +45,7 @@ def test_every_page_draws_over_values_outside_the_contract(page: Page, tmp_path:
             if path.startswith("sql?"):  # a query in the link
                 page.goto(f"{url}/{path}")
             elif path:  # from the sidebar, as a person goes from page to page
-                open_from_sidebar(page, heading)
+                open_from_sidebar(page, path, heading)
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(
                 timeout=60_000
             )
