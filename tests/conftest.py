@@ -12,7 +12,7 @@ import fcntl
 import functools
 import os
 import shutil
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ __all__ = [
 _MARKS_BY_FIXTURE = {
     "browser": {"browser", "page", "isolated_page"},
     "s3": {"moto_endpoint", "s3_admin", "bucket", "proxy"},
+    "server": {"demo_app_url"},
 }
 
 
@@ -198,3 +199,16 @@ def _shared_demo_source(factory: pytest.TempPathFactory) -> tuple[Path, Path, da
             sync(load_settings(env, secrets_paths=[]))
             built.write_text(now.isoformat())
     return src, cache, datetime.fromisoformat(built.read_text())
+
+
+@pytest.fixture(scope="session")
+def demo_app_url(demo_store: DemoStore) -> Iterator[str]:
+    """The app served on the demo store, one server per test process for the browser tests that
+    only read it (a server costs about 2 s of CPU to start and import the app). A test about a
+    server's own life (its first request, a restart) starts one of its own."""
+    from tests.support.app_server import running_streamlit
+
+    with running_streamlit(
+        Path(__file__).resolve().parent.parent / "app.py", demo_store.env
+    ) as url:
+        yield url

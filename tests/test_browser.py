@@ -7,10 +7,8 @@ screenshot goes to tests/screenshots/ (gitignored) for people to look at.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import running_streamlit
@@ -28,12 +26,6 @@ PAGES = [
     ("explorer", "Explorer", 0),
 ]
 EXCEPTION_TEXT = re.compile(r"Traceback|\b[A-Z]\w*(Error|Exception):|StreamlitAPIException")
-
-
-@pytest.fixture(scope="module")
-def app_url(demo_store) -> Iterator[str]:
-    with running_streamlit(REPO / "app.py", demo_store.env) as url:
-        yield url
 
 
 def _settle(page: Page, heading: str, charts: int) -> None:
@@ -68,9 +60,9 @@ def _assert_clean(page: Page) -> None:
     assert not EXCEPTION_TEXT.search(text), EXCEPTION_TEXT.search(text)
 
 
-def test_every_page_draws_without_errors(page: Page, app_url: str) -> None:
+def test_every_page_draws_without_errors(page: Page, demo_app_url: str) -> None:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    page.goto(f"{app_url}/")
+    page.goto(f"{demo_app_url}/")
     for path, heading, charts in PAGES:
         if path:  # the others from the sidebar, as a person goes from page to page
             open_from_sidebar(page, path, heading)
@@ -80,8 +72,8 @@ def test_every_page_draws_without_errors(page: Page, app_url: str) -> None:
         page.screenshot(path=str(SCREENSHOT_DIR / f"page_{path or 'overview'}.png"), full_page=True)
 
 
-def test_filter_lives_in_the_url(page: Page, app_url: str) -> None:
-    page.goto(f"{app_url}/modes")
+def test_filter_lives_in_the_url(page: Page, demo_app_url: str) -> None:
+    page.goto(f"{demo_app_url}/modes")
     _settle(page, "Modes", 5)
     box = page.get_by_test_id("stSelectbox").filter(has_text="Time range (UTC)")
     box.click()
@@ -104,8 +96,8 @@ def test_filter_lives_in_the_url(page: Page, app_url: str) -> None:
     page.screenshot(path=str(SCREENSHOT_DIR / "filter_6h_errors.png"), full_page=True)
 
 
-def test_bad_url_value_gives_a_notice(page: Page, app_url: str) -> None:
-    page.goto(f"{app_url}/overview?range=99y&agent=%27%3B%20DROP%20TABLE%20events%3B--")
+def test_bad_url_value_gives_a_notice(page: Page, demo_app_url: str) -> None:
+    page.goto(f"{demo_app_url}/overview?range=99y&agent=%27%3B%20DROP%20TABLE%20events%3B--")
     _settle(page, "Overview", 1)
     expect(page.get_by_text("Ignored unknown time range").first).to_be_visible()
     expect(page.get_by_text("Ignored unknown agent").first).to_be_visible()
@@ -124,8 +116,10 @@ def test_a_deep_link_as_the_first_visit_goes_through_app_py(page: Page, demo_sto
         _assert_clean(page)
 
 
-def test_time_zone_from_the_link_shows_and_survives_navigation(page: Page, app_url: str) -> None:
-    page.goto(f"{app_url}/?tz=Asia/Tokyo")
+def test_time_zone_from_the_link_shows_and_survives_navigation(
+    page: Page, demo_app_url: str
+) -> None:
+    page.goto(f"{demo_app_url}/?tz=Asia/Tokyo")
     _settle(page, "Overview", 1)
     expect(page.get_by_role("combobox", name="Time zone")).to_have_value("Asia/Tokyo")
     expect(page.get_by_role("combobox", name="Time range (Asia/Tokyo)")).to_be_visible()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -19,7 +18,6 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.support.app_server import running_streamlit
 from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -27,12 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 60_000  # a shared machine: the first run of a page can take a while
 SHOTS = Path(__import__("os").environ.get("O11Y_SHOTS_DIR", SCREENSHOT_DIR))
-
-
-@pytest.fixture(scope="module")
-def app_url(demo_store) -> Iterator[str]:
-    with running_streamlit(REPO / "app.py", demo_store.env) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +120,10 @@ def same_events(shown: pd.DataFrame, truth: pd.DataFrame) -> None:
 
 
 def test_a_span_dragged_on_a_chart_sets_the_range_the_tiles_follow_and_back_returns(
-    page: Page, app_url: str, segments: list[str]
+    page: Page, demo_app_url: str, segments: list[str]
 ) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto(f"{app_url}/")
+    page.goto(f"{demo_app_url}/")
     plot = chart(page, "ov_activity")
     settled(page)
     expect(range_box(page)).to_have_value("Last 24 hours")
@@ -166,10 +158,10 @@ def test_a_span_dragged_on_a_chart_sets_the_range_the_tiles_follow_and_back_retu
 
 
 def test_a_click_on_a_mode_bar_opens_the_explorer_on_that_bucket_and_mode(
-    page: Page, app_url: str, segments: list[str]
+    page: Page, demo_app_url: str, segments: list[str]
 ) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto(f"{app_url}/?refresh=off")  # no live fragment: the page's own run follows
+    page.goto(f"{demo_app_url}/?refresh=off")  # no live fragment: the page's own run follows
     plot = chart(page, "ov_activity")
     settled(page)
     # A forged selection (what any script in the browser could send): one line, nothing else.
@@ -210,10 +202,10 @@ def test_a_click_on_a_mode_bar_opens_the_explorer_on_that_bucket_and_mode(
 
 
 def test_a_click_on_an_agent_line_opens_the_explorer_on_that_agent_and_bucket(
-    page: Page, app_url: str, segments: list[str]
+    page: Page, demo_app_url: str, segments: list[str]
 ) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto(f"{app_url}/timeline?range=6h&top=2")
+    page.goto(f"{demo_app_url}/timeline?range=6h&top=2")
     plot = chart(page, "tl_lines")
     settled(page)
     plot.scroll_into_view_if_needed()

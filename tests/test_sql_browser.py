@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.app_server import running_streamlit
 from tests.support.browser import POLL_MS, SCREENSHOT_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 QUERY = (
     "SELECT date_trunc('hour', ts) AS hour, count(*) AS cycles FROM cycles GROUP BY 1 ORDER BY 1"
 )
-
-
-@pytest.fixture(scope="module")
-def app_url(demo_store) -> Iterator[str]:
-    with running_streamlit(REPO / "app.py", demo_store.env) as url:
-        yield url
 
 
 def _settled(page: Page) -> None:
@@ -45,8 +36,8 @@ def _result_shown(page: Page) -> None:
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
 
 
-def test_a_typed_query_shows_table_and_chart_and_its_link_reopens_it(page: Page, app_url: str):
-    page.goto(f"{app_url}/sql")
+def test_a_typed_query_shows_table_and_chart_and_its_link_reopens_it(page: Page, demo_app_url: str):
+    page.goto(f"{demo_app_url}/sql")
     _settled(page)
     box = page.get_by_role("textbox", name="SQL")
     box.fill(QUERY)
@@ -58,16 +49,8 @@ def test_a_typed_query_shows_table_and_chart_and_its_link_reopens_it(page: Page,
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / "page_sql.png"), full_page=True)
 
-    page.reload()
-    _settled(page)
-    _result_shown(page)
-    expect(page.get_by_role("textbox", name="SQL")).to_have_value(QUERY)
-    assert (
-        page.get_by_text(re.compile(r"\d+ rows in")).inner_text().split(" in ")[0]
-        == (rows_text.split(" in ")[0])
-    )
-
-    # the shared link opens the same result in a fresh browser context (another person)
+    # the shared link opens the same result in a fresh browser context (another person: no
+    # cookie or storage of the first; the query and its answer come from the link alone)
     other = page.context.browser.new_context(viewport={"width": 1600, "height": 1000})
     try:
         p2 = other.new_page()
@@ -75,12 +58,14 @@ def test_a_typed_query_shows_table_and_chart_and_its_link_reopens_it(page: Page,
         _settled(p2)
         _result_shown(p2)
         expect(p2.get_by_role("textbox", name="SQL")).to_have_value(QUERY)
+        again = p2.get_by_text(re.compile(r"\d+ rows in")).inner_text()
+        assert again.split(" in ")[0] == rows_text.split(" in ")[0]
     finally:
         other.close()
 
 
-def test_the_summary_page_draws_its_table(page: Page, app_url: str):
-    page.goto(f"{app_url}/summary")
+def test_the_summary_page_draws_its_table(page: Page, demo_app_url: str):
+    page.goto(f"{demo_app_url}/summary")
     expect(page.get_by_role("heading", name="Summary", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)

@@ -110,23 +110,32 @@ def test_no_write_request_ever_reaches_the_bucket(s3_admin, bucket, proxy, tmp_p
 
 
 def test_more_than_1000_keys_are_all_listed(s3_admin, bucket, proxy, tmp_path):
-    # A folder of Parquet without metadata (what `wrangler r2 object get` leaves): all live.
+    # A folder of Parquet without metadata (what `wrangler r2 object get` leaves), beside the
+    # checksum files a Hadoop writer leaves (`.crc`, not data): 1,050 keys, two listing pages.
+    # Every 21st key is Parquet, so data files sit on both pages; the last page holds the
+    # highest `ms`, whose sum tells any file missed or counted twice.
     prefix = "exports/events/"
-    n = 1_050
+    n, every = 1_050, 21
+    parquet = [i for i in range(n) if i % every == 0]
 
     def put(i: int) -> None:
-        body = plain_parquet(rows([event(ms=i, agent=f"did:cf:a{i % 7}")]))
-        s3_admin.put_object(Bucket=bucket, Key=f"{prefix}part-{i:05d}.parquet", Body=body)
+        if i % every:
+            key, body = f"{prefix}part-{i:05d}.crc", b"crc"
+        else:
+            key = f"{prefix}part-{i:05d}.parquet"
+            body = plain_parquet(rows([event(ms=i, agent=f"did:cf:a{i % 7}")]))
+        s3_admin.put_object(Bucket=bucket, Key=key, Body=body)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(put, range(n)))
     settings = r2_settings(proxy.endpoint, bucket, tmp_path, O11Y_TABLE_PREFIX=prefix)
     report = sync(settings)
-    assert report.live_files == n and report.rows == n
+    assert report.live_files == len(parquet) and report.rows == len(parquet)
     lists = [p for m, p in proxy.requests if "list-type=2" in p and "continuation-token" in p]
     assert lists, "the second page of the listing was never asked for"
+    assert [i for i in parquet if i >= 1_000], "no Parquet file on the second page"
     db = open_db(settings)
-    assert int(db.query("SELECT sum(duration_ms) AS s FROM cycles").iloc[0].s) == sum(range(n))
+    assert int(db.query("SELECT sum(duration_ms) AS s FROM cycles").iloc[0].s) == sum(parquet)
 
 
 def test_new_metadata_found_past_the_first_listing_page(s3_admin, bucket, proxy, tmp_path):
