@@ -39,8 +39,11 @@ def cycles(agent: str, times: list[datetime]) -> list[tuple[datetime, str]]:
     return rows
 
 
-@pytest.fixture
-def live_app(tmp_path: Path) -> Iterator[tuple[str, TableWriter]]:
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TableWriter]]:
+    """One server for the module: only the refresh test adds to its source (an agent), and the
+    other test counts no agents."""
+    tmp_path = tmp_path_factory.mktemp("live")
     now = datetime.now(UTC)
     writer = TableWriter(
         put=folder_put(tmp_path / "src"), bucket="agent-blobs", table_prefix=PREFIX
