@@ -66,12 +66,14 @@ check: dev
 	$(BIN)/python -m pytest -q -n $(CHECK_WORKERS) --dist worksteal -m "$(CHECK_MARKS)" \
 		--hypothesis-profile=check
 
-# worksteal: an idle worker takes queued tests from a busy one, so a few long browser tests
-# do not leave one worker running alone at the end.
+# Whole modules go to the workers in the order tests/conftest.py collects them: the modules with
+# browser, server or slow tests first, so the run ends on short tests instead of one worker
+# finishing a 40 s browser test alone (--no-loadscope-reorder keeps that order; xdist would sort
+# by test count). A module's fixtures (a server, a synced store) are then built once.
 test: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --durations=25
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: dev
 	$(BIN)/ruff check .
