@@ -114,11 +114,13 @@ def test_a_per_agent_error_rate_line_breaks_across_a_45_minute_silence(wide: Pag
 
 def test_a_seven_day_range_spans_seven_days_with_two_days_of_data(wide: Page, many) -> None:
     url, *_ = many
+    wide.goto(f"{url}/?range=7d")
     for path, heading, charts in (
         ("overview", "Overview", 1),
         ("timeline", "Activity timeline", 2),
     ):
-        wide.goto(f"{url}/{path}?range=7d")
+        if path != "overview":  # from the sidebar: the range goes along
+            open_from_sidebar(wide, path, heading)
         settle(wide, heading, charts)
         for fig in _figures(wide):
             lo, hi = (pd.Timestamp(v) for v in fig["xrange"])
