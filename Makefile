@@ -66,7 +66,7 @@ check: dev
 	$(BIN)/python -m pytest -q -n $(CHECK_WORKERS) --dist worksteal -m "$(CHECK_MARKS)" \
 		--hypothesis-profile=check
 
-# Whole modules go to the workers in the order tests/conftest.py collects them: the modules with
+# Whole modules go to the workers in the order tests/support/ordering.py puts them: the modules with
 # browser, server or slow tests first, so the run ends on short tests instead of one worker
 # finishing a 40 s browser test alone (--no-loadscope-reorder keeps that order; xdist would sort
 # by test count). A module's fixtures (a server, a synced store) are then built once.

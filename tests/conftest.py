@@ -26,6 +26,8 @@ from tests.support.proxy import proxy
 from tests.support.ray_cluster import ray_cluster
 from tests.support.s3server import bucket, moto_endpoint, s3_admin
 
+pytest_plugins = ["tests.support.ordering"]
+
 __all__ = [
     "browser",
     "bucket",
@@ -50,8 +52,8 @@ _MARKS_BY_FIXTURE = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the fixtures they use: `browser` (Chromium), `s3` (a moto_server); then
-    put the modules holding long tests first."""
+    """Mark tests by the fixtures they use: `browser` (Chromium), `s3` (a moto_server).
+    (tests/support/ordering.py then puts the modules holding long tests first.)"""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         # a parametrized argument is a value, not the fixture (`parametrize("page", [...])`)
@@ -59,29 +61,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for mark, fixtures in _MARKS_BY_FIXTURE.items():
             if fixtures & used:
                 item.add_marker(getattr(pytest.mark, mark))
-    _long_modules_first(items)
-
-
-# Browser, server and slow tests run for 10-50 s each, most of it waiting on a page, a server or
-# a clock; S3 tests for a few seconds; the rest for well under one. `make test` hands whole
-# modules to its workers in this order (`--dist loadfile`), so the long ones start first and the
-# run ends on short tests instead of one worker finishing a 50 s test alone.
-_LONG_FIRST = (("browser", "server", "slow"), ("s3",))
-
-
-def _rank(item: pytest.Item) -> int:
-    marks = {m.name for m in item.iter_markers()}
-    return next((i for i, kinds in enumerate(_LONG_FIRST) if marks & set(kinds)), len(_LONG_FIRST))
-
-
-def _long_modules_first(items: list[pytest.Item]) -> None:
-    """Stable-sort ``items`` by their module's rank (its longest kind of test), keeping each
-    module's tests together and in their order."""
-    rank: dict[str, int] = {}
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        rank[module] = min(rank.get(module, len(_LONG_FIRST)), _rank(item))
-    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

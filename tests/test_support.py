@@ -8,6 +8,7 @@ import textwrap
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import botocore.exceptions
@@ -219,3 +220,50 @@ def test_the_check_profile_runs_a_quarter_of_the_cases_and_the_default_all() -> 
         assert [examples(n) for n in (3, 12, 25, 60, 120)] == [3, CHECK_MIN, 6, 15, 30]
     finally:
         settings.load_profile(was)
+
+
+class _Item:
+    """A collected test as tests/support/ordering.py sees it: a node id and its marks."""
+
+    def __init__(self, nodeid: str, *marks: str) -> None:
+        self.nodeid = nodeid
+        self.marks = [SimpleNamespace(name=m) for m in marks]  # what ordering reads of a mark
+
+    def iter_markers(self):
+        return iter(self.marks)
+
+
+def test_modules_with_long_tests_go_first_each_kept_whole_and_in_order() -> None:
+    from tests.support.ordering import long_modules_first
+
+    items = [
+        _Item("tests/test_a.py::quick"),
+        _Item("tests/test_b.py::lists", "s3"),
+        _Item("tests/test_c.py::quick_one"),
+        _Item("tests/test_c.py::draws", "browser"),
+        _Item("tests/test_c.py::quick_two"),
+        _Item("tests/test_d.py::waits", "slow"),
+    ]
+    long_modules_first(items)  # type: ignore[arg-type]
+    assert [i.nodeid for i in items] == [
+        "tests/test_c.py::quick_one",
+        "tests/test_c.py::draws",
+        "tests/test_c.py::quick_two",
+        "tests/test_d.py::waits",
+        "tests/test_b.py::lists",
+        "tests/test_a.py::quick",
+    ]
+
+
+def test_this_runs_collection_has_its_long_modules_first(request: pytest.FixtureRequest) -> None:
+    from tests.support.ordering import module_of, modules_in_order, rank
+
+    items = request.session.items
+    order = modules_in_order(items)
+    assert len(order) == len({module_of(i) for i in items})  # each module's tests together
+    module_rank: dict[str, int] = {}
+    for item in items:
+        r = rank({m.name for m in item.iter_markers()})
+        module_rank[module_of(item)] = min(module_rank.get(module_of(item), r), r)
+    ranks = [module_rank[m] for m in order]
+    assert ranks == sorted(ranks), list(zip(order, ranks, strict=True))
