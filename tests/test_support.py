@@ -256,14 +256,17 @@ def test_modules_with_long_tests_go_first_each_kept_whole_and_in_order() -> None
 
 
 def test_this_runs_collection_has_its_long_modules_first(request: pytest.FixtureRequest) -> None:
-    from tests.support.ordering import module_of, modules_in_order, rank
+    from tests.support.ordering import module_of, module_ranks, modules_in_order
 
     items = request.session.items
     order = modules_in_order(items)
-    assert len(order) == len({module_of(i) for i in items})  # each module's tests together
-    module_rank: dict[str, int] = {}
-    for item in items:
-        r = rank({m.name for m in item.iter_markers()})
-        module_rank[module_of(item)] = min(module_rank.get(module_of(item), r), r)
+    # each module's tests together: a module seen again after another would show twice here
+    runs = [
+        module_of(i)
+        for n, i in enumerate(items)
+        if n == 0 or module_of(items[n - 1]) != module_of(i)
+    ]
+    assert runs == order
+    module_rank = module_ranks(items)
     ranks = [module_rank[m] for m in order]
     assert ranks == sorted(ranks), list(zip(order, ranks, strict=True))

@@ -33,13 +33,20 @@ def module_of(item: Collected) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-def long_modules_first(items: list[Collected]) -> None:
-    """Stable-sort ``items`` in place by their module's rank (its longest kind of test), each
-    module's tests kept together and in their order."""
+def module_ranks(items: Iterable[Collected]) -> dict[str, int]:
+    """Each module's rank: that of its longest kind of test."""
     ranks: dict[str, int] = {}
     for item in items:
+        module = module_of(item)
         marks = {m.name for m in item.iter_markers()}
-        ranks[module_of(item)] = min(ranks.get(module_of(item), len(LONG_FIRST)), rank(marks))
+        ranks[module] = min(ranks.get(module, len(LONG_FIRST)), rank(marks))
+    return ranks
+
+
+def long_modules_first(items: list[Collected]) -> None:
+    """Stable-sort ``items`` in place by their module's rank, each module's tests kept together
+    and in their order."""
+    ranks = module_ranks(items)
     items.sort(key=lambda item: ranks[module_of(item)])
 
 
