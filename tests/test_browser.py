@@ -12,7 +12,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import running_streamlit
-from tests.support.browser import POLL_MS, SCREENSHOT_DIR, open_from_sidebar
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR, open_from_sidebar, run_finished
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,8 +30,7 @@ EXCEPTION_TEXT = re.compile(r"Traceback|\b[A-Z]\w*(Error|Exception):|StreamlitAP
 
 def _settle(page: Page, heading: str, charts: int) -> None:
     expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=30_000)
-    # the script has finished when the status widget stops saying "Running"
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    run_finished(page, timeout=30_000)
     if heading == "Explorer":
         expect(page.get_by_text("matching events")).to_be_visible(timeout=30_000)
         expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.support.browser import POLL_MS, SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR, run_finished
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -57,7 +57,7 @@ def url_window(url: str) -> tuple[datetime, datetime, dict[str, list[str]]]:
 
 
 def settled(page: Page) -> None:
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT)
+    run_finished(page, timeout=WAIT)
 
 
 def chart(page: Page, key: str) -> Locator:

@@ -24,7 +24,7 @@ from playwright.sync_api import Page, expect
 
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
-from tests.support.browser import SCREENSHOT_DIR, open_from_sidebar
+from tests.support.browser import SCREENSHOT_DIR, open_from_sidebar, run_finished
 from tests.support.http_thread import serve_in_thread
 from tests.support.tables import local_env
 
@@ -170,7 +170,7 @@ def _settle(page: Page, heading: str | None) -> None:
         page.wait_for_selector(".wall-grid", timeout=60_000)
     else:
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=60_000)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+    run_finished(page, timeout=60_000)
     charts = page.get_by_test_id("stPlotlyChart")
     for i in range(charts.count()):
         chart = charts.nth(i)

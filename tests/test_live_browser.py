@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured_table
 from tests.support.app_server import running_streamlit
-from tests.support.browser import SCREENSHOT_DIR
+from tests.support.browser import SCREENSHOT_DIR, ServerMessages
 from tests.support.tables import local_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,19 +106,6 @@ def test_an_open_overview_refreshes_in_place_and_shows_a_new_agent(page: Page, l
     page.screenshot(path=str(SCREENSHOT_DIR / "live_overview.png"), full_page=True)
 
 
-def _websocket_frames(p: Page) -> dict[str, list]:
-    """Every message this page's websocket sends (a rerun is asked for with one) and receives."""
-    frames: dict[str, list] = {"sent": [], "received": []}
-    p.on(
-        "websocket",
-        lambda ws: (
-            ws.on("framesent", lambda f: frames["sent"].append(f)),
-            ws.on("framereceived", lambda f: frames["received"].append(f)),
-        ),
-    )
-    return frames
-
-
 def test_refresh_off_keeps_the_page_still(isolated_page: Page, live_app) -> None:
     """The pages' clock (Playwright's fake timers) runs six minutes on, past the longest refresh
     interval and the default: the page with refresh=5m asks the server for a rerun, the same
@@ -127,23 +114,24 @@ def test_refresh_off_keeps_the_page_still(isolated_page: Page, live_app) -> None
     page = isolated_page  # the fake clock is the context's: a context of its own
     page.clock.install()  # for the whole context: both pages below
     still, ticking = page, page.context.new_page()
-    frames = {"off": _websocket_frames(still), "5m": _websocket_frames(ticking)}
+    messages = {"off": ServerMessages(still), "5m": ServerMessages(ticking)}
+    before: dict[str, tuple[int, int]] = {}
     for p, choice, label in ((still, "off", "Off"), (ticking, "5m", "Every 5 minutes")):
         p.goto(f"{url}/?refresh={choice}")
         expect(p.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=60_000)
         expect(p.get_by_role("combobox", name="Refresh")).to_have_value(label, timeout=30_000)
-        expect(p.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
-    before = {k: (len(f["sent"]), len(f["received"])) for k, f in frames.items()}
+        received = messages[choice].wait_idle(p)
+        before[choice] = (messages[choice].sent, received)
 
     page.clock.run_for("06:00")
     # the 5-minute page asks for its rerun and gets it: six minutes did pass for the pages' timers
     sent_5m, received_5m = before["5m"]
     for _ in range(600):  # a condition, polled; bounded so a broken timer fails, not hangs
-        if len(frames["5m"]["sent"]) > sent_5m and len(frames["5m"]["received"]) > received_5m:
+        if messages["5m"].sent > sent_5m and len(messages["5m"].received) > received_5m:
             break
         ticking.wait_for_timeout(100)
-    assert len(frames["5m"]["sent"]) > sent_5m, "the control page never asked for its rerun"
-    expect(ticking.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+    assert messages["5m"].sent > sent_5m, "the control page never asked for its rerun"
+    messages["5m"].wait_idle(ticking)
     # the page with refresh off asked nothing, and the server sent it nothing
-    assert (len(frames["off"]["sent"]), len(frames["off"]["received"])) == before["off"]
+    assert (messages["off"].sent, len(messages["off"].received)) == before["off"]
     expect(still.get_by_role("combobox", name="Refresh")).to_have_value("Off")

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from o11y_data import load_settings, sync
 from tests.support.app_server import running_streamlit
-from tests.support.browser import open_from_sidebar
+from tests.support.browser import open_from_sidebar, run_finished
 from tests.support.hostile import write_hostile_source
 from tests.support.tables import local_env
 
@@ -49,7 +49,7 @@ def test_every_page_draws_over_values_outside_the_contract(page: Page, tmp_path:
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(
                 timeout=60_000
             )
-            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+            run_finished(page, timeout=60_000)
             assert page.get_by_test_id("stException").count() == 0, path
             assert page.get_by_test_id("stAlertContentError").count() == 0, path
             text = page.locator("body").inner_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.support.app_server import start_streamlit, stop_streamlit
-from tests.support.browser import POLL_MS, SCREENSHOT_DIR, open_from_sidebar
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR, open_from_sidebar, run_finished
 from tests.support.tables import append, event, new_table, rows, s3_put
 from tests.support.wait import wait_until
 
@@ -65,7 +65,7 @@ def test_no_page_log_or_error_shows_a_secret(page: Page, s3_admin, bucket, proxy
                 page.goto(f"{url}/?range=all")
             marker = "updated" if path == "wall" else "Last sync"
             expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
-            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+            run_finished(page, timeout=30_000)
             if path in CHART_PAGES:  # charts draw after the script ends; scan them drawn
                 page.wait_for_function(
                     "document.querySelector('.js-plotly-plot .main-svg') !== null",

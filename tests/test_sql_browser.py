@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import POLL_MS, SCREENSHOT_DIR
+from tests.support.browser import POLL_MS, SCREENSHOT_DIR, run_finished
 
 REPO = Path(__file__).resolve().parent.parent
 QUERY = (
@@ -20,7 +20,7 @@ def _settled(page: Page) -> None:
     expect(page.get_by_role("heading", name="SQL console", exact=True)).to_be_visible(
         timeout=30_000
     )
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    run_finished(page, timeout=30_000)
 
 
 def _result_shown(page: Page) -> None:
@@ -67,7 +67,7 @@ def test_a_typed_query_shows_table_and_chart_and_its_link_reopens_it(page: Page,
 def test_the_summary_page_draws_its_table(page: Page, demo_app_url: str):
     page.goto(f"{demo_app_url}/summary")
     expect(page.get_by_role("heading", name="Summary", exact=True)).to_be_visible(timeout=30_000)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+    run_finished(page, timeout=30_000)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
     expect(page.get_by_role("button", name="CSV", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Parquet", exact=True)).to_be_visible()

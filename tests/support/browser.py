@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from o11y_data.routes import ROUTES
 
@@ -203,3 +205,73 @@ def open_from_sidebar(page: Page, path: str, heading: str | None = None) -> None
         timeout=60_000,
         polling=POLL_MS,
     )
+
+
+def run_finished(page: Page, *, timeout: int = 60_000) -> None:
+    """Wait until the page's script run has finished, as the frontend records it (``stApp``'s
+    ``data-test-script-state``); called once something the run draws is visible, so that the
+    run is this one and not the app's first, which reruns into the page.
+
+    The status widget going away is no such sign: it appears only once a run has gone on for a
+    while (measured on the health page: no widget at 2.35 s, the run's last message at 2.69 s)."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=timeout
+    )
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the server sent a page: its type, and for the two that mark a run's end,
+    how the run ended and whether a script is still running."""
+
+    kind: str
+    finished: str | None = None  # script_finished: FINISHED_SUCCESSFULLY, ...
+    running: bool | None = None  # session_status_changed: script_is_running
+
+
+class ServerMessages:
+    """Every message the server sends ``page`` over Streamlit's websocket, decoded, in order.
+
+    Made before the page opens. Playwright hands a frame to Python when the test next calls into
+    it, possibly seconds after the browser got it, so a test counts messages from a point in the
+    conversation (:meth:`wait_idle`) and never by the time Python saw them."""
+
+    def __init__(self, page: Page) -> None:
+        self.received: list[Received] = []
+        self.sent = 0
+        page.on("websocket", self._follow)
+
+    def _follow(self, ws) -> None:
+        ws.on("framereceived", self._decode)
+        ws.on("framesent", self._count_sent)
+
+    def _count_sent(self, _payload: str | bytes) -> None:
+        self.sent += 1
+
+    def _decode(self, payload: str | bytes) -> None:
+        msg = ForwardMsg.FromString(payload if isinstance(payload, bytes) else payload.encode())
+        kind = msg.WhichOneof("type") or ""
+        if kind == "script_finished":
+            status = ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)
+            self.received.append(Received(kind, finished=status))
+        elif kind == "session_status_changed":
+            running = msg.session_status_changed.script_is_running
+            self.received.append(Received(kind, running=running))
+        else:
+            self.received.append(Received(kind))
+
+    def idle(self) -> bool:
+        """A run has finished (not one cut short for a rerun) and the last word was that no
+        script is running: every message of the runs so far is in :attr:`received`."""
+        done = any(m.finished == "FINISHED_SUCCESSFULLY" for m in self.received)
+        return done and bool(self.received) and self.received[-1].running is False
+
+    def wait_idle(self, page: Page, *, limit_ms: int = 60_000) -> int:
+        """How many messages had come when the page fell idle; polled through ``page`` (which
+        lets Playwright hand over the frames), an AssertionError past ``limit_ms``."""
+        for _ in range(limit_ms // 50):
+            if self.idle():
+                return len(self.received)
+            page.wait_for_timeout(50)
+        last = self.received[-1] if self.received else None
+        raise AssertionError(f"the page never fell idle; last message: {last}")
