@@ -5,6 +5,8 @@ sidebar filters (kept in the URL) and the freshness bar before running the selec
 page hides all chrome, so nothing is drawn around it.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from o11y_data import O11yError, routes
@@ -12,9 +14,14 @@ from ui import access
 from ui import data as D
 from ui import page as P
 
+# A file of our own, served by the app: a Material icon here would make every page load ask an
+# outside font host for the tab's icon (a request that fails on a closed network and tells a third
+# party when the dashboard is open).
+FAVICON = Path(__file__).resolve().parent / "ui" / "assets" / "favicon.png"
+
 st.set_page_config(
     page_title="Agent network · o11y",
-    page_icon=":material/monitoring:",
+    page_icon=str(FAVICON),
     layout="wide",
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, expect
 
@@ -59,8 +60,22 @@ def _assert_clean(page: Page) -> None:
     assert not EXCEPTION_TEXT.search(text), EXCEPTION_TEXT.search(text)
 
 
-def test_every_page_draws_without_errors(page: Page, demo_app_url: str) -> None:
+def test_every_page_draws_without_errors_or_a_request_to_another_host(
+    page: Page, demo_app_url: str
+) -> None:
+    """Nothing a page loads comes from elsewhere (the tab's icon included): the dashboard works on
+    a closed network and tells no third party that it is open."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    own = urlsplit(demo_app_url).netloc
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            elsewhere.append(r.url)
+            if urlsplit(r.url).scheme not in ("data", "blob") and urlsplit(r.url).netloc != own
+            else None
+        ),
+    )
     page.goto(f"{demo_app_url}/")
     for path, heading, charts in PAGES:
         if path:  # the others from the sidebar, as a person goes from page to page
@@ -69,6 +84,10 @@ def test_every_page_draws_without_errors(page: Page, demo_app_url: str) -> None:
         assert page.locator(".js-plotly-plot").count() >= charts, heading
         _assert_clean(page)
         page.screenshot(path=str(SCREENSHOT_DIR / f"page_{path or 'overview'}.png"), full_page=True)
+    expect(page.locator("link[rel='shortcut icon']")).to_have_attribute(
+        "href", re.compile("^" + re.escape(demo_app_url) + "/media/")
+    )
+    assert elsewhere == [], elsewhere
 
 
 def test_filter_lives_in_the_url(page: Page, demo_app_url: str) -> None:
