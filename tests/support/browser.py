@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect, sync_playwright
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from o11y_data.routes import ROUTES
@@ -241,7 +241,7 @@ class ServerMessages:
         self.sent = 0
         page.on("websocket", self._follow)
 
-    def _follow(self, ws) -> None:
+    def _follow(self, ws: WebSocket) -> None:
         ws.on("framereceived", self._decode)
         ws.on("framesent", self._count_sent)
 
