@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from tests.support.app_server import running_streamlit
 from tests.support.browser import POLL_MS, SCREENSHOT_DIR, open_from_sidebar, run_finished
@@ -68,14 +68,13 @@ def test_every_page_draws_without_errors_or_a_request_to_another_host(
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     own = urlsplit(demo_app_url).netloc
     elsewhere: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            elsewhere.append(r.url)
-            if urlsplit(r.url).scheme not in ("data", "blob") and urlsplit(r.url).netloc != own
-            else None
-        ),
-    )
+
+    def note_if_elsewhere(request: Request) -> None:
+        url = urlsplit(request.url)
+        if url.scheme not in ("data", "blob") and url.netloc != own:
+            elsewhere.append(request.url)
+
+    page.on("request", note_if_elsewhere)
     page.goto(f"{demo_app_url}/")
     for path, heading, charts in PAGES:
         if path:  # the others from the sidebar, as a person goes from page to page

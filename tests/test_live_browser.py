@@ -18,6 +18,7 @@ from o11y_data.ingest.iceberg_write import TableWriter, folder_put, unstructured
 from tests.support.app_server import running_streamlit
 from tests.support.browser import SCREENSHOT_DIR, ServerMessages
 from tests.support.tables import local_env
+from tests.support.wait import page_pause, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "__r2_data_catalog/cat0/tbl0/"
@@ -126,10 +127,13 @@ def test_refresh_off_keeps_the_page_still(isolated_page: Page, live_app) -> None
     page.clock.run_for("06:00")
     # the 5-minute page asks for its rerun and gets it: six minutes did pass for the pages' timers
     sent_5m, received_5m = before["5m"]
-    for _ in range(600):  # a condition, polled; bounded so a broken timer fails, not hangs
-        if messages["5m"].sent > sent_5m and len(messages["5m"].received) > received_5m:
-            break
-        ticking.wait_for_timeout(100)
+    wait_until(  # bounded so that a broken timer fails, not hangs
+        lambda: messages["5m"].sent > sent_5m and len(messages["5m"].received) > received_5m,
+        limit_s=60,
+        what="the control page's rerun, asked for and answered",
+        every_s=0.1,
+        pause=page_pause(ticking),
+    )
     assert messages["5m"].sent > sent_5m, "the control page never asked for its rerun"
     messages["5m"].wait_idle(ticking)
     # the page with refresh off asked nothing, and the server sent it nothing

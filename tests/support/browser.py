@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from o11y_data.routes import ROUTES
+from tests.support.wait import page_pause, wait_until
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -264,14 +265,15 @@ class ServerMessages:
         """A run has finished (not one cut short for a rerun) and the last word was that no
         script is running: every message of the runs so far is in :attr:`received`."""
         done = any(m.finished == "FINISHED_SUCCESSFULLY" for m in self.received)
-        return done and bool(self.received) and self.received[-1].running is False
+        return done and self.received[-1].running is False
 
-    def wait_idle(self, page: Page, *, limit_ms: int = 60_000) -> int:
-        """How many messages had come when the page fell idle; polled through ``page`` (which
-        lets Playwright hand over the frames), an AssertionError past ``limit_ms``."""
-        for _ in range(limit_ms // 50):
-            if self.idle():
-                return len(self.received)
-            page.wait_for_timeout(50)
-        last = self.received[-1] if self.received else None
-        raise AssertionError(f"the page never fell idle; last message: {last}")
+    def wait_idle(self, page: Page, *, limit_s: float = 60) -> int:
+        """How many messages had come when the page fell idle; an AssertionError naming the
+        last message past ``limit_s``."""
+        wait_until(
+            self.idle,
+            limit_s=limit_s,
+            what=lambda: f"the page to fall idle; last message: {self.received[-1:]}",
+            pause=page_pause(page),
+        )
+        return len(self.received)
